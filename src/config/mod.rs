@@ -1,0 +1,323 @@
+//! ferry's configuration: one TOML file plus `FERRY__SECTION__KEY` environment overrides,
+//! turned into a typed, fully validated [`Config`] before any socket is bound.
+//!
+//! The pipeline: the `config` crate parses the TOML text and merges the environment over it
+//! (`env.rs` first screens the `FERRY__*` variables, so an override of an unknown key is
+//! reported instead of silently ignored); `schema.rs` then walks the merged value tree against
+//! the known keys, parses every value with its own parser (`units.rs` for durations and sizes)
+//! and collects every problem, each with its full key, into [`ConfigErrors`]. Only a
+//! configuration without a single problem becomes a [`Config`].
+//!
+//! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
+//! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
+//! Loading binds nothing and does not touch the file system beyond reading the file itself:
+//! whether a location's root exists is for the server to find out.
+
+mod env;
+mod schema;
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use units::{parse_duration, parse_size};
+
+/// The text of `config/ferry.toml`: the documented default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../../config/ferry.toml");
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[server]`.
+    pub server: Server,
+    /// `[admin]`.
+    pub admin: Admin,
+    /// `[io]`.
+    pub io: Io,
+    /// The `[[location]]` sections in file order; at least one, prefixes unique.
+    pub locations: Vec<Location>,
+}
+
+/// `[server]`: the public listeners and per-connection limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Addresses to listen on; at least one, no duplicates.
+    pub listen: Vec<SocketAddr>,
+    /// The whole request head must arrive within this (nginx `client_header_timeout`). Non-zero.
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this (nginx `keepalive_timeout`).
+    /// Zero disables keep-alive: close after each response.
+    pub keepalive_timeout: Duration,
+    /// A client that accepts no bytes for this long is dropped (nginx `send_timeout`). Non-zero.
+    pub send_timeout: Duration,
+    /// Connections accepted at once; further clients wait in the listen backlog.
+    pub max_connections: NonZeroUsize,
+    /// On shutdown, in-flight requests get this long to finish. Zero closes at once.
+    pub shutdown_grace: Duration,
+    /// Format of the access log (`text`, `json`) or `off`.
+    pub access_log: AccessLog,
+}
+
+/// Default `server.max_connections` (evaluated at compile time).
+const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)],
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_grace: Duration::from_secs(30),
+            access_log: AccessLog::Text,
+        }
+    }
+}
+
+/// `server.access_log`: the format of the access log, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// One human-readable line per request.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// No access log.
+    Off,
+}
+
+impl AccessLog {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// `[admin]`: the listener serving `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Address of the admin listener; never one of `server.listen` (port 0 excepted).
+    pub listen: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// `[io]`: how response bodies are moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Io {
+    /// Which I/O path file bodies take.
+    pub send_path: SendPathSetting,
+    /// Bytes moved per sendfile/splice/read call before yielding; 4 KiB ..= 1 GiB.
+    pub chunk: NonZeroUsize,
+}
+
+/// Smallest accepted `io.chunk`: one page.
+pub const MIN_CHUNK: usize = 4 << 10;
+/// Largest accepted `io.chunk`.
+pub const MAX_CHUNK: usize = 1 << 30;
+
+/// Default `io.chunk`: 2 MiB (evaluated at compile time).
+const DEFAULT_CHUNK: NonZeroUsize = NonZeroUsize::new(2 << 20).unwrap();
+
+impl Default for Io {
+    fn default() -> Self {
+        Self {
+            send_path: SendPathSetting::Auto,
+            chunk: DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// `io.send_path`: which I/O path file bodies take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPathSetting {
+    /// The best path the connection supports, falling back as needed.
+    Auto,
+    /// sendfile(2) first (nginx `sendfile on`).
+    Sendfile,
+    /// splice(2) through a pipe.
+    Splice,
+    /// Read into user space, then write: never zero-copy (nginx `sendfile off`).
+    Buffered,
+}
+
+impl SendPathSetting {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Sendfile => "sendfile",
+            Self::Splice => "splice",
+            Self::Buffered => "buffered",
+        }
+    }
+}
+
+/// One `[[location]]`: requests whose path starts with `prefix` are served from `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Starts with `/`; unique among locations.
+    pub prefix: String,
+    /// Relative roots are relative to the working directory; not checked for existence here.
+    pub root: PathBuf,
+    /// File served for a request naming a directory; a single file name.
+    pub index: Option<String>,
+    /// `Cache-Control: max-age` for responses from this location.
+    pub expires: Option<Duration>,
+}
+
+/// One problem with one key: `"{key}: {message}"`.
+///
+/// `key` is the full dotted key (`server.header_timeout`, `location[1].root`,
+/// `server.listen[0]`), or `config` for a problem with the file as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// Full dotted key, e.g. `server.listen[1]`, or `config`.
+    pub key: String,
+    /// What is wrong, lowercase, without the key.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem with `key` (the full dotted key, or `config` for the file as a whole).
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in one load, in a stable order; never empty when returned as an error.
+/// Displays one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
+}
+
+impl Config {
+    /// The embedded default ([`DEFAULT_TOML`], the text of `config/ferry.toml`) with the
+    /// process's `FERRY__*` environment overrides applied.
+    pub fn embedded_default() -> Result<Config, ConfigErrors> {
+        let (vars, errors) = env::process_vars();
+        load_text(DEFAULT_TOML, Some("embedded default config"), &vars, errors)
+    }
+
+    /// Loads a TOML file, then applies the process's `FERRY__SECTION__KEY` overrides.
+    ///
+    /// A missing or unreadable file is a single error with key `config` naming the path.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let (vars, errors) = env::process_vars();
+        let origin = path.display().to_string();
+        load_text(&text, Some(&origin), &vars, errors)
+    }
+
+    /// The testable core: TOML text plus explicit environment variables as `(name, value)`
+    /// pairs (only those starting with `FERRY__`, in any case, are looked at). The process
+    /// environment is not read.
+    pub fn from_toml(text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        load_text(text, None, env, Vec::new())
+    }
+}
+
+/// Merges `text` (named `origin` in a syntax error) with `env`, then validates. `env_errors`
+/// holds problems already found with the process environment (non-UTF-8 values).
+fn load_text(
+    text: &str,
+    origin: Option<&str>,
+    env: &[(String, String)],
+    env_errors: Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
+    let screened = env::screen(env);
+    let merged = ::config::Config::builder()
+        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+        .add_source(env::source(screened.accepted))
+        .build()
+        .map_err(|e| syntax_error(origin, &e))?;
+    let mut errors = Vec::new();
+    let config = schema::validate(&merged.cache, &screened.names, &mut errors);
+    errors.extend(env_errors);
+    errors.extend(screened.errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The one error for text that is not TOML, condensed to one line: the parser's position and
+/// message without the source snippet it draws under them.
+fn syntax_error(origin: Option<&str>, error: &::config::ConfigError) -> ConfigErrors {
+    let raw = match error {
+        ::config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    let mut lines = raw
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_snippet_line(line));
+    let mut message = String::from("invalid TOML");
+    if let Some(first) = lines.next() {
+        match first.strip_prefix("TOML parse error") {
+            Some(position) => message.push_str(position),
+            None => {
+                message.push_str(": ");
+                message.push_str(first);
+            }
+        }
+    }
+    let rest: Vec<&str> = lines.collect();
+    if !rest.is_empty() {
+        message.push_str(": ");
+        message.push_str(&rest.join("; "));
+    }
+    if let Some(origin) = origin {
+        message = format!("{origin}: {message}");
+    }
+    ConfigError::new("config", message).into()
+}
+
+/// Whether `line` is part of the `3 | x = 1` / `| ^` snippet in a TOML parser message.
+fn is_snippet_line(line: &str) -> bool {
+    line.trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start()
+        .starts_with('|')
+}
