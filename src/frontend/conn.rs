@@ -1,0 +1,285 @@
+//! One client connection: read a request head (with header/keep-alive timeouts), route it,
+//! frame the reply (Content-Length, Connection, Date), send it, and loop while keep-alive
+//! holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
+//! gets its status and the connection closed; a failed write just closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::http::{
+    BodyLength, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, encode_response_head,
+    http_date, parse_request,
+};
+use crate::metrics::Source;
+use crate::route::Reply;
+use crate::send::{Body, SendPath, Sender, Tally};
+use crate::transport::Transport;
+
+/// How long ferry keeps reading (and discarding) after answering an error and closing its
+/// side, so the client sees the response instead of a reset (nginx's lingering_close).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Why no request head came.
+enum NoHead {
+    /// Closed, idle too long, or shutting down: close quietly.
+    Quiet,
+    /// Part of a head arrived but not all of it in time: 408.
+    Timeout,
+    /// The head is malformed or too large: its status.
+    Bad(ParseError),
+}
+
+/// Serves one connection until it closes, errs or keep-alive ends.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut transport = Transport::Plain(stream);
+    let label = transport.label();
+    shared
+        .metrics
+        .connections_total
+        .with_label_values(&[label])
+        .inc();
+    let active = shared
+        .metrics
+        .connections_active
+        .with_label_values(&[label]);
+    active.inc();
+
+    let file_path = SendPath::for_files(shared.io.send_path, transport.zero_copy());
+    let mut sender = Sender::new(file_path, shared.io.chunk.get(), shared.server.send_timeout);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut first = true;
+    loop {
+        let head = match read_head(&mut transport, &mut buf, first, &shared, &shutdown).await {
+            Ok(head) => head,
+            Err(NoHead::Quiet) => break,
+            Err(NoHead::Timeout) => {
+                refuse(
+                    &mut transport,
+                    &mut sender,
+                    &shared,
+                    peer,
+                    Reply::error(408, Source::Internal),
+                )
+                .await;
+                break;
+            }
+            Err(NoHead::Bad(err)) => {
+                tracing::debug!(%peer, error = %err, "bad request head");
+                refuse(
+                    &mut transport,
+                    &mut sender,
+                    &shared,
+                    peer,
+                    Reply::error(err.status(), Source::Internal),
+                )
+                .await;
+                break;
+            }
+        };
+        first = false;
+        let started = Instant::now();
+        let reply = shared.router.handle(&head).await;
+        // A request body ferry does not read would be taken for the next request, and a
+        // client that sent a malformed target is not trusted with more: close after both.
+        let keep_alive = head.keep_alive
+            && reply.status != 400
+            && head.body == BodyLength::Empty
+            && !shared.server.keepalive_timeout.is_zero()
+            && !shutdown.is_cancelled();
+        let ok = respond(
+            &mut transport,
+            &mut sender,
+            &shared,
+            peer,
+            Some(&head),
+            reply,
+            keep_alive,
+            started,
+        )
+        .await;
+        if !ok {
+            break;
+        }
+        if !keep_alive {
+            linger(transport.tcp()).await;
+            break;
+        }
+    }
+    active.dec();
+}
+
+/// Reads until `buf` holds a complete head, then removes it from `buf`.
+async fn read_head(
+    transport: &mut Transport,
+    buf: &mut BytesMut,
+    first: bool,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Result<RequestHead, NoHead> {
+    let header_timeout = shared.server.header_timeout;
+    // The head timer runs from accept for a new connection, and from the first byte of each
+    // later request; between requests the keep-alive timer applies.
+    let mut deadline =
+        (first || !buf.is_empty()).then(|| tokio::time::Instant::now() + header_timeout);
+    // A head can only complete (or turn out bad) once a line ends or the size limit is hit,
+    // so a client trickling bytes does not make ferry rescan the whole head per byte.
+    let mut may_parse = !buf.is_empty();
+    loop {
+        if may_parse {
+            match parse_request(buf) {
+                Ok(Some((head, used))) => {
+                    buf.advance(used);
+                    return Ok(head);
+                }
+                Ok(None) => {}
+                Err(err) => return Err(NoHead::Bad(err)),
+            }
+        }
+        buf.reserve(4096);
+        let stream = transport.tcp();
+        let read = match deadline {
+            Some(deadline) if !buf.is_empty() => {
+                match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+                    Ok(read) => read,
+                    Err(_) => return Err(NoHead::Timeout),
+                }
+            }
+            _ => {
+                let wait = match deadline {
+                    Some(deadline) => {
+                        deadline.saturating_duration_since(tokio::time::Instant::now())
+                    }
+                    None => shared.server.keepalive_timeout,
+                };
+                tokio::select! {
+                    read = tokio::time::timeout(wait, stream.read_buf(buf)) => match read {
+                        Ok(read) => read,
+                        Err(_) => return Err(NoHead::Quiet),
+                    },
+                    () = shutdown.cancelled() => return Err(NoHead::Quiet),
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return Err(NoHead::Quiet),
+            Ok(n) => {
+                may_parse = buf[buf.len() - n..].contains(&b'\n') || buf.len() >= MAX_REQUEST_LINE;
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+            }
+        }
+    }
+}
+
+/// Frames and sends one reply; records metrics and the access log. Returns whether the
+/// connection can carry another response.
+#[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
+async fn respond(
+    transport: &mut Transport,
+    sender: &mut Sender,
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Option<&RequestHead>,
+    reply: Reply,
+    keep_alive: bool,
+    started: Instant,
+) -> bool {
+    let no_body_status = reply.status == 304 || reply.status == 204 || reply.status < 200;
+    let head_request = req.is_some_and(|r| r.method == Method::Head);
+    let length = reply.body.len();
+    let mut headers: Vec<(&str, String)> = Vec::with_capacity(reply.headers.len() + 4);
+    headers.push(("Date", http_date(std::time::SystemTime::now())));
+    headers.push(("Server", "ferry".to_string()));
+    headers.extend(
+        reply
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.clone())),
+    );
+    if !no_body_status {
+        headers.push(("Content-Length", length.to_string()));
+    }
+    let http10 = req.is_none_or(|r| r.version == Version::Http10);
+    match (keep_alive, http10) {
+        (true, true) => headers.push(("Connection", "keep-alive".to_string())),
+        (false, _) => headers.push(("Connection", "close".to_string())),
+        (true, false) => {}
+    }
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let mut head = Vec::with_capacity(256);
+    encode_response_head(reply.status, &pairs, &mut head);
+
+    let body = if no_body_status || head_request {
+        &Body::Empty
+    } else {
+        &reply.body
+    };
+    let mut tally = Tally::default();
+    let result = sender
+        .write_response(transport, &head, body, &shared.metrics, &mut tally)
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    shared
+        .metrics
+        .response(reply.source, reply.status, &tally, seconds);
+    if let Err(err) = &result {
+        tracing::debug!(%peer, error = %err, sent = tally.total(), of = body.len(), "response not completed");
+    }
+    crate::access::log(peer, req, reply.status, &tally, reply.source, seconds);
+    result.is_ok()
+}
+
+/// Answers a request whose head could not be read, then closes gracefully.
+async fn refuse(
+    transport: &mut Transport,
+    sender: &mut Sender,
+    shared: &Shared,
+    peer: SocketAddr,
+    reply: Reply,
+) {
+    if respond(
+        transport,
+        sender,
+        shared,
+        peer,
+        None,
+        reply,
+        false,
+        Instant::now(),
+    )
+    .await
+    {
+        linger(transport.tcp()).await;
+    }
+}
+
+/// Closes our side, then discards what the client still sends for a moment, so our last
+/// response is not destroyed by a reset caused by unread input.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 4096];
+    let mut discarded = 0;
+    let _ = tokio::time::timeout(LINGER, async {
+        while discarded < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,87 @@
+//! The client side: listeners, the accept loops, connection limits and graceful shutdown.
+//! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task; every task
+//! watches one `CancellationToken` that SIGTERM/SIGINT cancels.
+//!
+//! Requests go next to `route::Router`, replies out through `send::Sender`.
+
+mod conn;
+mod listener;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use listener::bind;
+
+use crate::config::{Io, Server};
+use crate::metrics::Metrics;
+use crate::route::Router;
+
+/// What every connection task shares.
+pub struct Shared {
+    pub router: Router,
+    pub metrics: Metrics,
+    pub server: Server,
+    pub io: Io,
+}
+
+/// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on
+/// `tracker`. At most `server.max_connections` connections are open at once (shared across
+/// listeners through `limit`): past it, ferry stops accepting and lets the backlog hold
+/// clients, as nginx does at worker_connections, rather than accepting and dropping them.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer): (_, SocketAddr) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::warn!(listener = ?local, error = %err, "accept failed");
+                if is_resource_exhaustion(&err) {
+                    // Out of descriptors: wait for connections to close instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "TCP_NODELAY");
+        }
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            conn::serve(stream, peer, shared, shutdown).await;
+            drop(permit);
+        });
+    }
+    tracing::debug!(listener = ?local, "stopped accepting");
+}
+
+fn is_resource_exhaustion(err: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        err.raw_os_error().map(Errno::from_raw_os_error),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
+    )
+}

@@ -1,0 +1,341 @@
+//! Request-head parsing: the request line and header section of one HTTP/1.x
+//! request, from a byte slice, into a validated [`RequestHead`].
+//!
+//! This is the request-smuggling boundary, so it is strict: bare LF, bare CR,
+//! obs-fold, whitespace before a colon, control bytes in values, ambiguous
+//! framing and malformed targets are all rejected. It does not read bodies
+//! (see `chunked`), touch sockets, or build responses (see `response`).
+//! Target, Host and framing rules live in the private `validate` module.
+
+use super::validate;
+
+/// Largest accepted head (request line + headers + final CRLF), in bytes.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Largest accepted number of header lines.
+pub const MAX_HEADERS: usize = 100;
+/// Largest accepted request line (excluding its CRLF), in bytes. Longer → 414.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// Request method. Methods are case-sensitive: `get` is `Other("get")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Other(String),
+}
+
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Other(s) => s,
+        }
+    }
+
+    fn from_token(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// One header line; `name` keeps the case it was received with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// How the request body is framed. `Content-Length: 0` is reported as `Empty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: Method,
+    /// Origin-form (`/path?query`) or `*` (OPTIONS only). An absolute-form
+    /// target is reduced to origin-form and its authority replaces `Host`.
+    pub target: String,
+    pub version: Version,
+    pub headers: Vec<Header>,
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
+    /// `Connection: keep-alive` (and no `close`).
+    pub keep_alive: bool,
+    pub body: BodyLength,
+    /// HTTP/1.1, `Expect: 100-continue`, and a body is announced.
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+
+    /// Like [`RequestHead::header`], if the value is UTF-8 without control
+    /// bytes (HTAB allowed).
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        let v = self.header(name)?;
+        if v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return None;
+        }
+        std::str::from_utf8(v).ok()
+    }
+
+    /// All headers with this name (case-insensitive), in received order.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("request line too long")]
+    UriTooLong,
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("too many headers")]
+    TooManyHeaders,
+    #[error("unsupported http version")]
+    Version,
+    #[error("bad request: {0}")]
+    Bad(&'static str),
+}
+
+impl ParseError {
+    /// The response status this error should be answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::UriTooLong => 414,
+            ParseError::HeadTooLarge | ParseError::TooManyHeaders => 431,
+            ParseError::Version => 505,
+            ParseError::Bad(_) => 400,
+        }
+    }
+}
+
+/// Parses one request head from the start of `buf`.
+///
+/// `Ok(None)`: need more bytes. `Ok(Some((head, n)))`: the head is `buf[..n]`
+/// and body bytes (or the next pipelined request) start at `buf[n..]`.
+/// Leading empty lines (CRLF) before the request line are skipped and counted
+/// in `n` and in [`MAX_HEAD`]. Errors are reported for the earliest offending
+/// byte, so feeding a stream in pieces gives the same answer as feeding it
+/// whole.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    match scan_head(buf) {
+        Scan::Complete(len) => build(&buf[..len]).map(|head| Some((head, len))),
+        Scan::Partial => match httparse_pass(buf) {
+            Ok(false) => Ok(None),
+            Ok(true) => Err(ParseError::Bad("malformed request head")),
+            Err(e) => e.map_or(Ok(None), Err),
+        },
+        // httparse sees exactly the bytes the scan needed: an error it finds
+        // there lies at or before the scan's, and a shorter buffer would have
+        // reported it too.
+        Scan::Fail(err, seen) => match httparse_pass(&buf[..seen]) {
+            Err(Some(earlier)) => Err(earlier),
+            _ => Err(err),
+        },
+    }
+}
+
+enum Scan {
+    /// A complete head of this many bytes (ends with CRLF CRLF).
+    Complete(usize),
+    Partial,
+    /// Framing or size error, decided by looking at this many bytes.
+    Fail(ParseError, usize),
+}
+
+/// Finds the end of the head without interpreting it, rejecting bare LF/CR
+/// and enforcing the size limits as early as the bytes allow.
+fn scan_head(buf: &[u8]) -> Scan {
+    let limit = buf.len().min(MAX_HEAD);
+    let mut start = 0;
+    while start + 1 < limit && buf[start] == b'\r' && buf[start + 1] == b'\n' {
+        start += 2;
+    }
+    let mut line_done = false;
+    for i in start..limit {
+        match buf[i] {
+            b'\n' => {
+                if i == start || buf[i - 1] != b'\r' {
+                    return Scan::Fail(ParseError::Bad("bare lf in request head"), i + 1);
+                }
+                if !line_done {
+                    line_done = true;
+                } else if buf[i - 3..i] == *b"\r\n\r" {
+                    return Scan::Complete(i + 1);
+                }
+            }
+            b'\r' if buf.get(i + 1).is_some_and(|&b| b != b'\n') => {
+                return Scan::Fail(ParseError::Bad("bare cr in request head"), i + 2);
+            }
+            b'\r' => {}
+            _ if !line_done && i - start >= MAX_REQUEST_LINE => {
+                return Scan::Fail(ParseError::UriTooLong, i + 1);
+            }
+            _ => {}
+        }
+    }
+    if buf.len() < MAX_HEAD {
+        Scan::Partial
+    } else if line_done {
+        Scan::Fail(ParseError::HeadTooLarge, MAX_HEAD)
+    } else {
+        Scan::Fail(ParseError::UriTooLong, MAX_HEAD)
+    }
+}
+
+/// Runs httparse over a (possibly partial) head only to find syntax errors.
+/// `Ok(complete)`; `Err(Some(e))` a definite error; `Err(None)` the bytes may
+/// still become valid.
+fn httparse_pass(buf: &[u8]) -> Result<bool, Option<ParseError>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(status) => Ok(status.is_complete()),
+        Err(e) => Err(map_httparse_error(e, buf)),
+    }
+}
+
+fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> Option<ParseError> {
+    Some(match e {
+        httparse::Error::HeaderName => ParseError::Bad("invalid header name"),
+        httparse::Error::HeaderValue => ParseError::Bad("invalid header value"),
+        httparse::Error::NewLine => ParseError::Bad("invalid line ending"),
+        httparse::Error::Token => ParseError::Bad("invalid method or request target"),
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::Version => return classify_version(buf),
+        httparse::Error::Status => ParseError::Bad("malformed request line"),
+    })
+}
+
+/// httparse only knows "HTTP/1.0" and "HTTP/1.1". A well-formed but different
+/// `HTTP/d.d` gets 505; anything else is a 400. An unterminated token that can
+/// still become `HTTP/d.d` needs more bytes (`None`).
+fn classify_version(buf: &[u8]) -> Option<ParseError> {
+    let mut rest = buf;
+    while let Some(r) = rest.strip_prefix(b"\r\n") {
+        rest = r;
+    }
+    let line_end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = &rest[..line_end.unwrap_or(rest.len())];
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let version = match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(v)) => v,
+        _ => return Some(ParseError::Bad("malformed request line")),
+    };
+    const PATTERN: &[u8; 8] = b"HTTP/d.d";
+    let fits = version.len() <= PATTERN.len()
+        && version.iter().zip(PATTERN).all(|(&b, &p)| match p {
+            b'd' => b.is_ascii_digit(),
+            _ => b == p,
+        });
+    match (fits, line_end.is_some()) {
+        (true, true) if version.len() == PATTERN.len() => Some(ParseError::Version),
+        (true, false) => None,
+        _ => Some(ParseError::Bad("malformed http version")),
+    }
+}
+
+/// Parses and validates a complete head (`buf` ends with CRLF CRLF).
+fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n == buf.len() => {}
+        Ok(_) => return Err(ParseError::Bad("malformed request head")),
+        Err(e) => {
+            return Err(
+                map_httparse_error(e, buf).unwrap_or(ParseError::Bad("malformed http version"))
+            );
+        }
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::Bad("malformed request line"));
+    };
+    let version = match minor {
+        0 => Version::Http10,
+        1 => Version::Http11,
+        _ => return Err(ParseError::Version),
+    };
+    let method = Method::from_token(method);
+    let mut headers: Vec<Header> = req
+        .headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_owned(),
+            value: h.value.to_vec(),
+        })
+        .collect();
+
+    let target = validate::target(&method, target)?;
+    validate::host(version, &headers)?;
+    if let Some(authority) = &target.authority {
+        validate::replace_host(&mut headers, authority);
+    }
+    let body = validate::framing(version, &headers)?;
+    let (close, keep_alive) = validate::connection_tokens(&headers);
+    let keep_alive = !close && (version == Version::Http11 || keep_alive);
+    let expect_continue = version == Version::Http11
+        && body != BodyLength::Empty
+        && headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("expect")
+                && validate::trim_ows(&h.value).eq_ignore_ascii_case(b"100-continue")
+        });
+
+    Ok(RequestHead {
+        method,
+        target: target.path,
+        version,
+        headers,
+        keep_alive,
+        body,
+        expect_continue,
+    })
+}

@@ -1,0 +1,220 @@
+//! Conditional requests (RFC 9110 §13): validators for a static file,
+//! evaluation of If-Match / If-Unmodified-Since / If-None-Match /
+//! If-Modified-Since, If-Range, and IMF-fixdate formatting.
+//!
+//! Only decisions are made here; building the 304/412 responses and reading
+//! file metadata happen in the caller.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::codec::{Method, RequestHead};
+use super::validate::trim_ows as trim;
+
+/// Validators of the selected representation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    /// Quoted entity-tag, e.g. `"5f3-1000-17a3b"` (may be `W/"..."`).
+    pub etag: String,
+    pub last_modified: SystemTime,
+}
+
+/// Strong, quoted entity-tag from inode, size and modification time in
+/// nanoseconds since the epoch: `"{inode:x}-{size:x}-{mtime_nanos:x}"`.
+/// A pre-epoch mtime is hex-encoded as its 128-bit two's complement.
+pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> String {
+    format!("\"{inode:x}-{size:x}-{:x}\"", mtime_nanos.cast_unsigned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Serve normally.
+    Proceed,
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    Failed,
+}
+
+/// Evaluates the preconditions in RFC 9110 §13.2.2 order:
+/// 1. If-Match (strong comparison, `*` matches) false → `Failed`;
+/// 2. else If-Unmodified-Since earlier than Last-Modified → `Failed`;
+/// 3. If-None-Match (weak comparison, `*` matches) matches → `NotModified`
+///    for GET/HEAD, else `Failed`;
+/// 4. else, for GET/HEAD, If-Modified-Since at or after Last-Modified →
+///    `NotModified`.
+///
+/// Dates compare at second precision. Unparseable dates, and date headers
+/// sent more than once, are ignored. An entity-tag list that does not parse
+/// matches nothing (so If-Match fails and If-None-Match is ignored).
+pub fn evaluate(req: &RequestHead, v: &Validators) -> Precondition {
+    let get_or_head = matches!(req.method, Method::Get | Method::Head);
+    let modified = secs(v.last_modified);
+    if req.header("if-match").is_some() {
+        if !list_matches(req, "if-match", &v.etag, true) {
+            return Precondition::Failed;
+        }
+    } else if let Some(date) = single_date(req, "if-unmodified-since")
+        && modified > date
+    {
+        return Precondition::Failed;
+    }
+    if req.header("if-none-match").is_some() {
+        if list_matches(req, "if-none-match", &v.etag, false) {
+            return if get_or_head {
+                Precondition::NotModified
+            } else {
+                Precondition::Failed
+            };
+        }
+    } else if get_or_head
+        && let Some(date) = single_date(req, "if-modified-since")
+        && modified <= date
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
+/// If-Range (RFC 9110 §13.1.5): should the Range header be honoured?
+/// Absent → true. An entity-tag must match strongly (weak tags never match).
+/// An HTTP-date must equal Last-Modified to the second, and Last-Modified
+/// must be strong, i.e. not in the current second (RFC 9110 §8.8.2.2).
+/// Anything else (malformed, repeated header) → false: send the full body.
+pub fn if_range_allows(req: &RequestHead, v: &Validators) -> bool {
+    if_range_allows_at(req, v, SystemTime::now())
+}
+
+pub(super) fn if_range_allows_at(req: &RequestHead, v: &Validators, now: SystemTime) -> bool {
+    let mut values = req.headers_all("if-range");
+    let Some(value) = values.next() else {
+        return true;
+    };
+    if values.next().is_some() {
+        return false;
+    }
+    let value = trim(value);
+    if value.starts_with(b"\"") || value.starts_with(b"W/") {
+        return match (
+            parse_tags(value).as_deref(),
+            parse_tags(v.etag.as_bytes()).as_deref(),
+        ) {
+            (Some([theirs]), Some([ours])) => theirs.strong_eq(ours),
+            _ => false,
+        };
+    }
+    let modified = secs(v.last_modified);
+    parse_date(value).is_some_and(|date| date == modified && secs(now) > modified)
+}
+
+/// IMF-fixdate, e.g. `"Sun, 06 Nov 1994 08:49:37 GMT"`.
+pub fn http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+/// Whole seconds since the epoch (negative before it).
+fn secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let whole = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            if d.subsec_nanos() > 0 {
+                -whole - 1
+            } else {
+                -whole
+            }
+        }
+    }
+}
+
+fn parse_date(v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?;
+    httpdate::parse_http_date(s).ok().map(secs)
+}
+
+/// The date of a header that must appear exactly once.
+fn single_date(req: &RequestHead, name: &str) -> Option<i64> {
+    let mut values = req.headers_all(name);
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    parse_date(trim(first))
+}
+
+/// Does an If-Match / If-None-Match list (all lines of `name`) match `etag`?
+fn list_matches(req: &RequestHead, name: &str, etag: &str, strong: bool) -> bool {
+    let Some(ours) = parse_tags(etag.as_bytes()).and_then(|t| t.into_iter().next()) else {
+        return false;
+    };
+    let mut any = false;
+    for value in req.headers_all(name) {
+        let value = trim(value);
+        if value == b"*" {
+            return true;
+        }
+        let Some(tags) = parse_tags(value) else {
+            return false;
+        };
+        any |= tags.iter().any(|t| {
+            if strong {
+                t.strong_eq(&ours)
+            } else {
+                t.opaque == ours.opaque
+            }
+        });
+    }
+    any
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tag<'a> {
+    weak: bool,
+    /// Including the quotes.
+    opaque: &'a [u8],
+}
+
+impl Tag<'_> {
+    fn strong_eq(&self, other: &Tag<'_>) -> bool {
+        !self.weak && !other.weak && self.opaque == other.opaque
+    }
+}
+
+/// `#entity-tag` (commas and OWS between, empty elements allowed). `None` on
+/// any syntax error.
+fn parse_tags(v: &[u8]) -> Option<Vec<Tag<'_>>> {
+    let mut tags = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < v.len() && matches!(v[i], b' ' | b'\t' | b',') {
+            i += 1;
+        }
+        if i == v.len() {
+            return Some(tags);
+        }
+        let weak = v[i..].starts_with(b"W/");
+        if weak {
+            i += 2;
+        }
+        if v.get(i) != Some(&b'"') {
+            return None;
+        }
+        let len = v[i + 1..].iter().position(|&b| b == b'"')?;
+        let end = i + 1 + len;
+        let etagc = |b: &u8| *b == 0x21 || (0x23..=0x7e).contains(b) || *b >= 0x80;
+        if !v[i + 1..end].iter().all(etagc) {
+            return None;
+        }
+        tags.push(Tag {
+            weak,
+            opaque: &v[i..=end],
+        });
+        i = end + 1;
+        while i < v.len() && matches!(v[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i < v.len() && v[i] != b',' {
+            return None;
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! HTTP/1.1 codec: request-head parsing, chunked bodies, response heads,
+//! byte ranges, conditional requests and content types.
+//!
+//! Everything here is pure: it parses from byte slices and encodes into
+//! `Vec<u8>`/`String`. Sockets, files, timeouts and routing live elsewhere.
+
+pub mod chunked;
+pub mod codec;
+pub mod conditional;
+pub mod mime;
+pub mod range;
+pub mod response;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
+pub use codec::{
+    BodyLength, Header, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Method, ParseError, RequestHead,
+    Version, parse_request,
+};
+pub use conditional::{
+    Precondition, Validators, evaluate, http_date, if_range_allows, strong_etag,
+};
+pub use mime::content_type;
+pub use range::{
+    ByteRange, MAX_RANGES, RangeRequest, content_range, multipart_boundary, multipart_end,
+    multipart_len, multipart_part_head, parse_range, unsatisfied_range,
+};
+pub use response::{encode_response_head, reason};

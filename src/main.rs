@@ -1,0 +1,149 @@
+//! The `ferry` command: `serve` (the default), `check` and `--version`. Exit status 64
+//! (EX_USAGE) for a configuration that does not validate, 1 for other start-up failures.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use ferry::config::{AccessLog, Config, ConfigErrors};
+
+/// EX_USAGE from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "A zero-copy file-offload sidecar and reverse proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (TOML). Without it ferry runs its embedded default.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default when no command is given).
+    Serve,
+    /// Validate the configuration and print every error with its key; binds nothing.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            report(&errors.0.iter().map(ToString::to_string).collect::<Vec<_>>());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => check(&config),
+        Command::Serve => serve(config),
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Config, ConfigErrors> {
+    match path {
+        Some(path) => Config::load(path),
+        None => Config::embedded_default(),
+    }
+}
+
+fn report(errors: &[String]) {
+    let mut stderr = std::io::stderr().lock();
+    for error in errors {
+        let _ = writeln!(stderr, "{error}");
+    }
+}
+
+/// Beyond the file itself, checks what can be checked without binding: the roots exist.
+fn check(config: &Config) -> ExitCode {
+    match ferry::route::Router::new(&config.locations) {
+        Ok(_) => {
+            println!("configuration ok");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            report(&errors);
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    init_tracing(config.server.access_log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(ferry::server::run(config, |bound| {
+        let mut stdout = std::io::stdout().lock();
+        for addr in &bound.http {
+            let _ = writeln!(stdout, "listening http {addr}");
+        }
+        let _ = writeln!(stdout, "listening admin {}", bound.admin);
+        let _ = stdout.flush();
+    }));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ferry::server::StartError::Locations(errors)) => {
+            report(&errors);
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(err) => {
+            eprintln!("ferry: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Diagnostics go to stderr (level from RUST_LOG, default info); the access log to stdout.
+fn init_tracing(access_log: AccessLog) {
+    let is_access = |meta: &tracing::Metadata<'_>| meta.target() == ferry::access::TARGET;
+    let diagnostics = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_filter(filter_fn(move |meta| !is_access(meta)));
+    let access = match access_log {
+        AccessLog::Off => None,
+        AccessLog::Text => Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stdout)
+                .with_ansi(false)
+                .with_filter(filter_fn(is_access))
+                .boxed(),
+        ),
+        AccessLog::Json => Some(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_target(false)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(std::io::stdout)
+                .with_filter(filter_fn(is_access))
+                .boxed(),
+        ),
+    };
+    tracing_subscriber::registry()
+        .with(diagnostics)
+        .with(access)
+        .init();
+}

@@ -1,0 +1,228 @@
+//! A static location's file: opened beneath the root (blocking; the router runs this off the
+//! reactor), then turned into a reply — validators, conditional requests, ranges.
+
+use std::ffi::OsString;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{Reply, StaticLocation};
+use crate::http::{
+    ByteRange, Method, Precondition, RangeRequest, RequestHead, Validators, content_range,
+    content_type, evaluate, http_date, if_range_allows, multipart_boundary, multipart_end,
+    multipart_part_head, parse_range, strong_etag, unsatisfied_range,
+};
+use crate::metrics::Source;
+use crate::send::{Body, FileRange, Part};
+
+/// Why a file could not be opened; each maps to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// Not there, or outside the root (the kernel said EXDEV/ELOOP).
+    NotFound,
+    /// Not readable, not a regular file, or a directory without an index.
+    Forbidden,
+    /// A directory asked for without its trailing slash.
+    Directory,
+    Internal,
+}
+
+impl OpenError {
+    pub fn status(self) -> u16 {
+        match self {
+            OpenError::NotFound => 404,
+            OpenError::Forbidden => 403,
+            OpenError::Directory => 301,
+            OpenError::Internal => 500,
+        }
+    }
+
+    fn from_io(err: &io::Error) -> OpenError {
+        use rustix::io::Errno;
+        match err.raw_os_error().map(Errno::from_raw_os_error) {
+            Some(Errno::NOENT | Errno::NOTDIR | Errno::XDEV | Errno::LOOP | Errno::NAMETOOLONG) => {
+                OpenError::NotFound
+            }
+            Some(Errno::ACCESS | Errno::PERM | Errno::NXIO) => OpenError::Forbidden,
+            _ => OpenError::Internal,
+        }
+    }
+}
+
+/// An opened regular file with its metadata and the name that decides its Content-Type.
+#[derive(Debug)]
+pub struct Opened {
+    pub file: File,
+    pub meta: Metadata,
+    pub name: OsString,
+}
+
+/// Opens `rel` beneath the location's root; a directory yields its index file.
+pub fn open(loc: &StaticLocation, rel: OsString, dir_request: bool) -> Result<Opened, OpenError> {
+    let (file, meta) = open_checked(loc, &rel)?;
+    if meta.is_file() {
+        return Ok(Opened {
+            file,
+            meta,
+            name: rel,
+        });
+    }
+    if !meta.is_dir() {
+        return Err(OpenError::Forbidden);
+    }
+    if !dir_request {
+        return Err(OpenError::Directory);
+    }
+    let Some(index) = &loc.index else {
+        return Err(OpenError::Forbidden);
+    };
+    let mut index_rel = rel.into_vec();
+    if index_rel == b"." {
+        index_rel.clear();
+    } else {
+        index_rel.push(b'/');
+    }
+    index_rel.extend_from_slice(index.as_bytes());
+    let index_rel = OsString::from_vec(index_rel);
+    match open_checked(loc, &index_rel) {
+        Ok((file, meta)) if meta.is_file() => Ok(Opened {
+            file,
+            meta,
+            name: index_rel,
+        }),
+        // nginx answers a directory without a usable index with 403 (no autoindex).
+        Ok(_) | Err(OpenError::NotFound) => Err(OpenError::Forbidden),
+        Err(err) => Err(err),
+    }
+}
+
+fn open_checked(loc: &StaticLocation, rel: &OsString) -> Result<(File, Metadata), OpenError> {
+    let fd = crate::sys::open_beneath(&loc.root_fd, rel).map_err(|err| {
+        let kind = OpenError::from_io(&err);
+        if kind == OpenError::Internal {
+            tracing::warn!(root = %loc.root.display(), path = ?rel, error = %err, "open failed");
+        }
+        kind
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|err| {
+        tracing::warn!(path = ?rel, error = %err, "fstat failed");
+        OpenError::Internal
+    })?;
+    Ok((file, meta))
+}
+
+/// The reply for an opened file: 200, 206 (one or several ranges), 304, 412 or 416.
+pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Reply {
+    let len = opened.meta.len();
+    let modified = opened.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let validators = Validators {
+        etag: strong_etag(
+            opened.meta.ino(),
+            len,
+            i128::from(opened.meta.mtime()) * 1_000_000_000 + i128::from(opened.meta.mtime_nsec()),
+        ),
+        last_modified: modified,
+    };
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("Last-Modified", http_date(modified)),
+        ("ETag", validators.etag.clone()),
+    ];
+    if let Some(max_age) = expires {
+        headers.push(("Cache-Control", format!("max-age={}", max_age.as_secs())));
+        headers.push(("Expires", http_date(SystemTime::now() + max_age)));
+    }
+    let reply = |status, mut headers: Vec<(&'static str, String)>, body| {
+        headers.push(("Accept-Ranges", "bytes".to_string()));
+        Reply {
+            status,
+            headers,
+            body,
+            source: Source::Static,
+        }
+    };
+    match evaluate(req, &validators) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => return reply(304, headers, Body::Empty),
+        Precondition::Failed => return Reply::error(412, Source::Static),
+    }
+    let ctype = content_type(std::path::Path::new(&opened.name));
+    let file = Arc::new(opened.file);
+    let whole = Body::File(FileRange {
+        file: Arc::clone(&file),
+        offset: 0,
+        len,
+    });
+    let range = match req.header("range") {
+        Some(value) if req.method == Method::Get && if_range_allows(req, &validators) => {
+            parse_range(value, len)
+        }
+        _ => RangeRequest::Full,
+    };
+    match range {
+        RangeRequest::Full => {
+            headers.push(("Content-Type", ctype));
+            reply(200, headers, whole)
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut err = Reply::error(416, Source::Static);
+            err.headers.push(("Content-Range", unsatisfied_range(len)));
+            err
+        }
+        RangeRequest::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            headers.push(("Content-Type", ctype));
+            headers.push(("Content-Range", content_range(r, len)));
+            reply(
+                206,
+                headers,
+                Body::File(FileRange {
+                    file,
+                    offset: r.start,
+                    len: r.len(),
+                }),
+            )
+        }
+        RangeRequest::Partial(ranges) => {
+            let boundary = multipart_boundary(boundary_seed(&validators, &ranges));
+            headers.push((
+                "Content-Type",
+                format!("multipart/byteranges; boundary={boundary}"),
+            ));
+            let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+            for r in &ranges {
+                parts.push(Part::Bytes(Bytes::from(multipart_part_head(
+                    &boundary, &ctype, *r, len,
+                ))));
+                parts.push(Part::File(FileRange {
+                    file: Arc::clone(&file),
+                    offset: r.start,
+                    len: r.len(),
+                }));
+            }
+            parts.push(Part::Bytes(Bytes::from(multipart_end(&boundary))));
+            reply(206, headers, Body::Parts(parts))
+        }
+    }
+}
+
+/// A boundary that differs per response: time, the file's identity and the ranges asked for.
+fn boundary_seed(validators: &Validators, ranges: &[ByteRange]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    validators.etag.hash(&mut hasher);
+    for r in ranges {
+        (r.start, r.end).hash(&mut hasher);
+    }
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .hash(&mut hasher);
+    hasher.finish()
+}

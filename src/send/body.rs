@@ -1,0 +1,71 @@
+//! What a response carries after its head. A `Body` is built by the router and consumed by
+//! `send::write_response`; it holds an open file descriptor, never the file's bytes.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A byte range of an open file, sent as is.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// One piece of a multi-part body.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Bytes(Bytes),
+    File(FileRange),
+}
+
+impl Part {
+    /// Bytes this part puts on the wire.
+    pub fn wire_len(&self) -> u64 {
+        match self {
+            Part::Bytes(b) => b.len() as u64,
+            Part::File(f) => f.len,
+        }
+    }
+}
+
+/// A response body.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    /// No body (HEAD, 304, 204), or a body the head announced but is not to be sent.
+    #[default]
+    Empty,
+    /// A small generated body (errors, redirects).
+    Bytes(Bytes),
+    /// A range of a file.
+    File(FileRange),
+    /// Generated pieces and file ranges in order (multipart/byteranges).
+    Parts(Vec<Part>),
+}
+
+impl Body {
+    /// The number of body bytes the head announces.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(f) => f.len,
+            Body::Parts(parts) => parts.iter().map(Part::wire_len).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether any of the body comes from a file (and so takes a file send path).
+    pub fn has_file(&self) -> bool {
+        match self {
+            Body::File(_) => true,
+            Body::Parts(parts) => parts.iter().any(|p| matches!(p, Part::File(_))),
+            Body::Empty | Body::Bytes(_) => false,
+        }
+    }
+}

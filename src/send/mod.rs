@@ -1,0 +1,304 @@
+//! Writing a response (head + `Body`) to a client transport: the one place that decides how
+//! bytes move. The file path is chosen once per response from the configuration and the
+//! transport (`SendPath::for_files`); it changes only when the kernel refuses it
+//! (EINVAL/ENOSYS), falling to the next path for the rest of that response and counting the
+//! fallback once. Every kernel call is capped at `io.chunk` bytes and yields to the scheduler
+//! between chunks, so one large download cannot starve other connections on the same worker.
+//!
+//! Not here: deciding what to send (route), framing and keep-alive (frontend), the syscalls
+//! themselves (sys).
+
+mod body;
+mod path;
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+pub use body::{Body, FileRange, Part};
+pub use path::SendPath;
+
+use crate::metrics::Metrics;
+use crate::sys::{self, Pipe};
+use crate::transport::Transport;
+
+/// The largest buffer the buffered path reads into; bigger chunks only cost memory per
+/// connection without saving measurable syscalls.
+const MAX_BUFFER: usize = 256 * 1024;
+
+/// Why a response could not be written completely. Any of these ends the connection: the
+/// client has seen a head promising bytes that will not come.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("client write: {0}")]
+    Io(#[from] io::Error),
+    #[error("client accepted no bytes for {0:?}")]
+    Timeout(Duration),
+    #[error("file shrank while being sent")]
+    Truncated,
+}
+
+/// Body bytes written per send path for one response.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    bytes: [u64; 4],
+    file_path: Option<SendPath>,
+}
+
+impl Tally {
+    fn add(&mut self, path: SendPath, n: usize) {
+        self.bytes[path as usize] += n as u64;
+        if path != SendPath::Memory {
+            self.file_path = Some(path);
+        }
+    }
+
+    /// Bytes written on `path`.
+    pub fn bytes(&self, path: SendPath) -> u64 {
+        self.bytes[path as usize]
+    }
+
+    /// All body bytes written.
+    pub fn total(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+
+    /// The path that carried the response's file bytes, or `memory` when it had none.
+    pub fn path(&self) -> SendPath {
+        self.file_path.unwrap_or(SendPath::Memory)
+    }
+}
+
+/// Per-connection sending state: the reused pipe and buffer, and the limits.
+#[derive(Debug)]
+pub struct Sender {
+    file_path: SendPath,
+    chunk: usize,
+    send_timeout: Duration,
+    pipe: Option<Pipe>,
+    buf: Vec<u8>,
+}
+
+/// Outcome of one capped step of a file path.
+enum Step {
+    Sent(usize),
+    /// The kernel refused this path for this file or socket; nothing was sent.
+    Unsupported(io::Error),
+}
+
+impl Sender {
+    pub fn new(file_path: SendPath, chunk: usize, send_timeout: Duration) -> Sender {
+        Sender {
+            file_path,
+            chunk,
+            send_timeout,
+            pipe: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `head` and then `body`. On return `tally` holds what was written, also on error.
+    pub async fn write_response(
+        &mut self,
+        transport: &mut Transport,
+        head: &[u8],
+        body: &Body,
+        metrics: &Metrics,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        if !body.has_file() {
+            return self.write_memory(transport.tcp(), head, body, tally).await;
+        }
+        let stream = transport.tcp();
+        // Hold the head until the first body bytes join it, so a small file is one segment.
+        sys::set_cork(&*stream, true)?;
+        self.write_all(stream, head).await?;
+        let mut path = self.file_path;
+        match body {
+            Body::File(range) => {
+                self.send_file(stream, range, &mut path, metrics, tally)
+                    .await?
+            }
+            Body::Parts(parts) => {
+                for part in parts {
+                    match part {
+                        Part::Bytes(bytes) => {
+                            self.write_all(stream, bytes).await?;
+                            tally.add(SendPath::Memory, bytes.len());
+                        }
+                        Part::File(range) => {
+                            self.send_file(stream, range, &mut path, metrics, tally)
+                                .await?
+                        }
+                    }
+                }
+            }
+            Body::Empty | Body::Bytes(_) => {
+                unreachable!("bodies without a file are written from memory")
+            }
+        }
+        sys::set_cork(&*stream, false)?;
+        Ok(())
+    }
+
+    async fn write_memory(
+        &mut self,
+        stream: &mut TcpStream,
+        head: &[u8],
+        body: &Body,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        match body {
+            Body::Bytes(bytes) => {
+                // One write: the head and a small body leave in one segment.
+                let mut out = Vec::with_capacity(head.len() + bytes.len());
+                out.extend_from_slice(head);
+                out.extend_from_slice(bytes);
+                self.write_all(stream, &out).await?;
+                tally.add(SendPath::Memory, bytes.len());
+            }
+            Body::Parts(parts) => {
+                self.write_all(stream, head).await?;
+                for part in parts {
+                    if let Part::Bytes(bytes) = part {
+                        self.write_all(stream, bytes).await?;
+                        tally.add(SendPath::Memory, bytes.len());
+                    }
+                }
+            }
+            Body::Empty | Body::File(_) => self.write_all(stream, head).await?,
+        }
+        Ok(())
+    }
+
+    async fn write_all(&self, stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SendError> {
+        match tokio::time::timeout(self.send_timeout, stream.write_all(bytes)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(SendError::Timeout(self.send_timeout)),
+        }
+    }
+
+    async fn writable(&self, stream: &TcpStream) -> Result<(), SendError> {
+        match tokio::time::timeout(self.send_timeout, stream.writable()).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(SendError::Timeout(self.send_timeout)),
+        }
+    }
+
+    /// Sends one file range on `path`, falling back (and counting it) when the kernel
+    /// refuses; `path` carries the fallback over to the response's later parts.
+    async fn send_file(
+        &mut self,
+        stream: &mut TcpStream,
+        range: &FileRange,
+        path: &mut SendPath,
+        metrics: &Metrics,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        let mut offset = range.offset;
+        let end = range.offset + range.len;
+        while offset < end {
+            let want = (end - offset).min(self.chunk as u64) as usize;
+            let step = match *path {
+                SendPath::Sendfile => self.sendfile_step(stream, range, &mut offset, want).await?,
+                SendPath::Splice => self.splice_step(stream, range, &mut offset, want).await?,
+                SendPath::Buffered | SendPath::Memory => {
+                    self.buffered_step(stream, range, &mut offset, want).await?
+                }
+            };
+            match step {
+                Step::Sent(n) => tally.add(*path, n),
+                Step::Unsupported(err) => {
+                    let Some(next) = path.fallback() else {
+                        return Err(err.into());
+                    };
+                    tracing::debug!(from = path.label(), to = next.label(), error = %err, "send path fallback");
+                    metrics.fallback(path.label(), next.label(), sys::fallback_reason(&err));
+                    *path = next;
+                }
+            }
+            // Each step moved at most one chunk; give other tasks on this worker a turn.
+            tokio::task::consume_budget().await;
+        }
+        Ok(())
+    }
+
+    async fn sendfile_step(
+        &self,
+        stream: &TcpStream,
+        range: &FileRange,
+        offset: &mut u64,
+        want: usize,
+    ) -> Result<Step, SendError> {
+        loop {
+            self.writable(stream).await?;
+            match stream.try_io(Interest::WRITABLE, || {
+                sys::sendfile(stream, &*range.file, offset, want)
+            }) {
+                Ok(0) => return Err(SendError::Truncated),
+                Ok(n) => return Ok(Step::Sent(n)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    async fn splice_step(
+        &mut self,
+        stream: &TcpStream,
+        range: &FileRange,
+        offset: &mut u64,
+        want: usize,
+    ) -> Result<Step, SendError> {
+        if self.pipe.is_none() {
+            self.pipe = Some(Pipe::new()?);
+        }
+        let pipe = self.pipe.as_ref().expect("pipe created above");
+        let want = want.min(pipe.capacity());
+        let filled = match pipe.fill_from_file(&*range.file, offset, want) {
+            Ok(0) => return Err(SendError::Truncated),
+            Ok(n) => n,
+            Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
+            Err(err) => return Err(err.into()),
+        };
+        let mut left = filled;
+        while left > 0 {
+            self.writable(stream).await?;
+            match stream.try_io(Interest::WRITABLE, || pipe.drain_to(stream, left, true)) {
+                Ok(n) => left -= n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(Step::Sent(filled))
+    }
+
+    async fn buffered_step(
+        &mut self,
+        stream: &mut TcpStream,
+        range: &FileRange,
+        offset: &mut u64,
+        want: usize,
+    ) -> Result<Step, SendError> {
+        let size = self.chunk.min(MAX_BUFFER);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        let want = want.min(size);
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = range.file.read_at(&mut buf[..want], *offset);
+        let result = match read {
+            Ok(0) => Err(SendError::Truncated),
+            Ok(n) => self.write_all(stream, &buf[..n]).await.map(|()| n),
+            Err(err) => Err(err.into()),
+        };
+        self.buf = buf;
+        let n = result?;
+        *offset += n as u64;
+        Ok(Step::Sent(n))
+    }
+}

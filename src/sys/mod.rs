@@ -1,0 +1,167 @@
+//! The kernel boundary: every zero-copy syscall ferry makes goes through a small safe wrapper
+//! here (sendfile, splice, pipes, TCP_CORK, openat2). The wrappers sit on rustix, which does
+//! the raw calls, so this module needs no `unsafe` of its own today; when a call rustix lacks
+//! is added (O_DIRECT buffers later), its `unsafe` block lives here with a `// SAFETY:` line.
+//!
+//! Nothing here knows about HTTP or tokio: callers in `send` and `route` decide when to call.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::pipe::{PipeFlags, SpliceFlags};
+
+mod fault;
+
+pub use fault::Faults;
+
+/// `sendfile(2)` from `file` at `*offset` to the socket, at most `count` bytes; advances
+/// `offset` by what was sent. `Ok(0)` means the file ended before `offset` (it shrank).
+pub fn sendfile(
+    sock: impl AsFd,
+    file: impl AsFd,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    if let Some(err) = Faults::get().sendfile {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(rustix::fs::sendfile(sock, file, Some(offset), count)?)
+}
+
+/// A non-blocking pipe used as the in-kernel buffer between a file (or socket) and a socket.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+/// The pipe size ferry asks for: large enough that one splice moves a useful amount, and
+/// within the default `/proc/sys/fs/pipe-max-size` (1 MiB) so an unprivileged process gets it.
+const PIPE_SIZE: usize = 1024 * 1024;
+
+impl Pipe {
+    /// Creates a close-on-exec, non-blocking pipe and grows it to 1 MiB where allowed.
+    pub fn new() -> io::Result<Pipe> {
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // A smaller pipe still works, only with more calls per chunk.
+        let capacity = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE)
+            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))
+            .unwrap_or(64 * 1024);
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+        })
+    }
+
+    /// Bytes the pipe can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// `splice(2)` from `file` at `*offset` into the pipe, at most `len` bytes. `Ok(0)` means
+    /// the file ended early.
+    pub fn fill_from_file(
+        &self,
+        file: impl AsFd,
+        offset: &mut u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        if let Some(err) = Faults::get().splice {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK | SpliceFlags::MORE;
+        Ok(rustix::pipe::splice(
+            file,
+            Some(offset),
+            &self.write,
+            None,
+            len,
+            flags,
+        )?)
+    }
+
+    /// `splice(2)` from the pipe to the socket, at most `len` bytes; `WouldBlock` when the
+    /// socket is full. `more` keeps the segment open for what follows (like MSG_MORE).
+    pub fn drain_to(&self, sock: impl AsFd, len: usize, more: bool) -> io::Result<usize> {
+        let mut flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+        if more {
+            flags |= SpliceFlags::MORE;
+        }
+        Ok(rustix::pipe::splice(
+            &self.read, None, sock, None, len, flags,
+        )?)
+    }
+}
+
+/// Sets or clears TCP_CORK: while set, the kernel sends only full segments, so a response
+/// head and the first body bytes leave together; clearing it flushes what is held.
+pub fn set_cork(sock: impl AsFd, on: bool) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_tcp_cork(sock, on)?)
+}
+
+/// Opens a directory to resolve paths beneath (an `O_PATH` handle: no read permission needed
+/// on the directory itself beyond search).
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(path, flags, Mode::empty())?)
+}
+
+/// Opens `rel` read-only beneath `root` with openat2(2) `RESOLVE_BENEATH`: the kernel refuses
+/// (EXDEV) any lookup that would leave `root` by `..`, an absolute path or a symlink, and
+/// there is no window between check and use. `O_NONBLOCK` keeps a FIFO from blocking the open.
+pub fn open_beneath(root: impl AsFd, rel: &std::ffi::OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags,
+        Mode::empty(),
+        resolve,
+    )?)
+}
+
+/// True for the errors that mean "this kind of descriptor cannot do that call", after which
+/// ferry falls back to the next send path instead of failing the response.
+pub fn is_unsupported(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == libc_einval() || code == libc_enosys())
+}
+
+/// The label a fallback carries for the error that caused it.
+pub fn fallback_reason(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(code) if code == libc_enosys() => "enosys",
+        Some(code) if code == libc_einval() => "einval",
+        _ => "error",
+    }
+}
+
+fn libc_einval() -> i32 {
+    rustix::io::Errno::INVAL.raw_os_error()
+}
+
+fn libc_enosys() -> i32 {
+    rustix::io::Errno::NOSYS.raw_os_error()
+}
+
+/// Raises the soft open-files limit to the hard limit (nginx's worker_rlimit_nofile): every
+/// connection holds a socket, and a response a file and maybe a pipe. Returns the new limit
+/// (`None` for unlimited).
+pub fn raise_nofile_limit() -> io::Result<Option<u64>> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        )?;
+    }
+    Ok(limit.maximum)
+}
