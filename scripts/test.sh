@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
-# Installs what the tests need (curl) when it is missing. Under CI=true a missing tool that
+# Installs what the tests need (curl, ss from iproute2) when it is missing. Under CI=true a missing tool that
 # cannot be installed is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then
