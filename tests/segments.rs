@@ -9,11 +9,19 @@ use std::process::Command;
 /// Data-carrying segments the client socket with local port `port` has received.
 fn data_segs_in(port: u16) -> u64 {
     let out = Command::new("ss")
-        .args(["-tinH", "state", "established", &format!("( sport = :{port} )")])
+        .args([
+            "-tinH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
         .output()
         .expect("ss (iproute2) is needed for this test");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!(":{port}")), "ss does not list port {port}: {text:?}");
+    assert!(
+        text.contains(&format!(":{port}")),
+        "ss does not list port {port}: {text:?}"
+    );
     // ss leaves the field out while it is zero.
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("data_segs_in:"))
@@ -33,6 +41,10 @@ fn small_file_head_and_body_share_one_segment_on_every_path() {
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.body, pattern.bytes(0, 4096), "{path}: body");
         // The connection stays open, so its counters are still there to read.
-        assert_eq!(data_segs_in(port) - before, 1, "{path}: head and 4 KiB body in one segment");
+        assert_eq!(
+            data_segs_in(port) - before,
+            1,
+            "{path}: head and 4 KiB body in one segment"
+        );
     }
 }
