@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 10] = [
+const OVERRIDABLE: [&str; 19] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -29,10 +29,19 @@ const OVERRIDABLE: [&str; 10] = [
     "admin.listen",
     "io.send_path",
     "io.chunk",
+    "upstream.address",
+    "upstream.connect_timeout",
+    "upstream.response_timeout",
+    "upstream.idle_connections",
+    "upstream.forwarded_headers",
+    "offload.x_accel_redirect",
+    "offload.x_sendfile_roots",
+    "offload.advertise",
+    "offload.accel_mapping",
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.
-const LIST_KEY: &str = "server.listen";
+const LIST_KEYS: [&str; 2] = ["server.listen", "offload.x_sendfile_roots"];
 
 /// The outcome of [`screen`].
 pub(super) struct Screened {
@@ -71,17 +80,20 @@ pub(super) fn screen(vars: &[(String, String)]) -> Screened {
 }
 
 /// The source that merges the accepted variables over the file. `try_parsing` turns numbers
-/// into integers (for `server.max_connections` and byte counts in `io.chunk`) and is what
-/// makes `list_separator` apply; `with_list_parse_key` limits the splitting on commas to
-/// `server.listen` (the key as the crate sees it: lowercased, separators turned into dots).
+/// into integers (for `server.max_connections`, `upstream.idle_connections` and byte counts in
+/// `io.chunk`) and `true`/`false` in any case into booleans, and is what makes
+/// `list_separator` apply; `with_list_parse_key` limits the splitting on commas to
+/// [`LIST_KEYS`] (the keys as the crate sees them: lowercased, separators turned into dots).
 pub(super) fn source(accepted: ::config::Map<String, String>) -> ::config::Environment {
-    ::config::Environment::with_prefix("FERRY")
+    let mut source = ::config::Environment::with_prefix("FERRY")
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
-        .list_separator(",")
-        .with_list_parse_key(LIST_KEY)
-        .source(Some(accepted))
+        .list_separator(",");
+    for key in LIST_KEYS {
+        source = source.with_list_parse_key(key);
+    }
+    source.source(Some(accepted))
 }
 
 /// The process's `FERRY__*` variables, and an error for each whose value is not UTF-8.
@@ -124,7 +136,7 @@ fn not_overridable(key: &str, name: &str) -> ConfigError {
     }
     let message = if key == "location" || key.starts_with("location.") {
         format!("locations cannot be set from the environment ({name}); edit the config file")
-    } else if matches!(key, "server" | "admin" | "io") {
+    } else if matches!(key, "server" | "admin" | "io" | "upstream" | "offload") {
         format!(
             "a whole section cannot be set from the environment ({name}); \
              set one key with {name}__KEY"

@@ -10,8 +10,9 @@
 //!
 //! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
-//! Loading binds nothing and does not touch the file system beyond reading the file itself:
-//! whether a location's root exists is for the server to find out.
+//! Loading binds nothing, connects nowhere and does not touch the file system beyond reading
+//! the file itself: whether a location's root, an X-Sendfile root or the upstream's socket
+//! exists, or whether the upstream answers, is for the server to find out.
 
 mod env;
 mod schema;
@@ -40,8 +41,14 @@ pub struct Config {
     pub admin: Admin,
     /// `[io]`.
     pub io: Io,
-    /// The `[[location]]` sections in file order; at least one, prefixes unique.
+    /// The `[[location]]` sections in file order; prefixes unique. Empty only when there is
+    /// an upstream (a pure reverse proxy).
     pub locations: Vec<Location>,
+    /// `[upstream]`: the application requests no location matches are proxied to.
+    /// Absent `[upstream]` section (or no `address`) = no upstream: unmatched requests get 404.
+    pub upstream: Option<Upstream>,
+    /// `[offload]`: which file-offload headers from the upstream are honoured.
+    pub offload: Offload,
 }
 
 /// `[server]`: the public listeners and per-connection limits.
@@ -169,6 +176,104 @@ impl SendPathSetting {
     }
 }
 
+/// `[upstream]`: the application behind ferry (nginx `proxy_pass` with an `upstream` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Where the application listens.
+    pub address: UpstreamAddress,
+    /// Connecting to the application must succeed within this (nginx `proxy_connect_timeout`).
+    /// Non-zero.
+    pub connect_timeout: Duration,
+    /// The response head must arrive within this after the request is sent (nginx
+    /// `proxy_read_timeout`, for the head only). Non-zero.
+    pub response_timeout: Duration,
+    /// Idle keep-alive connections to the application kept for reuse (nginx `keepalive` in an
+    /// `upstream` block). Zero: a new connection per request.
+    pub idle_connections: usize,
+    /// Whether `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP` are
+    /// set on proxied requests.
+    pub forwarded_headers: bool,
+}
+
+impl Upstream {
+    /// An upstream at `address` with every other key at its default.
+    pub fn new(address: UpstreamAddress) -> Self {
+        Self {
+            address,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(30),
+            idle_connections: 32,
+            forwarded_headers: true,
+        }
+    }
+}
+
+/// `upstream.address`: a TCP address or a unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAddress {
+    /// `"ip:port"`; host names are not resolved (no DNS in this build).
+    Tcp(SocketAddr),
+    /// `"unix:/absolute/path"`; the path is absolute.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for UpstreamAddress {
+    /// The config file's spelling: `127.0.0.1:3000`, `unix:/run/app.sock`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// `[offload]`: the response headers by which the application hands a file to ferry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offload {
+    /// Whether `X-Accel-Redirect: /uri` from the application is honoured: ferry serves that
+    /// URI from its locations (internal ones included) instead of the application's body.
+    pub x_accel_redirect: bool,
+    /// `X-Sendfile: /path` is honoured only for files under these absolute directories;
+    /// empty turns X-Sendfile off.
+    pub x_sendfile_roots: Vec<PathBuf>,
+    /// `X-Sendfile-Type` sent to the application on every proxied request, if set.
+    pub advertise: Option<SendfileType>,
+    /// `X-Accel-Mapping: FS_PREFIX=URI_PREFIX` sent to the application, if set: the absolute
+    /// file-system prefix, and the URI prefix (starting with `/`, served by an internal
+    /// location) it maps to.
+    pub accel_mapping: Option<(PathBuf, String)>,
+}
+
+impl Default for Offload {
+    fn default() -> Self {
+        Self {
+            x_accel_redirect: true,
+            x_sendfile_roots: Vec::new(),
+            advertise: None,
+            accel_mapping: None,
+        }
+    }
+}
+
+/// `offload.advertise`: the offload header the application is told to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendfileType {
+    /// `X-Accel-Redirect` (nginx style: the application names a URI).
+    XAccelRedirect,
+    /// `X-Sendfile` (lighttpd/Apache style: the application names a file path).
+    XSendfile,
+}
+
+impl SendfileType {
+    /// The header value sent to the application (`X-Sendfile-Type`), also the config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::XAccelRedirect => "X-Accel-Redirect",
+            Self::XSendfile => "X-Sendfile",
+        }
+    }
+}
+
 /// One `[[location]]`: requests whose path starts with `prefix` are served from `root`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -180,6 +285,9 @@ pub struct Location {
     pub index: Option<String>,
     /// `Cache-Control: max-age` for responses from this location.
     pub expires: Option<Duration>,
+    /// Reachable only through `X-Accel-Redirect` from the upstream; clients get 404 (nginx
+    /// `internal;`). Never with prefix `/`.
+    pub internal: bool,
 }
 
 /// One problem with one key: `"{key}: {message}"`.

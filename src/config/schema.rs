@@ -1,13 +1,18 @@
 //! The schema: walks the merged value tree (file + environment) against the known keys and
 //! turns it into a [`Config`], collecting every problem instead of stopping at the first.
 //!
-//! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`);
-//! durations and sizes go through `units.rs`. Absent keys
+//! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
+//! `[upstream]` in `schema/upstream.rs`, `[offload]` in `schema/offload.rs`); durations and
+//! sizes go through `units.rs`. Checks that span sections (the admin listener against the
+//! public ones, the upstream against both, the accel mapping against the locations, something
+//! to serve at all) run after the sections they need, cross-section ones last. Absent keys
 //! keep the defaults of the `Default` impls in `mod.rs` (which `config/ferry.toml` repeats, a
 //! test checks that they agree). The order of errors is stable: unknown keys of a table
 //! (sorted) before its known keys, which follow the order of the documented file.
 
 mod location;
+mod offload;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +29,7 @@ use super::{
 
 type Table = Map<String, Value>;
 
-const TOP_KEYS: [&str; 4] = ["server", "admin", "io", "location"];
+const TOP_KEYS: [&str; 6] = ["server", "admin", "io", "upstream", "offload", "location"];
 const SERVER_KEYS: [&str; 7] = [
     "listen",
     "header_timeout",
@@ -36,7 +41,20 @@ const SERVER_KEYS: [&str; 7] = [
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 2] = ["send_path", "chunk"];
-const LOCATION_KEYS: [&str; 4] = ["prefix", "root", "index", "expires"];
+const UPSTREAM_KEYS: [&str; 5] = [
+    "address",
+    "connect_timeout",
+    "response_timeout",
+    "idle_connections",
+    "forwarded_headers",
+];
+const OFFLOAD_KEYS: [&str; 4] = [
+    "x_accel_redirect",
+    "x_sendfile_roots",
+    "advertise",
+    "accel_mapping",
+];
+const LOCATION_KEYS: [&str; 5] = ["prefix", "root", "index", "expires", "internal"];
 
 const ACCESS_LOGS: [(&str, AccessLog); 3] = [
     ("text", AccessLog::Text),
@@ -64,18 +82,41 @@ pub(super) fn validate(
     walker.unknown_keys("", top, &TOP_KEYS);
     let server = walker.server(top.get("server"));
     let admin = walker.admin(top.get("admin"));
-    let admin_listen = top.get("admin").and_then(|admin| match &admin.kind {
-        ValueKind::Table(table) => table.get("listen"),
-        _ => None,
-    });
-    walker.listeners_apart(&server, &admin, admin_listen);
+    walker.listeners_apart(&server, &admin, raw(top, "admin", "listen"));
     let io = walker.io(top.get("io"));
-    let locations = walker.locations(top.get("location"));
+    let upstream = walker.upstream(top.get("upstream"));
+    if let Some(upstream) = &upstream {
+        let value = raw(top, "upstream", "address");
+        walker.upstream_not_ferry(upstream, &server, &admin, value);
+    }
+    let offload = walker.offload(top.get("offload"));
+    let location_value = top.get("location");
+    let locations = walker.locations(location_value);
+    // Cross-section checks look at the whole location list, so only at a complete one.
+    let all_locations = location::count(location_value) == Some(locations.len());
+    if all_locations {
+        if let Some(mapping) = &offload.accel_mapping {
+            let value = raw(top, "offload", "accel_mapping");
+            walker.mapping_reaches_internal(mapping, &locations, value);
+        }
+        let upstream_given = upstream::given(top.get("upstream"));
+        walker.something_to_serve(&locations, upstream_given);
+    }
     Config {
         server,
         admin,
         io,
         locations,
+        upstream,
+        offload,
+    }
+}
+
+/// The value of `section.key` in the top table, if both are there.
+fn raw<'v>(top: &'v Table, section: &str, key: &str) -> Option<&'v Value> {
+    match &top.get(section)?.kind {
+        ValueKind::Table(table) => table.get(key),
+        _ => None,
     }
 }
 
@@ -244,6 +285,16 @@ impl Walker<'_> {
             ValueKind::String(s) => Some(s),
             _ => {
                 self.wrong_type(key, value, expected);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Value) -> Option<bool> {
+        match value.kind {
+            ValueKind::Boolean(b) => Some(b),
+            _ => {
+                self.wrong_type(key, value, "true or false");
                 None
             }
         }
@@ -425,31 +476,4 @@ fn describe(value: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::DEFAULT_TOML;
-
-    /// `config/ferry.toml` is the reference for operators: every key must appear in it, set
-    /// or (for keys without a default) as a commented-out example.
-    #[test]
-    fn every_key_is_documented_in_the_default_file() {
-        let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
-        let sections = [
-            ("[server]", &SERVER_KEYS[..]),
-            ("[admin]", &ADMIN_KEYS[..]),
-            ("[io]", &IO_KEYS[..]),
-            ("[[location]]", &LOCATION_KEYS[..]),
-        ];
-        for (header, keys) in sections {
-            let start = lines.iter().position(|line| *line == header);
-            let start = start.unwrap_or_else(|| panic!("{header} missing"));
-            for key in keys {
-                let documented = lines[start..].iter().any(|line| {
-                    let line = line.strip_prefix("# ").unwrap_or(line);
-                    line.starts_with(&format!("{key} = "))
-                });
-                assert!(documented, "{header} {key} is not in config/ferry.toml");
-            }
-        }
-    }
-}
+mod tests;

@@ -1,4 +1,5 @@
-//! The `[[location]]` list: its shape, each location's keys, and prefixes unique across it.
+//! The `[[location]]` list: its shape, each location's keys, prefixes unique across it, and
+//! whether the configuration serves anything at all (locations, an upstream, or both).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,14 +9,23 @@ use ::config::{Value, ValueKind};
 use super::{LOCATION_KEYS, Walker};
 use crate::config::Location;
 
+/// How many `[[location]]` sections the value holds: 0 when absent, `None` when it is not a
+/// list at all (an error already reported by [`Walker::locations`]).
+pub(super) fn count(value: Option<&Value>) -> Option<usize> {
+    match value.map(|value| &value.kind) {
+        None => Some(0),
+        Some(ValueKind::Array(items)) => Some(items.len()),
+        Some(_) => None,
+    }
+}
+
 impl Walker<'_> {
+    /// The list; absent or empty is no error here (an upstream may serve everything), see
+    /// [`Self::something_to_serve`].
     pub(super) fn locations(&mut self, value: Option<&Value>) -> Vec<Location> {
         let items = match value.map(|value| (value, &value.kind)) {
-            Some((_, ValueKind::Array(items))) if !items.is_empty() => items,
-            None | Some((_, ValueKind::Array(_))) => {
-                self.fail("location", None, "at least one [[location]] is required");
-                return Vec::new();
-            }
+            None => return Vec::new(),
+            Some((_, ValueKind::Array(items))) => items,
             Some((value, ValueKind::Table(_))) => {
                 let message = "expected [[location]] sections (an array of tables), \
                                found a single [location] table";
@@ -37,6 +47,24 @@ impl Walker<'_> {
         locations
     }
 
+    /// With no upstream, something must be served by a location clients can reach.
+    /// `locations` is the complete list; `upstream_given` says whether `[upstream]` names an
+    /// address (valid or not: an invalid one is already reported).
+    pub(super) fn something_to_serve(&mut self, locations: &[Location], upstream_given: bool) {
+        if upstream_given {
+            return;
+        }
+        if locations.is_empty() {
+            let message = "nothing to serve: add a [[location]] or an [upstream]";
+            self.fail("config", None, message);
+        } else if locations.iter().all(|location| location.internal) {
+            let message = "nothing to serve: every [[location]] is internal, reachable only \
+                           through X-Accel-Redirect from an [upstream]; add an [upstream] or \
+                           a location without internal = true";
+            self.fail("config", None, message);
+        }
+    }
+
     /// One `[[location]]`; `seen` maps each prefix to the index of its first location.
     fn location(
         &mut self,
@@ -51,6 +79,7 @@ impl Walker<'_> {
         let root = self.required(table, &key, "root", Self::root);
         let index_file = self.field(table, &key, "index", Self::index_file);
         let expires = self.field(table, &key, "expires", Self::duration);
+        let internal = self.field(table, &key, "internal", Self::boolean);
         let prefix = prefix?;
         if let Some(first) = seen.get(&prefix) {
             let message = format!("duplicate prefix {prefix:?} (also location[{first}].prefix)");
@@ -58,11 +87,27 @@ impl Walker<'_> {
             return None;
         }
         seen.insert(prefix.clone(), index);
+        let internal = match (internal, table.get("internal")) {
+            (Some(internal), _) => internal,
+            (None, None) => false,
+            // Reported: a location whose reachability is unknown takes no part in the
+            // cross-section checks.
+            (None, Some(_)) => return None,
+        };
+        if internal && prefix == "/" {
+            let message = "an internal location cannot have prefix \"/\": it would swallow \
+                           every request no other location matches (clients would get 404 \
+                           instead of the upstream's answer); give it its own prefix, e.g. \
+                           \"/protected/\"";
+            self.fail(&format!("{key}.internal"), table.get("internal"), message);
+            return None;
+        }
         Some(Location {
             prefix,
             root: root?,
             index: index_file,
             expires,
+            internal,
         })
     }
 

@@ -229,8 +229,9 @@ fn locations_are_validated_each_with_its_index() {
 }
 
 #[test]
-fn at_least_one_location_in_the_right_shape() {
-    let required = ["location: at least one [[location]] is required"];
+fn something_to_serve_and_locations_in_the_right_shape() {
+    // Zero locations are fine with an upstream: see upstream.rs.
+    let required = ["config: nothing to serve: add a [[location]] or an [upstream]"];
     assert_eq!(load_err("", &[]), required);
     assert_eq!(load_err("location = []", &[]), required);
     assert_eq!(

@@ -1,11 +1,15 @@
 //! Tests of the whole loading pipeline: TOML text and environment pairs in, a `Config` or the
 //! exact list of errors out. Here: defaults, reading every key, `load` and error display;
-//! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides.
+//! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides,
+//! `upstream.rs` and `offload.rs` the `[upstream]` and `[offload]` sections, internal
+//! locations and the checks between them and the locations.
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
 mod env;
 mod errors;
+mod offload;
+mod upstream;
 
 use super::*;
 
@@ -65,13 +69,22 @@ fn embedded_default_is_the_documented_defaults() {
             root: "public".into(),
             index: Some("index.html".into()),
             expires: None,
+            internal: false,
         }],
+        upstream: None,
+        offload: Offload {
+            x_accel_redirect: true,
+            x_sendfile_roots: Vec::new(),
+            advertise: None,
+            accel_mapping: None,
+        },
     };
     assert_eq!(load_ok(DEFAULT_TOML, &[]), expected);
     // The code's defaults (used for absent keys) agree with the file.
     assert_eq!(expected.server, Server::default());
     assert_eq!(expected.admin, Admin::default());
     assert_eq!(expected.io, Io::default());
+    assert_eq!(expected.offload, Offload::default());
 }
 
 #[test]
@@ -87,8 +100,14 @@ fn absent_sections_and_keys_take_defaults() {
     assert_eq!(config.server, Server::default());
     assert_eq!(config.admin, Admin::default());
     assert_eq!(config.io, Io::default());
-    let config = load_ok(&format!("[server]\n[admin]\n[io]\n{LOCATION}"), &[]);
+    assert_eq!(config.upstream, None);
+    assert_eq!(config.offload, Offload::default());
+    assert!(!config.locations[0].internal);
+    let text = format!("[server]\n[admin]\n[io]\n[upstream]\n[offload]\n{LOCATION}");
+    let config = load_ok(&text, &[]);
     assert_eq!(config.server, Server::default());
+    assert_eq!(config.upstream, None);
+    assert_eq!(config.offload, Offload::default());
 }
 
 #[test]
@@ -135,12 +154,14 @@ fn every_key_is_read() {
                 root: "/srv/static".into(),
                 index: None,
                 expires: Some(secs(86_400)),
+                internal: false,
             },
             Location {
                 prefix: "/".into(),
                 root: "public".into(),
                 index: Some("index.htm".into()),
                 expires: None,
+                internal: false,
             },
         ]
     );

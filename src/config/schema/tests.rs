@@ -1,0 +1,32 @@
+//! The schema's own checks: its key lists against the documented file.
+
+use super::*;
+use crate::config::DEFAULT_TOML;
+
+/// `config/ferry.toml` is the reference for operators: every key must appear in it, set
+/// or (for keys without a default) as a commented-out example.
+#[test]
+fn every_key_is_documented_in_the_default_file() {
+    let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
+    // [upstream] and [offload] are commented out as a whole, so the embedded default
+    // runs without an application.
+    let sections = [
+        ("[server]", &SERVER_KEYS[..]),
+        ("[admin]", &ADMIN_KEYS[..]),
+        ("[io]", &IO_KEYS[..]),
+        ("# [upstream]", &UPSTREAM_KEYS[..]),
+        ("# [offload]", &OFFLOAD_KEYS[..]),
+        ("[[location]]", &LOCATION_KEYS[..]),
+    ];
+    for (header, keys) in sections {
+        let start = lines.iter().position(|line| *line == header);
+        let start = start.unwrap_or_else(|| panic!("{header} missing"));
+        for key in keys {
+            let documented = lines[start..].iter().any(|line| {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                line.starts_with(&format!("{key} = "))
+            });
+            assert!(documented, "{header} {key} is not in config/ferry.toml");
+        }
+    }
+}

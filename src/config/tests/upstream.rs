@@ -1,0 +1,403 @@
+//! `[upstream]`: its defaults (also as documented, commented out, in `config/ferry.toml`),
+//! every key and its errors, the rule that something must be served, and its environment
+//! overrides.
+
+use std::path::PathBuf;
+
+use super::{LOCATION, addr, load_err, load_ok, secs};
+use crate::config::{DEFAULT_TOML, Location, Offload, SendfileType, Upstream, UpstreamAddress};
+
+/// `config/ferry.toml` with its commented-out examples from `# [upstream]` on turned into
+/// TOML: each `# [section]`, `# [[section]]` and `# key = value` line loses its `# `.
+/// `examples` also takes the keys without a default (`advertise`, `accel_mapping`,
+/// `expires`) and the example internal location after the real one; without it, only the
+/// `[upstream]` and `[offload]` sections with their documented defaults are uncommented.
+pub(super) fn uncommented_default(examples: bool) -> String {
+    let mut out = Vec::new();
+    let mut active = false;
+    let mut past_sections = false;
+    for line in DEFAULT_TOML.lines() {
+        active |= line == "# [upstream]";
+        past_sections |= line == "[[location]]";
+        let toml = line.strip_prefix("# ").filter(|rest| {
+            let key = rest.split(" = ").next().unwrap_or("");
+            let is_key = rest.contains(" = ")
+                && !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            let optional = ["advertise", "accel_mapping", "expires"].contains(&key);
+            let wanted = examples || !(past_sections || (is_key && optional));
+            let is_header = rest.starts_with('[') && rest.ends_with(']') && !rest.contains(' ');
+            active && wanted && (is_header || is_key)
+        });
+        out.push(toml.unwrap_or(line));
+    }
+    out.join("\n")
+}
+
+#[test]
+fn the_documented_upstream_and_offload_defaults_parse_to_the_code_defaults() {
+    let text = uncommented_default(false);
+    assert!(text.contains("\n[upstream]\n"), "{text}");
+    assert!(text.contains("\n[offload]\n"), "{text}");
+    let config = load_ok(&text, &[]);
+    let documented = Upstream {
+        address: UpstreamAddress::Tcp(addr("127.0.0.1:3000")),
+        connect_timeout: secs(1),
+        response_timeout: secs(30),
+        idle_connections: 32,
+        forwarded_headers: true,
+    };
+    assert_eq!(config.upstream, Some(documented.clone()));
+    assert_eq!(documented, Upstream::new(documented.address.clone()));
+    assert_eq!(config.offload, Offload::default());
+    // Everything else is as in the embedded default.
+    let embedded = load_ok(DEFAULT_TOML, &[]);
+    assert_eq!(config.locations, embedded.locations);
+    assert_eq!(config.server, embedded.server);
+}
+
+#[test]
+fn the_documented_examples_parse_together() {
+    let config = load_ok(&uncommented_default(true), &[]);
+    assert_eq!(
+        config.offload,
+        Offload {
+            x_accel_redirect: true,
+            x_sendfile_roots: Vec::new(),
+            advertise: Some(SendfileType::XAccelRedirect),
+            accel_mapping: Some(("/srv/files/".into(), "/protected/".into())),
+        }
+    );
+    assert_eq!(
+        config.locations[1],
+        Location {
+            prefix: "/protected/".into(),
+            root: "/srv/files".into(),
+            index: None,
+            expires: None,
+            internal: true,
+        }
+    );
+    assert_eq!(config.locations[0].expires, Some(secs(3_600)));
+    assert!(config.upstream.is_some());
+}
+
+#[test]
+fn every_upstream_key_is_read() {
+    let text = r#"
+        [upstream]
+        address = "[::1]:3000"
+        connect_timeout = "250ms"
+        response_timeout = "2m"
+        idle_connections = 0
+        forwarded_headers = false
+    "#;
+    let config = load_ok(text, &[]);
+    assert_eq!(
+        config.upstream,
+        Some(Upstream {
+            address: UpstreamAddress::Tcp(addr("[::1]:3000")),
+            connect_timeout: std::time::Duration::from_millis(250),
+            response_timeout: secs(120),
+            idle_connections: 0,
+            forwarded_headers: false,
+        })
+    );
+}
+
+#[test]
+fn addresses_are_tcp_or_unix_and_display_as_written() {
+    let upstream = |address: &str| {
+        let text = format!("[upstream]\naddress = \"{address}\"\n");
+        load_ok(&text, &[])
+            .upstream
+            .map(|upstream| upstream.address)
+    };
+    let tcp = UpstreamAddress::Tcp(addr("127.0.0.1:3000"));
+    assert_eq!(upstream("127.0.0.1:3000"), Some(tcp.clone()));
+    assert_eq!(upstream(" 127.0.0.1:3000 "), Some(tcp.clone()));
+    assert_eq!(tcp.to_string(), "127.0.0.1:3000");
+    let unix = UpstreamAddress::Unix(PathBuf::from("/run/app/app.sock"));
+    assert_eq!(upstream("unix:/run/app/app.sock"), Some(unix.clone()));
+    assert_eq!(unix.to_string(), "unix:/run/app/app.sock");
+    let v6 = UpstreamAddress::Tcp(addr("[::1]:8000"));
+    assert_eq!(v6.to_string(), "[::1]:8000");
+    // The longest path a sockaddr_un holds.
+    let longest = format!("/{}", "a".repeat(106));
+    assert_eq!(
+        upstream(&format!("unix:{longest}")),
+        Some(UpstreamAddress::Unix(longest.into()))
+    );
+}
+
+#[test]
+fn address_errors_say_what_is_wrong() {
+    let error = |address: &str| load_err(&format!("[upstream]\naddress = \"{address}\"\n"), &[]);
+    let not_ip = "expected \"ip:port\" with a numeric ip (host names are not resolved: no DNS \
+                  in this build), e.g. \"127.0.0.1:3000\" or \"[::1]:3000\", or \
+                  \"unix:/absolute/path\"";
+    assert_eq!(
+        error("app:3000"),
+        [format!(
+            "upstream.address: invalid address \"app:3000\": {not_ip}"
+        )]
+    );
+    assert_eq!(
+        error("127.0.0.1"),
+        [format!(
+            "upstream.address: invalid address \"127.0.0.1\": {not_ip}"
+        )]
+    );
+    assert_eq!(
+        error(""),
+        [format!("upstream.address: invalid address \"\": {not_ip}")]
+    );
+    assert_eq!(
+        error("http://127.0.0.1:3000/app"),
+        [
+            "upstream.address: invalid address \"http://127.0.0.1:3000/app\": write the \
+             address without \"http://\", e.g. \"127.0.0.1:3000\""
+        ]
+    );
+    assert_eq!(
+        error("127.0.0.1:0"),
+        ["upstream.address: invalid address \"127.0.0.1:0\": port 0 cannot be connected to"]
+    );
+    assert_eq!(
+        error("unix:run/app.sock"),
+        [
+            "upstream.address: invalid address \"unix:run/app.sock\": the socket path must be \
+             absolute, e.g. \"unix:/run/app/app.sock\""
+        ]
+    );
+    assert_eq!(
+        error("unix:"),
+        [
+            "upstream.address: invalid address \"unix:\": no socket path after \"unix:\", \
+             e.g. \"unix:/run/app/app.sock\""
+        ]
+    );
+    let long = format!("unix:/{}", "a".repeat(107));
+    assert_eq!(
+        error(&long),
+        [format!(
+            "upstream.address: invalid address \"{long}\": the socket path is 108 bytes, \
+             longer than the 107 a unix socket address can hold"
+        )]
+    );
+    assert_eq!(
+        load_err("[upstream]\naddress = 3000\n", &[]),
+        [
+            "upstream.address: expected an \"ip:port\" or \"unix:/path\" string, e.g. \
+             \"127.0.0.1:3000\", found integer 3000"
+        ]
+    );
+}
+
+#[test]
+fn upstream_values_are_type_and_range_checked() {
+    let text = r#"
+        upstream = "127.0.0.1:3000"
+        [[location]]
+        prefix = "/"
+        root = "public"
+    "#;
+    assert_eq!(
+        load_err(text, &[]),
+        ["upstream: expected a table, found string \"127.0.0.1:3000\""]
+    );
+    let text = r#"
+        [upstream]
+        adress = "127.0.0.1:3000"
+        address = "127.0.0.1:3000"
+        connect_timeout = "0s"
+        response_timeout = 30
+        idle_connections = -1
+        forwarded_headers = "yes"
+    "#;
+    assert_eq!(
+        load_err(text, &[]),
+        [
+            "upstream.adress: unknown key",
+            "upstream.connect_timeout: must be greater than 0s",
+            "upstream.response_timeout: invalid duration 30: add a unit, e.g. \"30s\"",
+            "upstream.idle_connections: must not be negative, got -1",
+            "upstream.forwarded_headers: expected true or false, found string \"yes\"",
+        ]
+    );
+    let text = r#"
+        [upstream]
+        address = "127.0.0.1:3000"
+        connect_timeout = "1 fortnight"
+        response_timeout = "0ms"
+        idle_connections = "lots"
+        forwarded_headers = 1
+    "#;
+    assert_eq!(
+        load_err(text, &[]),
+        [
+            "upstream.connect_timeout: invalid duration \"1 fortnight\": unknown unit \
+             \"fortnight\" (expected ms, s, m, h or d)",
+            "upstream.response_timeout: must be greater than 0s",
+            "upstream.idle_connections: expected a number of connections (0 or more), \
+             found string \"lots\"",
+            "upstream.forwarded_headers: expected true or false, found integer 1",
+        ]
+    );
+}
+
+#[test]
+fn a_section_without_address_is_no_upstream_but_is_still_checked() {
+    let text = format!("[upstream]\nconnect_timeout = \"5s\"\n{LOCATION}");
+    assert_eq!(load_ok(&text, &[]).upstream, None);
+    let text = format!("[upstream]\nconnect_timeout = \"5\"\n{LOCATION}");
+    assert_eq!(
+        load_err(&text, &[]),
+        ["upstream.connect_timeout: invalid duration \"5\": add a unit, e.g. \"10s\""]
+    );
+    // The address may come from the environment, the rest from the file.
+    let config = load_ok(
+        &text.replace("\"5\"", "\"5s\""),
+        &[("FERRY__UPSTREAM__ADDRESS", "unix:/run/app.sock")],
+    );
+    let upstream = config.upstream.unwrap_or_else(|| panic!("no upstream"));
+    assert_eq!(upstream.address.to_string(), "unix:/run/app.sock");
+    assert_eq!(upstream.connect_timeout, secs(5));
+}
+
+#[test]
+fn the_upstream_must_not_be_ferry_itself() {
+    let text = r#"
+        [server]
+        listen = ["127.0.0.1:8080", "0.0.0.0:8081"]
+        [upstream]
+        address = "127.0.0.1:8080"
+    "#;
+    assert_eq!(
+        load_err(text, &[]),
+        ["upstream.address: 127.0.0.1:8080 is ferry's own listener \
+             (server.listen[0] = 127.0.0.1:8080); requests would be proxied back to ferry \
+             in a loop"]
+    );
+    let wildcard = text.replace("\"127.0.0.1:8080\"\n", "\"127.0.0.2:8081\"\n");
+    assert_eq!(
+        load_err(&wildcard, &[]),
+        ["upstream.address: 127.0.0.2:8081 is ferry's own listener \
+             (server.listen[1] = 0.0.0.0:8081); requests would be proxied back to ferry \
+             in a loop"]
+    );
+    assert_eq!(
+        load_err("[upstream]\naddress = \"127.0.0.1:9090\"\n", &[]),
+        ["upstream.address: 127.0.0.1:9090 is ferry's own listener \
+             (admin.listen = 127.0.0.1:9090); requests would be proxied back to ferry in a loop"]
+    );
+    // Another port, another family, or a port-0 listener are not ferry.
+    for address in ["127.0.0.1:8082", "[::1]:8081", "10.0.0.1:8081"] {
+        load_ok(
+            &text.replace("127.0.0.1:8080\"\n", &format!("{address}\"\n")),
+            &[],
+        );
+    }
+}
+
+#[test]
+fn zero_locations_are_a_pure_reverse_proxy() {
+    let config = load_ok("[upstream]\naddress = \"127.0.0.1:3000\"\n", &[]);
+    assert!(config.locations.is_empty());
+    assert!(config.upstream.is_some());
+    let config = load_ok(
+        "location = []\n[upstream]\naddress = \"127.0.0.1:3000\"\n",
+        &[],
+    );
+    assert!(config.locations.is_empty());
+}
+
+#[test]
+fn nothing_to_serve_is_an_error() {
+    let nothing = ["config: nothing to serve: add a [[location]] or an [upstream]"];
+    assert_eq!(load_err("", &[]), nothing);
+    assert_eq!(load_err("[upstream]\nidle_connections = 4\n", &[]), nothing);
+    assert_eq!(
+        load_err("[offload]\nx_accel_redirect = true\n", &[]),
+        nothing
+    );
+    // An invalid address is reported once, without "nothing to serve" on top.
+    assert_eq!(load_err("[upstream]\naddress = \"app:80\"\n", &[]).len(), 1);
+    let only_internal = "[[location]]\nprefix = \"/protected/\"\nroot = \"/srv\"\n\
+                         internal = true\n";
+    assert_eq!(
+        load_err(only_internal, &[]),
+        [
+            "config: nothing to serve: every [[location]] is internal, reachable only through \
+             X-Accel-Redirect from an [upstream]; add an [upstream] or a location without \
+             internal = true"
+        ]
+    );
+    let text = format!("{only_internal}[upstream]\naddress = \"127.0.0.1:3000\"\n");
+    assert!(load_ok(&text, &[]).locations[0].internal);
+}
+
+#[test]
+fn upstream_keys_are_overridden_from_the_environment() {
+    let text = "[upstream]\naddress = \"127.0.0.1:3000\"\nforwarded_headers = true\n";
+    let config = load_ok(
+        text,
+        &[
+            ("FERRY__UPSTREAM__ADDRESS", "unix:/run/app/app.sock"),
+            ("FERRY__UPSTREAM__CONNECT_TIMEOUT", "3s"),
+            ("FERRY__UPSTREAM__RESPONSE_TIMEOUT", "1m"),
+            ("FERRY__UPSTREAM__IDLE_CONNECTIONS", "0"),
+            ("FERRY__UPSTREAM__FORWARDED_HEADERS", "FALSE"),
+        ],
+    );
+    assert_eq!(
+        config.upstream,
+        Some(Upstream {
+            address: UpstreamAddress::Unix("/run/app/app.sock".into()),
+            connect_timeout: secs(3),
+            response_timeout: secs(60),
+            idle_connections: 0,
+            forwarded_headers: false,
+        })
+    );
+    // An address from the environment alone makes an upstream, with no location needed.
+    let config = load_ok("", &[("FERRY__UPSTREAM__ADDRESS", "10.0.0.2:8000")]);
+    let upstream = config.upstream.unwrap_or_else(|| panic!("no upstream"));
+    assert_eq!(
+        upstream,
+        Upstream::new(UpstreamAddress::Tcp(addr("10.0.0.2:8000")))
+    );
+}
+
+#[test]
+fn upstream_environment_values_are_validated_and_name_their_variable() {
+    let errors = load_err(
+        LOCATION,
+        &[
+            ("FERRY__UPSTREAM__ADDRESS", "app:3000"),
+            ("FERRY__UPSTREAM__CONNECT_TIMEOUT", "1"),
+            ("FERRY__UPSTREAM__IDLE_CONNECTIONS", "-2"),
+            ("FERRY__UPSTREAM__FORWARDED_HEADERS", "yes"),
+            ("FERRY__UPSTREAM__ADRESS", "127.0.0.1:1"),
+            ("FERRY__UPSTREAM", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(
+        errors,
+        [
+            "upstream.address: invalid address \"app:3000\": expected \"ip:port\" with a \
+             numeric ip (host names are not resolved: no DNS in this build), e.g. \
+             \"127.0.0.1:3000\" or \"[::1]:3000\", or \"unix:/absolute/path\" \
+             (from environment variable FERRY__UPSTREAM__ADDRESS)",
+            "upstream.connect_timeout: invalid duration 1: add a unit, e.g. \"1s\" \
+             (from environment variable FERRY__UPSTREAM__CONNECT_TIMEOUT)",
+            "upstream.idle_connections: must not be negative, got -2 \
+             (from environment variable FERRY__UPSTREAM__IDLE_CONNECTIONS)",
+            "upstream.forwarded_headers: expected true or false, found string \"yes\" \
+             (from environment variable FERRY__UPSTREAM__FORWARDED_HEADERS)",
+            "upstream: a whole section cannot be set from the environment (FERRY__UPSTREAM); \
+             set one key with FERRY__UPSTREAM__KEY",
+            "upstream.adress: unknown key (from environment variable FERRY__UPSTREAM__ADRESS)",
+        ]
+    );
+}
