@@ -36,3 +36,4 @@ pub mod send;
 pub mod server;
 pub mod sys;
 pub mod transport;
+pub mod upstream;

@@ -69,7 +69,7 @@ fn report(errors: &[String]) {
 
 /// Beyond the file itself, checks what can be checked without binding: the roots exist.
 fn check(config: &Config) -> ExitCode {
-    match ferry::route::Router::new(&config.locations) {
+    match ferry::route::Router::new(config) {
         Ok(_) => {
             println!("configuration ok");
             ExitCode::SUCCESS

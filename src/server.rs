@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::frontend::{self, Shared};
 use crate::metrics::Metrics;
 use crate::route::Router;
+use crate::upstream::Upstream;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ pub struct Bound {
 /// Runs ferry until a shutdown signal has been handled. `on_ready` is called once every
 /// listener is bound.
 pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), StartError> {
-    let router = Router::new(&config.locations).map_err(StartError::Locations)?;
+    let router = Router::new(&config).map_err(StartError::Locations)?;
     match crate::sys::raise_nofile_limit() {
         // Every connection needs at least its socket and the file it is sending.
         Ok(Some(limit)) if limit < config.server.max_connections.get() as u64 * 2 => {
@@ -92,8 +93,16 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         draining: AtomicBool::new(false),
     });
     let grace = config.server.shutdown_grace;
+    // A client sending a request body gets as long between reads as for its head.
+    let client_timeout = config.server.header_timeout.max(config.server.send_timeout);
+    let upstream = config
+        .upstream
+        .as_ref()
+        .map(|up| Upstream::new(up, &config.offload, client_timeout));
     let shared = Arc::new(Shared {
         router,
+        upstream,
+        offload: config.offload.clone(),
         metrics,
         server: config.server.clone(),
         io: config.io.clone(),

@@ -13,12 +13,13 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::proxy::{self, Forwarded};
 use crate::http::{
     BodyLength, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, encode_response_head,
     http_date, parse_request,
 };
 use crate::metrics::Source;
-use crate::route::Reply;
+use crate::route::{Dispatch, Reply};
 use crate::send::{Body, SendPath, Sender, Tally};
 use crate::transport::Transport;
 
@@ -91,15 +92,38 @@ pub async fn serve(
         };
         first = false;
         let started = Instant::now();
-        let reply = shared.router.handle(&head).await;
-        // A request body ferry does not read would be taken for the next request, and a
-        // client that sent a malformed target is not trusted with more: close after both.
+        // Whether the request's body (if any) has been read, so the next bytes on the
+        // connection are the next request.
+        let (reply, body_read) = match shared.router.handle(&head).await {
+            Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+            Dispatch::Upstream => {
+                match proxy::forward(&mut transport, &mut buf, &head, peer, &shared).await {
+                    Forwarded::Reply(reply) => (reply, true),
+                    Forwarded::Failed(reply) => (reply, false),
+                    Forwarded::Upgrade(exchange) => {
+                        proxy::tunnel(
+                            &mut transport,
+                            &mut buf,
+                            &head,
+                            exchange,
+                            peer,
+                            &shared,
+                            started,
+                        )
+                        .await;
+                        break;
+                    }
+                    Forwarded::ClientGone => break,
+                }
+            }
+        };
+        // A client that sent a malformed target is not trusted with more: close after.
         let keep_alive = head.keep_alive
+            && body_read
             && reply.status != 400
-            && head.body == BodyLength::Empty
             && !shared.server.keepalive_timeout.is_zero()
             && !shutdown.is_cancelled();
-        let ok = respond(
+        let Some(keep_alive) = respond(
             &mut transport,
             &mut sender,
             &shared,
@@ -109,10 +133,10 @@ pub async fn serve(
             keep_alive,
             started,
         )
-        .await;
-        if !ok {
+        .await
+        else {
             break;
-        }
+        };
         if !keep_alive {
             linger(transport.tcp()).await;
             break;
@@ -184,34 +208,59 @@ async fn read_head(
 }
 
 /// Frames and sends one reply; records metrics and the access log. Returns whether the
-/// connection can carry another response.
+/// connection can carry another response (`None`: the response failed, close now).
 #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
-async fn respond(
+pub(super) async fn respond(
     transport: &mut Transport,
     sender: &mut Sender,
     shared: &Shared,
     peer: SocketAddr,
     req: Option<&RequestHead>,
     reply: Reply,
-    keep_alive: bool,
+    mut keep_alive: bool,
     started: Instant,
-) -> bool {
-    let no_body_status = reply.status == 304 || reply.status == 204 || reply.status < 200;
+) -> Option<bool> {
+    let Reply {
+        status,
+        headers: own_headers,
+        extra_headers,
+        mut body,
+        source,
+        head_length,
+        rate,
+    } = reply;
+    let no_body_status = status == 304 || status == 204 || status < 200;
     let head_request = req.is_some_and(|r| r.method == Method::Head);
-    let length = reply.body.len();
-    let mut headers: Vec<(&str, String)> = Vec::with_capacity(reply.headers.len() + 4);
+    let http10 = req.is_none_or(|r| r.version == Version::Http10);
+    let mut headers: Vec<(&str, String)> =
+        Vec::with_capacity(own_headers.len() + extra_headers.len() + 4);
     headers.push(("Date", http_date(std::time::SystemTime::now())));
     headers.push(("Server", "ferry".to_string()));
     headers.extend(
-        reply
-            .headers
+        own_headers
             .iter()
             .map(|(name, value)| (*name, value.clone())),
     );
+    headers.extend(
+        extra_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.clone())),
+    );
     if !no_body_status {
-        headers.push(("Content-Length", length.to_string()));
+        match (head_request, head_length, body.length()) {
+            (true, Some(length), _) | (_, _, Some(length)) => {
+                headers.push(("Content-Length", length.to_string()))
+            }
+            // A body of unknown length: chunked for HTTP/1.1, delimited by the close for 1.0.
+            (_, _, None) if !http10 && !head_request => {
+                headers.push(("Transfer-Encoding", "chunked".to_string()));
+                if let Body::Upstream(up) = &mut body {
+                    up.chunked = true;
+                }
+            }
+            (_, _, None) => keep_alive = false,
+        }
     }
-    let http10 = req.is_none_or(|r| r.version == Version::Http10);
     match (keep_alive, http10) {
         (true, true) => headers.push(("Connection", "keep-alive".to_string())),
         (false, _) => headers.push(("Connection", "close".to_string())),
@@ -219,26 +268,29 @@ async fn respond(
     }
     let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let mut head = Vec::with_capacity(256);
-    encode_response_head(reply.status, &pairs, &mut head);
+    encode_response_head(status, &pairs, &mut head);
 
+    let announced = body.length();
     let body = if no_body_status || head_request {
-        &Body::Empty
+        if let Body::Upstream(up) = body {
+            // The app sent no body for these; its connection can go back to the pool.
+            up.conn.release();
+        }
+        Body::Empty
     } else {
-        &reply.body
+        body
     };
     let mut tally = Tally::default();
     let result = sender
-        .write_response(transport, &head, body, &shared.metrics, &mut tally)
+        .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
         .await;
     let seconds = started.elapsed().as_secs_f64();
-    shared
-        .metrics
-        .response(reply.source, reply.status, &tally, seconds);
+    shared.metrics.response(source, status, &tally, seconds);
     if let Err(err) = &result {
-        tracing::debug!(%peer, error = %err, sent = tally.total(), of = body.len(), "response not completed");
+        tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
     }
-    crate::access::log(peer, req, reply.status, &tally, reply.source, seconds);
-    result.is_ok()
+    crate::access::log(peer, req, status, &tally, source, seconds);
+    result.ok().map(|()| keep_alive)
 }
 
 /// Answers a request whose head could not be read, then closes gracefully.
@@ -260,6 +312,7 @@ async fn refuse(
         Instant::now(),
     )
     .await
+    .is_some()
     {
         linger(transport.tcp()).await;
     }
@@ -267,7 +320,7 @@ async fn refuse(
 
 /// Closes our side, then discards what the client still sends for a moment, so our last
 /// response is not destroyed by a reset caused by unread input.
-async fn linger(stream: &mut TcpStream) {
+pub(super) async fn linger(stream: &mut TcpStream) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -6,6 +6,7 @@
 
 mod conn;
 mod listener;
+mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,13 +19,16 @@ use tokio_util::task::TaskTracker;
 
 pub use listener::bind;
 
-use crate::config::{Io, Server};
+use crate::config::{Io, Offload, Server};
 use crate::metrics::Metrics;
 use crate::route::Router;
+use crate::upstream::Upstream;
 
 /// What every connection task shares.
 pub struct Shared {
     pub router: Router,
+    pub upstream: Option<Upstream>,
+    pub offload: Offload,
     pub metrics: Metrics,
     pub server: Server,
     pub io: Io,

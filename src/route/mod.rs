@@ -4,11 +4,12 @@
 //!
 //! Not here: framing, keep-alive and writing (frontend, send).
 
+mod accel;
 mod resolve;
 mod static_file;
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use bytes::Bytes;
 
 pub use resolve::{BadPath, relative_path};
 
-use crate::config::Location;
+use crate::config::Config;
 use crate::http::{Method, RequestHead, reason};
 use crate::metrics::Source;
 use crate::send::Body;
@@ -27,36 +28,67 @@ pub struct Reply {
     pub status: u16,
     /// Headers other than Date, Server, Content-Length and Connection, which the frontend adds.
     pub headers: Vec<(&'static str, String)>,
+    /// Headers whose names come from elsewhere (the app's response).
+    pub extra_headers: Vec<(String, String)>,
     pub body: Body,
     pub source: Source,
+    /// The Content-Length to announce for a HEAD request when the body is not there to tell
+    /// (a proxied HEAD); `None` announces the body's own length.
+    pub head_length: Option<u64>,
+    /// Most body bytes per second (X-Accel-Limit-Rate).
+    pub rate: Option<u64>,
 }
 
 impl Reply {
+    pub fn new(status: u16, source: Source, body: Body) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            extra_headers: Vec::new(),
+            body,
+            source,
+            head_length: None,
+            rate: None,
+        }
+    }
+
     /// A small text body naming the status, as every error ferry generates.
     pub fn error(status: u16, source: Source) -> Reply {
         let text = format!("{status} {}\n", reason(status));
-        Reply {
-            status,
-            headers: vec![("Content-Type", "text/plain; charset=utf-8".to_string())],
-            body: Body::Bytes(Bytes::from(text)),
-            source,
-        }
+        Reply::new(status, source, Body::Bytes(Bytes::from(text)))
+            .with_header("Content-Type", "text/plain; charset=utf-8".to_string())
     }
 
     /// A permanent redirect to `location`.
     pub fn redirect(location: String, source: Source) -> Reply {
-        let mut reply = Reply::error(301, source);
-        reply.headers.push(("Location", location));
-        reply
+        Reply::error(301, source).with_header("Location", location)
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
         self.headers.push((name, value));
         self
     }
+
+    /// Whether the reply already has a header `name` (in either list).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            || self
+                .extra_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Removes every header `name`.
+    pub fn remove_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.extra_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
 }
 
-/// A static location, with its root opened once at start-up.
+/// A directory files are served from: a location's root, or an X-Sendfile root.
 #[derive(Debug)]
 pub struct StaticLocation {
     pub prefix: String,
@@ -64,90 +96,156 @@ pub struct StaticLocation {
     root_fd: OwnedFd,
     pub index: Option<String>,
     pub expires: Option<Duration>,
+    /// Reachable only through X-Accel-Redirect.
+    pub internal: bool,
 }
 
-/// All locations, longest prefix first.
+impl StaticLocation {
+    fn open(
+        prefix: String,
+        root: &Path,
+        index: Option<String>,
+        expires: Option<Duration>,
+        internal: bool,
+    ) -> std::io::Result<StaticLocation> {
+        let root_fd = crate::sys::open_root(root)?;
+        Ok(StaticLocation {
+            prefix,
+            root: root.to_path_buf(),
+            root_fd,
+            index,
+            expires,
+            internal,
+        })
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built and matched once per request; a Box would only add an allocation
+pub enum Dispatch {
+    Reply(Reply),
+    /// No location matched: forward to the app.
+    Upstream,
+}
+
+/// All locations, longest prefix first, and the X-Sendfile roots.
 #[derive(Debug)]
 pub struct Router {
     locations: Vec<Arc<StaticLocation>>,
+    sendfile_roots: Vec<Arc<StaticLocation>>,
+    has_upstream: bool,
 }
 
 impl Router {
-    /// Opens every location's root; a root that cannot be opened is reported with its key.
-    pub fn new(locations: &[Location]) -> Result<Router, Vec<String>> {
-        let mut opened = Vec::new();
+    /// Opens every location's root and X-Sendfile root; each that cannot be opened is
+    /// reported with its key.
+    pub fn new(config: &Config) -> Result<Router, Vec<String>> {
+        let mut locations = Vec::new();
+        let mut sendfile_roots = Vec::new();
         let mut errors = Vec::new();
-        for (i, loc) in locations.iter().enumerate() {
-            match crate::sys::open_root(&loc.root) {
-                Ok(root_fd) => opened.push(Arc::new(StaticLocation {
-                    prefix: loc.prefix.clone(),
-                    root: loc.root.clone(),
-                    root_fd,
-                    index: loc.index.clone(),
-                    expires: loc.expires,
-                })),
+        for (i, loc) in config.locations.iter().enumerate() {
+            match StaticLocation::open(
+                loc.prefix.clone(),
+                &loc.root,
+                loc.index.clone(),
+                loc.expires,
+                loc.internal,
+            ) {
+                Ok(opened) => locations.push(Arc::new(opened)),
                 Err(err) => {
                     errors.push(format!("location[{i}].root: {}: {err}", loc.root.display()))
                 }
             }
         }
+        for (i, root) in config.offload.x_sendfile_roots.iter().enumerate() {
+            match StaticLocation::open(root.display().to_string(), root, None, None, true) {
+                Ok(opened) => sendfile_roots.push(Arc::new(opened)),
+                Err(err) => errors.push(format!(
+                    "offload.x_sendfile_roots[{i}]: {}: {err}",
+                    root.display()
+                )),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
-        opened.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
-        Ok(Router { locations: opened })
+        locations.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
+        Ok(Router {
+            locations,
+            sendfile_roots,
+            has_upstream: config.upstream.is_some(),
+        })
     }
 
-    /// The location whose prefix is the longest prefix of `path`.
-    pub fn find(&self, path: &str) -> Option<&Arc<StaticLocation>> {
+    /// The location whose prefix is the longest prefix of `path`, internal ones included.
+    fn find(&self, path: &str) -> Option<&Arc<StaticLocation>> {
         self.locations
             .iter()
             .find(|loc| path.starts_with(&loc.prefix))
     }
 
-    /// Answers one request. File opens run off the reactor.
-    pub async fn handle(&self, req: &RequestHead) -> Reply {
+    /// Decides who answers a client's request; static files are answered here, with file
+    /// opens off the reactor.
+    pub async fn handle(&self, req: &RequestHead) -> Dispatch {
         let (path, query) = split_target(&req.target);
         let Some(loc) = self.find(path) else {
+            if self.has_upstream {
+                return Dispatch::Upstream;
+            }
             // `/static` for a location `/static/` is a redirect, as for a directory.
             if let Some(loc) = self
                 .locations
                 .iter()
-                .find(|l| l.prefix.strip_suffix('/') == Some(path))
+                .find(|l| !l.internal && l.prefix.strip_suffix('/') == Some(path))
             {
-                return Reply::redirect(with_query(loc.prefix.clone(), query), Source::Static);
+                return Dispatch::Reply(Reply::redirect(
+                    with_query(loc.prefix.clone(), query),
+                    Source::Static,
+                ));
             }
-            return Reply::error(404, Source::Internal);
+            return Dispatch::Reply(Reply::error(404, Source::Internal));
         };
-        if !matches!(req.method, Method::Get | Method::Head) {
-            return Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD".to_string());
+        if loc.internal {
+            // nginx's `internal;`: a client cannot name it, only an X-Accel-Redirect can.
+            return Dispatch::Reply(Reply::error(404, Source::Static));
         }
-        let rest = &path[loc.prefix.len()..];
-        let rel = match relative_path(rest) {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Dispatch::Reply(
+                Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD".to_string()),
+            );
+        }
+        let rel = match relative_path(&path[loc.prefix.len()..]) {
             Ok(rel) => rel,
             Err(err) => {
                 tracing::debug!(target = %req.target, error = %err, "path refused");
-                return Reply::error(400, Source::Static);
+                return Dispatch::Reply(Reply::error(400, Source::Static));
             }
         };
-        let loc = Arc::clone(loc);
         let dir_request = path.ends_with('/');
-        let opened = tokio::task::spawn_blocking(move || {
-            static_file::open(&loc, rel, dir_request).map(|f| (f, loc))
-        })
-        .await
-        .unwrap_or_else(|join| {
-            tracing::error!(error = %join, "file open task failed");
-            Err(static_file::OpenError::Internal)
-        });
-        match opened {
-            Ok((file, loc)) => static_file::reply(req, file, loc.expires),
+        let reply = match open_off_reactor(Arc::clone(loc), rel, dir_request).await {
+            Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
             Err(static_file::OpenError::Directory) => {
                 Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
             }
             Err(err) => Reply::error(err.status(), Source::Static),
-        }
+        };
+        Dispatch::Reply(reply)
     }
+}
+
+/// Opens `rel` beneath `loc` on the blocking pool.
+async fn open_off_reactor(
+    loc: Arc<StaticLocation>,
+    rel: std::ffi::OsString,
+    dir_request: bool,
+) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
+    tokio::task::spawn_blocking(move || static_file::open(&loc, rel, dir_request).map(|f| (f, loc)))
+        .await
+        .unwrap_or_else(|join| {
+            tracing::error!(error = %join, "file open task failed");
+            Err(static_file::OpenError::Internal)
+        })
 }
 
 /// Splits a request target into path and query (without the `?`).

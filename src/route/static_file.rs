@@ -23,8 +23,11 @@ use crate::send::{Body, FileRange, Part};
 /// Why a file could not be opened; each maps to a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenError {
-    /// Not there, or outside the root (the kernel said EXDEV/ELOOP).
+    /// Not there (or a symlink loop).
     NotFound,
+    /// The lookup would leave the root (the kernel said EXDEV): 404 for a location, 403 for
+    /// an X-Sendfile path.
+    Escape,
     /// Not readable, not a regular file, or a directory without an index.
     Forbidden,
     /// A directory asked for without its trailing slash.
@@ -35,7 +38,7 @@ pub enum OpenError {
 impl OpenError {
     pub fn status(self) -> u16 {
         match self {
-            OpenError::NotFound => 404,
+            OpenError::NotFound | OpenError::Escape => 404,
             OpenError::Forbidden => 403,
             OpenError::Directory => 301,
             OpenError::Internal => 500,
@@ -45,7 +48,8 @@ impl OpenError {
     fn from_io(err: &io::Error) -> OpenError {
         use rustix::io::Errno;
         match err.raw_os_error().map(Errno::from_raw_os_error) {
-            Some(Errno::NOENT | Errno::NOTDIR | Errno::XDEV | Errno::LOOP | Errno::NAMETOOLONG) => {
+            Some(Errno::XDEV) => OpenError::Escape,
+            Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::NAMETOOLONG) => {
                 OpenError::NotFound
             }
             Some(Errno::ACCESS | Errno::PERM | Errno::NXIO) => OpenError::Forbidden,
@@ -139,12 +143,9 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     }
     let reply = |status, mut headers: Vec<(&'static str, String)>, body| {
         headers.push(("Accept-Ranges", "bytes".to_string()));
-        Reply {
-            status,
-            headers,
-            body,
-            source: Source::Static,
-        }
+        let mut reply = Reply::new(status, Source::Static, body);
+        reply.headers = headers;
+        reply
     };
     match evaluate(req, &validators) {
         Precondition::Proceed => {}

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::upstream::{Framing, UpConn};
+
 /// A byte range of an open file, sent as is.
 #[derive(Debug, Clone)]
 pub struct FileRange {
@@ -31,8 +33,17 @@ impl Part {
     }
 }
 
+/// The app's response body, still in its socket (and in `conn.leftover`).
+#[derive(Debug)]
+pub struct UpstreamBody {
+    pub conn: UpConn,
+    pub framing: Framing,
+    /// Re-frame as chunked toward the client (an HTTP/1.1 client and no known length).
+    pub chunked: bool,
+}
+
 /// A response body.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub enum Body {
     /// No body (HEAD, 304, 204), or a body the head announced but is not to be sent.
     #[default]
@@ -43,21 +54,24 @@ pub enum Body {
     File(FileRange),
     /// Generated pieces and file ranges in order (multipart/byteranges).
     Parts(Vec<Part>),
+    /// Relayed from the app.
+    Upstream(UpstreamBody),
 }
 
 impl Body {
-    /// The number of body bytes the head announces.
-    pub fn len(&self) -> u64 {
+    /// The body's length when known before sending (the Content-Length to announce).
+    pub fn length(&self) -> Option<u64> {
         match self {
-            Body::Empty => 0,
-            Body::Bytes(b) => b.len() as u64,
-            Body::File(f) => f.len,
-            Body::Parts(parts) => parts.iter().map(Part::wire_len).sum(),
+            Body::Empty => Some(0),
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File(f) => Some(f.len),
+            Body::Parts(parts) => Some(parts.iter().map(Part::wire_len).sum()),
+            Body::Upstream(up) => match up.framing {
+                Framing::None => Some(0),
+                Framing::Length(n) => Some(n),
+                Framing::Chunked | Framing::Close => None,
+            },
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether any of the body comes from a file (and so takes a file send path).
@@ -65,7 +79,7 @@ impl Body {
         match self {
             Body::File(_) => true,
             Body::Parts(parts) => parts.iter().any(|p| matches!(p, Part::File(_))),
-            Body::Empty | Body::Bytes(_) => false,
+            Body::Empty | Body::Bytes(_) | Body::Upstream(_) => false,
         }
     }
 }

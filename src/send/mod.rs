@@ -10,6 +10,7 @@
 
 mod body;
 mod path;
+mod relay;
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-pub use body::{Body, FileRange, Part};
+pub use body::{Body, FileRange, Part, UpstreamBody};
 pub use path::SendPath;
 
 use crate::metrics::Metrics;
@@ -27,7 +28,7 @@ use crate::transport::Transport;
 
 /// The largest buffer the buffered path reads into; bigger chunks only cost memory per
 /// connection without saving measurable syscalls.
-const MAX_BUFFER: usize = 256 * 1024;
+pub(crate) const MAX_BUFFER: usize = 256 * 1024;
 
 /// Why a response could not be written completely. Any of these ends the connection: the
 /// client has seen a head promising bytes that will not come.
@@ -39,21 +40,39 @@ pub enum SendError {
     Timeout(Duration),
     #[error("file shrank while being sent")]
     Truncated,
+    #[error("upstream body: {0}")]
+    Upstream(io::Error),
+    #[error("upstream closed before the end of the body")]
+    UpstreamClosed,
+    #[error("upstream sent no body bytes for {0:?}")]
+    UpstreamTimeout(Duration),
+    #[error("upstream body framing: {0}")]
+    UpstreamFraming(crate::http::ParseError),
 }
 
 /// Body bytes written per send path for one response.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
     bytes: [u64; 4],
+    /// Bytes counted in `bytes` that nevertheless passed through user space (an upstream
+    /// body's first bytes, read together with its head).
+    copied: [u64; 4],
     file_path: Option<SendPath>,
 }
 
 impl Tally {
-    fn add(&mut self, path: SendPath, n: usize) {
+    /// Counts `n` bytes written on `path`; on a zero-copy path they never entered user space.
+    pub fn add(&mut self, path: SendPath, n: usize) {
         self.bytes[path as usize] += n as u64;
         if path != SendPath::Memory {
             self.file_path = Some(path);
         }
+    }
+
+    /// Counts `n` bytes written as part of a `path` response but copied through user space.
+    pub fn add_copied(&mut self, path: SendPath, n: usize) {
+        self.add(path, n);
+        self.copied[path as usize] += n as u64;
     }
 
     /// Bytes written on `path`.
@@ -61,12 +80,21 @@ impl Tally {
         self.bytes[path as usize]
     }
 
+    /// Bytes written on `path` that never entered user space.
+    pub fn zero_copy(&self, path: SendPath) -> u64 {
+        if path.is_zero_copy() {
+            self.bytes[path as usize] - self.copied[path as usize]
+        } else {
+            0
+        }
+    }
+
     /// All body bytes written.
     pub fn total(&self) -> u64 {
         self.bytes.iter().sum()
     }
 
-    /// The path that carried the response's file bytes, or `memory` when it had none.
+    /// The path that carried the response's body, or `memory` when it had none.
     pub fn path(&self) -> SendPath {
         self.file_path.unwrap_or(SendPath::Memory)
     }
@@ -80,6 +108,8 @@ pub struct Sender {
     send_timeout: Duration,
     pipe: Option<Pipe>,
     buf: Vec<u8>,
+    /// TCP_CORK is set and is to be cleared once the first body bytes are out.
+    corked: bool,
 }
 
 /// Outcome of one capped step of a file path.
@@ -97,80 +127,97 @@ impl Sender {
             send_timeout,
             pipe: None,
             buf: Vec::new(),
+            corked: false,
         }
     }
 
-    /// Writes `head` and then `body`. On return `tally` holds what was written, also on error.
+    /// Writes `head` and then `body`, at most `rate` body bytes per second when given
+    /// (X-Accel-Limit-Rate). On return `tally` holds what was written, also on error.
     pub async fn write_response(
         &mut self,
         transport: &mut Transport,
         head: &[u8],
-        body: &Body,
+        body: Body,
+        rate: Option<u64>,
         metrics: &Metrics,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
-        if !body.has_file() {
-            return self.write_memory(transport.tcp(), head, body, tally).await;
-        }
         let stream = transport.tcp();
-        // Hold the head until the first body bytes join it, so a small file is one segment.
-        sys::set_cork(&*stream, true)?;
-        self.write_all(stream, head).await?;
-        let mut path = self.file_path;
         match body {
-            Body::File(range) => {
-                self.send_file(stream, range, &mut path, metrics, tally)
-                    .await?
-            }
-            Body::Parts(parts) => {
-                for part in parts {
-                    match part {
-                        Part::Bytes(bytes) => {
-                            self.write_all(stream, bytes).await?;
-                            tally.add(SendPath::Memory, bytes.len());
-                        }
-                        Part::File(range) => {
-                            self.send_file(stream, range, &mut path, metrics, tally)
-                                .await?
-                        }
-                    }
-                }
-            }
-            Body::Empty | Body::Bytes(_) => {
-                unreachable!("bodies without a file are written from memory")
-            }
-        }
-        sys::set_cork(&*stream, false)?;
-        Ok(())
-    }
-
-    async fn write_memory(
-        &mut self,
-        stream: &mut TcpStream,
-        head: &[u8],
-        body: &Body,
-        tally: &mut Tally,
-    ) -> Result<(), SendError> {
-        match body {
+            Body::Empty => self.write_all(stream, head).await,
             Body::Bytes(bytes) => {
                 // One write: the head and a small body leave in one segment.
                 let mut out = Vec::with_capacity(head.len() + bytes.len());
                 out.extend_from_slice(head);
-                out.extend_from_slice(bytes);
+                out.extend_from_slice(&bytes);
                 self.write_all(stream, &out).await?;
                 tally.add(SendPath::Memory, bytes.len());
+                Ok(())
+            }
+            Body::File(range) => {
+                self.corked(
+                    stream,
+                    head,
+                    async |this: &mut Sender, stream: &mut TcpStream| {
+                        let mut path = this.file_path;
+                        let mut pace = Pace::new(rate);
+                        this.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
+                            .await
+                    },
+                )
+                .await
             }
             Body::Parts(parts) => {
-                self.write_all(stream, head).await?;
-                for part in parts {
-                    if let Part::Bytes(bytes) = part {
-                        self.write_all(stream, bytes).await?;
-                        tally.add(SendPath::Memory, bytes.len());
-                    }
-                }
+                self.corked(
+                    stream,
+                    head,
+                    async |this: &mut Sender, stream: &mut TcpStream| {
+                        let mut path = this.file_path;
+                        let mut pace = Pace::new(rate);
+                        for part in &parts {
+                            match part {
+                                Part::Bytes(bytes) => {
+                                    this.write_all(stream, bytes).await?;
+                                    tally.add(SendPath::Memory, bytes.len());
+                                }
+                                Part::File(range) => {
+                                    this.send_file(
+                                        stream, range, &mut path, &mut pace, metrics, tally,
+                                    )
+                                    .await?
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+                .await
             }
-            Body::Empty | Body::File(_) => self.write_all(stream, head).await?,
+            Body::Upstream(up) => {
+                // Corked only until the first body bytes join the head: the app may send the
+                // rest slowly (a stream), and a cork would hold each partial segment 200 ms.
+                sys::set_cork(&*stream, true)?;
+                self.corked = true;
+                self.write_all(stream, head).await?;
+                let result = self.relay(stream, up, tally).await;
+                self.uncork(stream)?;
+                result
+            }
         }
+    }
+
+    /// Writes `head` with TCP_CORK set, runs `body`, then uncorks: the head waits for the
+    /// first body bytes, so a small response is one segment.
+    async fn corked(
+        &mut self,
+        stream: &mut TcpStream,
+        head: &[u8],
+        body: impl AsyncFnOnce(&mut Sender, &mut TcpStream) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        sys::set_cork(&*stream, true)?;
+        self.write_all(stream, head).await?;
+        body(self, stream).await?;
+        sys::set_cork(&*stream, false)?;
         Ok(())
     }
 
@@ -195,13 +242,14 @@ impl Sender {
         stream: &mut TcpStream,
         range: &FileRange,
         path: &mut SendPath,
+        pace: &mut Pace,
         metrics: &Metrics,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
         let mut offset = range.offset;
         let end = range.offset + range.len;
         while offset < end {
-            let want = (end - offset).min(self.chunk as u64) as usize;
+            let want = (end - offset).min(pace.step(self.chunk) as u64) as usize;
             let step = match *path {
                 SendPath::Sendfile => self.sendfile_step(stream, range, &mut offset, want).await?,
                 SendPath::Splice => self.splice_step(stream, range, &mut offset, want).await?,
@@ -210,7 +258,10 @@ impl Sender {
                 }
             };
             match step {
-                Step::Sent(n) => tally.add(*path, n),
+                Step::Sent(n) => {
+                    tally.add(*path, n);
+                    pace.sent(n).await;
+                }
                 Step::Unsupported(err) => {
                     let Some(next) = path.fallback() else {
                         return Err(err.into());
@@ -254,10 +305,7 @@ impl Sender {
         offset: &mut u64,
         want: usize,
     ) -> Result<Step, SendError> {
-        if self.pipe.is_none() {
-            self.pipe = Some(Pipe::new()?);
-        }
-        let pipe = self.pipe.as_ref().expect("pipe created above");
+        let pipe = self.pipe()?;
         let want = want.min(pipe.capacity());
         let filled = match pipe.fill_from_file(&*range.file, offset, want) {
             Ok(0) => return Err(SendError::Truncated),
@@ -265,7 +313,19 @@ impl Sender {
             Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
             Err(err) => return Err(err.into()),
         };
-        let mut left = filled;
+        let pipe = self.pipe.as_ref().expect("pipe created above");
+        self.drain_pipe(stream, pipe, filled).await?;
+        Ok(Step::Sent(filled))
+    }
+
+    /// Splices all `len` bytes the pipe holds to the client.
+    async fn drain_pipe(
+        &self,
+        stream: &TcpStream,
+        pipe: &Pipe,
+        len: usize,
+    ) -> Result<(), SendError> {
+        let mut left = len;
         while left > 0 {
             self.writable(stream).await?;
             match stream.try_io(Interest::WRITABLE, || pipe.drain_to(stream, left, true)) {
@@ -274,7 +334,23 @@ impl Sender {
                 Err(err) => return Err(err.into()),
             }
         }
-        Ok(Step::Sent(filled))
+        Ok(())
+    }
+
+    /// Clears a cork set for an upstream body (see `write_response`).
+    fn uncork(&mut self, stream: &TcpStream) -> io::Result<()> {
+        if std::mem::take(&mut self.corked) {
+            sys::set_cork(stream, false)?;
+        }
+        Ok(())
+    }
+
+    /// The connection's pipe, created on first use.
+    fn pipe(&mut self) -> io::Result<&Pipe> {
+        if self.pipe.is_none() {
+            self.pipe = Some(Pipe::new()?);
+        }
+        Ok(self.pipe.as_ref().expect("pipe created above"))
     }
 
     async fn buffered_step(
@@ -300,5 +376,43 @@ impl Sender {
         let n = result?;
         *offset += n as u64;
         Ok(Step::Sent(n))
+    }
+}
+
+/// Paces a response to at most `rate` bytes per second (X-Accel-Limit-Rate), by sleeping
+/// between capped steps once ahead of schedule.
+#[derive(Debug)]
+pub struct Pace {
+    rate: Option<u64>,
+    start: std::time::Instant,
+    sent: u64,
+}
+
+impl Pace {
+    pub fn new(rate: Option<u64>) -> Pace {
+        Pace {
+            rate: rate.filter(|&r| r > 0),
+            start: std::time::Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// The most to send in one step: a quarter second's worth when limited, so the limit
+    /// holds smoothly rather than in bursts of a whole chunk.
+    fn step(&self, chunk: usize) -> usize {
+        match self.rate {
+            Some(rate) => chunk.min((rate / 4).max(1) as usize),
+            None => chunk,
+        }
+    }
+
+    async fn sent(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
     }
 }

@@ -84,6 +84,20 @@ impl Pipe {
         )?)
     }
 
+    /// `splice(2)` from a socket into the pipe, at most `len` bytes; `WouldBlock` when the
+    /// socket has nothing to read, `Ok(0)` when its peer has closed.
+    pub fn fill_from_socket(&self, sock: impl AsFd, len: usize) -> io::Result<usize> {
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+        Ok(rustix::pipe::splice(
+            sock,
+            None,
+            &self.write,
+            None,
+            len,
+            flags,
+        )?)
+    }
+
     /// `splice(2)` from the pipe to the socket, at most `len` bytes; `WouldBlock` when the
     /// socket is full. `more` keeps the segment open for what follows (like MSG_MORE).
     pub fn drain_to(&self, sock: impl AsFd, len: usize, more: bool) -> io::Result<usize> {
@@ -164,4 +178,12 @@ pub fn raise_nofile_limit() -> io::Result<Option<u64>> {
         )?;
     }
     Ok(limit.maximum)
+}
+
+/// Looks at what a socket has received without consuming it and without blocking:
+/// `Ok(0)` means the peer closed, `WouldBlock` that nothing is pending.
+pub fn peek(sock: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::RecvFlags;
+    let (n, _) = rustix::net::recv(sock, buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)?;
+    Ok(n)
 }

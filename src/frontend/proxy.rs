@@ -1,0 +1,170 @@
+//! The connection loop's side of proxying: forward a request to the app, then turn its
+//! answer into a reply — relayed (body spliced or copied), an offloaded file
+//! (X-Accel-Redirect / X-Sendfile), an error status, or a tunnel after 101 Switching
+//! Protocols, where both sockets are joined with splice(2) in both directions.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+
+use super::Shared;
+use crate::http::{Method, RequestHead, encode_response_head};
+use crate::metrics::Source;
+use crate::route::Reply;
+use crate::send::{Body, SendPath, Tally, UpstreamBody};
+use crate::transport::Transport;
+use crate::upstream::{Exchange, UpStream, wants_upgrade};
+
+/// What came of forwarding one request.
+pub enum Forwarded {
+    /// The request (and its body) went through; answer with this.
+    Reply(Reply),
+    /// The exchange failed part-way (the request body may be unread): answer and close.
+    Failed(Reply),
+    /// The app switched protocols: join the two sockets.
+    Upgrade(Exchange),
+    /// The client went away while its body was being forwarded.
+    ClientGone,
+}
+
+/// Sends `req` to the app and decides how its answer reaches the client.
+pub async fn forward(
+    transport: &mut Transport,
+    buf: &mut BytesMut,
+    req: &RequestHead,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Forwarded {
+    let Some(upstream) = &shared.upstream else {
+        return Forwarded::Reply(Reply::error(404, Source::Internal));
+    };
+    let exchange = match upstream
+        .exchange(req, transport.tcp(), buf, peer, &shared.metrics)
+        .await
+    {
+        Ok(exchange) => exchange,
+        Err(err) => {
+            return match err.status() {
+                Some(status) => {
+                    tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
+                    Forwarded::Failed(Reply::error(status, Source::Upstream))
+                }
+                None => {
+                    tracing::debug!(%peer, error = %err, "client gone while forwarding");
+                    Forwarded::ClientGone
+                }
+            };
+        }
+    };
+    let Exchange {
+        head,
+        framing,
+        conn,
+    } = exchange;
+    if head.status == 101 {
+        if wants_upgrade(req) {
+            return Forwarded::Upgrade(Exchange {
+                head,
+                framing,
+                conn,
+            });
+        }
+        tracing::warn!(%peer, target = %req.target, "upstream switched protocols unasked");
+        return Forwarded::Failed(Reply::error(502, Source::Upstream));
+    }
+    if shared.offload.x_accel_redirect
+        && let Some(value) = head.header("x-accel-redirect").map(<[u8]>::to_vec)
+    {
+        conn.discard(framing).await;
+        return Forwarded::Reply(shared.router.accel_redirect(req, &value, &head).await);
+    }
+    if !shared.offload.x_sendfile_roots.is_empty()
+        && let Some(value) = head.header("x-sendfile").map(<[u8]>::to_vec)
+    {
+        conn.discard(framing).await;
+        return Forwarded::Reply(shared.router.x_sendfile(req, &value, &head).await);
+    }
+    let head_length = if req.method == Method::Head {
+        head.header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+    } else {
+        None
+    };
+    let mut reply = Reply::new(
+        head.status,
+        Source::Upstream,
+        Body::Upstream(UpstreamBody {
+            conn,
+            framing,
+            chunked: false,
+        }),
+    );
+    reply.extra_headers = head
+        .client_headers()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    reply.head_length = head_length;
+    Forwarded::Reply(reply)
+}
+
+/// After a 101 from the app: sends the 101 to the client, then splices both directions
+/// until either side closes. Bytes in both directions are counted on the `splice` path.
+pub async fn tunnel(
+    transport: &mut Transport,
+    buf: &mut BytesMut,
+    req: &RequestHead,
+    exchange: Exchange,
+    peer: SocketAddr,
+    shared: &Shared,
+    started: Instant,
+) {
+    let Exchange { head, conn, .. } = exchange;
+    let mut stream = conn.stream;
+    let mut headers: Vec<(String, String)> = head
+        .client_headers()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    if let Some(protocol) = head.header("upgrade") {
+        headers.push((
+            "Upgrade".into(),
+            String::from_utf8_lossy(protocol).into_owned(),
+        ));
+    }
+    headers.push(("Connection".into(), "upgrade".into()));
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut out = Vec::with_capacity(256);
+    encode_response_head(101, &pairs, &mut out);
+    // Bytes either side sent early (after its head) go first, through user space.
+    out.extend_from_slice(&conn.leftover);
+    let client = transport.tcp();
+    let mut tally = Tally::default();
+    tally.add_copied(SendPath::Splice, conn.leftover.len());
+    let result = async {
+        client.write_all(&out).await?;
+        stream.write_all(buf).await?;
+        tally.add_copied(SendPath::Splice, buf.len());
+        buf.clear();
+        let (up, down) = match &mut stream {
+            UpStream::Tcp(app) => tokio_splice::zero_copy_bidirectional(client, app).await?,
+            UpStream::Unix(app) => tokio_splice::zero_copy_bidirectional(client, app).await?,
+        };
+        tally.add(SendPath::Splice, (up + down) as usize);
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "tunnel closed");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    shared
+        .metrics
+        .response(Source::Upstream, 101, &tally, seconds);
+    crate::access::log(peer, Some(req), 101, &tally, Source::Upstream, seconds);
+}

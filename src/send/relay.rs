@@ -1,0 +1,228 @@
+//! Relaying the app's response body to the client. A Content-Length body is spliced socket
+//! → pipe → socket (path `splice`, zero-copy) unless `io.send_path = "buffered"`; chunked and
+//! close-delimited bodies are decoded and copied (path `buffered`), re-framed as chunked for
+//! an HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
+//! mid-body is an error: the frontend then closes the client connection, because a short
+//! body on a kept-alive connection would be read as the start of the next response.
+
+use std::io;
+
+use bytes::Buf;
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::TcpStream;
+
+use super::{SendError, SendPath, Sender, Tally, UpstreamBody};
+use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
+use crate::upstream::{Framing, UpConn};
+
+/// Longest chunk-size line accepted from the app.
+const MAX_CHUNK_LINE: usize = 4096;
+
+impl Sender {
+    /// Sends the body of `up` (the head has been written) and pools the app connection when
+    /// the body was read exactly.
+    pub(super) async fn relay(
+        &mut self,
+        stream: &mut TcpStream,
+        mut up: UpstreamBody,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        match up.framing {
+            Framing::None => {}
+            Framing::Length(len) => self.relay_length(stream, &mut up.conn, len, tally).await?,
+            Framing::Chunked => {
+                self.relay_chunked(stream, &mut up.conn, up.chunked, tally)
+                    .await?
+            }
+            Framing::Close => {
+                self.relay_to_close(stream, &mut up.conn, up.chunked, tally)
+                    .await?
+            }
+        }
+        up.conn.release();
+        Ok(())
+    }
+
+    async fn relay_length(
+        &mut self,
+        stream: &mut TcpStream,
+        conn: &mut UpConn,
+        len: u64,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        let path = if self.file_path == SendPath::Buffered {
+            SendPath::Buffered
+        } else {
+            SendPath::Splice
+        };
+        let early = (conn.leftover.len() as u64).min(len) as usize;
+        if early > 0 {
+            let bytes = conn.leftover.split_to(early);
+            self.write_all(stream, &bytes).await?;
+            self.uncork(stream)?;
+            tally.add_copied(path, early);
+        }
+        if !conn.leftover.is_empty() {
+            // The app sent more than it announced: never reuse that connection.
+            conn.reusable = false;
+            conn.leftover.clear();
+        }
+        let mut left = len - early as u64;
+        while left > 0 {
+            let want = left.min(self.chunk as u64) as usize;
+            let n = match path {
+                SendPath::Splice => self.splice_from_app(stream, conn, want).await?,
+                _ => self.copy_from_app(stream, conn, want).await?,
+            };
+            self.uncork(stream)?;
+            tally.add(path, n);
+            left -= n as u64;
+            tokio::task::consume_budget().await;
+        }
+        Ok(())
+    }
+
+    /// Splices up to `want` bytes app → pipe → client; returns how many moved.
+    async fn splice_from_app(
+        &mut self,
+        stream: &TcpStream,
+        conn: &UpConn,
+        want: usize,
+    ) -> Result<usize, SendError> {
+        let timeout = conn.read_timeout;
+        let up = &conn.stream;
+        let pipe = self.pipe()?;
+        let want = want.min(pipe.capacity());
+        let filled = loop {
+            match tokio::time::timeout(timeout, up.readable()).await {
+                Ok(ready) => ready.map_err(SendError::Upstream)?,
+                Err(_) => return Err(SendError::UpstreamTimeout(timeout)),
+            }
+            match up.try_io(Interest::READABLE, || pipe.fill_from_socket(up, want)) {
+                Ok(0) => return Err(SendError::UpstreamClosed),
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(SendError::Upstream(err)),
+            }
+        };
+        let pipe = self.pipe.as_ref().expect("pipe created above");
+        self.drain_pipe(stream, pipe, filled).await?;
+        Ok(filled)
+    }
+
+    /// Reads up to `want` bytes from the app into the reused buffer and writes them.
+    async fn copy_from_app(
+        &mut self,
+        stream: &mut TcpStream,
+        conn: &mut UpConn,
+        want: usize,
+    ) -> Result<usize, SendError> {
+        let n = self.read_app(conn, want).await?;
+        if n == 0 {
+            return Err(SendError::UpstreamClosed);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_all(stream, &buf[..n]).await;
+        self.buf = buf;
+        result.map(|()| n)
+    }
+
+    /// One read from the app into `self.buf[..n]`, bounded by the app's read timeout.
+    async fn read_app(&mut self, conn: &mut UpConn, want: usize) -> Result<usize, SendError> {
+        let size = want.clamp(1, super::MAX_BUFFER);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        match tokio::time::timeout(conn.read_timeout, conn.stream.read(&mut self.buf[..size])).await
+        {
+            Ok(result) => result.map_err(SendError::Upstream),
+            Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
+        }
+    }
+
+    async fn relay_chunked(
+        &mut self,
+        stream: &mut TcpStream,
+        conn: &mut UpConn,
+        chunked: bool,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
+        let mut input = std::mem::take(&mut conn.leftover);
+        let mut data = Vec::new();
+        loop {
+            if !input.is_empty() {
+                let used = decoder
+                    .decode(&input, &mut data)
+                    .map_err(SendError::UpstreamFraming)?;
+                input.advance(used);
+                self.write_data(stream, &mut data, chunked, tally).await?;
+                if decoder.done() {
+                    // Bytes after the last chunk were not asked for: do not reuse.
+                    conn.reusable &= input.is_empty();
+                    return self.write_end(stream, chunked).await;
+                }
+            }
+            input.reserve(16 * 1024);
+            match tokio::time::timeout(conn.read_timeout, conn.stream.read_buf(&mut input)).await {
+                Ok(Ok(0)) => return Err(SendError::UpstreamClosed),
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(SendError::Upstream(err)),
+                Err(_) => return Err(SendError::UpstreamTimeout(conn.read_timeout)),
+            }
+        }
+    }
+
+    async fn relay_to_close(
+        &mut self,
+        stream: &mut TcpStream,
+        conn: &mut UpConn,
+        chunked: bool,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        conn.reusable = false;
+        let mut data = std::mem::take(&mut conn.leftover).to_vec();
+        self.write_data(stream, &mut data, chunked, tally).await?;
+        loop {
+            let n = self.read_app(conn, self.chunk).await?;
+            if n == 0 {
+                return self.write_end(stream, chunked).await;
+            }
+            data.extend_from_slice(&self.buf[..n]);
+            self.write_data(stream, &mut data, chunked, tally).await?;
+        }
+    }
+
+    /// Writes decoded body bytes (as one chunk when re-framing) and empties `data`.
+    async fn write_data(
+        &mut self,
+        stream: &mut TcpStream,
+        data: &mut Vec<u8>,
+        chunked: bool,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if chunked {
+            let mut framed = Vec::with_capacity(data.len() + 16);
+            encode_chunk(data, &mut framed);
+            self.write_all(stream, &framed).await?;
+        } else {
+            self.write_all(stream, data).await?;
+        }
+        self.uncork(stream)?;
+        tally.add(SendPath::Buffered, data.len());
+        data.clear();
+        Ok(())
+    }
+
+    async fn write_end(&mut self, stream: &mut TcpStream, chunked: bool) -> Result<(), SendError> {
+        if chunked {
+            let mut last = Vec::new();
+            encode_last_chunk(&mut last);
+            self.write_all(stream, &last).await?;
+        }
+        Ok(())
+    }
+}

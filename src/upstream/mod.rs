@@ -1,0 +1,327 @@
+//! The app behind ferry: an own HTTP/1.1 client over pooled raw sockets (TCP or unix).
+//! hyper's client would hide the socket; owning it is what lets ferry splice request bodies
+//! client → app and response bodies app → client without copying them through user space.
+//!
+//! `Upstream::exchange` sends one request (head, then body) and returns the app's response
+//! head with the connection positioned at the body; `send` relays the body and hands the
+//! connection back to the pool. Offload answers (X-Accel-Redirect, X-Sendfile) are
+//! recognised here and served by `route`.
+
+mod body;
+mod head;
+mod pool;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+pub use head::{
+    BadResponse, ForwardOptions, Framing, MAX_RESPONSE_HEAD, ResponseHead, connection_tokens,
+    encode_request, framing, parse_response, wants_upgrade,
+};
+pub use pool::Pool;
+pub use stream::{ConnectError, UpStream};
+
+use crate::config::{self, UpstreamAddress};
+use crate::http::{BodyLength, Method, RequestHead};
+use crate::metrics::{Metrics, UpstreamOutcome};
+
+/// Why no response came from the app. `status` is what the client gets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream {addr}: {source}")]
+    Connect { addr: String, source: ConnectError },
+    #[error("upstream {addr}: no response head within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("upstream {addr}: {source}")]
+    Bad { addr: String, source: BadResponse },
+    #[error("upstream {addr}: closed before responding: {detail}")]
+    Closed { addr: String, detail: String },
+    /// The client went away (or stalled) while its body was being forwarded: no response.
+    #[error("client: {0}")]
+    Client(std::io::Error),
+    /// The client's chunked request body is malformed.
+    #[error("client: request body: {0}")]
+    ClientBody(crate::http::ParseError),
+}
+
+impl ProxyError {
+    /// The status the client is answered with; `None` when the client is gone.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProxyError::Connect {
+                source: ConnectError::Timeout(_),
+                ..
+            }
+            | ProxyError::Timeout { .. } => Some(504),
+            ProxyError::Connect { .. } | ProxyError::Bad { .. } | ProxyError::Closed { .. } => {
+                Some(502)
+            }
+            ProxyError::ClientBody(_) => Some(400),
+            ProxyError::Client(_) => None,
+        }
+    }
+
+    fn outcome(&self) -> UpstreamOutcome {
+        match self {
+            ProxyError::Connect {
+                source: ConnectError::Timeout(_),
+                ..
+            }
+            | ProxyError::Timeout { .. } => UpstreamOutcome::Timeout,
+            ProxyError::Connect { .. } => UpstreamOutcome::ConnectError,
+            ProxyError::Bad { .. } => UpstreamOutcome::BadResponse,
+            ProxyError::Closed { .. } => UpstreamOutcome::Closed,
+            ProxyError::Client(_) | ProxyError::ClientBody(_) => UpstreamOutcome::ClientAbort,
+        }
+    }
+}
+
+/// The app's answer, with the connection positioned at its body.
+#[derive(Debug)]
+pub struct Exchange {
+    pub head: ResponseHead,
+    pub framing: Framing,
+    pub conn: UpConn,
+}
+
+/// A connection to the app carrying (the rest of) one response body.
+#[derive(Debug)]
+pub struct UpConn {
+    pub stream: UpStream,
+    /// Body bytes that arrived together with the head.
+    pub leftover: BytesMut,
+    /// Whether the connection may be pooled once the body has been read exactly.
+    pub reusable: bool,
+    /// Longest wait for the app's next bytes.
+    pub read_timeout: Duration,
+    pool: Arc<Pool>,
+}
+
+impl UpConn {
+    /// Returns the connection to the pool (call only after the body was read exactly).
+    pub fn release(self) {
+        if self.reusable && self.leftover.is_empty() {
+            self.pool.put(self.stream);
+        }
+    }
+
+    /// Reads and drops a small body so the connection can be reused; a large or unframed
+    /// one closes the connection instead (used after X-Accel-Redirect / X-Sendfile).
+    pub async fn discard(mut self, framing: Framing) {
+        const DISCARD_MAX: u64 = 64 * 1024;
+        let Framing::Length(len) = framing else {
+            if framing == Framing::None {
+                self.release();
+            }
+            return;
+        };
+        if len > DISCARD_MAX {
+            return;
+        }
+        let ok = body::skip(&mut self.stream, &mut self.leftover, len, self.read_timeout).await;
+        if ok {
+            self.release();
+        }
+    }
+}
+
+/// The configured app and its connection pool.
+#[derive(Debug)]
+pub struct Upstream {
+    address: UpstreamAddress,
+    label: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    options: ForwardOptions,
+    pool: Arc<Pool>,
+    /// Longest wait for the next request-body bytes from the client.
+    client_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(
+        upstream: &config::Upstream,
+        offload: &config::Offload,
+        client_timeout: Duration,
+    ) -> Upstream {
+        let options = ForwardOptions {
+            forwarded_headers: upstream.forwarded_headers,
+            sendfile_type: offload.advertise.map(|t| t.as_str()),
+            accel_mapping: offload
+                .accel_mapping
+                .as_ref()
+                .map(|(fs, uri)| format!("{}={uri}", fs.display())),
+        };
+        Upstream {
+            label: upstream.address.to_string(),
+            address: upstream.address.clone(),
+            connect_timeout: upstream.connect_timeout,
+            response_timeout: upstream.response_timeout,
+            options,
+            pool: Arc::new(Pool::new(upstream.idle_connections)),
+            client_timeout,
+        }
+    }
+
+    /// Forwards `req` (and its body, read from `client` after what `buf` already holds) and
+    /// waits for the response head. Records the outcome in `metrics`.
+    pub async fn exchange(
+        &self,
+        req: &RequestHead,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        peer: SocketAddr,
+        metrics: &Metrics,
+    ) -> Result<Exchange, ProxyError> {
+        let started = Instant::now();
+        let result = self.try_exchange(req, client, buf, peer).await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
+        metrics.upstream(outcome, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn try_exchange(
+        &self,
+        req: &RequestHead,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        peer: SocketAddr,
+    ) -> Result<Exchange, ProxyError> {
+        let mut head = Vec::with_capacity(512);
+        encode_request(req, peer, &self.options, &mut head);
+        // Only a request without a body can be sent again: its bytes are all in `head`.
+        let replayable = req.body == BodyLength::Empty && is_idempotent(&req.method);
+        let mut fresh_only = false;
+        loop {
+            let (mut stream, reused) = match (!fresh_only).then(|| self.pool.take()).flatten() {
+                Some(stream) => (stream, true),
+                None => (self.connect().await?, false),
+            };
+            let retry = reused && replayable;
+            if let Err(err) = stream.write_all(&head).await {
+                if retry {
+                    fresh_only = true;
+                    continue;
+                }
+                return Err(self.closed(format!("writing request head: {err}")));
+            }
+            if req.body != BodyLength::Empty {
+                if req.expect_continue {
+                    // ferry takes the body itself, so it answers the client's expectation.
+                    client
+                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        .await
+                        .map_err(ProxyError::Client)?;
+                }
+                body::forward_request_body(req.body, client, buf, &mut stream, self.client_timeout)
+                    .await
+                    .map_err(|err| match err {
+                        body::BodyError::Client(err) => ProxyError::Client(err),
+                        body::BodyError::BadChunked(err) => ProxyError::ClientBody(err),
+                        body::BodyError::Upstream(err) => {
+                            self.closed(format!("writing request body: {err}"))
+                        }
+                    })?;
+            }
+            let deadline = tokio::time::Instant::now() + self.response_timeout;
+            match self.read_head(&mut stream, deadline).await {
+                Ok((head, leftover)) => {
+                    let framing = framing(&head, &req.method).map_err(|source| self.bad(source))?;
+                    let reusable =
+                        head.keep_alive() && framing != Framing::Close && head.status != 101;
+                    let conn = UpConn {
+                        stream,
+                        leftover,
+                        reusable,
+                        read_timeout: self.response_timeout,
+                        pool: Arc::clone(&self.pool),
+                    };
+                    return Ok(Exchange {
+                        head,
+                        framing,
+                        conn,
+                    });
+                }
+                // The app closed an idle connection just as ferry reused it: try once more.
+                Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<UpStream, ProxyError> {
+        UpStream::connect(&self.address, self.connect_timeout)
+            .await
+            .map_err(|source| ProxyError::Connect {
+                addr: self.label.clone(),
+                source,
+            })
+    }
+
+    fn closed(&self, detail: String) -> ProxyError {
+        ProxyError::Closed {
+            addr: self.label.clone(),
+            detail,
+        }
+    }
+
+    fn bad(&self, source: BadResponse) -> ProxyError {
+        ProxyError::Bad {
+            addr: self.label.clone(),
+            source,
+        }
+    }
+
+    /// Reads the response head, skipping interim 1xx responses other than 101.
+    async fn read_head(
+        &self,
+        stream: &mut UpStream,
+        deadline: tokio::time::Instant,
+    ) -> Result<(ResponseHead, BytesMut), ProxyError> {
+        let mut buf = BytesMut::new();
+        loop {
+            let read =
+                tokio::time::timeout_at(deadline, body::read_head_bytes(stream, &mut buf)).await;
+            let head = match read {
+                Err(_) => {
+                    return Err(ProxyError::Timeout {
+                        addr: self.label.clone(),
+                        timeout: self.response_timeout,
+                    });
+                }
+                Ok(Err(body::HeadError::Io(err))) => return Err(self.closed(err.to_string())),
+                Ok(Err(body::HeadError::Bad(err))) => return Err(self.bad(err)),
+                Ok(Ok(None)) if buf.is_empty() => return Err(self.closed("no response".into())),
+                Ok(Ok(None)) => {
+                    return Err(self.bad(BadResponse::Syntax(
+                        "connection closed inside the response head".into(),
+                    )));
+                }
+                Ok(Ok(Some(head))) => head,
+            };
+            if (100..200).contains(&head.status) && head.status != 101 {
+                tracing::debug!(
+                    status = head.status,
+                    "interim response from the app skipped"
+                );
+                continue;
+            }
+            return Ok((head, buf));
+        }
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        method,
+        Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
+    )
+}

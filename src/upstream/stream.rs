@@ -1,0 +1,134 @@
+//! A connection to the app: TCP or a unix socket, behind one type so the pool, the codec
+//! loop and the splice paths need not care which. Both are raw sockets ferry owns, which is
+//! what lets it splice the app's bytes to the client.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::UpstreamAddress;
+
+/// A socket to the app.
+#[derive(Debug)]
+pub enum UpStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Why no connection to the app could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect: {0}")]
+    Io(#[from] io::Error),
+    #[error("connect: timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl UpStream {
+    /// Connects within `timeout`.
+    pub async fn connect(
+        address: &UpstreamAddress,
+        timeout: Duration,
+    ) -> Result<UpStream, ConnectError> {
+        let connect = async {
+            match address {
+                UpstreamAddress::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    Ok::<_, io::Error>(UpStream::Tcp(stream))
+                }
+                UpstreamAddress::Unix(path) => Ok(UpStream::Unix(UnixStream::connect(path).await?)),
+            }
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ConnectError::Timeout(timeout)),
+        }
+    }
+
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            UpStream::Tcp(s) => s.readable().await,
+            UpStream::Unix(s) => s.readable().await,
+        }
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            UpStream::Tcp(s) => s.writable().await,
+            UpStream::Unix(s) => s.writable().await,
+        }
+    }
+
+    /// Runs a non-blocking syscall on the socket, clearing readiness on `WouldBlock`.
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        match self {
+            UpStream::Tcp(s) => s.try_io(interest, f),
+            UpStream::Unix(s) => s.try_io(interest, f),
+        }
+    }
+}
+
+impl AsFd for UpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            UpStream::Tcp(s) => s.as_fd(),
+            UpStream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for UpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl AsyncRead for UpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            UpStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
