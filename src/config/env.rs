@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 19] = [
+const OVERRIDABLE: [&str; 25] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -27,6 +27,12 @@ const OVERRIDABLE: [&str; 19] = [
     "server.shutdown_grace",
     "server.access_log",
     "admin.listen",
+    "tls.listen",
+    "tls.cert",
+    "tls.key",
+    "tls.ktls",
+    "tls.alpn",
+    "tls.handshake_timeout",
     "io.send_path",
     "io.chunk",
     "upstream.address",
@@ -41,7 +47,12 @@ const OVERRIDABLE: [&str; 19] = [
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.
-const LIST_KEYS: [&str; 2] = ["server.listen", "offload.x_sendfile_roots"];
+const LIST_KEYS: [&str; 4] = [
+    "server.listen",
+    "tls.listen",
+    "tls.alpn",
+    "offload.x_sendfile_roots",
+];
 
 /// The outcome of [`screen`].
 pub(super) struct Screened {
@@ -136,7 +147,10 @@ fn not_overridable(key: &str, name: &str) -> ConfigError {
     }
     let message = if key == "location" || key.starts_with("location.") {
         format!("locations cannot be set from the environment ({name}); edit the config file")
-    } else if matches!(key, "server" | "admin" | "io" | "upstream" | "offload") {
+    } else if matches!(
+        key,
+        "server" | "admin" | "tls" | "io" | "upstream" | "offload"
+    ) {
         format!(
             "a whole section cannot be set from the environment ({name}); \
              set one key with {name}__KEY"

@@ -12,7 +12,8 @@
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
 //! Loading binds nothing, connects nowhere and does not touch the file system beyond reading
 //! the file itself: whether a location's root, an X-Sendfile root or the upstream's socket
-//! exists, or whether the upstream answers, is for the server to find out.
+//! exists, whether the upstream answers, or whether the TLS certificate and key can be read
+//! and match, is for the server to find out.
 
 mod env;
 mod schema;
@@ -49,6 +50,9 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     /// `[offload]`: which file-offload headers from the upstream are honoured.
     pub offload: Offload,
+    /// `[tls]`: the HTTPS listeners. Absent `[tls]` section = no TLS listener; the plaintext
+    /// `server.listen` listeners serve either way.
+    pub tls: Option<Tls>,
 }
 
 /// `[server]`: the public listeners and per-connection limits.
@@ -121,6 +125,90 @@ impl Default for Admin {
     fn default() -> Self {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// `[tls]`: the HTTPS listeners (nginx `listen 443 ssl` with `ssl_certificate` and
+/// `ssl_certificate_key`), served besides the plaintext `server.listen` ones.
+///
+/// Only the shape is checked here: the certificate chain and the key are loaded, and checked
+/// to match, by the TLS module when the server starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Addresses to accept TLS connections on; at least one, no duplicates (port 0 excepted),
+    /// none of them one of (or overlapping, by a wildcard address on the same port)
+    /// `server.listen` or `admin.listen`.
+    pub listen: Vec<SocketAddr>,
+    /// The certificate chain, PEM, leaf first. Non-empty; relative to the working directory.
+    pub cert: PathBuf,
+    /// The certificate's private key, PEM. Non-empty; relative to the working directory.
+    pub key: PathBuf,
+    /// Whether the kernel does the record encryption (kTLS).
+    pub ktls: KtlsMode,
+    /// ALPN protocols offered, in the server's order of preference; non-empty, no duplicates.
+    pub alpn: Vec<Alpn>,
+    /// The TLS handshake must complete within this after the connection is accepted. Non-zero.
+    pub handshake_timeout: Duration,
+}
+
+/// Default `tls.listen`, a single address.
+const DEFAULT_TLS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
+
+impl Tls {
+    /// TLS with the certificate chain at `cert` and its key at `key`, every other key at its
+    /// default.
+    pub fn new(cert: PathBuf, key: PathBuf) -> Self {
+        Self {
+            listen: vec![DEFAULT_TLS_LISTEN],
+            cert,
+            key,
+            ktls: KtlsMode::Auto,
+            alpn: vec![Alpn::H2, Alpn::Http11],
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `tls.ktls`: whether the kernel encrypts TLS records (kTLS), so that file bodies keep their
+/// zero-copy sendfile/splice paths over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KtlsMode {
+    /// kTLS when the kernel has the `tls` module and supports the negotiated cipher, else
+    /// userspace TLS (a counted fallback).
+    Auto,
+    /// kTLS or refuse to start.
+    Require,
+    /// Always userspace TLS.
+    Off,
+}
+
+impl KtlsMode {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Require => "require",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// One `tls.alpn` protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// HTTP/2 (`h2`); always over userspace TLS.
+    H2,
+    /// HTTP/1.1 (`http/1.1`).
+    Http11,
+}
+
+impl Alpn {
+    /// The ALPN protocol ID (RFC 7301), also the config spelling: `h2`, `http/1.1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::H2 => "h2",
+            Self::Http11 => "http/1.1",
         }
     }
 }

@@ -2,16 +2,19 @@
 //! turns it into a [`Config`], collecting every problem instead of stopping at the first.
 //!
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
-//! `[upstream]` in `schema/upstream.rs`, `[offload]` in `schema/offload.rs`); durations and
-//! sizes go through `units.rs`. Checks that span sections (the admin listener against the
-//! public ones, the upstream against both, the accel mapping against the locations, something
-//! to serve at all) run after the sections they need, cross-section ones last. Absent keys
-//! keep the defaults of the `Default` impls in `mod.rs` (which `config/ferry.toml` repeats, a
-//! test checks that they agree). The order of errors is stable: unknown keys of a table
-//! (sorted) before its known keys, which follow the order of the documented file.
+//! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
+//! `schema/offload.rs`); durations and sizes go through `units.rs`. Checks that span sections
+//! (the admin listener against the public ones, the TLS listeners against both, the upstream
+//! against all of them, the accel mapping against the locations, something to serve at all)
+//! run after the sections they need, cross-section ones last. Absent keys keep the defaults of
+//! the `Default` impls (and `Upstream::new`, `Tls::new`) in `mod.rs`, which
+//! `config/ferry.toml` repeats (tests check that they agree). The order of errors is stable:
+//! unknown keys of a table (sorted) before its known keys, which follow the order of the
+//! documented file.
 
 mod location;
 mod offload;
+mod tls;
 mod upstream;
 
 use std::collections::BTreeMap;
@@ -29,7 +32,9 @@ use super::{
 
 type Table = Map<String, Value>;
 
-const TOP_KEYS: [&str; 6] = ["server", "admin", "io", "upstream", "offload", "location"];
+const TOP_KEYS: [&str; 7] = [
+    "server", "admin", "tls", "io", "upstream", "offload", "location",
+];
 const SERVER_KEYS: [&str; 7] = [
     "listen",
     "header_timeout",
@@ -40,6 +45,7 @@ const SERVER_KEYS: [&str; 7] = [
     "access_log",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
+const TLS_KEYS: [&str; 6] = ["listen", "cert", "key", "ktls", "alpn", "handshake_timeout"];
 const IO_KEYS: [&str; 2] = ["send_path", "chunk"];
 const UPSTREAM_KEYS: [&str; 5] = [
     "address",
@@ -83,11 +89,12 @@ pub(super) fn validate(
     let server = walker.server(top.get("server"));
     let admin = walker.admin(top.get("admin"));
     walker.listeners_apart(&server, &admin, raw(top, "admin", "listen"));
+    let tls = walker.tls(top.get("tls"), &server, &admin);
     let io = walker.io(top.get("io"));
     let upstream = walker.upstream(top.get("upstream"));
     if let Some(upstream) = &upstream {
         let value = raw(top, "upstream", "address");
-        walker.upstream_not_ferry(upstream, &server, &admin, value);
+        walker.upstream_not_ferry(upstream, &server, &admin, tls.as_ref(), value);
     }
     let offload = walker.offload(top.get("offload"));
     let location_value = top.get("location");
@@ -109,6 +116,7 @@ pub(super) fn validate(
         locations,
         upstream,
         offload,
+        tls,
     }
 }
 
@@ -182,6 +190,16 @@ impl Walker<'_> {
                 None
             }
         }
+    }
+
+    /// Whether a problem with `key` or one of its elements (`key[i]`) is already recorded.
+    fn reported(&self, key: &str) -> bool {
+        self.errors.iter().any(|error| {
+            error
+                .key
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+        })
     }
 
     /// Reports the keys of `table` that are not in `known`, as `prefix.key` (sorted).

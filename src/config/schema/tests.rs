@@ -8,11 +8,12 @@ use crate::config::DEFAULT_TOML;
 #[test]
 fn every_key_is_documented_in_the_default_file() {
     let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
-    // [upstream] and [offload] are commented out as a whole, so the embedded default
-    // runs without an application.
+    // [tls], [upstream] and [offload] are commented out as a whole, so the embedded default
+    // runs plaintext only and without an application.
     let sections = [
         ("[server]", &SERVER_KEYS[..]),
         ("[admin]", &ADMIN_KEYS[..]),
+        ("# [tls]", &TLS_KEYS[..]),
         ("[io]", &IO_KEYS[..]),
         ("# [upstream]", &UPSTREAM_KEYS[..]),
         ("# [offload]", &OFFLOAD_KEYS[..]),

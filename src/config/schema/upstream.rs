@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ::config::{Value, ValueKind};
 
 use super::{UPSTREAM_KEYS, Walker};
-use crate::config::{Admin, Server, Upstream, UpstreamAddress};
+use crate::config::{Admin, Server, Tls, Upstream, UpstreamAddress};
 
 /// The longest unix socket path: `sun_path` holds 108 bytes, the last one a NUL.
 const MAX_UNIX_PATH: usize = 107;
@@ -72,12 +72,14 @@ impl Walker<'_> {
         n
     }
 
-    /// An upstream that is one of ferry's own listeners would proxy every request to itself.
+    /// An upstream that is one of ferry's own listeners would proxy every request to itself
+    /// (to a TLS listener in plaintext, which fails every request instead).
     pub(super) fn upstream_not_ferry(
         &mut self,
         upstream: &Upstream,
         server: &Server,
         admin: &Admin,
+        tls: Option<&Tls>,
         value: Option<&Value>,
     ) {
         let UpstreamAddress::Tcp(addr) = upstream.address else {
@@ -94,6 +96,19 @@ impl Walker<'_> {
             let message = format!(
                 "{addr} is ferry's own listener ({key} = {listen}); requests would be proxied \
                  back to ferry in a loop"
+            );
+            self.fail("upstream.address", value, message);
+            return;
+        }
+        let tls_listen = tls.map_or(&[][..], |tls| &tls.listen);
+        let own = tls_listen
+            .iter()
+            .enumerate()
+            .find(|(_, listen)| reaches(addr, **listen));
+        if let Some((i, listen)) = own {
+            let message = format!(
+                "{addr} is ferry's own TLS listener (tls.listen[{i}] = {listen}); requests \
+                 would be proxied back to ferry, in plaintext to a TLS port"
             );
             self.fail("upstream.address", value, message);
         }

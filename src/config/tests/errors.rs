@@ -8,13 +8,13 @@ use crate::config::Config;
 fn unknown_keys_are_reported_with_their_full_key() {
     let text = format!(
         "listen = 1\n[server]\nlistn = [\"127.0.0.1:1\"]\n[admin]\nport = 1\n[io]\nzero_copy = true\n\
-         [tls]\ncert = \"x\"\n{LOCATION}rooot = \"x\"\n"
+         [ssl]\ncert = \"x\"\n{LOCATION}rooot = \"x\"\n"
     );
     assert_eq!(
         load_err(&text, &[]),
         [
             "listen: unknown key",
-            "tls: unknown key",
+            "ssl: unknown key",
             "server.listn: unknown key",
             "admin.port: unknown key",
             "io.zero_copy: unknown key",

@@ -2,13 +2,15 @@
 //! exact list of errors out. Here: defaults, reading every key, `load` and error display;
 //! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides,
 //! `upstream.rs` and `offload.rs` the `[upstream]` and `[offload]` sections, internal
-//! locations and the checks between them and the locations.
+//! locations and the checks between them and the locations, `tls.rs` the `[tls]` section and
+//! its listeners against the others.
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
 mod env;
 mod errors;
 mod offload;
+mod tls;
 mod upstream;
 
 use super::*;
@@ -78,6 +80,7 @@ fn embedded_default_is_the_documented_defaults() {
             advertise: None,
             accel_mapping: None,
         },
+        tls: None,
     };
     assert_eq!(load_ok(DEFAULT_TOML, &[]), expected);
     // The code's defaults (used for absent keys) agree with the file.
@@ -102,6 +105,7 @@ fn absent_sections_and_keys_take_defaults() {
     assert_eq!(config.io, Io::default());
     assert_eq!(config.upstream, None);
     assert_eq!(config.offload, Offload::default());
+    assert_eq!(config.tls, None);
     assert!(!config.locations[0].internal);
     let text = format!("[server]\n[admin]\n[io]\n[upstream]\n[offload]\n{LOCATION}");
     let config = load_ok(&text, &[]);
