@@ -35,5 +35,6 @@ pub mod route;
 pub mod send;
 pub mod server;
 pub mod sys;
+pub mod tls;
 pub mod transport;
 pub mod upstream;

@@ -11,7 +11,7 @@ use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use ferry::config::{AccessLog, Config, ConfigErrors};
+use ferry::config::{AccessLog, Alpn, Config, ConfigErrors, KtlsMode};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
@@ -67,22 +67,39 @@ fn report(errors: &[String]) {
     }
 }
 
-/// Beyond the file itself, checks what can be checked without binding: the roots exist.
+/// Beyond the file itself, checks what can be checked without binding: the roots exist,
+/// the certificate and key load and fit each other.
 fn check(config: &Config) -> ExitCode {
-    match ferry::route::Router::new(config) {
-        Ok(_) => {
-            println!("configuration ok");
-            ExitCode::SUCCESS
+    let mut errors = ferry::route::Router::new(config).err().unwrap_or_default();
+    if let Some(tls) = &config.tls {
+        if let Err(tls_errors) = ferry::tls::server_config(tls) {
+            errors.extend(tls_errors);
         }
-        Err(errors) => {
-            report(&errors);
-            ExitCode::from(EXIT_CONFIG)
+        if tls.ktls == KtlsMode::Require && !ferry::tls::ulp_available() {
+            eprintln!(
+                "warning: tls.ktls: \"require\", but this machine has no `tls` in {}: ferry would refuse to start here (modprobe tls)",
+                ferry::tls::ULP_PATH
+            );
         }
+    }
+    if errors.is_empty() {
+        println!("configuration ok");
+        ExitCode::SUCCESS
+    } else {
+        report(&errors);
+        ExitCode::from(EXIT_CONFIG)
     }
 }
 
 fn serve(config: Config) -> ExitCode {
     init_tracing(config.server.access_log);
+    if config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.alpn.contains(&Alpn::H2))
+    {
+        tracing::warn!("tls.alpn: HTTP/2 is not served yet; ALPN offers http/1.1 only");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,6 +115,9 @@ fn serve(config: Config) -> ExitCode {
         for addr in &bound.http {
             let _ = writeln!(stdout, "listening http {addr}");
         }
+        for addr in &bound.https {
+            let _ = writeln!(stdout, "listening https {addr}");
+        }
         let _ = writeln!(stdout, "listening admin {}", bound.admin);
         let _ = stdout.flush();
     }));
@@ -105,6 +125,10 @@ fn serve(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(ferry::server::StartError::Locations(errors)) => {
             report(&errors);
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(ferry::server::StartError::Tls(err @ ferry::tls::TlsError::Config(_))) => {
+            eprintln!("{err}");
             ExitCode::from(EXIT_CONFIG)
         }
         Err(err) => {

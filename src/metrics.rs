@@ -92,8 +92,13 @@ pub fn code_class(status: u16) -> &'static str {
 
 const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// The `(from, to, reason)` fallbacks this build can take.
-const FALLBACKS: [(&str, &str); 2] = [("sendfile", "splice"), ("splice", "buffered")];
+/// The `(from, to)` send path fallbacks this build can take, and their reasons.
+const FALLBACKS: [(&str, &str); 4] = [
+    ("sendfile", "splice"),
+    ("splice", "buffered"),
+    ("ktls_sendfile", "ktls_splice"),
+    ("ktls_splice", "buffered"),
+];
 const FALLBACK_REASONS: [&str; 3] = ["einval", "enosys", "error"];
 
 /// Request durations span sub-millisecond cached 4 KiB hits to multi-second GiB downloads, so
@@ -102,9 +107,6 @@ const DURATION_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     10.0, 60.0,
 ];
-
-/// Transport labels this build has.
-pub const TRANSPORTS: [&str; 1] = ["tcp"];
 
 /// All of ferry's metric families, registered in one registry.
 #[derive(Clone)]
@@ -119,6 +121,7 @@ pub struct Metrics {
     pub connections_total: IntCounterVec,
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
+    tls_handshakes: IntCounterVec,
 }
 
 impl Metrics {
@@ -199,6 +202,15 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new(
+                "ferry_tls_handshakes_total",
+                "TLS handshakes, by result (ok, error, timeout) and whether kTLS took the connection.",
+            ),
+            &["result", "ktls"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(body_bytes.clone()),
@@ -209,6 +221,7 @@ impl Metrics {
             Box::new(connections_total.clone()),
             Box::new(upstream_requests.clone()),
             Box::new(upstream_duration.clone()),
+            Box::new(tls_handshakes.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry
@@ -235,9 +248,20 @@ impl Metrics {
         for source in Source::ALL {
             duration.with_label_values(&[source.label()]);
         }
-        for transport in TRANSPORTS {
-            connections_active.with_label_values(&[transport]);
-            connections_total.with_label_values(&[transport]);
+        for kind in crate::transport::Kind::ALL {
+            connections_active.with_label_values(&[kind.label()]);
+            connections_total.with_label_values(&[kind.label()]);
+        }
+        for reason in crate::tls::Fallback::ALL {
+            fallbacks.with_label_values(&["ktls", "tls_buffered", reason.label()]);
+        }
+        for (result, ktls) in [
+            ("ok", "true"),
+            ("ok", "false"),
+            ("error", "false"),
+            ("timeout", "false"),
+        ] {
+            tls_handshakes.with_label_values(&[result, ktls]);
         }
 
         for outcome in UpstreamOutcome::ALL {
@@ -245,6 +269,7 @@ impl Metrics {
         }
 
         Metrics {
+            tls_handshakes,
             upstream_requests,
             upstream_duration,
             registry,
@@ -291,6 +316,13 @@ impl Metrics {
         if outcome == UpstreamOutcome::Ok {
             self.upstream_duration.observe(seconds);
         }
+    }
+
+    /// Counts one TLS handshake.
+    pub fn tls_handshake(&self, result: &str, ktls: bool) {
+        self.tls_handshakes
+            .with_label_values(&[result, if ktls { "true" } else { "false" }])
+            .inc();
     }
 
     /// Counts one send path fallback.

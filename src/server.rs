@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::frontend::{self, Shared};
 use crate::metrics::Metrics;
 use crate::route::Router;
+use crate::tls::Tls;
 use crate::upstream::Upstream;
 
 /// Why the server could not start.
@@ -33,12 +34,15 @@ pub enum StartError {
     },
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The addresses actually bound (port 0 resolved).
 #[derive(Debug, Clone)]
 pub struct Bound {
     pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
     pub admin: SocketAddr,
 }
 
@@ -58,30 +62,31 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "could not raise the open file limit"),
     }
+    let tls = match &config.tls {
+        Some(tls) => Some(Arc::new(Tls::new(tls).await?)),
+        None => None,
+    };
     let mut listeners = Vec::new();
     for &addr in &config.server.listen {
-        let listener = frontend::bind(addr)
-            .and_then(TcpListener::from_std)
-            .map_err(|source| StartError::Bind {
-                key: "server.listen",
-                addr,
-                source,
-            })?;
-        listeners.push(listener);
+        listeners.push((bind("server.listen", addr)?, None));
+    }
+    if let (Some(tls_config), Some(tls)) = (&config.tls, &tls) {
+        for &addr in &tls_config.listen {
+            listeners.push((bind("tls.listen", addr)?, Some(Arc::clone(tls))));
+        }
     }
     let admin_addr = config.admin.listen;
-    let admin_listener = frontend::bind(admin_addr)
-        .and_then(TcpListener::from_std)
-        .map_err(|source| StartError::Bind {
-            key: "admin.listen",
-            addr: admin_addr,
-            source,
-        })?;
-    let bound = Bound {
-        http: listeners
+    let admin_listener = bind("admin.listen", admin_addr)?;
+    let addresses = |tls: bool| {
+        listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect(),
+            .filter(|(_, t)| t.is_some() == tls)
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    };
+    let bound = Bound {
+        http: addresses(false),
+        https: addresses(true),
         admin: admin_listener.local_addr().unwrap_or(admin_addr),
     };
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signal)?;
@@ -118,9 +123,10 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         admin_stop.clone(),
     ));
     let mut accept_tasks = Vec::new();
-    for listener in listeners {
+    for (listener, tls) in listeners {
         accept_tasks.push(tokio::spawn(frontend::accept_loop(
             listener,
+            tls,
             Arc::clone(&shared),
             Arc::clone(&limit),
             shutdown.clone(),
@@ -153,4 +159,11 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     admin_stop.cancel();
     let _ = admin_task.await;
     Ok(())
+}
+
+/// Binds one listener; a failure names the key it came from.
+fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    frontend::bind(addr)
+        .and_then(TcpListener::from_std)
+        .map_err(|source| StartError::Bind { key, addr, source })
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
@@ -20,7 +19,7 @@ use crate::http::{
 };
 use crate::metrics::Source;
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, SendPath, Sender, Tally};
+use crate::send::{Body, Sender, Tally};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its
@@ -40,26 +39,32 @@ enum NoHead {
 
 /// Serves one connection until it closes, errs or keep-alive ends.
 pub async fn serve(
-    stream: TcpStream,
+    mut transport: Transport,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let mut transport = Transport::Plain(stream);
-    let label = transport.label();
+    let kind = transport.kind();
+    let label = kind.label();
     shared
         .metrics
         .connections_total
         .with_label_values(&[label])
         .inc();
-    let active = shared
-        .metrics
-        .connections_active
-        .with_label_values(&[label]);
-    active.inc();
+    // Decremented on every way out of this function, a panic included.
+    let _active = ActiveGuard::new(
+        shared
+            .metrics
+            .connections_active
+            .with_label_values(&[label]),
+    );
 
-    let file_path = SendPath::for_files(shared.io.send_path, transport.zero_copy());
-    let mut sender = Sender::new(file_path, shared.io.chunk.get(), shared.server.send_timeout);
+    let mut sender = Sender::new(
+        shared.io.send_path,
+        kind,
+        shared.io.chunk.get(),
+        shared.server.send_timeout,
+    );
     let mut buf = BytesMut::with_capacity(4096);
     let mut first = true;
     loop {
@@ -138,11 +143,26 @@ pub async fn serve(
             break;
         };
         if !keep_alive {
-            linger(transport.tcp()).await;
+            linger(&mut transport).await;
             break;
         }
     }
-    active.dec();
+}
+
+/// Holds one count in `ferry_connections_active` for as long as it lives.
+struct ActiveGuard(prometheus::IntGauge);
+
+impl ActiveGuard {
+    fn new(gauge: prometheus::IntGauge) -> ActiveGuard {
+        gauge.inc();
+        ActiveGuard(gauge)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Reads until `buf` holds a complete head, then removes it from `buf`.
@@ -173,7 +193,7 @@ async fn read_head(
             }
         }
         buf.reserve(4096);
-        let stream = transport.tcp();
+        let stream = &mut *transport;
         let read = match deadline {
             Some(deadline) if !buf.is_empty() => {
                 match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
@@ -314,13 +334,13 @@ async fn refuse(
     .await
     .is_some()
     {
-        linger(transport.tcp()).await;
+        linger(transport).await;
     }
 }
 
 /// Closes our side, then discards what the client still sends for a moment, so our last
 /// response is not destroyed by a reset caused by unread input.
-pub(super) async fn linger(stream: &mut TcpStream) {
+pub(super) async fn linger(stream: &mut Transport) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -22,6 +22,8 @@ pub use listener::bind;
 use crate::config::{Io, Offload, Server};
 use crate::metrics::Metrics;
 use crate::route::Router;
+use crate::tls::Tls;
+use crate::transport::Transport;
 use crate::upstream::Upstream;
 
 /// What every connection task shares.
@@ -40,6 +42,7 @@ pub struct Shared {
 /// clients, as nginx does at worker_connections, rather than accepting and dropping them.
 pub async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -74,8 +77,15 @@ pub async fn accept_loop(
         }
         let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            conn::serve(stream, peer, shared, shutdown).await;
+            let transport = match tls {
+                None => Some(Transport::Plain(stream)),
+                Some(tls) => tls.accept(stream, &shared.metrics).await,
+            };
+            if let Some(transport) = transport {
+                conn::serve(transport, peer, shared, shutdown).await;
+            }
             drop(permit);
         });
     }

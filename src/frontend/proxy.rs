@@ -14,7 +14,7 @@ use crate::http::{Method, RequestHead, encode_response_head};
 use crate::metrics::Source;
 use crate::route::Reply;
 use crate::send::{Body, SendPath, Tally, UpstreamBody};
-use crate::transport::Transport;
+use crate::transport::{Kind, Transport};
 use crate::upstream::{Exchange, UpStream, wants_upgrade};
 
 /// What came of forwarding one request.
@@ -41,7 +41,7 @@ pub async fn forward(
         return Forwarded::Reply(Reply::error(404, Source::Internal));
     };
     let exchange = match upstream
-        .exchange(req, transport.tcp(), buf, peer, &shared.metrics)
+        .exchange(req, transport, buf, peer, &shared.metrics)
         .await
     {
         Ok(exchange) => exchange,
@@ -143,17 +143,34 @@ pub async fn tunnel(
     encode_response_head(101, &pairs, &mut out);
     // Bytes either side sent early (after its head) go first, through user space.
     out.extend_from_slice(&conn.leftover);
-    let client = transport.tcp();
+    // Plain TCP is joined with splice; TLS has to pass through user space.
+    let kind = transport.kind();
+    let path = if kind == Kind::Tcp {
+        SendPath::Splice
+    } else {
+        SendPath::copying(kind)
+    };
     let mut tally = Tally::default();
-    tally.add_copied(SendPath::Splice, conn.leftover.len());
+    tally.add_copied(path, conn.leftover.len());
     let result = async {
-        client.write_all(&out).await?;
+        transport.write_all(&out).await?;
+        transport.flush().await?;
         stream.write_all(buf).await?;
-        tally.add_copied(SendPath::Splice, buf.len());
+        tally.add_copied(path, buf.len());
         buf.clear();
-        let (up, down) = match &mut stream {
-            UpStream::Tcp(app) => tokio_splice::zero_copy_bidirectional(client, app).await?,
-            UpStream::Unix(app) => tokio_splice::zero_copy_bidirectional(client, app).await?,
+        let (up, down) = match (&mut *transport, &mut stream) {
+            (Transport::Plain(client), UpStream::Tcp(app)) => {
+                tokio_splice::zero_copy_bidirectional(client, app).await?
+            }
+            (Transport::Plain(client), UpStream::Unix(app)) => {
+                tokio_splice::zero_copy_bidirectional(client, app).await?
+            }
+            // TLS bytes must be decrypted and encrypted in user space.
+            (client, app) => {
+                let (up, down) = tokio::io::copy_bidirectional(client, app).await?;
+                tally.add_copied(path, (up + down) as usize);
+                return Ok(());
+            }
         };
         tally.add(SendPath::Splice, (up + down) as usize);
         Ok::<_, std::io::Error>(())

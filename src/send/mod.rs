@@ -22,9 +22,10 @@ use tokio::net::TcpStream;
 pub use body::{Body, FileRange, Part, UpstreamBody};
 pub use path::SendPath;
 
+use crate::config::SendPathSetting;
 use crate::metrics::Metrics;
 use crate::sys::{self, Pipe};
-use crate::transport::Transport;
+use crate::transport::{Kind, Transport};
 
 /// The largest buffer the buffered path reads into; bigger chunks only cost memory per
 /// connection without saving measurable syscalls.
@@ -53,10 +54,10 @@ pub enum SendError {
 /// Body bytes written per send path for one response.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
-    bytes: [u64; 4],
+    bytes: [u64; SendPath::ALL.len()],
     /// Bytes counted in `bytes` that nevertheless passed through user space (an upstream
     /// body's first bytes, read together with its head).
-    copied: [u64; 4],
+    copied: [u64; SendPath::ALL.len()],
     file_path: Option<SendPath>,
 }
 
@@ -103,7 +104,12 @@ impl Tally {
 /// Per-connection sending state: the reused pipe and buffer, and the limits.
 #[derive(Debug)]
 pub struct Sender {
+    /// Where file bodies start.
     file_path: SendPath,
+    /// Where the app's Content-Length bodies go.
+    upstream_path: SendPath,
+    /// The copying path of this transport (chunked app bodies, fallbacks' end).
+    copy_path: SendPath,
     chunk: usize,
     send_timeout: Duration,
     pipe: Option<Pipe>,
@@ -120,9 +126,16 @@ enum Step {
 }
 
 impl Sender {
-    pub fn new(file_path: SendPath, chunk: usize, send_timeout: Duration) -> Sender {
+    pub fn new(
+        setting: SendPathSetting,
+        kind: Kind,
+        chunk: usize,
+        send_timeout: Duration,
+    ) -> Sender {
         Sender {
-            file_path,
+            file_path: SendPath::for_files(setting, kind),
+            upstream_path: SendPath::for_upstream(setting, kind),
+            copy_path: SendPath::copying(kind),
             chunk,
             send_timeout,
             pipe: None,
@@ -142,8 +155,8 @@ impl Sender {
         metrics: &Metrics,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
-        let stream = transport.tcp();
-        match body {
+        let stream = transport;
+        let result = match body {
             Body::Empty => self.write_all(stream, head).await,
             Body::Bytes(bytes) => {
                 // One write: the head and a small body leave in one segment.
@@ -158,7 +171,7 @@ impl Sender {
                 self.corked(
                     stream,
                     head,
-                    async |this: &mut Sender, stream: &mut TcpStream| {
+                    async |this: &mut Sender, stream: &mut Transport| {
                         let mut path = this.file_path;
                         let mut pace = Pace::new(rate);
                         this.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
@@ -171,7 +184,7 @@ impl Sender {
                 self.corked(
                     stream,
                     head,
-                    async |this: &mut Sender, stream: &mut TcpStream| {
+                    async |this: &mut Sender, stream: &mut Transport| {
                         let mut path = this.file_path;
                         let mut pace = Pace::new(rate);
                         for part in &parts {
@@ -200,9 +213,15 @@ impl Sender {
                 self.corked = true;
                 self.write_all(stream, head).await?;
                 let result = self.relay(stream, up, tally).await;
-                self.uncork(stream)?;
+                self.uncork(stream.tcp())?;
                 result
             }
+        };
+        result?;
+        // Userspace TLS holds the last record until flushed; TCP and kTLS return at once.
+        match tokio::time::timeout(self.send_timeout, stream.flush()).await {
+            Ok(flushed) => Ok(flushed?),
+            Err(_) => Err(SendError::Timeout(self.send_timeout)),
         }
     }
 
@@ -210,9 +229,9 @@ impl Sender {
     /// first body bytes, so a small response is one segment.
     async fn corked(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         head: &[u8],
-        body: impl AsyncFnOnce(&mut Sender, &mut TcpStream) -> Result<(), SendError>,
+        body: impl AsyncFnOnce(&mut Sender, &mut Transport) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
         sys::set_cork(&*stream, true)?;
         self.write_all(stream, head).await?;
@@ -221,7 +240,7 @@ impl Sender {
         Ok(())
     }
 
-    async fn write_all(&self, stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SendError> {
+    async fn write_all(&self, stream: &mut Transport, bytes: &[u8]) -> Result<(), SendError> {
         match tokio::time::timeout(self.send_timeout, stream.write_all(bytes)).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(SendError::Timeout(self.send_timeout)),
@@ -239,7 +258,7 @@ impl Sender {
     /// refuses; `path` carries the fallback over to the response's later parts.
     async fn send_file(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         range: &FileRange,
         path: &mut SendPath,
         pace: &mut Pace,
@@ -250,12 +269,14 @@ impl Sender {
         let end = range.offset + range.len;
         while offset < end {
             let want = (end - offset).min(pace.step(self.chunk) as u64) as usize;
-            let step = match *path {
-                SendPath::Sendfile => self.sendfile_step(stream, range, &mut offset, want).await?,
-                SendPath::Splice => self.splice_step(stream, range, &mut offset, want).await?,
-                SendPath::Buffered | SendPath::Memory => {
-                    self.buffered_step(stream, range, &mut offset, want).await?
-                }
+            let step = if path.uses_sendfile() {
+                self.sendfile_step(stream.tcp(), range, &mut offset, want)
+                    .await?
+            } else if path.uses_splice() {
+                self.splice_step(stream.tcp(), range, &mut offset, want)
+                    .await?
+            } else {
+                self.buffered_step(stream, range, &mut offset, want).await?
             };
             match step {
                 Step::Sent(n) => {
@@ -355,7 +376,7 @@ impl Sender {
 
     async fn buffered_step(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         range: &FileRange,
         offset: &mut u64,
         want: usize,

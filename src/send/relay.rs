@@ -11,7 +11,9 @@ use bytes::Buf;
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
-use super::{SendError, SendPath, Sender, Tally, UpstreamBody};
+use crate::transport::Transport;
+
+use super::{SendError, Sender, Tally, UpstreamBody};
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::upstream::{Framing, UpConn};
 
@@ -23,7 +25,7 @@ impl Sender {
     /// the body was read exactly.
     pub(super) async fn relay(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         mut up: UpstreamBody,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
@@ -45,21 +47,17 @@ impl Sender {
 
     async fn relay_length(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         conn: &mut UpConn,
         len: u64,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
-        let path = if self.file_path == SendPath::Buffered {
-            SendPath::Buffered
-        } else {
-            SendPath::Splice
-        };
+        let path = self.upstream_path;
         let early = (conn.leftover.len() as u64).min(len) as usize;
         if early > 0 {
             let bytes = conn.leftover.split_to(early);
             self.write_all(stream, &bytes).await?;
-            self.uncork(stream)?;
+            self.uncork(stream.tcp())?;
             tally.add_copied(path, early);
         }
         if !conn.leftover.is_empty() {
@@ -70,11 +68,12 @@ impl Sender {
         let mut left = len - early as u64;
         while left > 0 {
             let want = left.min(self.chunk as u64) as usize;
-            let n = match path {
-                SendPath::Splice => self.splice_from_app(stream, conn, want).await?,
-                _ => self.copy_from_app(stream, conn, want).await?,
+            let n = if path.uses_splice() {
+                self.splice_from_app(stream.tcp(), conn, want).await?
+            } else {
+                self.copy_from_app(stream, conn, want).await?
             };
-            self.uncork(stream)?;
+            self.uncork(stream.tcp())?;
             tally.add(path, n);
             left -= n as u64;
             tokio::task::consume_budget().await;
@@ -113,7 +112,7 @@ impl Sender {
     /// Reads up to `want` bytes from the app into the reused buffer and writes them.
     async fn copy_from_app(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         conn: &mut UpConn,
         want: usize,
     ) -> Result<usize, SendError> {
@@ -142,7 +141,7 @@ impl Sender {
 
     async fn relay_chunked(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         conn: &mut UpConn,
         chunked: bool,
         tally: &mut Tally,
@@ -175,7 +174,7 @@ impl Sender {
 
     async fn relay_to_close(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         conn: &mut UpConn,
         chunked: bool,
         tally: &mut Tally,
@@ -196,7 +195,7 @@ impl Sender {
     /// Writes decoded body bytes (as one chunk when re-framing) and empties `data`.
     async fn write_data(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Transport,
         data: &mut Vec<u8>,
         chunked: bool,
         tally: &mut Tally,
@@ -211,13 +210,13 @@ impl Sender {
         } else {
             self.write_all(stream, data).await?;
         }
-        self.uncork(stream)?;
-        tally.add(SendPath::Buffered, data.len());
+        self.uncork(stream.tcp())?;
+        tally.add(self.copy_path, data.len());
         data.clear();
         Ok(())
     }
 
-    async fn write_end(&mut self, stream: &mut TcpStream, chunked: bool) -> Result<(), SendError> {
+    async fn write_end(&mut self, stream: &mut Transport, chunked: bool) -> Result<(), SendError> {
         if chunked {
             let mut last = Vec::new();
             encode_last_chunk(&mut last);

@@ -1,50 +1,125 @@
-//! What a client connection is carried over, decided once when the connection is accepted.
-//! Only plaintext TCP exists today; TLS (userspace rustls) and kTLS join this enum later, and
-//! each variant says which zero-copy calls it allows so `send` can pick a path once per
+//! What a client connection is carried over, decided once when the connection is set up:
+//! plain TCP, TLS with the record layer in the kernel (kTLS: the socket still takes
+//! sendfile/splice and the kernel encrypts), or userspace TLS (rustls encrypts every byte).
+//! Each variant says which zero-copy calls it allows, so `send` picks a path once per
 //! response instead of probing per write.
 
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use ktls::{CorkStream, KtlsStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// A userspace TLS stream (the cork wrapper is what lets a connection be handed to kTLS
+/// after the handshake; it is transparent otherwise).
+pub type RustlsStream = TlsStream<CorkStream<TcpStream>>;
 
 /// A client connection's transport.
-#[derive(Debug)]
 pub enum Transport {
     /// Plain TCP: sendfile(2) and splice(2) write straight to the socket.
     Plain(TcpStream),
+    /// kTLS: the kernel encrypts; sendfile(2) and splice(2) still work on the socket.
+    Ktls(KtlsStream<TcpStream>),
+    /// Userspace TLS: every byte is encrypted by rustls from a buffer.
+    Tls(Box<RustlsStream>),
+}
+
+/// The kind of a transport, for labels and path choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tcp,
+    Ktls,
+    Tls,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Tcp, Kind::Ktls, Kind::Tls];
+
+    /// The `transport` label in `ferry_connections_*`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Ktls => "ktls",
+            Kind::Tls => "tls",
+        }
+    }
+
+    /// Whether bytes can reach this socket without passing through user space.
+    pub fn zero_copy(self) -> bool {
+        matches!(self, Kind::Tcp | Kind::Ktls)
+    }
 }
 
 impl Transport {
-    /// The `transport` label in `ferry_connections_*`.
-    pub fn label(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Transport::Plain(_) => "tcp",
+            Transport::Plain(_) => Kind::Tcp,
+            Transport::Ktls(_) => Kind::Ktls,
+            Transport::Tls(_) => Kind::Tls,
         }
     }
 
-    /// Whether file bytes can go to this socket without entering user space.
-    pub fn zero_copy(&self) -> bool {
-        match self {
-            Transport::Plain(_) => true,
-        }
-    }
-
-    /// The underlying TCP stream, for readiness and plain reads and writes.
-    pub fn tcp(&mut self) -> &mut TcpStream {
+    /// The TCP socket underneath, for readiness and the zero-copy syscalls (which are only
+    /// used when `kind().zero_copy()`).
+    pub fn tcp(&self) -> &TcpStream {
         match self {
             Transport::Plain(stream) => stream,
-        }
-    }
-
-    pub fn tcp_ref(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(stream) => stream,
+            Transport::Ktls(stream) => stream.get_ref(),
+            Transport::Tls(stream) => &stream.get_ref().0.io,
         }
     }
 }
 
 impl AsFd for Transport {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.tcp_ref().as_fd()
+        self.tcp().as_fd()
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Ktls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Ktls(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Ktls(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Ktls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }

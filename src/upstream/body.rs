@@ -13,6 +13,7 @@ use super::head::{BadResponse, ResponseHead, parse_response};
 use super::stream::UpStream;
 use crate::http::{BodyLength, ChunkedDecoder, ParseError, encode_chunk, encode_last_chunk};
 use crate::sys::Pipe;
+use crate::transport::Transport;
 
 /// Which side failed while a request body was forwarded.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// Sends the request body: what `buf` already holds first, the rest from `client`.
 pub async fn forward_request_body(
     length: BodyLength,
-    client: &mut TcpStream,
+    client: &mut Transport,
     buf: &mut BytesMut,
     up: &mut UpStream,
     timeout: Duration,
@@ -53,7 +54,12 @@ pub async fn forward_request_body(
                     .map_err(BodyError::Upstream)?;
                 buf.advance(from_buf);
             }
-            splice_to_upstream(client, up, n - from_buf as u64, timeout).await
+            let left = n - from_buf as u64;
+            match client {
+                // Only a plaintext socket holds the body as it came; TLS must decrypt first.
+                Transport::Plain(tcp) => splice_to_upstream(tcp, up, left, timeout).await,
+                other => copy_to_upstream(other, up, left, timeout).await,
+            }
         }
         BodyLength::Chunked => rechunk_to_upstream(client, buf, up, timeout).await,
     }
@@ -102,9 +108,34 @@ async fn splice_to_upstream(
     Ok(())
 }
 
+/// Copies exactly `left` bytes from a client whose bytes must be read through its
+/// transport (TLS) to the app.
+async fn copy_to_upstream(
+    client: &mut Transport,
+    up: &mut UpStream,
+    mut left: u64,
+    timeout: Duration,
+) -> Result<(), BodyError> {
+    let mut scratch = vec![0u8; (left as usize).clamp(1, 64 * 1024)];
+    while left > 0 {
+        let want = left.min(scratch.len() as u64) as usize;
+        let n = match tokio::time::timeout(timeout, client.read(&mut scratch[..want])).await {
+            Ok(Ok(0)) => return Err(BodyError::Client(io::ErrorKind::UnexpectedEof.into())),
+            Ok(Ok(n)) => n,
+            Ok(Err(err)) => return Err(BodyError::Client(err)),
+            Err(_) => return Err(BodyError::Client(io::ErrorKind::TimedOut.into())),
+        };
+        up.write_all(&scratch[..n])
+            .await
+            .map_err(BodyError::Upstream)?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// Decodes the client's chunked body and writes it to the app re-chunked.
 async fn rechunk_to_upstream(
-    client: &mut TcpStream,
+    client: &mut Transport,
     buf: &mut BytesMut,
     up: &mut UpStream,
     timeout: Duration,

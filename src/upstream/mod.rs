@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 pub use head::{
     BadResponse, ForwardOptions, Framing, MAX_RESPONSE_HEAD, ResponseHead, connection_tokens,
@@ -30,6 +29,7 @@ pub use stream::{ConnectError, UpStream};
 use crate::config::{self, UpstreamAddress};
 use crate::http::{BodyLength, Method, RequestHead};
 use crate::metrics::{Metrics, UpstreamOutcome};
+use crate::transport::Transport;
 
 /// Why no response came from the app. `status` is what the client gets.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,7 @@ impl Upstream {
     pub async fn exchange(
         &self,
         req: &RequestHead,
-        client: &mut TcpStream,
+        client: &mut Transport,
         buf: &mut BytesMut,
         peer: SocketAddr,
         metrics: &Metrics,
@@ -191,7 +191,7 @@ impl Upstream {
     async fn try_exchange(
         &self,
         req: &RequestHead,
-        client: &mut TcpStream,
+        client: &mut Transport,
         buf: &mut BytesMut,
         peer: SocketAddr,
     ) -> Result<Exchange, ProxyError> {

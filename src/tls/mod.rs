@@ -1,0 +1,225 @@
+//! TLS termination: rustls does the handshake; then, per connection, ferry decides whether the
+//! kernel can take over the record layer (kTLS) — the `tls` ULP exists, the negotiated suite
+//! is one the kernel installs, the connection is HTTP/1.1 — and only then converts it, so a
+//! connection is never lost to a conversion ferry could have known would fail. Connections
+//! kTLS cannot carry stay on rustls (`tls_buffered`), each counted once in
+//! `ferry_fallbacks_total{from="ktls",to="tls_buffered",reason}`.
+
+mod probe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ktls::{CompatibleCiphers, CorkStream};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+pub use probe::{ULP_PATH, ulp_available};
+
+use crate::config::{self, Alpn, KtlsMode};
+use crate::metrics::Metrics;
+use crate::transport::Transport;
+
+/// Why kTLS is not used for a connection (`reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Disabled,
+    UlpUnavailable,
+    CipherUnsupported,
+    Http2,
+    InstallFailed,
+}
+
+impl Fallback {
+    pub const ALL: [Fallback; 5] = [
+        Fallback::Disabled,
+        Fallback::UlpUnavailable,
+        Fallback::CipherUnsupported,
+        Fallback::Http2,
+        Fallback::InstallFailed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Fallback::Disabled => "disabled",
+            Fallback::UlpUnavailable => "ulp_unavailable",
+            Fallback::CipherUnsupported => "cipher_unsupported",
+            Fallback::Http2 => "http2",
+            Fallback::InstallFailed => "install_failed",
+        }
+    }
+}
+
+/// What the kernel offers, probed once at start-up.
+#[derive(Debug)]
+enum Kernel {
+    /// `ktls = "off"`: not asked.
+    Off,
+    /// No `tls` upper-layer protocol (module not loaded or not built).
+    NoUlp,
+    /// The ULP is there; these suites installed on a loopback socket pair.
+    Ciphers(CompatibleCiphers),
+}
+
+/// Why TLS cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}", .0.join("\n"))]
+    Config(Vec<String>),
+    #[error(
+        "tls.ktls: \"require\" but the kernel has no kTLS: `tls` is not in {ULP_PATH}; load it with `modprobe tls` (or set ktls = \"auto\")"
+    )]
+    KtlsRequired,
+    #[error("tls.ktls: kTLS probe failed: {0}")]
+    Probe(std::io::Error),
+}
+
+/// The TLS side of every TLS listener.
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    kernel: Kernel,
+    handshake_timeout: Duration,
+}
+
+/// Loads the certificate chain and key and builds the rustls configuration; every problem
+/// is reported with its key (`tls.cert`, `tls.key`). Used by `ferry check` too.
+pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
+    let mut errors = Vec::new();
+    let certs: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    {
+        Ok(certs) if certs.is_empty() => {
+            errors.push(format!(
+                "tls.cert: {}: no certificate in the file",
+                tls.cert.display()
+            ));
+            Vec::new()
+        }
+        Ok(certs) => certs,
+        Err(err) => {
+            errors.push(format!("tls.cert: {}: {err}", tls.cert.display()));
+            Vec::new()
+        }
+    };
+    let key = match PrivateKeyDer::from_pem_file(&tls.key) {
+        Ok(key) => Some(key),
+        Err(err) => {
+            errors.push(format!("tls.key: {}: {err}", tls.key.display()));
+            None
+        }
+    };
+    let (Some(key), true) = (key, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| vec![format!("tls: {err}")])?;
+    let mut config = builder
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| {
+            vec![format!(
+                "tls.key: {}: does not fit tls.cert {}: {err}",
+                tls.key.display(),
+                tls.cert.display()
+            )]
+        })?;
+    config.alpn_protocols = alpn_protocols(&tls.alpn);
+    // kTLS needs the traffic secrets once the handshake is done.
+    config.enable_secret_extraction = tls.ktls != KtlsMode::Off;
+    Ok(config)
+}
+
+/// The ALPN protocols offered. HTTP/2 is not served yet, so `h2` is left out (clients then
+/// speak HTTP/1.1) rather than offered and broken; `main` warns about it at start-up.
+fn alpn_protocols(alpn: &[Alpn]) -> Vec<Vec<u8>> {
+    alpn.iter()
+        .filter(|a| **a == Alpn::Http11)
+        .map(|a| a.as_str().as_bytes().to_vec())
+        .collect()
+}
+
+impl Tls {
+    /// Loads the certificate, probes the kernel, and refuses `ktls = "require"` without kTLS.
+    pub async fn new(tls: &config::Tls) -> Result<Tls, TlsError> {
+        let config = server_config(tls).map_err(TlsError::Config)?;
+        let kernel = match tls.ktls {
+            KtlsMode::Off => Kernel::Off,
+            mode => {
+                if ulp_available() {
+                    Kernel::Ciphers(CompatibleCiphers::new().await.map_err(TlsError::Probe)?)
+                } else if mode == KtlsMode::Require {
+                    return Err(TlsError::KtlsRequired);
+                } else {
+                    Kernel::NoUlp
+                }
+            }
+        };
+        tracing::info!(kernel = ?kernel, "tls ready");
+        Ok(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            kernel,
+            handshake_timeout: tls.handshake_timeout,
+        })
+    }
+
+    /// Whether kTLS can be used at all (for the start-up log and tests).
+    pub fn ktls_available(&self) -> bool {
+        matches!(self.kernel, Kernel::Ciphers(_))
+    }
+
+    /// Runs the handshake within the timeout and picks the transport; `None` when the
+    /// handshake failed (counted) or kTLS installation failed after the secrets were taken.
+    pub async fn accept(&self, tcp: TcpStream, metrics: &Metrics) -> Option<Transport> {
+        let handshake = tokio::time::timeout(
+            self.handshake_timeout,
+            self.acceptor.accept(CorkStream::new(tcp)),
+        )
+        .await;
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "tls handshake failed");
+                metrics.tls_handshake("error", false);
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(timeout = ?self.handshake_timeout, "tls handshake timed out");
+                metrics.tls_handshake("timeout", false);
+                return None;
+            }
+        };
+        let (_, conn) = stream.get_ref();
+        let fallback = match &self.kernel {
+            Kernel::Off => Some(Fallback::Disabled),
+            Kernel::NoUlp => Some(Fallback::UlpUnavailable),
+            Kernel::Ciphers(_) if conn.alpn_protocol() == Some(b"h2") => Some(Fallback::Http2),
+            Kernel::Ciphers(ciphers) => match conn.negotiated_cipher_suite() {
+                Some(suite) if ciphers.is_compatible(suite) => None,
+                _ => Some(Fallback::CipherUnsupported),
+            },
+        };
+        if let Some(reason) = fallback {
+            metrics.tls_handshake("ok", false);
+            metrics.fallback("ktls", "tls_buffered", reason.label());
+            return Some(Transport::Tls(Box::new(stream)));
+        }
+        match ktls::config_ktls_server(stream).await {
+            Ok(ktls) => {
+                metrics.tls_handshake("ok", true);
+                Some(Transport::Ktls(ktls))
+            }
+            Err(err) => {
+                // The rustls state is gone with the secrets: this connection cannot continue.
+                tracing::warn!(error = %err, "kTLS install failed; connection closed");
+                metrics.tls_handshake("ok", false);
+                metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
+                None
+            }
+        }
+    }
+}
