@@ -297,10 +297,11 @@ impl Metrics {
             self.body_bytes
                 .with_label_values(&[path.label()])
                 .inc_by(bytes);
-            if path.is_zero_copy() {
+            let zero_copy = tally.zero_copy(path);
+            if zero_copy > 0 {
                 self.zero_copy_bytes
                     .with_label_values(&[path.label()])
-                    .inc_by(bytes);
+                    .inc_by(zero_copy);
             }
         }
         self.duration

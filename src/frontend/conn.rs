@@ -267,18 +267,23 @@ pub(super) async fn respond(
             .map(|(name, value)| (name.as_str(), value.clone())),
     );
     if !no_body_status {
-        match (head_request, head_length, body.length()) {
-            (true, Some(length), _) | (_, _, Some(length)) => {
-                headers.push(("Content-Length", length.to_string()))
-            }
+        // A proxied HEAD has no body to measure: announce what the app announced, if anything.
+        let length = if head_request && matches!(body, Body::Upstream(_)) {
+            head_length
+        } else {
+            body.length()
+        };
+        match length {
+            Some(length) => headers.push(("Content-Length", length.to_string())),
+            None if head_request => {}
             // A body of unknown length: chunked for HTTP/1.1, delimited by the close for 1.0.
-            (_, _, None) if !http10 && !head_request => {
+            None if !http10 => {
                 headers.push(("Transfer-Encoding", "chunked".to_string()));
                 if let Body::Upstream(up) = &mut body {
                     up.chunked = true;
                 }
             }
-            (_, _, None) => keep_alive = false,
+            None => keep_alive = false,
         }
     }
     match (keep_alive, http10) {

@@ -32,6 +32,8 @@ pub struct ForwardOptions {
     pub sendfile_type: Option<&'static str>,
     /// `X-Accel-Mapping` value to advertise.
     pub accel_mapping: Option<String>,
+    /// The Host sent when the client gave none (an HTTP/1.0 request): the app's address.
+    pub default_host: String,
 }
 
 /// Whether `name` is hop-by-hop, counting the names the message's Connection lists.
@@ -77,7 +79,7 @@ pub fn encode_request(
     let mut forwarded_for: Option<Vec<u8>> = None;
     for header in &req.headers {
         let name = header.name.as_str();
-        if is_hop_by_hop(name, &tokens) || is_replaced(name) {
+        if is_hop_by_hop(name, &tokens) || is_replaced(name, opts.forwarded_headers) {
             if name.eq_ignore_ascii_case("x-forwarded-for") {
                 // Kept and appended to, as nginx's $proxy_add_x_forwarded_for does.
                 let list = forwarded_for.get_or_insert_with(Vec::new);
@@ -89,6 +91,10 @@ pub fn encode_request(
             continue;
         }
         push_header(out, name, &header.value);
+    }
+    if req.header("host").is_none() {
+        // ferry speaks HTTP/1.1 to the app, which requires a Host (RFC 9112 §3.2).
+        push_header(out, "Host", opts.default_host.as_bytes());
     }
     match req.body {
         BodyLength::Empty => {
@@ -134,19 +140,21 @@ pub fn encode_request(
 /// Request headers ferry drops from the client and sets itself (or not at all): framing,
 /// the forwarded set, `Expect` (ferry answers 100-continue itself), and the offload
 /// advertisement a client must never be able to forge (CVE-2025-61780).
-fn is_replaced(name: &str) -> bool {
-    [
+fn is_replaced(name: &str, forwarded_headers: bool) -> bool {
+    const ALWAYS: [&str; 4] = [
         "content-length",
         "expect",
+        "x-sendfile-type",
+        "x-accel-mapping",
+    ];
+    const FORWARDED: [&str; 4] = [
         "x-forwarded-for",
         "x-real-ip",
         "x-forwarded-proto",
         "x-forwarded-host",
-        "x-sendfile-type",
-        "x-accel-mapping",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    ];
+    ALWAYS.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || (forwarded_headers && FORWARDED.iter().any(|h| name.eq_ignore_ascii_case(h)))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -229,6 +237,15 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, BadRe
     let mut response = httparse::Response::new(&mut slots);
     match response.parse(buf) {
         Ok(httparse::Status::Complete(used)) => {
+            // httparse takes a bare LF as a line end; re-encoded with CRLF it would turn
+            // `a\nX-Injected: 1` from the app into a header of its own at the client.
+            if buf[..used]
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'\n' && (i == 0 || buf[i - 1] != b'\r'))
+            {
+                return Err(BadResponse::Syntax("bare LF in the response head".into()));
+            }
             let status = response
                 .code
                 .ok_or_else(|| BadResponse::Syntax("no status".into()))?;
@@ -281,15 +298,17 @@ pub fn framing(head: &ResponseHead, method: &Method) -> Result<Framing, BadRespo
                 "content-length with transfer-encoding",
             ));
         }
-        let last = te
+        let codings: Vec<&[u8]> = te
             .iter()
             .flat_map(|v| v.split(|&b| b == b','))
             .map(|c| c.trim_ascii())
-            .next_back();
-        return match last {
-            Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
-            // A final coding other than chunked: the body runs to the close (RFC 9112 §6.3).
-            _ => Ok(Framing::Close),
+            .filter(|c| !c.is_empty())
+            .collect();
+        // ferry re-frames bodies for the client, so it can only take codings it can undo:
+        // chunked alone. A gzip transfer coding relayed without its header would be garbage.
+        return match codings.as_slice() {
+            [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+            _ => Err(BadResponse::Framing("transfer-coding other than chunked")),
         };
     }
     let mut length = None;
@@ -464,6 +483,40 @@ mod tests {
                 &get
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn hostile_app_heads() {
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nX-Foo: a\nX-Injected: 1\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\nA: b\n\n").is_err());
+        let gzip = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert!(framing(&gzip, &Method::Get).is_err());
+        let gzip = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert!(framing(&gzip, &Method::Get).is_err());
+    }
+
+    #[test]
+    fn http10_requests_get_a_host() {
+        let opts = ForwardOptions {
+            default_host: "127.0.0.1:3000".into(),
+            ..ForwardOptions::default()
+        };
+        assert_eq!(
+            forwarded("GET /x HTTP/1.0\r\n\r\n", &opts),
+            "GET /x HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn forwarded_headers_off_passes_client_values() {
+        let out = forwarded(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 1.2.3.4\r\n\r\n",
+            &ForwardOptions::default(),
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 1.2.3.4\r\n\r\n"
         );
     }
 

@@ -151,6 +151,11 @@ impl Upstream {
         client_timeout: Duration,
     ) -> Upstream {
         let options = ForwardOptions {
+            default_host: match &upstream.address {
+                UpstreamAddress::Tcp(addr) => addr.to_string(),
+                // A unix socket has no host name; "localhost" is what apps expect there.
+                UpstreamAddress::Unix(_) => "localhost".to_string(),
+            },
             forwarded_headers: upstream.forwarded_headers,
             sendfile_type: offload.advertise.map(|t| t.as_str()),
             accel_mapping: offload
