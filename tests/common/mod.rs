@@ -98,3 +98,5 @@ pub fn curl() -> Command {
     c.arg("--max-time").arg("60");
     c
 }
+pub mod app;
+pub mod tls;
