@@ -365,6 +365,7 @@ mod tests {
             forwarded_headers: true,
             sendfile_type: Some("X-Accel-Redirect"),
             accel_mapping: Some("/srv/files/=/protected/".into()),
+            default_host: "app".into(),
         };
         let out = forwarded(
             "POST /up HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.1.1.1\r\nX-Real-IP: 6.6.6.6\r\n\
