@@ -63,10 +63,12 @@ pub fn wants_upgrade(req: &RequestHead) -> bool {
             .any(|t| t == "upgrade")
 }
 
-/// Encodes the request head ferry sends to the app for `req`.
+/// Encodes the request head ferry sends to the app for `req`; `tls` is whether the client
+/// came over TLS (X-Forwarded-Proto).
 pub fn encode_request(
     req: &RequestHead,
     client: SocketAddr,
+    tls: bool,
     opts: &ForwardOptions,
     out: &mut Vec<u8>,
 ) {
@@ -121,7 +123,11 @@ pub fn encode_request(
         list.extend_from_slice(ip.as_bytes());
         push_header(out, "X-Forwarded-For", &list);
         push_header(out, "X-Real-IP", ip.as_bytes());
-        push_header(out, "X-Forwarded-Proto", b"http");
+        push_header(
+            out,
+            "X-Forwarded-Proto",
+            if tls { b"https" } else { b"http" },
+        );
         if let Some(host) = req.header("host") {
             push_header(out, "X-Forwarded-Host", host);
         }
@@ -340,6 +346,7 @@ mod tests {
         encode_request(
             &request(raw),
             "10.1.2.3:5555".parse().unwrap(),
+            false,
             opts,
             &mut out,
         );

@@ -201,7 +201,9 @@ impl Upstream {
         peer: SocketAddr,
     ) -> Result<Exchange, ProxyError> {
         let mut head = Vec::with_capacity(512);
-        encode_request(req, peer, &self.options, &mut head);
+        // The scheme the client used, for X-Forwarded-Proto.
+        let tls = client.kind() != crate::transport::Kind::Tcp;
+        encode_request(req, peer, tls, &self.options, &mut head);
         // Only a request without a body can be sent again: its bytes are all in `head`.
         let replayable = req.body == BodyLength::Empty && is_idempotent(&req.method);
         let mut fresh_only = false;
