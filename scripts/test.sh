@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
-# Installs what the tests need (curl, ss from iproute2) when it is missing. Under CI=true a missing tool that
+# Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing. Under CI=true a missing tool that
 # cannot be installed is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then
