@@ -22,3 +22,7 @@ fi
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+
+# kTLS cannot be exercised on a kernel without the tls module: these tests boot a Debian
+# kernel that has it in a VM (tests/vm/) and run there.
+scripts/vm-test.sh
