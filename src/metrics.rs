@@ -3,8 +3,11 @@
 //! start-up, so dashboards see zeros instead of gaps and `rate()` works from the first scrape.
 //! No label ever carries a URL, host or client address.
 
+use std::sync::Arc;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::send::{SendPath, Tally};
@@ -112,16 +115,67 @@ const DURATION_BUCKETS: [f64; 16] = [
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    responses: IntCounterVec,
-    body_bytes: IntCounterVec,
-    zero_copy_bytes: IntCounterVec,
     fallbacks: IntCounterVec,
-    duration: HistogramVec,
     pub connections_active: IntGaugeVec,
     pub connections_total: IntCounterVec,
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
+    /// Handles resolved once at start-up, so a response costs no label hashing.
+    per_response: Arc<PerResponse>,
+}
+
+/// The series a response touches, indexed by `SendPath as usize`, `Source as usize` and
+/// status class.
+struct PerResponse {
+    responses: Vec<IntCounter>,
+    body_bytes: Vec<IntCounter>,
+    zero_copy_bytes: Vec<Option<IntCounter>>,
+    duration: Vec<Histogram>,
+}
+
+impl PerResponse {
+    fn new(
+        responses: &IntCounterVec,
+        body: &IntCounterVec,
+        zero_copy: &IntCounterVec,
+        duration: &HistogramVec,
+    ) -> PerResponse {
+        let mut per = PerResponse {
+            responses: Vec::new(),
+            body_bytes: Vec::new(),
+            zero_copy_bytes: Vec::new(),
+            duration: Source::ALL
+                .iter()
+                .map(|s| duration.with_label_values(&[s.label()]))
+                .collect(),
+        };
+        for path in SendPath::ALL {
+            per.body_bytes.push(body.with_label_values(&[path.label()]));
+            per.zero_copy_bytes.push(
+                path.is_zero_copy()
+                    .then(|| zero_copy.with_label_values(&[path.label()])),
+            );
+            for source in Source::ALL {
+                for code in CODES {
+                    per.responses.push(responses.with_label_values(&[
+                        path.label(),
+                        source.label(),
+                        code,
+                    ]));
+                }
+            }
+        }
+        per
+    }
+
+    fn response(&self, path: SendPath, source: Source, status: u16) -> &IntCounter {
+        let code = CODES
+            .iter()
+            .position(|c| *c == code_class(status))
+            .unwrap_or(CODES.len() - 1);
+        &self.responses[(path as usize * Source::ALL.len() + source as usize) * CODES.len() + code]
+    }
 }
 
 impl Metrics {
@@ -229,24 +283,10 @@ impl Metrics {
                 .expect("metric names are unique");
         }
 
-        for path in SendPath::ALL {
-            body_bytes.with_label_values(&[path.label()]);
-            if path.is_zero_copy() {
-                zero_copy_bytes.with_label_values(&[path.label()]);
-            }
-            for source in Source::ALL {
-                for code in CODES {
-                    responses.with_label_values(&[path.label(), source.label(), code]);
-                }
-            }
-        }
         for (from, to) in FALLBACKS {
             for reason in FALLBACK_REASONS {
                 fallbacks.with_label_values(&[from, to, reason]);
             }
-        }
-        for source in Source::ALL {
-            duration.with_label_values(&[source.label()]);
         }
         for kind in crate::transport::Kind::ALL {
             connections_active.with_label_values(&[kind.label()]);
@@ -269,44 +309,41 @@ impl Metrics {
         }
 
         Metrics {
+            per_response: Arc::new(PerResponse::new(
+                &responses,
+                &body_bytes,
+                &zero_copy_bytes,
+                &duration,
+            )),
             tls_handshakes,
             upstream_requests,
             upstream_duration,
             registry,
-            responses,
-            body_bytes,
-            zero_copy_bytes,
             fallbacks,
-            duration,
             connections_active,
             connections_total,
         }
     }
 
-    /// Records one finished (or abandoned) response.
+    /// Records one finished (or abandoned) response. (Creating every series of the closed
+    /// label sets in `PerResponse::new` is also what makes them appear at zero.)
     pub fn response(&self, source: Source, status: u16, tally: &Tally, seconds: f64) {
-        let path = tally.path();
-        self.responses
-            .with_label_values(&[path.label(), source.label(), code_class(status)])
-            .inc();
+        let per = &self.per_response;
+        per.response(tally.path(), source, status).inc();
         for path in SendPath::ALL {
             let bytes = tally.bytes(path);
             if bytes == 0 {
                 continue;
             }
-            self.body_bytes
-                .with_label_values(&[path.label()])
-                .inc_by(bytes);
-            let zero_copy = tally.zero_copy(path);
-            if zero_copy > 0 {
-                self.zero_copy_bytes
-                    .with_label_values(&[path.label()])
-                    .inc_by(zero_copy);
+            per.body_bytes[path as usize].inc_by(bytes);
+            if let Some(counter) = &per.zero_copy_bytes[path as usize] {
+                let zero_copy = tally.zero_copy(path);
+                if zero_copy > 0 {
+                    counter.inc_by(zero_copy);
+                }
             }
         }
-        self.duration
-            .with_label_values(&[source.label()])
-            .observe(seconds);
+        per.duration[source as usize].observe(seconds);
     }
 
     /// Records one exchange with the app; `seconds` until its response head (or failure).

@@ -254,7 +254,7 @@ pub(super) async fn respond(
     let http10 = req.is_none_or(|r| r.version == Version::Http10);
     let mut headers: Vec<(&str, String)> =
         Vec::with_capacity(own_headers.len() + extra_headers.len() + 4);
-    headers.push(("Date", http_date(std::time::SystemTime::now())));
+    headers.push(("Date", date_now()));
     headers.push(("Server", "ferry".to_string()));
     headers.extend(
         own_headers
@@ -360,4 +360,22 @@ pub(super) async fn linger(stream: &mut Transport) {
         }
     })
     .await;
+}
+
+/// The Date header value, formatted at most once a second per worker thread.
+pub(super) fn date_now() -> String {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second || cached.1.is_empty() {
+            *cached = (second, http_date(now));
+        }
+        cached.1.clone()
+    })
 }

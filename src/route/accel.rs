@@ -10,7 +10,7 @@ use std::path::{Component, Path};
 use std::sync::Arc;
 
 use super::static_file::OpenError;
-use super::{Reply, Router, open_off_reactor, relative_path, split_target, static_file};
+use super::{Reply, Router, open_file, relative_path, split_target, static_file};
 use crate::http::{Method, RequestHead};
 use crate::metrics::Source;
 use crate::upstream::ResponseHead;
@@ -64,7 +64,7 @@ impl Router {
             }
         };
         let file_req = as_file_request(req);
-        let mut reply = match open_off_reactor(Arc::clone(loc), rel, false).await {
+        let mut reply = match open_file(Arc::clone(loc), rel, false).await {
             Ok((opened, loc)) => static_file::reply(&file_req, opened, loc.expires),
             Err(err) => {
                 tracing::warn!(uri, error = ?err, "x-accel-redirect: file not served");
@@ -102,7 +102,7 @@ impl Router {
             rest.as_os_str()
         };
         let file_req = as_file_request(req);
-        let mut reply = match open_off_reactor(Arc::clone(root), rel.to_os_string(), false).await {
+        let mut reply = match open_file(Arc::clone(root), rel.to_os_string(), false).await {
             Ok((opened, _)) => static_file::reply(&file_req, opened, None),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = ?err, "x-sendfile: file not served");

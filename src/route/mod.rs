@@ -8,6 +8,8 @@ mod accel;
 mod resolve;
 mod static_file;
 
+use static_file::Lookup;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,7 +225,7 @@ impl Router {
             }
         };
         let dir_request = path.ends_with('/');
-        let reply = match open_off_reactor(Arc::clone(loc), rel, dir_request).await {
+        let reply = match open_file(Arc::clone(loc), rel, dir_request).await {
             Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
             Err(static_file::OpenError::Directory) => {
                 Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
@@ -234,18 +236,26 @@ impl Router {
     }
 }
 
-/// Opens `rel` beneath `loc` on the blocking pool.
-async fn open_off_reactor(
+/// Opens `rel` beneath `loc`: on the event loop when the kernel can resolve it from its
+/// caches (the common case: a dentry lookup and an open, a few microseconds), else on the
+/// blocking pool, so a cold lookup never stalls other connections.
+async fn open_file(
     loc: Arc<StaticLocation>,
     rel: std::ffi::OsString,
     dir_request: bool,
 ) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
-    tokio::task::spawn_blocking(move || static_file::open(&loc, rel, dir_request).map(|f| (f, loc)))
-        .await
-        .unwrap_or_else(|join| {
-            tracing::error!(error = %join, "file open task failed");
-            Err(static_file::OpenError::Internal)
-        })
+    match static_file::open(&loc, rel.clone(), dir_request, Lookup::Cached) {
+        Err(static_file::OpenError::WouldBlock) => {}
+        done => return done.map(|opened| (opened, loc)),
+    }
+    tokio::task::spawn_blocking(move || {
+        static_file::open(&loc, rel, dir_request, Lookup::Blocking).map(|f| (f, loc))
+    })
+    .await
+    .unwrap_or_else(|join| {
+        tracing::error!(error = %join, "file open task failed");
+        Err(static_file::OpenError::Internal)
+    })
 }
 
 /// Splits a request target into path and query (without the `?`).

@@ -32,6 +32,8 @@ pub enum OpenError {
     Forbidden,
     /// A directory asked for without its trailing slash.
     Directory,
+    /// The cached-only lookup would have blocked: retry off the event loop.
+    WouldBlock,
     Internal,
 }
 
@@ -41,12 +43,15 @@ impl OpenError {
             OpenError::NotFound | OpenError::Escape => 404,
             OpenError::Forbidden => 403,
             OpenError::Directory => 301,
-            OpenError::Internal => 500,
+            OpenError::WouldBlock | OpenError::Internal => 500,
         }
     }
 
     fn from_io(err: &io::Error) -> OpenError {
         use rustix::io::Errno;
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return OpenError::WouldBlock;
+        }
         match err.raw_os_error().map(Errno::from_raw_os_error) {
             Some(Errno::XDEV) => OpenError::Escape,
             Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::NAMETOOLONG) => {
@@ -66,9 +71,23 @@ pub struct Opened {
     pub name: OsString,
 }
 
+/// How a path may be looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Only from the kernel's caches, never waiting for the disk (safe on the event loop).
+    Cached,
+    /// Any way it takes (on the blocking pool).
+    Blocking,
+}
+
 /// Opens `rel` beneath the location's root; a directory yields its index file.
-pub fn open(loc: &StaticLocation, rel: OsString, dir_request: bool) -> Result<Opened, OpenError> {
-    let (file, meta) = open_checked(loc, &rel)?;
+pub fn open(
+    loc: &StaticLocation,
+    rel: OsString,
+    dir_request: bool,
+    lookup: Lookup,
+) -> Result<Opened, OpenError> {
+    let (file, meta) = open_checked(loc, &rel, lookup)?;
     if meta.is_file() {
         return Ok(Opened {
             file,
@@ -93,7 +112,7 @@ pub fn open(loc: &StaticLocation, rel: OsString, dir_request: bool) -> Result<Op
     }
     index_rel.extend_from_slice(index.as_bytes());
     let index_rel = OsString::from_vec(index_rel);
-    match open_checked(loc, &index_rel) {
+    match open_checked(loc, &index_rel, lookup) {
         Ok((file, meta)) if meta.is_file() => Ok(Opened {
             file,
             meta,
@@ -105,8 +124,16 @@ pub fn open(loc: &StaticLocation, rel: OsString, dir_request: bool) -> Result<Op
     }
 }
 
-fn open_checked(loc: &StaticLocation, rel: &OsString) -> Result<(File, Metadata), OpenError> {
-    let fd = crate::sys::open_beneath(&loc.root_fd, rel).map_err(|err| {
+fn open_checked(
+    loc: &StaticLocation,
+    rel: &OsString,
+    lookup: Lookup,
+) -> Result<(File, Metadata), OpenError> {
+    let opened = match lookup {
+        Lookup::Cached => crate::sys::open_beneath_cached(&loc.root_fd, rel),
+        Lookup::Blocking => crate::sys::open_beneath(&loc.root_fd, rel),
+    };
+    let fd = opened.map_err(|err| {
         let kind = OpenError::from_io(&err);
         if kind == OpenError::Internal {
             tracing::warn!(root = %loc.root.display(), path = ?rel, error = %err, "open failed");

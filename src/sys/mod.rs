@@ -128,8 +128,29 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 /// (EXDEV) any lookup that would leave `root` by `..`, an absolute path or a symlink, and
 /// there is no window between check and use. `O_NONBLOCK` keeps a FIFO from blocking the open.
 pub fn open_beneath(root: impl AsFd, rel: &std::ffi::OsStr) -> io::Result<OwnedFd> {
+    openat2_beneath(root, rel, ResolveFlags::empty())
+}
+
+/// As `open_beneath`, but only from what the kernel has cached (`RESOLVE_CACHED`, Linux 5.12):
+/// `WouldBlock` when the lookup would have to read the disk, so the caller can retry it off
+/// the event loop. Kernels without the flag answer EINVAL, reported as `WouldBlock` too.
+pub fn open_beneath_cached(root: impl AsFd, rel: &std::ffi::OsStr) -> io::Result<OwnedFd> {
+    openat2_beneath(root, rel, ResolveFlags::CACHED).map_err(|err| {
+        if err.raw_os_error() == Some(libc_einval()) {
+            io::ErrorKind::WouldBlock.into()
+        } else {
+            err
+        }
+    })
+}
+
+fn openat2_beneath(
+    root: impl AsFd,
+    rel: &std::ffi::OsStr,
+    extra: ResolveFlags,
+) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | extra;
     Ok(rustix::fs::openat2(
         root,
         rel,
