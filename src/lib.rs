@@ -4,13 +4,18 @@
 //!
 //! ```text
 //! accept (socket2 listener, SO_REUSEPORT)            frontend::accept_loop
-//!   └─ transport: plain TCP                          transport::Transport
+//!   └─ transport: plain TCP | TLS (rustls) → kTLS?   transport::Transport, tls::Tls
+//!        ├─ ALPN h2 → hyper HTTP/2, same router     frontend::h2 (bodies tls_buffered)
 //!        └─ HTTP/1.1 connection loop                 frontend::conn (codec: http, no I/O)
 //!             └─ router: longest-prefix location     route::Router
-//!                  └─ static location → safe path → file reply (route::static_file)
-//!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts }
+//!                  ├─ static location → safe path → file reply (route::static_file)
+//!                  └─ upstream (own HTTP/1.1 client, pooled)   upstream::Upstream
+//!                       ├─ X-Accel-Redirect / X-Sendfile → file reply (route::accel)
+//!                       └─ otherwise body spliced (Content-Length) or re-framed
+//!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
-//!         sendfile | splice | buffered | memory, falling back on EINVAL/ENOSYS
+//!         sendfile | splice | ktls_* | buffered | tls_buffered | memory,
+//!         falling back on EINVAL/ENOSYS
 //! ```
 //!
 //! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.
@@ -20,8 +25,8 @@
 //! - `metrics`: the Prometheus families whose names DESIGN.md fixes; `admin` serves them.
 //! - `server`: start-up, signals and graceful shutdown.
 //!
-//! Upstream proxying, X-Accel-Redirect, TLS/kTLS and the cache plug into `route`, `transport`
-//! and `send` in later work; see DESIGN.md.
+//! The on-disk cache of upstream responses plugs into `route` and `send` in later work; see
+//! DESIGN.md.
 
 #![deny(unsafe_code)]
 

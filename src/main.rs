@@ -11,7 +11,7 @@ use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use ferry::config::{AccessLog, Alpn, Config, ConfigErrors, KtlsMode};
+use ferry::config::{AccessLog, Config, ConfigErrors, KtlsMode};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
@@ -93,13 +93,6 @@ fn check(config: &Config) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     init_tracing(config.server.access_log);
-    if config
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.alpn.contains(&Alpn::H2))
-    {
-        tracing::warn!("tls.alpn: HTTP/2 is not served yet; ALPN offers http/1.1 only");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,8 +7,9 @@
 //! `disabled` for "off"); `ktls = "require"` refusing to start (and `ferry check` warning);
 //! bad certificate/key files (exit 64 with the key); a TLS 1.3 handshake with s_client that
 //! verifies the configured certificate; hostile handshakes (garbage: `error`; stalled:
-//! `timeout`) while others are served; ALPN (h2 is not offered yet); keep-alive; the plaintext
-//! listener alongside; a proxied request (upstream, chunked, X-Accel-Redirect) over TLS.
+//! `timeout`) while others are served; ALPN (h2 offered, served: see tests/h2.rs);
+//! keep-alive; the plaintext listener alongside; a proxied request (upstream, chunked,
+//! X-Accel-Redirect) over TLS.
 //!
 //! Every read is bounded (IO_TIMEOUT), every external command too (CMD_TIMEOUT, curl
 //! --max-time), metrics are polled to a bound (DEADLINE); no test asserts a duration.
@@ -874,7 +875,7 @@ fn stalled_handshakes_time_out_and_are_counted_while_others_are_served() {
 // 7. ALPN
 
 #[test]
-fn alpn_h2_is_not_offered_yet_so_curl_http2_gets_http1_1() {
+fn alpn_offers_h2_so_curl_http2_gets_http2() {
     assert_kernel_without_ktls();
     let fx = Fx::new();
     let pattern = fx.file("h.bin", MIB + 1, 21);
@@ -895,17 +896,20 @@ fn alpn_h2_is_not_offered_yet_so_curl_http2_gets_http1_1() {
     let got = curl_ok(out, "curl --http2");
     assert_eq!(
         (got[0].code, got[0].version.as_str()),
-        (200, "1.1"),
-        "ferry does not offer h2 yet: curl --http2 must fall back to HTTP/1.1"
+        (200, "2"),
+        "ferry offers h2 first: curl --http2 must speak HTTP/2"
     );
     assert!(
         verbose
             .lines()
-            .any(|l| l.contains("ALPN") && l.contains("accepted") && l.contains("http/1.1")),
-        "curl -v should report the server accepted http/1.1 over ALPN:\n{verbose}"
+            .any(|l| l.contains("ALPN") && l.contains("accepted") && l.contains("h2")),
+        "curl -v should report the server accepted h2 over ALPN:\n{verbose}"
     );
     assert_file_is(&out_file, &pattern, 0, MIB + 1, "curl --http2");
     let now = after_static_2xx(&srv, &base, 1.0);
+    // HTTP/2 bodies are always tls_buffered. On this kernel (no `tls` ULP) the connection's
+    // fallback reason is ulp_unavailable; with kTLS available it would be `http2`
+    // (tests/ktls_vm.rs).
     expect_deltas(
         &base,
         &now,
@@ -926,29 +930,52 @@ fn alpn_h2_is_not_offered_yet_so_curl_http2_gets_http1_1() {
     expect_tls_connections(&base, &now, 1.0, "ulp_unavailable", "curl --http2");
 }
 
-/// Documents today's behaviour: with h2 left out of ALPN, a client that offers *only* h2
-/// gets no common protocol and rustls fails the handshake (RFC 7301 no_application_protocol).
+/// A client that offers *only* h2 now completes the handshake with h2 selected (before
+/// HTTP/2 was served, rustls failed it with no_application_protocol).
 #[test]
-fn alpn_h2_only_client_fails_the_handshake_until_h2_is_served() {
+fn alpn_h2_only_client_completes_the_handshake_with_h2() {
     assert_kernel_without_ktls();
     let fx = Fx::new();
     std::fs::write(fx.root.join("x"), b"x").unwrap();
     let srv = fx.start(fx.tls());
     let base = srv.metrics();
+    // Not an HTTP/2 preface: ferry's HTTP/2 server answers with GOAWAY and closes.
     let req = b"GET /static/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let out = s_client(srv.https(), &["-alpn", "h2"], req);
+    // Without -brief, s_client prints the negotiated protocol on stdout.
+    let mut cmd = openssl();
+    cmd.arg("s_client")
+        .arg("-connect")
+        .arg(srv.https().to_string())
+        .args(["-servername", "localhost", "-ign_eof", "-alpn", "h2"]);
+    let out = run_bounded(cmd, Some(req), CMD_TIMEOUT);
+    let stdout = text(&out.stdout);
     assert!(
-        !out.status.success(),
-        "an h2-only ClientHello unexpectedly completed: {}",
+        stdout.lines().any(|l| l.trim() == "ALPN protocol: h2"),
+        "s_client -alpn h2 should negotiate h2:\n{stdout}\n{}",
         text(&out.stderr)
     );
-    assert!(out.stdout.is_empty(), "got data: {:?}", text(&out.stdout));
-    let d = wait_delta(&srv, &base, HANDSHAKES, &[("result", "error")], 1.0);
-    assert_eq!(d, 1.0, "handshakes{{result=error}}");
+    assert!(
+        !out.stdout.windows(5).any(|w| w == b"HTTP/"),
+        "an HTTP/1.1 answer on an h2 connection: {:?}",
+        text(&out.stdout)
+    );
+    let d = wait_delta(
+        &srv,
+        &base,
+        HANDSHAKES,
+        &[("result", "ok"), ("ktls", "false")],
+        1.0,
+    );
+    assert_eq!(d, 1.0, "handshakes{{result=ok}}");
+    wait_no_open_tls_connections(&srv);
     expect_deltas(
         &base,
         &srv.metrics(),
-        &[(CONNS, &[], 0.0)],
+        &[
+            (HANDSHAKES, &[("result", "error")], 0.0),
+            (CONNS, &[("transport", "tls")], 1.0),
+            (RESPONSES, &[], 0.0),
+        ],
         "h2-only client",
     );
 }

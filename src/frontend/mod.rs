@@ -1,10 +1,12 @@
 //! The client side: listeners, the accept loops, connection limits and graceful shutdown.
-//! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task; every task
-//! watches one `CancellationToken` that SIGTERM/SIGINT cancels.
+//! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task (or
+//! `h2::serve` when TLS negotiated HTTP/2); every task watches one `CancellationToken` that
+//! SIGTERM/SIGINT cancels.
 //!
 //! Requests go next to `route::Router`, replies out through `send::Sender`.
 
 mod conn;
+mod h2;
 mod listener;
 mod proxy;
 
@@ -83,8 +85,12 @@ pub async fn accept_loop(
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,
             };
-            if let Some(transport) = transport {
-                conn::serve(transport, peer, shared, shutdown).await;
+            match transport {
+                Some(transport) if h2::negotiated(&transport) => {
+                    h2::serve(transport, peer, shared, shutdown).await;
+                }
+                Some(transport) => conn::serve(transport, peer, shared, shutdown).await,
+                None => {}
             }
             drop(permit);
         });

@@ -134,11 +134,10 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
     Ok(config)
 }
 
-/// The ALPN protocols offered. HTTP/2 is not served yet, so `h2` is left out (clients then
-/// speak HTTP/1.1) rather than offered and broken; `main` warns about it at start-up.
+/// The ALPN protocols offered, in the configured order: rustls picks the first of them the
+/// client also offers, so the order is the server's preference.
 fn alpn_protocols(alpn: &[Alpn]) -> Vec<Vec<u8>> {
     alpn.iter()
-        .filter(|a| **a == Alpn::Http11)
         .map(|a| a.as_str().as_bytes().to_vec())
         .collect()
 }

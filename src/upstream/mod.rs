@@ -8,6 +8,7 @@
 //! recognised here and served by `route`.
 
 mod body;
+mod h2;
 mod head;
 mod pool;
 mod stream;

@@ -1,0 +1,409 @@
+//! Response bodies for HTTP/2 streams. hyper takes a body as frames in memory, so every file
+//! or app byte is read into a buffer here and encrypted by rustls (`tls_buffered`): zero copy
+//! does not apply to HTTP/2. Small bodies go as one frame; files, multipart ranges and the
+//! app's bodies are produced by a task per response, one chunk of at most `io.chunk` (and
+//! 256 KiB) at a time, into a channel of one slot, so a stream holds a few chunks in memory
+//! whatever the body's size, and hyper's flow control paces the reads.
+//!
+//! The producer counts what it hands over in a `Tally` and records the response (metrics,
+//! access log) when the body ends, fails or is dropped by hyper (the client reset the
+//! stream). A body that cannot be completed — a file that shrank, an app that closed early —
+//! ends with an error, which makes hyper reset the stream: the client never mistakes a short
+//! body for a whole one.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::{Frame, SizeHint};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Finish;
+use crate::http::ChunkedDecoder;
+use crate::send::{Body, FileRange, Part, SendError, SendPath, Tally, UpstreamBody};
+use crate::upstream::{Framing, UpConn};
+
+/// Longest chunk-size line accepted from the app (as for HTTP/1.1).
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// What the producer hands the stream.
+enum Item {
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// The body cannot be completed: reset the stream.
+    Failed(SendError),
+}
+
+/// A response body as hyper sees it.
+pub struct H2Body {
+    kind: Kind,
+    /// The announced length, when known.
+    length: Option<u64>,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Produced {
+        rx: mpsc::Receiver<Item>,
+        done: bool,
+    },
+}
+
+impl H2Body {
+    pub fn empty() -> H2Body {
+        H2Body {
+            kind: Kind::Empty,
+            length: Some(0),
+        }
+    }
+
+    pub fn full(bytes: Bytes) -> H2Body {
+        H2Body {
+            length: Some(bytes.len() as u64),
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+}
+
+impl hyper::body::Body for H2Body {
+    type Data = Bytes;
+    type Error = SendError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Produced { done: true, .. } => Poll::Ready(None),
+            Kind::Produced { rx, done } => match ready!(rx.poll_recv(cx)) {
+                Some(Item::Data(bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                Some(Item::End) => {
+                    *done = true;
+                    Poll::Ready(None)
+                }
+                Some(Item::Failed(err)) => {
+                    *done = true;
+                    Poll::Ready(Some(Err(err)))
+                }
+                None => {
+                    // The producer went away without finishing (it stalled or panicked).
+                    *done = true;
+                    Poll::Ready(Some(Err(SendError::Io(io::Error::other(
+                        "response body abandoned",
+                    )))))
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty | Kind::Full(None) => true,
+            Kind::Full(Some(_)) => false,
+            Kind::Produced { done, .. } => *done,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.length
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// How a produced body is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest chunk read at once.
+    pub chunk: usize,
+    /// Longest wait for the client to take a chunk (flow control).
+    pub send_timeout: Duration,
+    /// Most body bytes per second (X-Accel-Limit-Rate).
+    pub rate: Option<u64>,
+}
+
+/// Starts the task that produces `body` (a file, parts or the app's body) and returns the
+/// stream's end of it. `finish` is recorded when the task ends, however it ends.
+pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
+    let length = body.length();
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut out = Out {
+            tx,
+            abort: finish.conn().abort.clone(),
+            tally: Tally::default(),
+            limits,
+            pace: Pace::new(limits.rate),
+        };
+        let closed = out.tx.clone();
+        let result = tokio::select! {
+            result = out.body(body) => result,
+            () = closed.closed() => Err(Stop::ClientGone),
+        };
+        let stopped = match result {
+            Ok(()) => out
+                .deliver(Item::End)
+                .await
+                .err()
+                .map(|stop| stop.describe(&limits)),
+            Err(Stop::Failed(err)) => {
+                let text = err.to_string();
+                // The stream is reset whether or not this arrives (see `poll_frame`).
+                let _ = out.deliver(Item::Failed(err)).await;
+                Some(text)
+            }
+            Err(stop) => Some(stop.describe(&limits)),
+        };
+        if let Some(reason) = stopped {
+            tracing::debug!(peer = %finish.peer, error = %reason, sent = out.tally.total(), of = ?length, "response not completed");
+        }
+        finish.record(&out.tally);
+    });
+    H2Body {
+        kind: Kind::Produced { rx, done: false },
+        length,
+    }
+}
+
+/// Why production stopped early.
+enum Stop {
+    /// The stream was reset or the connection closed: nobody to tell.
+    ClientGone,
+    /// The client took no data for `send_timeout`.
+    Stalled,
+    Failed(SendError),
+}
+
+impl Stop {
+    fn describe(&self, limits: &Limits) -> String {
+        match self {
+            Stop::ClientGone => "client gone (stream reset or connection closed)".to_string(),
+            Stop::Stalled => SendError::Timeout(limits.send_timeout).to_string(),
+            Stop::Failed(err) => err.to_string(),
+        }
+    }
+}
+
+impl From<SendError> for Stop {
+    fn from(err: SendError) -> Stop {
+        Stop::Failed(err)
+    }
+}
+
+/// The producing side of one stream.
+struct Out {
+    tx: mpsc::Sender<Item>,
+    /// Closes the whole connection (a stalled stream would otherwise hold it for ever).
+    abort: CancellationToken,
+    tally: Tally,
+    limits: Limits,
+    pace: Pace,
+}
+
+impl Out {
+    async fn body(&mut self, body: Body) -> Result<(), Stop> {
+        match body {
+            Body::Empty => Ok(()),
+            Body::Bytes(bytes) => self.send(bytes, SendPath::Memory).await,
+            Body::File(range) => self.file(&range).await,
+            Body::Parts(parts) => {
+                for part in parts {
+                    match part {
+                        Part::Bytes(bytes) => self.send(bytes, SendPath::Memory).await?,
+                        Part::File(range) => self.file(&range).await?,
+                    }
+                }
+                Ok(())
+            }
+            Body::Upstream(up) => self.upstream(up).await,
+        }
+    }
+
+    /// Hands one chunk to the stream once it has room, within the send timeout.
+    async fn send(&mut self, bytes: Bytes, path: SendPath) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let n = bytes.len();
+        self.deliver(Item::Data(bytes)).await?;
+        self.tally.add(path, n);
+        self.pace.sent(n).await;
+        Ok(())
+    }
+
+    /// Puts `item` in the channel once hyper has taken the previous one. A client that gives
+    /// no flow-control credit for `send_timeout` has its connection closed, as a stalled
+    /// HTTP/1.1 client does.
+    async fn deliver(&mut self, item: Item) -> Result<(), Stop> {
+        match tokio::time::timeout(self.limits.send_timeout, self.tx.send(item)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::ClientGone),
+            Err(_) => {
+                self.abort.cancel();
+                Err(Stop::Stalled)
+            }
+        }
+    }
+
+    /// Reads a file range in chunks off the reactor.
+    async fn file(&mut self, range: &FileRange) -> Result<(), Stop> {
+        let mut offset = range.offset;
+        let end = range.offset + range.len;
+        while offset < end {
+            let want = (end - offset).min(self.pace.step(self.limits.chunk) as u64) as usize;
+            let bytes = read_at(Arc::clone(&range.file), offset, want).await?;
+            offset += bytes.len() as u64;
+            self.send(bytes, SendPath::TlsBuffered).await?;
+        }
+        Ok(())
+    }
+
+    /// Relays the app's body, decoded from its framing; the connection goes back to the pool
+    /// only when the body was read exactly.
+    async fn upstream(&mut self, up: UpstreamBody) -> Result<(), Stop> {
+        let UpstreamBody {
+            mut conn, framing, ..
+        } = up;
+        match framing {
+            Framing::None => {}
+            Framing::Length(len) => self.upstream_length(&mut conn, len).await?,
+            Framing::Chunked => self.upstream_chunked(&mut conn).await?,
+            Framing::Close => {
+                conn.reusable = false;
+                let early = std::mem::take(&mut conn.leftover).freeze();
+                self.send(early, SendPath::TlsBuffered).await?;
+                loop {
+                    let bytes = read_app(&mut conn, self.limits.chunk).await?;
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    self.send(bytes, SendPath::TlsBuffered).await?;
+                }
+            }
+        }
+        conn.release();
+        Ok(())
+    }
+
+    async fn upstream_length(&mut self, conn: &mut UpConn, len: u64) -> Result<(), Stop> {
+        let early = (conn.leftover.len() as u64).min(len) as usize;
+        let bytes = conn.leftover.split_to(early).freeze();
+        if !conn.leftover.is_empty() {
+            // The app sent more than it announced: never reuse that connection.
+            conn.reusable = false;
+            conn.leftover.clear();
+        }
+        self.send(bytes, SendPath::TlsBuffered).await?;
+        let mut left = len - early as u64;
+        while left > 0 {
+            let want = left.min(self.limits.chunk as u64) as usize;
+            let bytes = read_app(conn, want).await?;
+            if bytes.is_empty() {
+                return Err(SendError::UpstreamClosed.into());
+            }
+            left -= bytes.len() as u64;
+            self.send(bytes, SendPath::TlsBuffered).await?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_chunked(&mut self, conn: &mut UpConn) -> Result<(), Stop> {
+        let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
+        let mut input = std::mem::take(&mut conn.leftover);
+        loop {
+            if !input.is_empty() {
+                let mut data = Vec::new();
+                let used = decoder
+                    .decode(&input, &mut data)
+                    .map_err(SendError::UpstreamFraming)?;
+                input.advance(used);
+                self.send(Bytes::from(data), SendPath::TlsBuffered).await?;
+                if decoder.done() {
+                    // Bytes after the last chunk were not asked for: do not reuse.
+                    conn.reusable &= input.is_empty();
+                    return Ok(());
+                }
+            }
+            input.reserve(16 * 1024);
+            let read = conn.stream.read_buf(&mut input);
+            match tokio::time::timeout(conn.read_timeout, read).await {
+                Ok(Ok(0)) => return Err(SendError::UpstreamClosed.into()),
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(SendError::Upstream(err).into()),
+                Err(_) => return Err(SendError::UpstreamTimeout(conn.read_timeout).into()),
+            }
+        }
+    }
+}
+
+/// Reads up to `want` bytes of a file at `offset` on the blocking pool; a file that ends
+/// before is an error (it shrank while being sent).
+async fn read_at(file: Arc<File>, offset: u64, want: usize) -> Result<Bytes, SendError> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; want];
+        let n = file.read_at(&mut buf, offset)?;
+        buf.truncate(n);
+        Ok::<_, io::Error>(buf)
+    })
+    .await
+    .map_err(io::Error::other)?;
+    match read {
+        Ok(buf) if buf.is_empty() => Err(SendError::Truncated),
+        Ok(buf) => Ok(Bytes::from(buf)),
+        Err(err) => Err(SendError::Io(err)),
+    }
+}
+
+/// One read of at most `want` bytes from the app (empty: it closed), within its timeout.
+async fn read_app(conn: &mut UpConn, want: usize) -> Result<Bytes, SendError> {
+    let want = want.clamp(1, crate::send::MAX_BUFFER);
+    let mut buf = BytesMut::with_capacity(want);
+    let mut app = (&mut conn.stream).take(want as u64);
+    match tokio::time::timeout(conn.read_timeout, app.read_buf(&mut buf)).await {
+        Ok(Ok(_)) => Ok(buf.freeze()),
+        Ok(Err(err)) => Err(SendError::Upstream(err)),
+        Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
+    }
+}
+
+/// Paces a body to at most `rate` bytes per second (X-Accel-Limit-Rate), as `send` does for
+/// HTTP/1.1: quarter-second steps, sleeping once ahead of schedule.
+struct Pace {
+    rate: Option<u64>,
+    start: tokio::time::Instant,
+    sent: u64,
+}
+
+impl Pace {
+    fn new(rate: Option<u64>) -> Pace {
+        Pace {
+            rate: rate.filter(|&r| r > 0),
+            start: tokio::time::Instant::now(),
+            sent: 0,
+        }
+    }
+
+    fn step(&self, chunk: usize) -> usize {
+        match self.rate {
+            Some(rate) => chunk.min((rate / 4).max(1) as usize),
+            None => chunk,
+        }
+    }
+
+    async fn sent(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+        tokio::time::sleep_until(self.start + due).await;
+    }
+}

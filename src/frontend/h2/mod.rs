@@ -1,0 +1,350 @@
+//! HTTP/2 on TLS connections whose ALPN settled on `h2`, served by hyper over the same router
+//! as HTTP/1.1: static files, X-Accel-Redirect / X-Sendfile offload and the app. Each stream's
+//! request is converted to a `RequestHead` (`request`), routed, and its `Reply` turned into a
+//! hyper response (`response`) whose body is read into buffers (`body`): hyper never exposes
+//! the socket, so every HTTP/2 body is `tls_buffered`, and kTLS is not attempted for these
+//! connections (`tls` counts that fallback with reason `http2`).
+//!
+//! Requests for the app have their body read into memory first (up to `MAX_PROXIED_BODY`,
+//! 413 past it) and are forwarded on ferry's own HTTP/1.1 client (`Upstream::exchange_buffered`).
+//!
+//! The connection closes when idle (`header_timeout` before the first request,
+//! `keepalive_timeout` after), when a stream stalls for `send_timeout`, or on shutdown, which
+//! sends GOAWAY and lets the streams in flight finish.
+
+mod body;
+mod request;
+mod response;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::body::{Body as _, Incoming};
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio_util::sync::CancellationToken;
+
+use self::body::H2Body;
+use self::request::BodyError;
+use super::Shared;
+use crate::http::{BodyLength, MAX_HEAD, Method, RequestHead};
+use crate::metrics::Source;
+use crate::route::{Dispatch, Reply};
+use crate::send::{Body, Tally, UpstreamBody};
+use crate::transport::Transport;
+use crate::upstream::Exchange;
+
+/// Largest request body forwarded to the app from an HTTP/2 client; it is held in memory.
+pub const MAX_PROXIED_BODY: usize = 16 * 1024 * 1024;
+/// Most request-body bytes read and dropped after answering without them (see
+/// `request::discard_body`); past it the stream is reset.
+const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
+/// Streams one client may have open at once.
+const MAX_STREAMS: u32 = 128;
+
+/// Whether the TLS handshake settled on HTTP/2.
+pub fn negotiated(transport: &Transport) -> bool {
+    match transport {
+        Transport::Tls(stream) => stream.get_ref().1.alpn_protocol() == Some(b"h2"),
+        Transport::Plain(_) | Transport::Ktls(_) => false,
+    }
+}
+
+/// Serves one HTTP/2 connection until the client closes it, it idles out, or shutdown.
+pub async fn serve(
+    transport: Transport,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let label = transport.kind().label();
+    let metrics = &shared.metrics;
+    metrics.connections_total.with_label_values(&[label]).inc();
+    let _open = Open::new(metrics.connections_active.with_label_values(&[label]));
+    let state = Arc::new(ConnState::new());
+    let service = {
+        let shared = Arc::clone(&shared);
+        let state = Arc::clone(&state);
+        service_fn(move |req| answer(req, peer, Arc::clone(&shared), Arc::clone(&state)))
+    };
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEAD as u32)
+        // Date is set per response, as for HTTP/1.1.
+        .auto_date_header(false);
+    let conn = builder.serve_connection(TokioIo::new(transport), service);
+    tokio::pin!(conn);
+    let server = &shared.server;
+    let mut draining = false;
+    // After an idle close: how long the client gets to take the GOAWAY.
+    let mut close_by: Option<tokio::time::Instant> = None;
+    loop {
+        let idle_at = state.idle_deadline(server.header_timeout, server.keepalive_timeout);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, error = %err, "http/2 connection ended");
+                }
+                break;
+            }
+            () = state.abort.cancelled() => {
+                tracing::debug!(%peer, timeout = ?server.send_timeout, "http/2 client took no data; connection closed");
+                break;
+            }
+            () = shutdown.cancelled(), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            () = tokio::time::sleep_until(idle_at), if !draining => {
+                if state.idle(server.header_timeout, server.keepalive_timeout) {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                    close_by = Some(tokio::time::Instant::now() + server.header_timeout);
+                }
+            }
+            () = sleep_until(close_by) => break,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers one stream's request.
+async fn answer(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+) -> Result<Response<H2Body>, BodyError> {
+    let stream = InFlight::start(conn);
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let head = match request::parse_head(&parts, body.is_end_stream()) {
+        Ok(head) => head,
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "bad http/2 request head");
+            let reply = Reply::error(err.status(), Source::Internal);
+            return Ok(response::respond(
+                &shared, peer, None, reply, started, stream,
+            ));
+        }
+    };
+    let mut body = body;
+    let reply = match shared.router.handle(&head).await {
+        Dispatch::Reply(reply) => reply,
+        Dispatch::Upstream => forward(&head, &mut body, peer, &shared).await?,
+    };
+    if !body.is_end_stream() {
+        // Answered without (all of) the body: read the rest while the answer goes out.
+        let timeout = client_timeout(&shared);
+        tokio::spawn(request::discard_body(body, MAX_DISCARDED_BODY, timeout));
+    }
+    Ok(response::respond(
+        &shared,
+        peer,
+        Some(head),
+        reply,
+        started,
+        stream,
+    ))
+}
+
+/// How long a client sending a request body gets between frames: as long as for its head.
+fn client_timeout(shared: &Shared) -> Duration {
+    shared.server.header_timeout.max(shared.server.send_timeout)
+}
+
+/// Sends `req` with its body to the app and decides how the answer reaches the client:
+/// relayed, an offloaded file, or an error status. An error means the client went away
+/// (or stalled) while sending its body: the stream is reset, nothing is answered.
+async fn forward(
+    req: &RequestHead,
+    body: &mut Incoming,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<Reply, BodyError> {
+    let Some(upstream) = &shared.upstream else {
+        return Ok(Reply::error(404, Source::Internal));
+    };
+    let bytes = match request::read_body(body, MAX_PROXIED_BODY, client_timeout(shared)).await {
+        Ok(bytes) => bytes,
+        Err(err @ BodyError::TooLarge(_)) => {
+            tracing::debug!(%peer, target = %req.target, error = %err, "request body refused");
+            return Ok(Reply::error(413, Source::Internal));
+        }
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "client gone while sending its body");
+            return Err(err);
+        }
+    };
+    let mut req = req.clone();
+    req.body = if bytes.is_empty() {
+        BodyLength::Empty
+    } else {
+        BodyLength::Length(bytes.len() as u64)
+    };
+    let exchange = match upstream
+        .exchange_buffered(&req, bytes, peer, true, &shared.metrics)
+        .await
+    {
+        Ok(exchange) => exchange,
+        Err(err) => {
+            tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
+            let status = err.status().unwrap_or(502);
+            return Ok(Reply::error(status, Source::Upstream));
+        }
+    };
+    let Exchange {
+        head,
+        framing,
+        conn,
+    } = exchange;
+    if head.status == 101 {
+        // HTTP/2 has no Upgrade (and the client asked for none: h2 forbids the header).
+        tracing::warn!(%peer, target = %req.target, "upstream switched protocols on an http/2 request");
+        return Ok(Reply::error(502, Source::Upstream));
+    }
+    if shared.offload.x_accel_redirect
+        && let Some(value) = head.header("x-accel-redirect").map(<[u8]>::to_vec)
+    {
+        conn.discard(framing).await;
+        return Ok(shared.router.accel_redirect(&req, &value, &head).await);
+    }
+    if !shared.offload.x_sendfile_roots.is_empty()
+        && let Some(value) = head.header("x-sendfile").map(<[u8]>::to_vec)
+    {
+        conn.discard(framing).await;
+        return Ok(shared.router.x_sendfile(&req, &value, &head).await);
+    }
+    let head_length = if req.method == Method::Head {
+        head.header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+    } else {
+        None
+    };
+    let mut reply = Reply::new(
+        head.status,
+        Source::Upstream,
+        Body::Upstream(UpstreamBody {
+            conn,
+            framing,
+            chunked: false,
+        }),
+    );
+    reply.extra_headers = head
+        .client_headers()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    reply.head_length = head_length;
+    Ok(reply)
+}
+
+/// What one response records when its body is done: metrics and the access log line.
+pub(super) struct Finish {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    /// `None` when the request head was refused.
+    req: Option<RequestHead>,
+    status: u16,
+    source: Source,
+    started: Instant,
+    stream: InFlight,
+}
+
+impl Finish {
+    fn record(self, tally: &Tally) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let metrics = &self.shared.metrics;
+        metrics.response(self.source, self.status, tally, seconds);
+        let req = self.req.as_ref();
+        crate::access::log(self.peer, req, self.status, tally, self.source, seconds);
+    }
+
+    /// The stream's connection.
+    fn conn(&self) -> &ConnState {
+        &self.stream.0
+    }
+}
+
+/// What the streams of one connection share with its loop: how many are in flight, when
+/// the last one ended, and the switch that closes the connection at once.
+pub(super) struct ConnState {
+    in_flight: AtomicUsize,
+    /// When a stream last started or ended (at first: the accept), and whether any has.
+    last_active: Mutex<(Instant, bool)>,
+    abort: CancellationToken,
+}
+
+impl ConnState {
+    fn new() -> ConnState {
+        ConnState {
+            in_flight: AtomicUsize::new(0),
+            last_active: Mutex::new((Instant::now(), false)),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    fn last_active(&self) -> (Instant, bool) {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the connection will have been idle too long, if nothing starts before.
+    fn idle_deadline(&self, first: Duration, keepalive: Duration) -> tokio::time::Instant {
+        let (since, served) = self.last_active();
+        let timeout = if served { keepalive } else { first };
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return tokio::time::Instant::now() + timeout;
+        }
+        tokio::time::Instant::from_std(since + timeout)
+    }
+
+    fn idle(&self, first: Duration, keepalive: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.idle_deadline(first, keepalive) <= tokio::time::Instant::now()
+    }
+}
+
+/// One stream in flight, from its request to the end of its response body.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(conn: Arc<ConnState>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        *conn.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Holds one count in `ferry_connections_active` for as long as it lives.
+struct Open(prometheus::IntGauge);
+
+impl Open {
+    fn new(gauge: prometheus::IntGauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

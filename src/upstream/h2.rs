@@ -1,0 +1,141 @@
+//! Forwarding a request whose body is already in memory: what the HTTP/2 frontend needs, since
+//! hyper owns the client's socket and a stream's body arrives as frames, so nothing can be
+//! spliced from the client. The exchange is otherwise the HTTP/1.1 one (same pool, same
+//! request encoding, same response-head reading, same metrics); because the body is held,
+//! an idempotent request with a body can be sent again when a pooled connection turns out
+//! closed.
+//!
+//! Not here: reading the client's body (frontend::h2) and relaying the app's response body.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    Exchange, Framing, ProxyError, UpConn, UpStream, Upstream, encode_request, framing,
+    is_idempotent,
+};
+use crate::http::{BodyLength, RequestHead};
+use crate::metrics::{Metrics, UpstreamOutcome};
+
+/// Bodies up to this size leave in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
+
+impl Upstream {
+    /// Forwards `req` with `body` (which `req.body` must describe: `Length(body.len())`, or
+    /// `Empty` for no body) and waits for the response head. `tls` is whether the client came
+    /// over TLS (X-Forwarded-Proto). Records the outcome in `metrics`.
+    pub async fn exchange_buffered(
+        &self,
+        req: &RequestHead,
+        body: Bytes,
+        peer: SocketAddr,
+        tls: bool,
+        metrics: &Metrics,
+    ) -> Result<Exchange, ProxyError> {
+        debug_assert_eq!(
+            req.body,
+            if body.is_empty() {
+                BodyLength::Empty
+            } else {
+                BodyLength::Length(body.len() as u64)
+            }
+        );
+        let started = Instant::now();
+        let result = self.try_exchange_buffered(req, &body, peer, tls).await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
+        metrics.upstream(outcome, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn try_exchange_buffered(
+        &self,
+        req: &RequestHead,
+        body: &Bytes,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<Exchange, ProxyError> {
+        let mut head = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
+        encode_request(req, peer, tls, &self.options, &mut head);
+        let inline = body.len() <= INLINE_BODY;
+        if inline {
+            head.extend_from_slice(body);
+        }
+        // The whole request is in hand, so any idempotent one can be sent again.
+        let replayable = is_idempotent(&req.method);
+        let mut fresh_only = false;
+        loop {
+            let (mut stream, reused) = match (!fresh_only).then(|| self.pool.take()).flatten() {
+                Some(stream) => (stream, true),
+                None => (self.connect().await?, false),
+            };
+            let retry = reused && replayable;
+            let body = (!inline).then_some(body.as_ref());
+            if let Err(detail) = self.write_request(&mut stream, &head, body).await {
+                if retry {
+                    fresh_only = true;
+                    continue;
+                }
+                return Err(self.closed(detail));
+            }
+            let deadline = tokio::time::Instant::now() + self.response_timeout;
+            match self.read_head(&mut stream, deadline).await {
+                Ok((head, leftover)) => {
+                    let framing = framing(&head, &req.method).map_err(|source| self.bad(source))?;
+                    let reusable =
+                        head.keep_alive() && framing != Framing::Close && head.status != 101;
+                    let conn = UpConn {
+                        stream,
+                        leftover,
+                        reusable,
+                        read_timeout: self.response_timeout,
+                        pool: Arc::clone(&self.pool),
+                    };
+                    return Ok(Exchange {
+                        head,
+                        framing,
+                        conn,
+                    });
+                }
+                // The app closed an idle connection just as ferry reused it: try once more.
+                Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Writes the head (with a small body inline) and then `body`, within the response
+    /// timeout: an app that stops reading must not hold the stream forever.
+    async fn write_request(
+        &self,
+        stream: &mut UpStream,
+        head: &[u8],
+        body: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let write = async {
+            stream
+                .write_all(head)
+                .await
+                .map_err(|err| format!("writing request head: {err}"))?;
+            if let Some(body) = body {
+                stream
+                    .write_all(body)
+                    .await
+                    .map_err(|err| format!("writing request body: {err}"))?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.response_timeout, write).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "writing request: no progress within {:?}",
+                self.response_timeout
+            )),
+        }
+    }
+}
