@@ -15,7 +15,7 @@ use crate::metrics::Source;
 use crate::route::Reply;
 use crate::send::{Body, SendPath, Tally, UpstreamBody};
 use crate::transport::{Kind, Transport};
-use crate::upstream::{Exchange, UpStream, wants_upgrade};
+use crate::upstream::{Exchange, Framing, ResponseHead, UpConn, UpStream, wants_upgrade};
 
 /// What came of forwarding one request.
 pub enum Forwarded {
@@ -74,17 +74,29 @@ pub async fn forward(
         tracing::warn!(%peer, target = %req.target, "upstream switched protocols unasked");
         return Forwarded::Failed(Reply::error(502, Source::Upstream));
     }
+    Forwarded::Reply(answer(shared, req, head, framing, conn).await)
+}
+
+/// The reply for the app's (non-101) answer, on HTTP/1.1 and HTTP/2 alike: the file it
+/// points at (X-Accel-Redirect, X-Sendfile), or its own response relayed.
+pub(super) async fn answer(
+    shared: &Shared,
+    req: &RequestHead,
+    head: ResponseHead,
+    framing: Framing,
+    conn: UpConn,
+) -> Reply {
     if shared.offload.x_accel_redirect
         && let Some(value) = head.header("x-accel-redirect").map(<[u8]>::to_vec)
     {
         conn.discard(framing).await;
-        return Forwarded::Reply(shared.router.accel_redirect(req, &value, &head).await);
+        return shared.router.accel_redirect(req, &value, &head).await;
     }
     if !shared.offload.x_sendfile_roots.is_empty()
         && let Some(value) = head.header("x-sendfile").map(<[u8]>::to_vec)
     {
         conn.discard(framing).await;
-        return Forwarded::Reply(shared.router.x_sendfile(req, &value, &head).await);
+        return shared.router.x_sendfile(req, &value, &head).await;
     }
     let head_length = if req.method == Method::Head {
         head.header("content-length")
@@ -107,7 +119,7 @@ pub async fn forward(
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
         .collect();
     reply.head_length = head_length;
-    Forwarded::Reply(reply)
+    reply
 }
 
 /// After a 101 from the app: sends the 101 to the client, then splices both directions

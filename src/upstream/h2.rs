@@ -8,16 +8,12 @@
 //! Not here: reading the client's body (frontend::h2) and relaying the app's response body.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{
-    Exchange, Framing, ProxyError, UpConn, UpStream, Upstream, encode_request, framing,
-    is_idempotent,
-};
+use super::{Exchange, ProxyError, UpStream, Upstream, encode_request, is_idempotent};
 use crate::http::{BodyLength, RequestHead};
 use crate::metrics::{Metrics, UpstreamOutcome};
 
@@ -83,25 +79,8 @@ impl Upstream {
                 }
                 return Err(self.closed(detail));
             }
-            let deadline = tokio::time::Instant::now() + self.response_timeout;
-            match self.read_head(&mut stream, deadline).await {
-                Ok((head, leftover)) => {
-                    let framing = framing(&head, &req.method).map_err(|source| self.bad(source))?;
-                    let reusable =
-                        head.keep_alive() && framing != Framing::Close && head.status != 101;
-                    let conn = UpConn {
-                        stream,
-                        leftover,
-                        reusable,
-                        read_timeout: self.response_timeout,
-                        pool: Arc::clone(&self.pool),
-                    };
-                    return Ok(Exchange {
-                        head,
-                        framing,
-                        conn,
-                    });
-                }
+            match self.response(stream, &req.method).await {
+                Ok(exchange) => return Ok(exchange),
                 // The app closed an idle connection just as ferry reused it: try once more.
                 Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
                 Err(err) => return Err(err),

@@ -239,25 +239,8 @@ impl Upstream {
                         }
                     })?;
             }
-            let deadline = tokio::time::Instant::now() + self.response_timeout;
-            match self.read_head(&mut stream, deadline).await {
-                Ok((head, leftover)) => {
-                    let framing = framing(&head, &req.method).map_err(|source| self.bad(source))?;
-                    let reusable =
-                        head.keep_alive() && framing != Framing::Close && head.status != 101;
-                    let conn = UpConn {
-                        stream,
-                        leftover,
-                        reusable,
-                        read_timeout: self.response_timeout,
-                        pool: Arc::clone(&self.pool),
-                    };
-                    return Ok(Exchange {
-                        head,
-                        framing,
-                        conn,
-                    });
-                }
+            match self.response(stream, &req.method).await {
+                Ok(exchange) => return Ok(exchange),
                 // The app closed an idle connection just as ferry reused it: try once more.
                 Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
                 Err(err) => return Err(err),
@@ -286,6 +269,31 @@ impl Upstream {
             addr: self.label.clone(),
             source,
         }
+    }
+
+    /// Waits for the response head (within `response_timeout`) and positions the
+    /// connection at the body.
+    async fn response(
+        &self,
+        mut stream: UpStream,
+        method: &Method,
+    ) -> Result<Exchange, ProxyError> {
+        let deadline = tokio::time::Instant::now() + self.response_timeout;
+        let (head, leftover) = self.read_head(&mut stream, deadline).await?;
+        let framing = framing(&head, method).map_err(|source| self.bad(source))?;
+        let reusable = head.keep_alive() && framing != Framing::Close && head.status != 101;
+        let conn = UpConn {
+            stream,
+            leftover,
+            reusable,
+            read_timeout: self.response_timeout,
+            pool: Arc::clone(&self.pool),
+        };
+        Ok(Exchange {
+            head,
+            framing,
+            conn,
+        })
     }
 
     /// Reads the response head, skipping interim 1xx responses other than 101.

@@ -31,10 +31,10 @@ use tokio_util::sync::CancellationToken;
 use self::body::H2Body;
 use self::request::BodyError;
 use super::Shared;
-use crate::http::{BodyLength, MAX_HEAD, Method, RequestHead};
+use crate::http::{BodyLength, MAX_HEAD, RequestHead};
 use crate::metrics::Source;
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, Tally, UpstreamBody};
+use crate::send::Tally;
 use crate::transport::Transport;
 use crate::upstream::Exchange;
 
@@ -214,40 +214,7 @@ async fn forward(
         tracing::warn!(%peer, target = %req.target, "upstream switched protocols on an http/2 request");
         return Ok(Reply::error(502, Source::Upstream));
     }
-    if shared.offload.x_accel_redirect
-        && let Some(value) = head.header("x-accel-redirect").map(<[u8]>::to_vec)
-    {
-        conn.discard(framing).await;
-        return Ok(shared.router.accel_redirect(&req, &value, &head).await);
-    }
-    if !shared.offload.x_sendfile_roots.is_empty()
-        && let Some(value) = head.header("x-sendfile").map(<[u8]>::to_vec)
-    {
-        conn.discard(framing).await;
-        return Ok(shared.router.x_sendfile(&req, &value, &head).await);
-    }
-    let head_length = if req.method == Method::Head {
-        head.header("content-length")
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
-    } else {
-        None
-    };
-    let mut reply = Reply::new(
-        head.status,
-        Source::Upstream,
-        Body::Upstream(UpstreamBody {
-            conn,
-            framing,
-            chunked: false,
-        }),
-    );
-    reply.extra_headers = head
-        .client_headers()
-        .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-        .collect();
-    reply.head_length = head_length;
-    Ok(reply)
+    Ok(super::proxy::answer(shared, &req, head, framing, conn).await)
 }
 
 /// What one response records when its body is done: metrics and the access log line.
