@@ -420,14 +420,15 @@ impl Pace {
 
     /// The most to send in one step: a quarter second's worth when limited, so the limit
     /// holds smoothly rather than in bursts of a whole chunk.
-    fn step(&self, chunk: usize) -> usize {
+    pub fn step(&self, chunk: usize) -> usize {
         match self.rate {
             Some(rate) => chunk.min((rate / 4).max(1) as usize),
             None => chunk,
         }
     }
 
-    async fn sent(&mut self, n: usize) {
+    /// Counts `n` bytes sent and sleeps while ahead of the rate.
+    pub async fn sent(&mut self, n: usize) {
         let Some(rate) = self.rate else { return };
         self.sent += n as u64;
         let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);

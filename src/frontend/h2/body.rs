@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Finish;
 use crate::http::ChunkedDecoder;
-use crate::send::{Body, FileRange, Part, SendError, SendPath, Tally, UpstreamBody};
+use crate::send::{Body, FileRange, Pace, Part, SendError, SendPath, Tally, UpstreamBody};
 use crate::upstream::{Framing, UpConn};
 
 /// Longest chunk-size line accepted from the app (as for HTTP/1.1).
@@ -373,37 +373,5 @@ async fn read_app(conn: &mut UpConn, want: usize) -> Result<Bytes, SendError> {
         Ok(Ok(_)) => Ok(buf.freeze()),
         Ok(Err(err)) => Err(SendError::Upstream(err)),
         Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
-    }
-}
-
-/// Paces a body to at most `rate` bytes per second (X-Accel-Limit-Rate), as `send` does for
-/// HTTP/1.1: quarter-second steps, sleeping once ahead of schedule.
-struct Pace {
-    rate: Option<u64>,
-    start: tokio::time::Instant,
-    sent: u64,
-}
-
-impl Pace {
-    fn new(rate: Option<u64>) -> Pace {
-        Pace {
-            rate: rate.filter(|&r| r > 0),
-            start: tokio::time::Instant::now(),
-            sent: 0,
-        }
-    }
-
-    fn step(&self, chunk: usize) -> usize {
-        match self.rate {
-            Some(rate) => chunk.min((rate / 4).max(1) as usize),
-            None => chunk,
-        }
-    }
-
-    async fn sent(&mut self, n: usize) {
-        let Some(rate) = self.rate else { return };
-        self.sent += n as u64;
-        let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
-        tokio::time::sleep_until(self.start + due).await;
     }
 }
