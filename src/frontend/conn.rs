@@ -297,11 +297,7 @@ pub(super) async fn respond(
 
     let announced = body.length();
     let body = if no_body_status || head_request {
-        if let Body::Upstream(up) = body {
-            // The app sent no body for these; its connection can go back to the pool.
-            up.conn.release();
-        }
-        Body::Empty
+        body.into_empty()
     } else {
         body
     };

@@ -74,6 +74,15 @@ impl Body {
         }
     }
 
+    /// The empty body of a response that carries none (HEAD, 304, 204); an app connection
+    /// (which sent no body for these) goes back to the pool.
+    pub fn into_empty(self) -> Body {
+        if let Body::Upstream(up) = self {
+            up.conn.release();
+        }
+        Body::Empty
+    }
+
     /// Whether any of the body comes from a file (and so takes a file send path).
     pub fn has_file(&self) -> bool {
         match self {

@@ -72,11 +72,7 @@ pub fn respond(
         }
     }
     let body = if no_body_status || head_request {
-        if let Body::Upstream(up) = body {
-            // The app sent no body for these; its connection can go back to the pool.
-            up.conn.release();
-        }
-        Body::Empty
+        body.into_empty()
     } else {
         body
     };
