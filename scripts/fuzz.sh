@@ -8,6 +8,12 @@
 # the tree except a crash's input in fuzz/artifacts/TARGET/ (git-ignored). Exits non-zero if any
 # target crashed, panicked, timed out or ran out of memory, and prints the input as hex.
 #
+# Sanitizer: none by default. The targets and ferry's parsers are safe Rust, and without
+# AddressSanitizer the cold build is faster and each target runs 3-5 times as many inputs.
+# FUZZ_SANITIZER=address scripts/fuzz.sh 300 is the deeper run (it also checks the unsafe code
+# inside dependencies such as httparse). Overflow checks and debug assertions are on either way.
+# Targets run FUZZ_JOBS at a time (default: one per core), each on one core.
+#
 # Needs a nightly toolchain (fuzz/rust-toolchain.toml selects it) and cargo-fuzz, which it
 # installs when missing. Without nightly it skips with a warning, except under CI=true, where
 # that is a failure.
@@ -16,6 +22,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 seconds=${1:-20}
+sanitizer=${FUZZ_SANITIZER:-none}
 if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]  (a positive integer, default 20)" >&2
     exit 2
@@ -56,60 +63,81 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 started=$SECONDS
-echo "fuzz: building ${targets[*]}"
-cargo fuzz build
+echo "fuzz: building ${targets[*]} (sanitizer: $sanitizer)"
+cargo fuzz build --sanitizer "$sanitizer"
 echo "fuzz: built in $((SECONDS - started))s"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'kill $(jobs -rp) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-    corpus="$work/corpus/$t"
+# Each target gets one core for its whole run; with N cores, N targets run at a time.
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || jobs=1
+
+# Runs one target into $work/$t.log; its exit code goes to $work/$t.rc.
+run_target() {
+    local t=$1 corpus="$work/corpus/$1" t0=$SECONDS rc=0
     mkdir -p "$corpus" "artifacts/$t"
     if [ -d "seeds/$t" ]; then
         cp -- seeds/"$t"/* "$corpus"/ 2>/dev/null || true
     fi
-    log="$work/$t.log"
-    before=$(find "artifacts/$t" -type f | sort)
-    echo
-    echo "=== $t: ${seconds}s, $(find "$corpus" -type f | wc -l) seed(s) ==="
-    t0=$SECONDS
-    set +e
-    cargo fuzz run "$t" "$corpus" -- \
+    find "artifacts/$t" -type f | sort >"$work/$t.before"
+    echo "$(find "$corpus" -type f | wc -l)" >"$work/$t.seeds"
+    cargo fuzz run --sanitizer "$sanitizer" "$t" "$corpus" -- \
         -max_total_time="$seconds" -max_len=20000 -timeout=10 -print_final_stats=1 \
-        >"$log" 2>&1
-    rc=$?
-    set -e
-    took=$((SECONDS - t0))
-    # libFuzzer's last status line (#N DONE/pulse … cov: … ft: … corp: … exec/s: …) and the stats.
+        >"$work/$t.log" 2>&1 || rc=$?
+    echo $((SECONDS - t0)) >"$work/$t.took"
+    echo "$rc" >"$work/$t.rc"
+}
+
+fuzz_started=$SECONDS
+echo "fuzz: running ${#targets[@]} targets for ${seconds}s each, $jobs at a time"
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        wait -n || true
+    done
+    echo "fuzz: $t started"
+    run_target "$t" &
+done
+wait || true
+echo "fuzz: all targets done in $((SECONDS - fuzz_started))s"
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    log="$work/$t.log"
+    rc=$(cat "$work/$t.rc" 2>/dev/null || echo "?")
+    took=$(cat "$work/$t.took" 2>/dev/null || echo "?")
+    echo
+    echo "=== $t: ${seconds}s from $(cat "$work/$t.seeds" 2>/dev/null || echo "?") seed(s), ${took}s wall (with its incremental build) ==="
+    # libFuzzer's last status line (#N DONE … cov: … ft: … corp: … exec/s: …) and its stats.
     final=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -n 1 || true)
-    runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -n 1)
+    runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -n 1 || true)
     echo "${final:-<no libFuzzer status line>}"
     grep -E '^Done [0-9]+ runs' "$log" || true
-    echo "($t: ${took}s wall, including its incremental build)"
-    if [ $rc -ne 0 ]; then
+    if [ "$rc" != 0 ]; then
         failed+=("$t")
         summary+=("$t: FAILED (exit $rc) after ${runs:-?} runs")
         echo "--- $t FAILED (exit $rc); libFuzzer output (tail): ---"
         tail -n 60 "$log"
-        new=$(comm -13 <(echo "$before") <(find "artifacts/$t" -type f | sort) | sed '/^$/d')
+        echo "--- $t: panic message ---"
+        grep -m 1 -A 1 -E "panicked at|ERROR: libFuzzer: (timeout|out-of-memory)|ERROR: AddressSanitizer" "$log" || echo "(none found; see above)"
+        new=$(comm -13 "$work/$t.before" <(find "artifacts/$t" -type f | sort) | sed '/^$/d')
         for a in $new; do
             echo "--- crash input $root/fuzz/$a ($(wc -c <"$a") bytes), hex: ---"
-            xxd -g 1 "$a" | head -n 64
-            echo "reproduce: (cd fuzz && cargo fuzz run $t $a)"
+            od -An -tx1 -v "$a" | head -n 80
+            echo "reproduce: (cd fuzz && cargo fuzz run --sanitizer $sanitizer $t $a)"
         done
     else
-        summary+=("$t: ok, ${runs:-?} runs in ${took}s, ${final:-?}")
+        summary+=("$t: ok, ${runs:-?} runs; ${final:-?}")
     fi
 done
 
 echo
-echo "=== fuzz summary (${seconds}s per target, $((SECONDS - started))s with build) ==="
+echo "=== fuzz summary (${seconds}s per target, $((SECONDS - started))s in all with build) ==="
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "FAIL: fuzz: ${failed[*]} crashed; inputs are in fuzz/artifacts/" >&2
+    echo "FAIL: fuzz: ${failed[*]} failed; crash inputs are in fuzz/artifacts/" >&2
     exit 1
 fi
 echo "fuzz: no crashes"

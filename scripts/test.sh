@@ -23,6 +23,9 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 
+# Coverage-guided fuzzing of every parser of untrusted bytes (nightly + cargo-fuzz), briefly.
+scripts/fuzz.sh 10
+
 # kTLS cannot be exercised on a kernel without the tls module: these tests boot a Debian
 # kernel that has it in a VM (tests/vm/) and run there.
 scripts/vm-test.sh
