@@ -1,6 +1,11 @@
-//! kTLS end to end: a 64 MiB static file over HTTPS, sent by `sendfile(2)` on a socket the kernel
-//! encrypts (`ktls = "require"`), and the same download with kTLS switched off (`ktls = "off"`,
-//! userspace TLS).
+//! kTLS end to end, inside a VM whose kernel has the `tls` ULP:
+//!
+//! - a 64 MiB static file over HTTPS, sent by `sendfile(2)` on a socket the kernel encrypts
+//!   (`ktls = "require"`), and the same download with kTLS switched off (`ktls = "off"`,
+//!   userspace TLS);
+//! - the life of one kTLS connection (`ktls = "require"`): a second request on it (keep-alive
+//!   over kTLS), a TLS close_notify when ferry shuts down (SIGTERM) while it is idle, and a
+//!   TLS 1.3 KeyUpdate from the client (served, or closed cleanly; never a spin).
 //!
 //! These tests need a kernel with the `tls` ULP, which the development and CI hosts do not have.
 //! `scripts/vm-test.sh` builds this test binary and ferry on the host and runs the binary inside
@@ -9,40 +14,20 @@
 //! shared into the guest at the same absolute path. Without `FERRY_IN_KTLS_VM=1` every test
 //! returns at once (plain `cargo test` only compiles them).
 //!
-//! The guest has no Rust toolchain, only curl, openssl, python3 and coreutils, so the client is
-//! curl and the digests come from `sha256sum`. Everything is bounded: ferry's start-up, every
-//! socket read (`IO_TIMEOUT`), curl (`--max-time`) and every metrics poll (`DEADLINE`). The VM
-//! runs under TCG (no KVM), so the bounds are generous; none of them is a timing assertion.
+//! The guest has no Rust toolchain, only curl, openssl, python3 and coreutils, so the clients
+//! are curl, a Python `ssl` script and `openssl s_client` (the only one that can send a
+//! KeyUpdate), and the digests come from `sha256sum`/`hashlib`. Everything is bounded: ferry's
+//! start-up, every socket read (`IO_TIMEOUT`), curl (`--max-time`), every client and every
+//! metrics poll (`DEADLINE`). The VM runs under TCG (no KVM), so the bounds are generous; none
+//! of them is a timing assertion. The helpers are in `tests/ktls_vm_support/mod.rs`.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+mod ktls_vm_support;
+
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const IN_VM_VAR: &str = "FERRY_IN_KTLS_VM";
-const FILE_SIZE: u64 = 64 * 1024 * 1024;
-const FILE_NAME: &str = "big.bin";
-/// Bound on each socket read and write (metrics scrapes).
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bound on ferry printing its listeners, and on each "wait until the metrics show it" poll.
-const DEADLINE: Duration = Duration::from_secs(60);
-/// curl's `--max-time` for the 64 MiB download (software AES-GCM on both ends, under TCG).
-const DOWNLOAD_MAX_TIME_SECS: u32 = 600;
-const TLS_STAT: &str = "/proc/net/tls_stat";
-const ULP_PATH: &str = "/proc/sys/net/ipv4/tcp_available_ulp";
-/// The test certificate baked into the VM image, used when `openssl req` fails.
-const GUEST_CERT: &str = "/etc/ktls-vm/cert.pem";
-const GUEST_KEY: &str = "/etc/ktls-vm/key.pem";
-
-/// The two tests run one after the other: `TlsTxSw` is a machine-wide counter, and the VM has
-/// 2 vCPUs under TCG.
-static SERIAL: Mutex<()> = Mutex::new(());
+use ktls_vm_support::*;
 
 #[test]
 fn ktls_require_sends_static_file_with_sendfile_on_kernel_tls() {
@@ -50,11 +35,7 @@ fn ktls_require_sends_static_file_with_sendfile_on_kernel_tls() {
     else {
         return;
     };
-    let ulp = fs::read_to_string(ULP_PATH).unwrap_or_default();
-    assert!(
-        ulp.split_whitespace().any(|u| u == "tls"),
-        "{ULP_PATH} is {ulp:?}: this kernel has no `tls` ULP (is this the ktls VM?)"
-    );
+    assert_tls_ulp();
     let fx = Fixture::new();
     let ferry = Ferry::start(&fx, "require");
 
@@ -143,580 +124,376 @@ fn ktls_off_sends_static_file_with_userspace_tls() {
     );
 }
 
-/// `Some(lock)` inside the VM; `None`, after saying why, everywhere else.
-fn vm_only(test: &str) -> Option<MutexGuard<'static, ()>> {
-    if std::env::var(IN_VM_VAR).as_deref() != Ok("1") {
-        eprintln!(
-            "{test}: skipped: this test only runs inside the kTLS VM, via scripts/vm-test.sh \
-             ({IN_VM_VAR}=1 is not set)"
-        );
-        return None;
-    }
-    Some(
-        SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    )
-}
+/// Keep-alive over kTLS: two requests, one after the other, on one connection (Python `ssl`).
+/// The second response proves the `KtlsStream` read path after a first response went out by
+/// `sendfile(2)` on the kTLS socket.
+#[test]
+fn ktls_keep_alive_serves_second_request_on_same_connection() {
+    let Some(_serial) = vm_only("ktls_keep_alive_serves_second_request_on_same_connection") else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let ferry = Ferry::start(&fx, "require");
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
 
-/// The ferry binary: `FERRY_BIN` (set by scripts/vm-test.sh), else the one cargo built with
-/// this test (the same host path, which the VM shares).
-fn ferry_bin() -> PathBuf {
-    std::env::var_os("FERRY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
-}
-
-/// A temp dir with a certificate, a key and a 64 MiB pseudo-random file under `files/`.
-struct Fixture {
-    dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    root: PathBuf,
-    file: PathBuf,
-    sha256: String,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = cert_and_key(dir.path());
-        let root = dir.path().join("files");
-        fs::create_dir(&root).unwrap();
-        let file = root.join(FILE_NAME);
-        write_pseudo_random(&file, FILE_SIZE);
-        let sha256 = sha256sum(&file);
-        Fixture {
-            dir,
-            cert,
-            key,
-            root,
-            file,
-            sha256,
-        }
-    }
-
-    fn config(&self, ktls: &str) -> String {
-        format!(
-            "[server]\n\
-             listen = [\"127.0.0.1:0\"]\n\
-             [admin]\n\
-             listen = \"127.0.0.1:0\"\n\
-             [tls]\n\
-             listen = [\"127.0.0.1:0\"]\n\
-             cert = {cert}\n\
-             key = {key}\n\
-             ktls = \"{ktls}\"\n\
-             alpn = [\"http/1.1\"]\n\
-             [[location]]\n\
-             prefix = \"/static/\"\n\
-             root = {root}\n",
-            cert = toml_str(&self.cert),
-            key = toml_str(&self.key),
-            root = toml_str(&self.root),
-        )
-    }
-
-    /// `curl -sk --http1.1 https://ADDR/static/big.bin -o OUT`; asserts a 200.
-    fn download(&self, addr: SocketAddr, ferry: &Ferry) -> PathBuf {
-        let out = self.dir.path().join("download.bin");
-        let url = format!("https://{addr}/static/{FILE_NAME}");
-        let result = Command::new("curl")
-            .args(["-sSk", "--http1.1", "--max-time"])
-            .arg(DOWNLOAD_MAX_TIME_SECS.to_string())
-            .args(["-w", "%{http_code}", "-o"])
-            .arg(&out)
-            .arg(&url)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run curl: {e}"));
-        let code = String::from_utf8_lossy(&result.stdout).trim().to_string();
-        assert!(
-            result.status.success() && code == "200",
-            "curl {url}: {} (HTTP code {code:?}), stderr: {}\n{}",
-            result.status,
-            String::from_utf8_lossy(&result.stderr).trim(),
-            ferry.diagnostics()
-        );
-        out
-    }
-
-    fn assert_same_file(&self, out: &Path, ferry: &Ferry) {
-        let len = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-        assert_eq!(
-            len,
-            FILE_SIZE,
-            "downloaded body has the wrong length\n{}",
-            ferry.diagnostics()
-        );
-        let got = sha256sum(out);
-        assert_eq!(
-            got,
-            self.sha256,
-            "downloaded body differs from {} (sha256)\n{}",
-            self.file.display(),
-            ferry.diagnostics()
-        );
-    }
-}
-
-/// A self-signed P-256 certificate for CN=localhost, made with openssl; the VM image's test
-/// certificate if that fails.
-fn cert_and_key(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec"])
-        .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-subj", "/CN=localhost", "-days", "1"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output();
-    match made {
-        Ok(o) if o.status.success() => (cert, key),
-        other => {
-            let why = describe(&other);
-            let (gc, gk) = (PathBuf::from(GUEST_CERT), PathBuf::from(GUEST_KEY));
-            assert!(
-                gc.exists() && gk.exists(),
-                "openssl req failed ({why}) and {GUEST_CERT} is missing"
-            );
-            eprintln!("openssl req failed ({why}); using {GUEST_CERT}");
-            (gc, gk)
-        }
-    }
-}
-
-fn describe(result: &std::io::Result<Output>) -> String {
-    match result {
-        Ok(o) => format!(
-            "{}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => e.to_string(),
-    }
-}
-
-/// `size` bytes of xorshift64* output: incompressible, and the same on every run.
-fn write_pseudo_random(path: &Path, size: u64) {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            chunk.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        w.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
-    w.flush().unwrap();
-}
-
-fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run sha256sum: {e}"));
+    let path = format!("/static/{SMALL_NAME}");
+    let mut client = Proc::python(&fx, ferry.https, "requests", &path, 2);
+    let status = client.wait_exit(DEADLINE);
     assert!(
-        out.status.success(),
-        "sha256sum {}: {}",
-        path.display(),
-        out.status
+        status.is_some_and(|s| s.success()) && client.line("DONE").is_some(),
+        "two requests on one kTLS connection failed ({status:?})\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .next()
-        .unwrap_or_else(|| panic!("sha256sum printed nothing for {}", path.display()))
-        .to_string()
-}
-
-fn toml_str(path: &Path) -> String {
-    let s = path.to_str().expect("utf-8 temp path");
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// One counter of /proc/net/tls_stat, e.g. `TlsTxSw` (kTLS TX sessions installed in software).
-fn tls_stat(name: &str) -> u64 {
-    let text = fs::read_to_string(TLS_STAT)
-        .unwrap_or_else(|e| panic!("{TLS_STAT}: {e} (is the `tls` module loaded?)"));
-    text.lines()
-        .find_map(|l| {
-            let (key, value) = l.split_once(char::is_whitespace)?;
-            if key == name {
-                value.trim().parse().ok()
-            } else {
-                None
-            }
-        })
-        .unwrap_or_else(|| panic!("{TLS_STAT} has no {name}:\n{text}"))
-}
-
-/// The running ferry, killed on drop. Its stdout and stderr are drained into memory (so the
-/// pipes never fill) and shown in every failure message.
-struct Ferry {
-    child: Child,
-    https: SocketAddr,
-    admin: SocketAddr,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    stderr_events: Receiver<Event>,
-    config: String,
-    _config_dir: tempfile::TempDir,
-}
-
-enum Event {
-    Line(String),
-    Eof,
-}
-
-impl Ferry {
-    /// Writes the config, runs `FERRY_BIN serve --config FILE` and waits, at most `DEADLINE`,
-    /// for its `listening http|https|admin ADDR` lines.
-    fn start(fx: &Fixture, ktls: &str) -> Ferry {
-        let config = fx.config(ktls);
-        let config_dir = tempfile::tempdir().unwrap();
-        let path = config_dir.path().join("ferry.toml");
-        fs::write(&path, &config).unwrap();
-        let bin = ferry_bin();
-        let mut child = Command::new(&bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ferry ({}): {e}", bin.display()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (err_tx, stderr_events) = mpsc::channel();
-        drain(child.stderr.take().unwrap(), stderr.clone(), err_tx);
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        drain(child.stdout.take().unwrap(), stdout.clone(), tx);
-        let mut ferry = Ferry {
-            child,
-            https: unspecified(),
-            admin: unspecified(),
-            stdout,
-            stderr,
-            stderr_events,
-            config,
-            _config_dir: config_dir,
-        };
-        ferry.wait_listening(&rx);
-        ferry
-    }
-
-    fn wait_listening(&mut self, rx: &Receiver<Event>) {
-        let deadline = Instant::now() + DEADLINE;
-        let (mut http, mut https, mut admin) = (None, None, None);
-        while http.is_none() || https.is_none() || admin.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let why = match rx.recv_timeout(left.min(Duration::from_millis(250))) {
-                Ok(Event::Line(line)) => {
-                    let mut words = line.split_whitespace();
-                    if words.next() == Some("listening") {
-                        let kind = words.next();
-                        let addr = words.next().and_then(|a| a.parse::<SocketAddr>().ok());
-                        match kind {
-                            Some("http") => http = http.or(addr),
-                            Some("https") => https = https.or(addr),
-                            Some("admin") => admin = admin.or(addr),
-                            _ => {}
-                        }
-                    }
-                    continue;
-                }
-                Ok(Event::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                    "ferry closed its stdout before printing its listeners"
-                }
-                Err(RecvTimeoutError::Timeout) if left.is_zero() => {
-                    "ferry did not print `listening http|https|admin` lines in time"
-                }
-                Err(RecvTimeoutError::Timeout) => continue,
-            };
-            self.fail_start(why);
-        }
-        self.https = https.unwrap();
-        self.admin = admin.unwrap();
-    }
-
-    /// Stops ferry and panics with its exit status, output and config.
-    fn fail_start(&mut self, why: &str) -> ! {
-        // A ferry that rejected its config is exiting on its own: give it a bounded moment so
-        // the message shows its own exit status, then kill it.
-        let until = Instant::now() + Duration::from_secs(5);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status.to_string(),
-                Ok(None) if Instant::now() < until => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = self.child.kill();
-                    let status = self.child.wait().map(|s| s.to_string());
-                    break format!("killed: {}", status.unwrap_or_default());
-                }
-            }
-        };
-        // The stderr drain ends when ferry is gone; give it a bounded moment to catch up.
-        let until = Instant::now() + Duration::from_secs(2);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.stderr_events.recv_timeout(left) {
-                Ok(Event::Line(_)) => continue,
-                Ok(Event::Eof) | Err(_) => break,
-            }
-        }
-        panic!(
-            "{why} (ferry {status}; binary {})\n{}",
-            ferry_bin().display(),
-            self.diagnostics()
+    let responses = response_lines(&client);
+    assert_eq!(responses.len(), 2, "{}", client.report());
+    for r in &responses {
+        assert!(
+            r.status == 200 && r.length == SMALL_SIZE && r.sha256 == fx.small_sha256,
+            "response {} on the kTLS connection is wrong: {r:?}, want 200, {SMALL_SIZE} bytes, \
+             sha256 {}\n{}\n{}",
+            r.index,
+            fx.small_sha256,
+            client.report(),
+            ferry.diagnostics()
         );
     }
-
-    fn diagnostics(&self) -> String {
-        let tail = |lines: &Arc<Mutex<Vec<String>>>| {
-            let lines = lines.lock().unwrap();
-            let from = lines.len().saturating_sub(40);
-            lines[from..].join("\n")
-        };
-        format!(
-            "--- ferry config ---\n{}--- ferry stderr (last 40 lines) ---\n{}\n\
-             --- ferry stdout (last 40 lines) ---\n{}\n---",
-            self.config,
-            tail(&self.stderr),
-            tail(&self.stdout)
-        )
-    }
-
-    fn scrape(&self) -> Metrics {
-        match get_metrics(self.admin) {
-            Ok(text) => Metrics::parse(&text),
-            Err(e) => panic!(
-                "GET http://{}/metrics: {e}\n{}",
-                self.admin,
-                self.diagnostics()
-            ),
-        }
-    }
-
-    /// Polls /metrics until `name{filter}` has grown by at least `want` since `before`, at most
-    /// `DEADLINE`; returns that scrape.
-    fn wait_for(
-        &self,
-        before: &Metrics,
-        name: &str,
-        filter: &[(&str, &str)],
-        want: f64,
-    ) -> Metrics {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let now = self.scrape();
-            let grew = delta(before, &now, name, filter);
-            if grew >= want {
-                return now;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{name}{} grew by {grew}, expected at least {want}\n\
-                     --- matching series now ---\n{}\n{}",
-                    show(filter),
-                    now.lines(name),
-                    self.diagnostics()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
+    let sendfile = [
+        ("path", "ktls_sendfile"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    let after = ferry.wait_for(&before, "ferry_responses_total", &sendfile, 2.0);
+    let connections = delta(
+        &before,
+        &after,
+        "ferry_connections_total",
+        &[("transport", "ktls")],
+    );
+    assert_eq!(
+        connections,
+        1.0,
+        "both responses must come over one kTLS connection\n{}",
+        ferry.diagnostics()
+    );
+    eprintln!(
+        "ktls keep-alive: 2 responses of {SMALL_SIZE} bytes, both sha256 right, on 1 kTLS \
+         connection ({}), ktls_sendfile responses +{}",
+        client.line("TLS").unwrap_or_default(),
+        delta(&before, &after, "ferry_responses_total", &sendfile)
+    );
 }
 
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// SIGTERM with an idle keep-alive kTLS connection open: the client must read a TLS
+/// close_notify (Python: the read returns b'' with `suppress_ragged_eofs=False`), not a reset
+/// or a TCP FIN without close_notify (SSLEOFError), and ferry must exit 0.
+#[test]
+fn ktls_sigterm_sends_close_notify_to_idle_keep_alive_connection() {
+    let Some(_serial) = vm_only("ktls_sigterm_sends_close_notify_to_idle_keep_alive_connection")
+    else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let mut ferry = Ferry::start(&fx, "require");
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
 
-fn unspecified() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 0))
-}
-
-/// Reads `r` line by line into `into`, and tells `tx` (while someone listens) about each line
-/// and the end.
-fn drain<R: Read + Send + 'static>(r: R, into: Arc<Mutex<Vec<String>>>, tx: mpsc::Sender<Event>) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(r);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line)
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string();
-                    into.lock().unwrap().push(text.clone());
-                    let _ = tx.send(Event::Line(text));
-                }
-            }
-        }
-        let _ = tx.send(Event::Eof);
+    let path = format!("/static/{SMALL_NAME}");
+    let mut client = Proc::python(&fx, ferry.https, "wait-close", &path, 1);
+    let idle = client.wait_until(DEADLINE, |c| {
+        c.line("IDLE").is_some() || c.line("ERROR").is_some() || c.exited().is_some()
     });
-}
+    assert!(
+        idle && client.line("IDLE").is_some(),
+        "the request before the SIGTERM failed\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+    let responses = response_lines(&client);
+    assert!(
+        responses.len() == 1
+            && responses[0].status == 200
+            && responses[0].sha256 == fx.small_sha256
+            && responses[0].connection != "close",
+        "the keep-alive response before the SIGTERM is wrong: {responses:?}\n{}",
+        client.report()
+    );
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
 
-/// `GET /metrics` over a raw socket with a timeout on every read and write.
-fn get_metrics(admin: SocketAddr) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(&admin, IO_TIMEOUT)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| invalid(format!("no end of response head in {} bytes", raw.len())))?;
-    let status = head.lines().next().unwrap_or("");
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(invalid(format!("status line {status:?}")));
-    }
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        dechunk(body)
+    ferry.sigterm();
+    let closed = client.wait_until(DEADLINE, |c| c.line("CLOSE").is_some());
+    let exit = ferry.wait_exit(DEADLINE);
+    client.wait_exit(Duration::from_secs(5));
+    let close = client.line("CLOSE").unwrap_or_default();
+    let clean = closed && close.starts_with("CLOSE close_notify");
+    let exited_ok = exit.is_some_and(|s| s.success());
+    let seen = if closed {
+        close.as_str()
     } else {
-        Ok(body.to_string())
+        "(nothing within the deadline)"
+    };
+    let status = exit.map_or("(still running after the deadline)".into(), |s| {
+        s.to_string()
+    });
+    eprintln!("ktls SIGTERM: client saw {seen:?}; ferry exit status {status}");
+    assert!(
+        clean && exited_ok,
+        "on SIGTERM, an idle keep-alive kTLS connection must get a TLS close_notify and ferry \
+         must exit 0; the client saw {close:?}, ferry exit status {exit:?}\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+}
+
+/// A TLS 1.3 KeyUpdate from the client (`k`: update_not_requested): ferry never spins and
+/// keeps serving others.
+#[test]
+fn ktls_peer_key_update_never_spins() {
+    let test = "ktls_peer_key_update_never_spins";
+    if let Some(_serial) = vm_only(test) {
+        peer_key_update("k", false);
     }
 }
 
-fn dechunk(mut rest: &str) -> std::io::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, after) = rest
-            .split_once("\r\n")
-            .ok_or_else(|| invalid("truncated chunk size".into()))?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|e| invalid(format!("bad chunk size {size:?}: {e}")))?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = after
-            .get(..size)
-            .ok_or_else(|| invalid("truncated chunk".into()))?;
-        out.push_str(chunk);
-        rest = after[size..].trim_start_matches("\r\n");
+/// A TLS 1.3 KeyUpdate from the client that also asks ferry to update its own keys (`K`:
+/// update_requested): ferry never spins and keeps serving others.
+#[test]
+fn ktls_peer_key_update_requested_never_spins() {
+    let test = "ktls_peer_key_update_requested_never_spins";
+    if let Some(_serial) = vm_only(test) {
+        peer_key_update("K", false);
     }
 }
 
-fn invalid(msg: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+/// What the issue asks for beyond not spinning: after a KeyUpdate the connection is served or
+/// closed cleanly. NOT MET today: Linux 6.1 cannot install a new TLS 1.3 receive key, and the
+/// ktls crate (6.0.2) drops the KeyUpdate record, so ferry only learns of it when the next
+/// record fails to decrypt (EBADMSG) and the close becomes a reset. Kept, ignored, so the gap
+/// stays visible; run it with `scripts/vm-test.sh --ignored`.
+#[test]
+#[ignore = "known gap: kTLS cannot follow a TLS 1.3 KeyUpdate on Linux 6.1; the connection is reset, not closed cleanly"]
+fn ktls_peer_key_update_is_served_or_closed_cleanly() {
+    let test = "ktls_peer_key_update_is_served_or_closed_cleanly";
+    if let Some(_serial) = vm_only(test) {
+        peer_key_update("k", true);
+    }
 }
 
-/// The samples of one Prometheus text exposition.
-struct Metrics {
-    samples: Vec<(String, BTreeMap<String, String>, f64)>,
-    text: String,
+/// CPU ticks ferry may use in `IDLE_WINDOW` while its only connection is idle. This bounds the
+/// CPU time consumed (utime + stime from /proc/PID/stat, USER_HZ = 100 on Linux, so 100 ticks
+/// is 1 s of CPU in 3 s of wall time), not wall-clock time: an idle ferry uses about 0 ticks,
+/// one thread spinning on the connection about 300.
+const IDLE_TICKS_BOUND: u64 = 100;
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
+/// How long the client waits for the second response or the close after the KeyUpdate.
+const AFTER_UPDATE: Duration = Duration::from_secs(30);
+
+/// How the connection ended up after the KeyUpdate and the second request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterKeyUpdate {
+    /// The second response arrived.
+    Served,
+    /// ferry closed with a TLS close_notify (`s_client` printed `closed`).
+    ClosedWithCloseNotify,
+    /// TCP FIN without close_notify (`s_client`: "unexpected eof while reading").
+    ClosedWithoutCloseNotify,
+    /// ECONNRESET.
+    Reset,
+    /// `s_client` ended some other way.
+    OtherEnd,
+    /// No second response and no close within `AFTER_UPDATE`.
+    NoAnswer,
 }
 
-impl Metrics {
-    fn parse(text: &str) -> Metrics {
-        let mut samples = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (series, value) = match line.rfind('}') {
-                Some(close) => (&line[..=close], &line[close + 1..]),
-                None => line.split_once(' ').unwrap_or((line, "")),
-            };
-            let Some(Ok(value)) = value.split_whitespace().next().map(str::parse::<f64>) else {
-                continue;
-            };
-            let (name, labels) = match series.split_once('{') {
-                Some((name, labels)) => (name, parse_labels(labels.trim_end_matches('}'))),
-                None => (series, BTreeMap::new()),
-            };
-            samples.push((name.to_string(), labels, value));
-        }
-        Metrics {
-            samples,
-            text: text.to_string(),
-        }
-    }
+/// One kTLS connection driven by `openssl s_client`: a request, then the KeyUpdate command
+/// `letter` on a line of its own, then (connection idle for `IDLE_WINDOW`) a second request.
+///
+/// `s_client` runs without `-ign_eof`/`-quiet`/`-nocommands`: in OpenSSL 3.0 (the guest's)
+/// `-ign_eof` also turns the command letters off (`k` would be sent as data), so instead its
+/// stdin stays open until the end of the test. The requests are written whole, in one write
+/// each, with CRLF line ends; no line of them starts with a command letter.
+fn peer_key_update(letter: &str, require_clean_close: bool) {
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    // ktls=trace: the ktls crate's record-type handling (handshake messages, alerts) shows up
+    // in ferry's stderr, which the summary line quotes.
+    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug,ktls=trace"));
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
 
-    /// Sum of the series named `name` whose labels include every pair of `filter`.
-    fn get(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|(n, labels, _)| {
-                n == name
-                    && filter
-                        .iter()
-                        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
-    }
+    let mut command = Command::new("openssl");
+    command
+        .args(["s_client", "-connect"])
+        .arg(ferry.https.to_string())
+        .args(["-tls1_3", "-alpn", "http/1.1", "-no_ign_eof"]);
+    let mut client = Proc::spawn(&format!("openssl s_client ({letter})"), command);
+    let bodies = |c: &Proc| c.stdout().matches(TEXT_END).count();
+    let handshake = client.wait_until(DEADLINE, |c| {
+        c.stdout().contains("Verify return code") || c.exited().is_some()
+    });
+    assert!(
+        handshake && client.exited().is_none(),
+        "s_client did not connect\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+    let request = format!("GET /static/{TEXT_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client.write(request.as_bytes());
+    let first = client.wait_until(DEADLINE, |c| bodies(c) >= 1 || c.exited().is_some());
+    assert!(
+        first
+            && bodies(&client) == 1
+            && client.stdout().contains("HTTP/1.1 200")
+            && client.stdout().contains(&fx.text),
+        "the first request (before the KeyUpdate) was not answered\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
 
-    fn lines(&self, name: &str) -> String {
-        let found: Vec<&str> = self
-            .text
-            .lines()
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .collect();
-        if found.is_empty() {
-            format!("(no series named {name})")
+    // The KeyUpdate. OpenSSL sends it at once (checked in the guest against `s_server -msg`).
+    client.write(format!("{letter}\n").as_bytes());
+    let sent = client.wait_until(DEADLINE, |c| {
+        c.stderr().contains("KEYUPDATE") || c.exited().is_some()
+    });
+    assert!(
+        sent && client.stderr().contains("KEYUPDATE"),
+        "s_client did not take the KeyUpdate command {letter:?}\n{}",
+        client.report()
+    );
+    // A bound on CPU consumed while the connection is idle, not a wall-clock assertion.
+    let t0 = ferry.cpu_ticks();
+    thread::sleep(IDLE_WINDOW);
+    let idle_after_update = ferry.cpu_ticks() - t0;
+    let still_open = client.exited().is_none();
+
+    if still_open {
+        client.write(request.as_bytes());
+    }
+    let _ = client.wait_until(AFTER_UPDATE, |c| bodies(c) >= 2 || c.exited().is_some());
+    if client.exited().is_some() {
+        client.wait_exit(Duration::from_secs(1));
+    }
+    let body_count = bodies(&client);
+    let outcome = classify(&mut client, body_count);
+    // Same bound after the second request (served, refused or undecryptable).
+    let t1 = ferry.cpu_ticks();
+    thread::sleep(IDLE_WINDOW);
+    let idle_after_request = ferry.cpu_ticks() - t1;
+
+    // ferry still serves a new connection.
+    let small = format!("/static/{SMALL_NAME}");
+    let mut fresh = Proc::python(&fx, ferry.https, "requests", &small, 1);
+    let fresh_status = fresh.wait_exit(DEADLINE);
+    let fresh_ok = fresh_status.is_some_and(|s| s.success())
+        && response_lines(&fresh)
+            .first()
+            .is_some_and(|r| r.status == 200 && r.sha256 == fx.small_sha256);
+
+    let ktls_lines = ferry.stderr_matching(&["handshake message", "alert", "recvmsg", "record"]);
+    eprintln!(
+        "ktls KeyUpdate {letter:?}: outcome {outcome:?} (connection {} after the KeyUpdate); \
+         ferry CPU {idle_after_update} ticks in {IDLE_WINDOW:?} after the KeyUpdate, \
+         {idle_after_request} ticks in {IDLE_WINDOW:?} after the second request \
+         (bound {IDLE_TICKS_BOUND}); new connection served: {fresh_ok}\n\
+         ferry's ktls record-type lines:\n  {}",
+        if still_open {
+            "still open"
         } else {
-            found.join("\n")
-        }
+            "already closed"
+        },
+        ktls_lines.join("\n  ")
+    );
+    let spun = idle_after_update >= IDLE_TICKS_BOUND || idle_after_request >= IDLE_TICKS_BOUND;
+    assert!(
+        !spun,
+        "ferry used {idle_after_update} then {idle_after_request} CPU ticks in {IDLE_WINDOW:?} \
+         windows with one idle connection (bound {IDLE_TICKS_BOUND}): it spins after a \
+         KeyUpdate\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+    assert!(
+        fresh_ok,
+        "after the KeyUpdate, ferry did not serve a new connection ({fresh_status:?})\n{}\n{}",
+        fresh.report(),
+        ferry.diagnostics()
+    );
+    assert!(
+        !require_clean_close
+            || matches!(
+                outcome,
+                AfterKeyUpdate::Served | AfterKeyUpdate::ClosedWithCloseNotify
+            ),
+        "after a KeyUpdate ({letter:?}) and a second request, the kTLS connection must be served \
+         or closed cleanly (close_notify); it was {outcome:?}\n{}\n{}",
+        client.report(),
+        ferry.diagnostics()
+    );
+}
+
+fn classify(client: &mut Proc, bodies: usize) -> AfterKeyUpdate {
+    let (out, err) = (client.stdout(), client.stderr());
+    if bodies >= 2 {
+        AfterKeyUpdate::Served
+    } else if client.exited().is_none() {
+        AfterKeyUpdate::NoAnswer
+    } else if out.lines().any(|l| l.trim() == "closed") {
+        AfterKeyUpdate::ClosedWithCloseNotify
+    } else if err.contains("unexpected eof while reading") {
+        AfterKeyUpdate::ClosedWithoutCloseNotify
+    } else if err.contains("errno=104") || err.contains("reset by peer") {
+        AfterKeyUpdate::Reset
+    } else {
+        AfterKeyUpdate::OtherEnd
     }
 }
 
-/// `a="x",b="y"` (values may contain `\"`, `\\`, `\n`).
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = s;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
+/// The kTLS handshake of the test's connection happened: `ferry_tls_handshakes_total{result=
+/// "ok",ktls="true"}` rose, and the kernel installed TX and RX kTLS state (`TlsTxSw`,
+/// `TlsRxSw`).
+fn assert_ktls_connection(ferry: &Ferry, before: &Metrics, tx_before: u64, rx_before: u64) {
+    let handshakes = [("result", "ok"), ("ktls", "true")];
+    ferry.wait_for(before, "ferry_tls_handshakes_total", &handshakes, 1.0);
+    let (tx, rx) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
+    assert!(
+        tx > tx_before && rx > rx_before,
+        "no kTLS TX+RX install for the connection: TlsTxSw {tx_before} -> {tx}, TlsRxSw \
+         {rx_before} -> {rx}\n{}",
+        ferry.diagnostics()
+    );
+}
+
+/// One `RESPONSE` line of the Python client.
+#[derive(Debug)]
+struct Response {
+    index: u32,
+    status: u16,
+    length: u64,
+    sha256: String,
+    connection: String,
+}
+
+fn response_lines(client: &Proc) -> Vec<Response> {
+    client
+        .stdout()
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w.first() != Some(&"RESPONSE") || w.len() < 6 {
+                return None;
             }
-        }
-        out.insert(key.trim_matches([',', ' ']).to_string(), value);
-        rest = &after[end..];
-    }
-    out
-}
-
-fn delta(before: &Metrics, after: &Metrics, name: &str, filter: &[(&str, &str)]) -> f64 {
-    after.get(name, filter) - before.get(name, filter)
-}
-
-fn show(filter: &[(&str, &str)]) -> String {
-    let pairs: Vec<String> = filter.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{{{}}}", pairs.join(","))
+            Some(Response {
+                index: w[1].parse().ok()?,
+                status: w[2].parse().ok()?,
+                length: w[3].parse().ok()?,
+                sha256: w[4].to_string(),
+                connection: w[5].trim_start_matches("connection=").to_string(),
+            })
+        })
+        .collect()
 }

@@ -27,6 +27,9 @@ use crate::transport::Transport;
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 * 1024;
 
+/// The most a closing handshake (TLS close_notify, FIN) may wait for the socket.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// Why no request head came.
 enum NoHead {
     /// Closed, idle too long, or shutting down: close quietly.
@@ -70,7 +73,12 @@ pub async fn serve(
     loop {
         let head = match read_head(&mut transport, &mut buf, first, &shared, &shutdown).await {
             Ok(head) => head,
-            Err(NoHead::Quiet) => break,
+            Err(NoHead::Quiet) => {
+                // Idle, timed out, shutting down, closed or broken: say goodbye properly (a
+                // TLS close_notify; a FIN for TCP) rather than just dropping the socket.
+                let _ = tokio::time::timeout(CLOSE_WAIT, transport.shutdown()).await;
+                break;
+            }
             Err(NoHead::Timeout) => {
                 refuse(
                     &mut transport,
@@ -342,7 +350,10 @@ async fn refuse(
 /// Closes our side, then discards what the client still sends for a moment, so our last
 /// response is not destroyed by a reset caused by unread input.
 pub(super) async fn linger(stream: &mut Transport) {
-    if stream.shutdown().await.is_err() {
+    if !matches!(
+        tokio::time::timeout(CLOSE_WAIT, stream.shutdown()).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
     let mut scratch = [0u8; 4096];
