@@ -273,7 +273,8 @@ impl Sender {
                 self.sendfile_step(stream.tcp(), range, &mut offset, want)
                     .await?
             } else if path.uses_splice() {
-                self.splice_step(stream.tcp(), range, &mut offset, want)
+                let more_after = end - offset > want as u64;
+                self.splice_step(stream.tcp(), range, &mut offset, want, more_after)
                     .await?
             } else {
                 self.buffered_step(stream, range, &mut offset, want).await?
@@ -325,6 +326,7 @@ impl Sender {
         range: &FileRange,
         offset: &mut u64,
         want: usize,
+        more_after: bool,
     ) -> Result<Step, SendError> {
         let pipe = self.pipe()?;
         let want = want.min(pipe.capacity());
@@ -335,21 +337,25 @@ impl Sender {
             Err(err) => return Err(err.into()),
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
-        self.drain_pipe(stream, pipe, filled).await?;
+        self.drain_pipe(stream, pipe, filled, filled < want || more_after)
+            .await?;
         Ok(Step::Sent(filled))
     }
 
-    /// Splices all `len` bytes the pipe holds to the client.
+    /// Splices all `len` bytes the pipe holds to the client. `more`: body bytes follow these
+    /// (SPLICE_F_MORE). It must be false for a body's last bytes: with the cork already gone
+    /// (upstream bodies), the kernel would otherwise hold a final partial segment ~200 ms.
     async fn drain_pipe(
         &self,
         stream: &TcpStream,
         pipe: &Pipe,
         len: usize,
+        more: bool,
     ) -> Result<(), SendError> {
         let mut left = len;
         while left > 0 {
             self.writable(stream).await?;
-            match stream.try_io(Interest::WRITABLE, || pipe.drain_to(stream, left, true)) {
+            match stream.try_io(Interest::WRITABLE, || pipe.drain_to(stream, left, more)) {
                 Ok(n) => left -= n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(err) => return Err(err.into()),

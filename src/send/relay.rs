@@ -69,7 +69,8 @@ impl Sender {
         while left > 0 {
             let want = left.min(self.chunk as u64) as usize;
             let n = if path.uses_splice() {
-                self.splice_from_app(stream.tcp(), conn, want).await?
+                self.splice_from_app(stream.tcp(), conn, want, left > want as u64)
+                    .await?
             } else {
                 self.copy_from_app(stream, conn, want).await?
             };
@@ -87,6 +88,7 @@ impl Sender {
         stream: &TcpStream,
         conn: &UpConn,
         want: usize,
+        more_after: bool,
     ) -> Result<usize, SendError> {
         let timeout = conn.read_timeout;
         let up = &conn.stream;
@@ -105,7 +107,8 @@ impl Sender {
             }
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
-        self.drain_pipe(stream, pipe, filled).await?;
+        self.drain_pipe(stream, pipe, filled, more_after || filled < want)
+            .await?;
         Ok(filled)
     }
 
