@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# ferry benchmark harness: ferry (sendfile / splice / buffered) vs nginx (sendfile on).
-# See bench/README.md for what is measured and how to read the results.
+# ferry benchmark harness: ferry vs nginx on the same files, the same app and the same cert.
+#   static: ferry (sendfile / splice / buffered) vs nginx (sendfile on)
+#   proxy:  1 MiB via X-Accel-Redirect and 1 MiB proxied from bench/app.py
+#   tls:    1 GiB over TLS (ferry tls_buffered vs nginx TLS, no kTLS on this kernel)
+# See bench/README.md for what is measured and how to read the results (kTLS: bench/vm.sh).
 #
-#   bench/run.sh [--quick] [--only LIST] [--no-record]
+#   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S]
 #
-#   --quick        1 download of the 1 GiB file instead of 3, wrk runs of 3 s instead of 10 s
-#   --only LIST    comma-separated subset of: ferry, sendfile, splice, buffered, nginx
-#                  (ferry = all three ferry send paths). Default: everything.
+#   --quick        1 download of the 1 GiB file instead of 6, wrk runs of 3 s instead of 10 s
+#   --only LIST    comma-separated subset of: static, proxy, tls, ferry, sendfile, splice,
+#                  buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx
+#                  (ferry = the three ferry static send paths, nginx = nginx static, static =
+#                  both, proxy / tls = ferry and nginx rows of that table). Default: everything.
 #   --no-record    print the results section to stdout but do not append it to bench/RESULTS.md
 #   --max-wait S   before each server, wait up to S seconds (default 120) for the machine to be
 #                  quiet (other processes < 15% CPU over 2 s); 0 = do not wait
@@ -24,7 +29,7 @@ ONLY=all
 RECORD=1
 MAX_WAIT=120
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 die() {
     log "FATAL: $*"
@@ -47,28 +52,46 @@ while (($#)); do
 done
 
 # ---------------------------------------------------------------- parameters
-if ((QUICK)); then N_DOWNLOADS=1; WRK_SECS=3; else N_DOWNLOADS=3; WRK_SECS=10; fi
+if ((QUICK)); then N_DOWNLOADS=1; WRK_SECS=3; else N_DOWNLOADS=6; WRK_SECS=10; fi
 WRK_THREADS=2
-WRK_CONNS=50
+WRK_CONNS=50       # static rows
+PROXY_CONNS=16     # proxy rows
 BIG_SIZE=$((1024 * 1024 * 1024))
+MIB=$((1024 * 1024))
+ACCEL_TO=/protected/f1m.bin
 CLK_TCK=$(getconf CLK_TCK)
 FERRY_BIN=$ROOT/target/release/ferry
+APP_PY=$BENCH_DIR/app.py
 RESULTS_MD=$BENCH_DIR/RESULTS.md
 
-# runs, in order: "ferry:<send_path>" or "nginx"
+# runs, in order: "ferry:<send_path>", "nginx" (static files), "proxy:ferry", "proxy:nginx",
+# "tls:ferry", "tls:nginx"
 RUNS=()
 IFS=',' read -r -a _only <<<"$ONLY"
 for tok in "${_only[@]}"; do
     case $tok in
-        all) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx) ;;
+        all) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx proxy:ferry proxy:nginx tls:ferry tls:nginx) ;;
+        static) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx) ;;
         ferry) RUNS+=(ferry:sendfile ferry:splice ferry:buffered) ;;
         sendfile | splice | buffered) RUNS+=("ferry:$tok") ;;
         nginx) RUNS+=(nginx) ;;
-        *) die "--only: unknown server '$tok' (want ferry, sendfile, splice, buffered, nginx)" ;;
+        proxy) RUNS+=(proxy:ferry proxy:nginx) ;;
+        tls) RUNS+=(tls:ferry tls:nginx) ;;
+        proxy-ferry | proxy-nginx | tls-ferry | tls-nginx) RUNS+=("${tok%-*}:${tok#*-}") ;;
+        *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx)" ;;
     esac
 done
-NEED_FERRY=0
-for r in "${RUNS[@]}"; do [[ $r == ferry:* ]] && NEED_FERRY=1; done
+NEED_FERRY=0 HAVE_STATIC=0 HAVE_PROXY=0 HAVE_TLS=0
+for r in "${RUNS[@]}"; do
+    case $r in
+        ferry:* | *:ferry) NEED_FERRY=1 ;;
+    esac
+    case $r in
+        proxy:*) HAVE_PROXY=1 ;;
+        tls:*) HAVE_TLS=1 ;;
+        *) HAVE_STATIC=1 ;;
+    esac
+done
 
 # ---------------------------------------------------------------- cleanup
 WORK=
@@ -125,6 +148,9 @@ ensure_tools() {
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
     command -v wrk >/dev/null || missing+=(wrk)
     command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
+    # the proxy rows' app (and free_port) need python3
+    ((HAVE_PROXY == 0)) || [[ -x /usr/bin/python3 ]] || command -v python3 >/dev/null || missing+=(python3)
     if ((${#missing[@]})); then
         log "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -139,6 +165,9 @@ ensure_tools() {
     PATH=$PATH:/usr/sbin:/sbin
     command -v nginx >/dev/null || die "nginx not found after install"
     command -v python3 >/dev/null || command -v ss >/dev/null || die "need python3 or ss to pick free ports"
+    # the system python (not a pyenv shim) for the app, when there is one
+    if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=$(command -v python3 || true); fi
+    ((HAVE_PROXY == 0)) || [[ -n $PYTHON ]] || die "python3 not found (needed by the proxy rows' app)"
 }
 
 free_port() {
@@ -178,28 +207,44 @@ server_ticks() {
 # machine-wide ticks from /proc/stat: "busy total steal" (busy = user nice system irq softirq)
 machine_ticks() { awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 + $9, $9; exit }' /proc/stat; }
 
-# A measured window. win_begin / win_end LABEL; win_end sets W_SRV (server ticks, user+sys),
-# writes the CPU accounting of the window to the details, and notes a disturbed window:
+# "USER SYS" ticks of the proxy rows' app (its threads included), "0 0" when there is none
+app_ticks() { if [[ -n ${APP_PID:-} ]]; then proc_ticks "$APP_PID"; else echo "0 0"; fi; }
+
+# Measured windows. win_reset; then one or more win_begin / win_end pairs (their deltas add
+# up: the 1 GiB downloads are one pair per download, so the time between downloads is not
+# counted); then win_report LABEL, which sets W_SRV (server ticks, user+sys) and W_APP (the
+# app's), writes the CPU accounting of the windows to the details, and notes disturbed ones:
 #   client = this shell and its reaped children (curl / wrk / the harness itself),
-#   other  = machine busy ticks - server - client (other processes on the shared machine).
+#   other  = machine busy ticks - server - app - client (other processes on the shared machine).
+win_reset() { WA_SU=0 WA_SS=0 WA_AU=0 WA_AS=0 WA_CLIENT=0 WA_BUSY=0 WA_TOTAL=0 WA_STEAL=0 WA_N=0; }
 win_begin() {
     local me=$BASHPID
     read -r W_SU0 W_SS0 < <(server_ticks)
+    read -r W_AU0 W_AS0 < <(app_ticks)
     read -r W_CU0 W_CS0 < <(proc_ticks "$me")
     read -r W_B0 W_T0 W_ST0 < <(machine_ticks)
 }
 win_end() {
-    local me=$BASHPID su ss cu cs b t st client busy total steal other
-    read -r su ss < <(server_ticks)
-    read -r cu cs < <(proc_ticks "$me")
+    local me=$BASHPID su ss au as cu cs b t st
     read -r b t st < <(machine_ticks)
-    W_SRV=$((su - W_SU0 + ss - W_SS0))
-    client=$((cu - W_CU0 + cs - W_CS0))
-    busy=$((b - W_B0)) total=$((t - W_T0)) steal=$((st - W_ST0))
-    other=$((busy - W_SRV - client))
-    echo "  $1 CPU ticks (1/$CLK_TCK s): server user=$((su - W_SU0)) sys=$((ss - W_SS0)); client+harness=$client; other processes=$other; steal=$steal; capacity=$total" >>"$RES/details"
-    if ((total > 0 && (other * 100 > total * 10 || steal * 100 > total * 5))); then
-        note "$CUR_NAME: $1 disturbed: other processes used $((other * 100 / total))% and steal $((steal * 100 / total))% of the machine's CPU during it"
+    read -r su ss < <(server_ticks)
+    read -r au as < <(app_ticks)
+    read -r cu cs < <(proc_ticks "$me")
+    WA_SU=$((WA_SU + su - W_SU0)) WA_SS=$((WA_SS + ss - W_SS0))
+    WA_AU=$((WA_AU + au - W_AU0)) WA_AS=$((WA_AS + as - W_AS0))
+    WA_CLIENT=$((WA_CLIENT + cu - W_CU0 + cs - W_CS0))
+    WA_BUSY=$((WA_BUSY + b - W_B0)) WA_TOTAL=$((WA_TOTAL + t - W_T0)) WA_STEAL=$((WA_STEAL + st - W_ST0))
+    WA_N=$((WA_N + 1))
+}
+win_report() {
+    local other app=""
+    W_SRV=$((WA_SU + WA_SS))
+    W_APP=$((WA_AU + WA_AS))
+    other=$((WA_BUSY - W_SRV - W_APP - WA_CLIENT))
+    [[ -z ${APP_PID:-} ]] || app="; app user=$WA_AU sys=$WA_AS"
+    echo "  $1 CPU ticks (1/$CLK_TCK s$( ((WA_N > 1)) && echo ", summed over $WA_N windows")): server user=$WA_SU sys=$WA_SS$app; client+harness=$WA_CLIENT; other processes=$other; steal=$WA_STEAL; capacity=$WA_TOTAL" >>"$RES/details"
+    if ((WA_TOTAL > 0 && (other * 100 > WA_TOTAL * 10 || WA_STEAL * 100 > WA_TOTAL * 5))); then
+        note "$CUR_NAME: $1 disturbed: other processes used $((other * 100 / WA_TOTAL))% and steal $((WA_STEAL * 100 / WA_TOTAL))% of the machine's CPU during it"
     fi
 }
 
@@ -246,19 +291,66 @@ make_files() {
         head -c "$BIG_SIZE" >"$WORK/files/big.bin"
     head -c 4096 /dev/urandom >"$WORK/files/f4k.bin"
     head -c 65536 /dev/urandom >"$WORK/files/f64k.bin"
+    head -c "$MIB" /dev/urandom >"$WORK/files/f1m.bin"
     [[ $(stat -c %s "$WORK/files/big.bin") -eq $BIG_SIZE ]] || die "big.bin generation failed (openssl?)"
     chmod 755 "$WORK/files"
     chmod 644 "$WORK"/files/*
-    log "warming page cache"
+    if ((HAVE_TLS)); then
+        # one self-signed P-256 certificate for both TLS servers
+        mkdir -p "$WORK/tls"
+        timeout 60 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+            -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" >"$WORK/tls/openssl.log" 2>&1 ||
+            { cat "$WORK/tls/openssl.log" >&2; die "openssl req (self-signed certificate) failed"; }
+    fi
+    # the 1 GiB just written is dirty page cache: write it back now, not during a measurement
+    log "writing back and warming the page cache"
+    bg_wait timeout 300 sync -f "$WORK/files/big.bin" || log "sync did not finish (ignored)"
     cat "$WORK"/files/*.bin >/dev/null
 }
 
 # ---------------------------------------------------------------- servers
+# start_nginx PORT MODE; MODE = static | proxy | tls (the server block differs, the rest not)
 start_nginx() {
-    local port=$1 d=$WORK/nginx
+    local port=$1 mode=$2 d=$WORK/nginx-$2 upstream="" server ready
     mkdir -p "$d/tmp"
     local user_line=""
     ((EUID != 0)) || user_line="user root;" # files live under a 0755 dir anyway
+    case $mode in
+        static)
+            ready="http://127.0.0.1:$port/static/f4k.bin"
+            server="
+        listen 127.0.0.1:$port;
+        location /static/ { alias $WORK/files/; }"
+            ;;
+        proxy)
+            ready="http://127.0.0.1:$port/accel"
+            upstream="
+    upstream app {
+        server 127.0.0.1:$APP_PORT;
+        keepalive 32;
+        keepalive_requests 1000000;
+    }"
+            server="
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+        location /protected/ { internal; alias $WORK/files/; }"
+            ;;
+        tls)
+            ready="https://127.0.0.1:$port/static/f4k.bin"
+            server="
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $WORK/tls/cert.pem;
+        ssl_certificate_key $WORK/tls/key.pem;
+        ssl_protocols TLSv1.3;
+        location /static/ { alias $WORK/files/; }"
+            ;;
+        *) die "start_nginx: unknown mode $mode" ;;
+    esac
     cat >"$d/nginx.conf" <<EOF
 $user_line
 worker_processes 2;
@@ -277,60 +369,114 @@ http {
     proxy_temp_path $d/tmp/proxy;
     fastcgi_temp_path $d/tmp/fastcgi;
     uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location /static/ { alias $WORK/files/; }
+    scgi_temp_path $d/tmp/scgi;$upstream
+    server {$server
     }
 }
 EOF
     timeout 20 nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf" -t >"$d/configtest.log" 2>&1 ||
         { cat "$d/configtest.log" >&2; die "nginx -t failed"; }
+    cp "$d/nginx.conf" "$RES/nginx.conf"
     nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf" >"$d/stdout.log" 2>&1 &
     SRV_PID=$!
     track "$SRV_PID"
     SRV_LOG=$d/error.log
-    wait_ready "http://127.0.0.1:$port/static/f4k.bin" || {
+    wait_ready "$ready" || {
         tail -n 20 "$d/error.log" "$d/stdout.log" >&2 || true
         die "nginx did not become ready"
     }
     local w
     for w in $(pgrep -P "$SRV_PID"); do track "$w"; done
     SRV_KIDS=$(pgrep -P "$SRV_PID" | sort | tr '\n' ' ' || true)
-    log "nginx master $SRV_PID, workers: $SRV_KIDS"
+    log "nginx ($mode) master $SRV_PID, workers: $SRV_KIDS"
 }
 
+# start_ferry NAME PORT ADMIN_PORT: NAME = a static send path, "proxy" or "tls" (TLS_PORT set)
 start_ferry() {
-    local send_path=$1 port=$2 admin=$3 d=$WORK/ferry-$1
+    local name=$1 port=$2 admin=$3 d=$WORK/ferry-$1 extra="" ready_line
     mkdir -p "$d"
+    ready_line="listening http 127.0.0.1:$port"
+    case $name in
+        sendfile | splice | buffered)
+            extra="[io]
+send_path = \"$name\"
+[[location]]
+prefix = \"/static/\"
+root = \"$WORK/files\""
+            ;;
+        proxy)
+            extra="[upstream]
+address = \"127.0.0.1:$APP_PORT\"
+[[location]]
+prefix = \"/protected/\"
+root = \"$WORK/files\"
+internal = true"
+            ;;
+        tls)
+            ready_line="listening https 127.0.0.1:$TLS_PORT"
+            extra="[tls]
+listen = [\"127.0.0.1:$TLS_PORT\"]
+cert = \"$WORK/tls/cert.pem\"
+key = \"$WORK/tls/key.pem\"
+ktls = \"auto\"
+[[location]]
+prefix = \"/static/\"
+root = \"$WORK/files\""
+            ;;
+        *) die "start_ferry: unknown kind $name" ;;
+    esac
     cat >"$d/ferry.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$port"]
 access_log = "off"
 [admin]
 listen = "127.0.0.1:$admin"
-[io]
-send_path = "$send_path"
-[[location]]
-prefix = "/static/"
-root = "$WORK/files"
+$extra
 EOF
+    cp "$d/ferry.toml" "$RES/ferry.toml"
     "$FERRY_BIN" serve --config "$d/ferry.toml" >"$d/ferry.log" 2>&1 &
     SRV_PID=$!
     track "$SRV_PID"
     SRV_LOG=$d/ferry.log
     wait_ready "http://127.0.0.1:$admin/healthz" || {
         log "ferry log (tail):"; tail -n 30 "$d/ferry.log" >&2 || true
-        die "ferry ($send_path) did not become ready"
+        die "ferry ($name) did not become ready"
     }
     # readiness line on stdout; give it a moment in case it is printed just after bind
     local i
-    for i in $(seq 20); do grep -q "listening http 127.0.0.1:$port" "$d/ferry.log" && break; sleep 0.1; done
-    if ! grep -q "listening http 127.0.0.1:$port" "$d/ferry.log"; then
-        note "ferry ($send_path): healthz answered but no 'listening http 127.0.0.1:$port' line in its output"
+    for i in $(seq 20); do grep -q "$ready_line" "$d/ferry.log" && break; sleep 0.1; done
+    if ! grep -q "$ready_line" "$d/ferry.log"; then
+        note "ferry ($name): healthz answered but no '$ready_line' line in its output"
     fi
     SRV_KIDS=$(pgrep -P "$SRV_PID" | sort | tr '\n' ' ' || true)
-    log "ferry ($send_path) pid $SRV_PID, http :$port, admin :$admin"
+    log "ferry ($name) pid $SRV_PID, http :$port$( [[ $name != tls ]] || echo ", https :$TLS_PORT"), admin :$admin"
+}
+
+# the proxy rows' upstream app (bench/app.py), started fresh for each proxy row
+start_app() {
+    local d=$RES/app i
+    mkdir -p "$d"
+    APP_PORT=$(free_port)
+    "$PYTHON" "$APP_PY" --port "$APP_PORT" --file "$WORK/files/f1m.bin" --accel-to "$ACCEL_TO" >"$d/app.log" 2>&1 &
+    APP_PID=$!
+    track "$APP_PID"
+    for i in $(seq 100); do
+        grep -qx ready "$d/app.log" 2>/dev/null && break
+        alive "$APP_PID" || break
+        sleep 0.1
+    done
+    grep -qx ready "$d/app.log" 2>/dev/null || { cat "$d/app.log" >&2; die "the app (bench/app.py) did not start"; }
+    log "app ($PYTHON bench/app.py) pid $APP_PID, :$APP_PORT"
+}
+stop_app() {
+    [[ -n ${APP_PID:-} ]] || return 0
+    local pid=$APP_PID i
+    APP_PID=
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+    untrack "$pid"
 }
 
 # poll URL until it answers 2xx, at most ~10 s; fail early if the server died
@@ -338,7 +484,7 @@ wait_ready() {
     local url=$1 i
     for i in $(seq 100); do
         alive "$SRV_PID" || { log "server process $SRV_PID exited during startup"; return 1; }
-        timeout 2 curl -sf -o /dev/null "$url" && return 0
+        timeout 2 curl -skf -o /dev/null "$url" && return 0
         sleep 0.1
     done
     return 1
@@ -408,13 +554,42 @@ zc_share() { # from-tag to-tag -> "NN%" of body bytes sent zero-copy between the
     awk -v z="$((z1 - z0))" -v b="$((b1 - b0))" 'BEGIN { if (b <= 0) print "no bytes"; else printf "%.0f%%\n", 100 * z / b }'
 }
 
-# content check of every file, outside the measured windows
+# Δ of every labelled sample of a metric family between two scrapes: "labels delta" lines, Δ > 0
+metric_deltas() { # from-tag to-tag name
+    awk -v n="$3" 'FNR == NR { if (index($1, n "{") == 1) a[$1] = $NF; next }
+        index($1, n "{") == 1 { d = $NF - a[$1]; if (d > 0) printf "%s %.0f\n", $1, d }' "$RES/metrics.$1" "$RES/metrics.$2"
+}
+# the send paths that carried body bytes between two scrapes, with their share: "sendfile 100%"
+body_paths() { # from-tag to-tag
+    [[ $CUR_KIND == ferry ]] || { echo "n/a"; return; }
+    metric_deltas "$1" "$2" ferry_body_bytes_total | awk '
+        { match($1, /path="[^"]*"/); p[NR] = substr($1, RSTART + 6, RLENGTH - 7); d[NR] = $2; t += $2 }
+        END { if (t == 0) { print "no bytes"; exit }
+              for (i = 1; i <= NR; i++) if (d[i] * 100 >= t) { printf "%s%s %.0f%%", sep, p[i], 100 * d[i] / t; sep = ", " }
+              print "" }'
+}
+# the send path fallbacks counted between two scrapes: "ktls->tls_buffered (ulp_unavailable) x7"
+fallbacks() { # from-tag to-tag
+    metric_deltas "$1" "$2" ferry_fallbacks_total | awk '
+        { f = t = r = "?"
+          if (match($1, /from="[^"]*"/)) f = substr($1, RSTART + 6, RLENGTH - 7)
+          if (match($1, /to="[^"]*"/)) t = substr($1, RSTART + 4, RLENGTH - 5)
+          if (match($1, /reason="[^"]*"/)) r = substr($1, RSTART + 8, RLENGTH - 9)
+          printf "%s%s->%s (%s) x%d", sep, f, t, r, $2; sep = ", " }
+        END { if (NR == 0) printf "none"; print "" }'
+}
+
+# fetch URL and compare the body with FILE byte for byte, streaming (no copy on disk, so no
+# dirty page cache to write back during the measurements); outside the measured windows
+check_body() { # url file what
+    local url=$1 file=$2 what=$3 out
+    out=$( (timeout 120 curl -sS --fail "${CURL_OPTS[@]}" "$url" | cmp - "$file") 2>&1) && return 0
+    die "$CUR_NAME: $what: the body differs from $(basename "$file") or the request failed: ${out:-no output}"
+}
 verify_content() {
     local base=$1 f
     for f in f4k.bin f64k.bin big.bin; do
-        timeout 120 curl -sS --fail "$base/$f" -o "$RES/check.tmp" || die "$CUR_NAME: GET /static/$f failed"
-        cmp -s "$RES/check.tmp" "$WORK/files/$f" || die "$CUR_NAME: /static/$f content differs from the file (size $(stat -c %s "$RES/check.tmp"))"
-        rm -f "$RES/check.tmp"
+        check_body "$base/$f" "$WORK/files/$f" "GET /static/$f"
     done
     log "$CUR_NAME: content check OK (4 KiB, 64 KiB, 1 GiB byte-for-byte)"
 }
@@ -422,10 +597,13 @@ verify_content() {
 bench_download() {
     local url=$1 i size t bytes=0
     : >"$RES/downloads"
-    win_begin
+    win_reset
     for i in $(seq "$N_DOWNLOADS"); do
-        bg_wait timeout 300 curl -s -o /dev/null -w '%{size_download} %{time_total}\n' "$url" >"$RES/curl.out" ||
+        # one window per download: from just before curl starts to just after it exits
+        win_begin
+        bg_wait timeout 300 curl -s "${CURL_OPTS[@]}" -o /dev/null -w '%{size_download} %{time_total}\n' "$url" >"$RES/curl.out" ||
             die "$CUR_NAME: curl failed (exit $?) on download $i"
+        win_end
         read -r size t <"$RES/curl.out"
         [[ $size -eq $BIG_SIZE ]] || die "$CUR_NAME: SHORT DOWNLOAD $i: got $size bytes, expected $BIG_SIZE"
         echo "$size $t" >>"$RES/downloads"
@@ -433,7 +611,7 @@ bench_download() {
         log "$CUR_NAME: 1 GiB download $i/$N_DOWNLOADS: $(fmt "$(awk -v s="$size" -v t="$t" 'BEGIN{print s/1048576/t}')" 0) MiB/s"
     done
     echo "1 GiB download x$N_DOWNLOADS, size/time_total each: $(tr '\n' ';' <"$RES/downloads")" >>"$RES/details"
-    win_end "1 GiB downloads"
+    win_report "1 GiB downloads"
     check_server "1 GiB downloads"
     DL_MIBS=$(awk '{ print $1 / 1048576 / $2 }' "$RES/downloads" | median)
     DL_CPU=$(awk -v t="$W_SRV" -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { print (t / hz) / (b / 1073741824) }')
@@ -453,14 +631,16 @@ to_bytes() { # "500.00MB" -> bytes (wrk uses binary units)
         print n * m }'
 }
 
-bench_wrk() { # label url filesize
-    local label=$1 url=$2 fsize=$3 out=$RES/wrk.$1 reqs rps p99 readb errs non2xx
+bench_wrk() { # label url filesize connections
+    local label=$1 url=$2 fsize=$3 conns=$4 out=$RES/wrk.$1 reqs rps p99 readb errs non2xx
+    win_reset
     win_begin
-    bg_wait timeout $((WRK_SECS + 60)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_SECS}s" --latency "$url" >"$out" 2>&1 ||
+    bg_wait timeout $((WRK_SECS + 60)) wrk -t"$WRK_THREADS" -c"$conns" -d"${WRK_SECS}s" --latency "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; die "$CUR_NAME: wrk $label failed"; }
+    win_end
     reqs=$(awk '/requests in/ { print $1; exit }' "$out")
-    echo "wrk $label: ${reqs:-?} requests" >>"$RES/details"
-    win_end "wrk $label"
+    echo "wrk $label (-c$conns): ${reqs:-?} requests" >>"$RES/details"
+    win_report "wrk $label"
     check_server "wrk $label"
     reqs=$(awk '/requests in/ { print $1; exit }' "$out")
     readb=$(awk '/requests in/ { for (i = 1; i <= NF; i++) if ($i == "read") { print $(i - 1); exit } }' "$out")
@@ -478,8 +658,143 @@ bench_wrk() { # label url filesize
     WRK_RPS=$(fmt "$rps" 0)
     WRK_P99="$(fmt "$(to_ms "$p99")" 2) ms"
     WRK_CPU=$(awk -v t="$W_SRV" -v hz="$CLK_TCK" -v r="$reqs" 'BEGIN { print (t / hz) * 1e6 / r }')
+    WRK_APP_CPU=$(awk -v t="$W_APP" -v hz="$CLK_TCK" -v r="$reqs" 'BEGIN { print (t / hz) * 1e6 / r }')
     echo "  wrk $label: $readb read, $rps req/s, p99 $p99${errs:+; socket errors: $errs}" >>"$RES/details"
-    log "$CUR_NAME: $label: $WRK_RPS req/s, p99 $WRK_P99, $(fmt "$WRK_CPU" 1) µs CPU/req"
+    log "$CUR_NAME: $label: $WRK_RPS req/s, p99 $WRK_P99, $(fmt "$WRK_CPU" 1) µs CPU/req$( [[ -z ${APP_PID:-} ]] || echo " (app: $(fmt "$WRK_APP_CPU" 1) µs/req)")"
+}
+
+# ferry's zero-copy counters at the end of a run, into the details and the log
+ferry_counters_to_details() { # tag
+    {
+        echo "ferry /metrics at end of run:"
+        grep -E '^(ferry_zero_copy_bytes_total|ferry_body_bytes_total)[{ ]' "$RES/metrics.$1" | sed 's/^/    /' || echo "    (ferry_zero_copy_bytes_total / ferry_body_bytes_total not found)"
+    } >>"$RES/details"
+    log "$CUR_NAME: metrics at end of run:"
+    grep -E '^(ferry_zero_copy_bytes_total|ferry_body_bytes_total)[{ ]' "$RES/metrics.$1" >&2 || log "  (metrics not found)"
+}
+
+# static files: the first table
+run_static() {
+    local port=$1 label path
+    if [[ $CUR_KIND == nginx ]]; then
+        start_nginx "$port" static
+        label="nginx" path="sendfile on, tcp_nopush on"
+    else
+        start_ferry "${CUR_NAME#ferry:}" "$port" "$ADMIN_PORT"
+        label="ferry" path=${CUR_NAME#ferry:}
+    fi
+    local base="http://127.0.0.1:$port/static"
+    note_start
+    verify_content "$base"
+    scrape start
+    bench_download "$base/big.bin"
+    scrape big
+    bench_wrk 4k "$base/f4k.bin" 4096 "$WRK_CONNS"
+    local r4=$WRK_RPS p4=$WRK_P99 c4=$WRK_CPU
+    scrape 4k
+    bench_wrk 64k "$base/f64k.bin" 65536 "$WRK_CONNS"
+    local r64=$WRK_RPS p64=$WRK_P99 c64=$WRK_CPU
+    scrape 64k
+
+    local zc="n/a"
+    if [[ $CUR_KIND == ferry ]]; then
+        zc="$(zc_share start big) / $(zc_share big 4k) / $(zc_share 4k 64k)"
+        ferry_counters_to_details 64k
+        [[ $zc != *"no metric"* ]] || note "$CUR_NAME: ferry_zero_copy_bytes_total / ferry_body_bytes_total missing from /metrics"
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$label" "$path" "$(fmt "$DL_MIBS" 0)" "$(fmt "$DL_CPU" 3)" \
+        "$r4" "$p4" "$(fmt "$c4" 1)" "$r64" "$p64" "$(fmt "$c64" 1)" "$zc" >"$RES/row"
+}
+
+# 1 MiB via X-Accel-Redirect and 1 MiB proxied, from bench/app.py: the second table
+run_proxy() {
+    local port=$1 label config
+    start_app
+    if [[ $CUR_KIND == nginx ]]; then
+        start_nginx "$port" proxy
+        label=nginx config="proxy_pass, upstream keepalive 32, proxy_buffering on (default); internal location, sendfile on"
+    else
+        start_ferry proxy "$port" "$ADMIN_PORT"
+        label=ferry config="[upstream] (idle_connections 32, default); internal location; send_path auto"
+    fi
+    local base="http://127.0.0.1:$port"
+    note_start
+    check_body "$base/accel" "$WORK/files/f1m.bin" "GET /accel"
+    check_body "$base/proxied" "$WORK/files/f1m.bin" "GET /proxied"
+    # the app's X-Accel-Redirect must not reach the client, nor may the internal location
+    timeout 10 curl -sS -D "$RES/accel.head" -o /dev/null "$base/accel" || die "$CUR_NAME: GET /accel (head) failed"
+    ! grep -qi '^x-accel-redirect' "$RES/accel.head" || die "$CUR_NAME: X-Accel-Redirect passed on to the client"
+    local st
+    st=$(timeout 10 curl -s -o /dev/null -w '%{http_code}' "$base$ACCEL_TO") || true
+    [[ $st == 404 ]] || note "$CUR_NAME: GET $ACCEL_TO directly answered $st, expected 404 (internal location)"
+    log "$CUR_NAME: content check OK (/accel and /proxied: 1 MiB byte-for-byte)"
+    scrape start
+    bench_wrk accel "$base/accel" "$MIB" "$PROXY_CONNS"
+    local ra=$WRK_RPS pa=$WRK_P99 ca=$WRK_CPU aa=$WRK_APP_CPU
+    scrape accel
+    bench_wrk proxied "$base/proxied" "$MIB" "$PROXY_CONNS"
+    local rp=$WRK_RPS pp=$WRK_P99 cp=$WRK_CPU ap=$WRK_APP_CPU
+    scrape proxied
+
+    local paths
+    if [[ $CUR_KIND == ferry ]]; then
+        paths="$(body_paths start accel) (zero-copy $(zc_share start accel)) / $(body_paths accel proxied) (zero-copy $(zc_share accel proxied))"
+        ferry_counters_to_details proxied
+        metric_deltas start proxied ferry_upstream_requests_total | sed 's/^/    Δ /' >>"$RES/details"
+    else
+        paths="file: sendfile / app body: read into proxy buffers, written from user space"
+        local tmpfiles
+        tmpfiles=$(grep -c 'buffered to a temporary file' "$SRV_LOG" 2>/dev/null || true)
+        echo "nginx: 'an upstream response is buffered to a temporary file' warnings: ${tmpfiles:-0}" >>"$RES/details"
+        ((${tmpfiles:-0} == 0)) || note "$CUR_NAME: nginx buffered ${tmpfiles} proxied responses to temporary files (proxy_max_temp_file_size default)"
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$label" "$config" "$ra" "$pa" "$(fmt "$ca" 1)" "$(fmt "$aa" 1)" \
+        "$rp" "$pp" "$(fmt "$cp" 1)" "$(fmt "$ap" 1)" "$paths" >"$RES/row"
+}
+
+# 1 GiB over TLS: the third table
+run_tls() {
+    local port=$1 label config path cipher
+    CURL_OPTS=(-k --http1.1)
+    if [[ $CUR_KIND == nginx ]]; then
+        start_nginx "$port" tls
+        label=nginx config="listen ssl, ssl_protocols TLSv1.3, sendfile on"
+    else
+        TLS_PORT=$(free_port)
+        [[ $TLS_PORT != "$port" && $TLS_PORT != "$ADMIN_PORT" ]] || TLS_PORT=$(free_port)
+        start_ferry tls "$port" "$ADMIN_PORT"
+        port=$TLS_PORT
+        label=ferry config="[tls] ktls = \"auto\""
+    fi
+    local base="https://127.0.0.1:$port/static"
+    note_start
+    cipher=$(timeout 10 curl -sv "${CURL_OPTS[@]}" -o /dev/null "$base/f4k.bin" 2>&1 | sed -n 's/.*SSL connection using //p' | head -1 | tr -d '\r') || true
+    [[ -n $cipher ]] || die "$CUR_NAME: could not read the negotiated cipher from curl -v"
+    echo "negotiated (curl -v): $cipher" >>"$RES/details"
+    echo "$cipher" >"$RES/cipher"
+    log "$CUR_NAME: negotiated $cipher"
+    verify_content "$base"
+    scrape start
+    bench_download "$base/big.bin"
+    scrape big
+    if [[ $CUR_KIND == ferry ]]; then
+        path="$(body_paths start big); kTLS fallbacks: $(fallbacks start big)"
+        ferry_counters_to_details big
+        metric_deltas start big ferry_tls_handshakes_total | sed 's/^/    Δ /' >>"$RES/details"
+    else
+        path="OpenSSL in user space (no kTLS on this kernel, so sendfile is not used)"
+    fi
+    printf '| %s | %s | %s | %s | %s | %s |\n' \
+        "$label" "$config" "$cipher" "$path" "$(fmt "$DL_MIBS" 0)" "$(fmt "$DL_CPU" 3)" >"$RES/row"
+}
+
+note_start() {
+    local load
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    echo "load average at start: $load; $QUIET_INFO" >>"$RES/details"
+    ((QUIET_BUSY < 15)) || note "$CUR_NAME: started on a busy machine ($QUIET_INFO)"
 }
 
 # one server, start to stop; runs in a subshell so a failure ends only this row
@@ -491,54 +806,28 @@ run_one() {
     : >"$RES/notes"
     : >"$RES/details"
     SRV_PID=
-    trap 'stop_server' EXIT
+    APP_PID=
+    CURL_OPTS=()
+    trap 'stop_server; stop_app' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     port=$(free_port)
-    if [[ $run == nginx ]]; then
-        CUR_KIND=nginx
-        start_nginx "$port"
-        local label="nginx" path="sendfile on, tcp_nopush on"
-    else
-        CUR_KIND=ferry
-        local sp=${run#ferry:}
-        ADMIN_PORT=$(free_port)
-        [[ $ADMIN_PORT != "$port" ]] || ADMIN_PORT=$(free_port)
-        start_ferry "$sp" "$port" "$ADMIN_PORT"
-        local label="ferry" path=$sp
-    fi
-    local base="http://127.0.0.1:$port/static" load
-    load=$(cut -d' ' -f1-3 /proc/loadavg)
-    echo "load average at start: $load; $QUIET_INFO" >>"$RES/details"
-    ((QUIET_BUSY < 15)) || note "$CUR_NAME: started on a busy machine ($QUIET_INFO)"
-
-    verify_content "$base"
-    scrape start
-    bench_download "$base/big.bin"
-    scrape big
-    bench_wrk 4k "$base/f4k.bin" 4096
-    local r4=$WRK_RPS p4=$WRK_P99 c4=$WRK_CPU
-    scrape 4k
-    bench_wrk 64k "$base/f64k.bin" 65536
-    local r64=$WRK_RPS p64=$WRK_P99 c64=$WRK_CPU
-    scrape 64k
-
-    local zc="n/a"
-    if [[ $CUR_KIND == ferry ]]; then
-        zc="$(zc_share start big) / $(zc_share big 4k) / $(zc_share 4k 64k)"
-        {
-            echo "ferry /metrics at end of run:"
-            grep -E '^(ferry_zero_copy_bytes_total|ferry_body_bytes_total)[{ ]' "$RES/metrics.64k" | sed 's/^/    /' || echo "    (ferry_zero_copy_bytes_total / ferry_body_bytes_total not found)"
-        } >>"$RES/details"
-        log "$CUR_NAME: metrics at end of run:"
-        grep -E '^(ferry_zero_copy_bytes_total|ferry_body_bytes_total)[{ ]' "$RES/metrics.64k" >&2 || log "  (metrics not found)"
-        [[ $zc != *"no metric"* ]] || note "$CUR_NAME: ferry_zero_copy_bytes_total / ferry_body_bytes_total missing from /metrics"
-    fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "$label" "$path" "$(fmt "$DL_MIBS" 0)" "$(fmt "$DL_CPU" 3)" \
-        "$r4" "$p4" "$(fmt "$c4" 1)" "$r64" "$p64" "$(fmt "$c64" 1)" "$zc" >"$RES/row"
+    case $run in
+        *nginx) CUR_KIND=nginx ;;
+        *)
+            CUR_KIND=ferry
+            ADMIN_PORT=$(free_port)
+            [[ $ADMIN_PORT != "$port" ]] || ADMIN_PORT=$(free_port)
+            ;;
+    esac
+    case $run in
+        proxy:*) run_proxy "$port" ;;
+        tls:*) run_tls "$port" ;;
+        *) run_static "$port" ;;
+    esac
 
     stop_server
+    stop_app
     trap - EXIT
     if [[ $CUR_KIND == nginx ]] && grep -qE '\[(alert|crit|emerg)\]' "$SRV_LOG" 2>/dev/null; then
         note "nginx error log has alerts: $(grep -E '\[(alert|crit|emerg)\]' "$SRV_LOG" | head -3 | tr '\n' ' ')"
@@ -607,20 +896,57 @@ SECTION=$WORK/section.md
     echo "- $NGINX_VERSION; ferry: $FERRY_VERSION; $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(curl --version | head -1 | awk '{ print $1 " " $2 }')"
     echo "- command: \`$CMDLINE\`"
     echo "- load average before / after: $LOAD_BEFORE / $LOAD_AFTER"
-    echo "- 1 GiB: $N_DOWNLOADS x curl, median MiB/s; wrk: -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECS}s --latency. CPU = utime+stime of the server process(es) from /proc over the measured window."
-    echo "- client (curl / wrk) runs on the same $(nproc) cores as the server, over loopback, page cache warm."
-    echo
-    echo "| server | path | 1 GiB MiB/s | CPU s/GiB | 4 KiB req/s | 4 KiB p99 | 4 KiB CPU µs/req | 64 KiB req/s | 64 KiB p99 | 64 KiB CPU µs/req | zero-copy share of body bytes (1 GiB / 4 KiB / 64 KiB) |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for run in "${RUNS[@]}"; do
-        r=$WORK/results/$run
-        if [[ -f $r/row ]]; then
-            cat "$r/row"
-        else
-            if [[ $run == nginx ]]; then n=nginx p="sendfile on, tcp_nopush on"; else n=ferry p=${run#ferry:}; fi
-            echo "| $n | $p | FAILED | | | | | | | | |"
+    echo "- 1 GiB: $N_DOWNLOADS x curl (a new connection each), median MiB/s; CPU s/GiB over one window per download (from just before curl starts to just after it exits). wrk: -t$WRK_THREADS -d${WRK_SECS}s --latency, -c$WRK_CONNS for static files, -c$PROXY_CONNS for the proxy rows. CPU = utime+stime of the server process(es) (ferry; nginx master + workers) from /proc over the measured windows."
+    echo "- client (curl / wrk) runs on the same $(nproc) cores as the server (and the app), over loopback, page cache warm."
+    # row_or_failed RUN N-COLUMNS LABEL CONFIG
+    row_or_failed() {
+        local r=$WORK/results/$1 i cells=""
+        if [[ -f $r/row ]]; then cat "$r/row"; return; fi
+        for ((i = 3; i < $2; i++)); do cells+=" |"; done
+        echo "| $3 | $4 | FAILED |$cells"
+    }
+    if ((HAVE_STATIC)); then
+        echo
+        echo "Static files (\`/static/\`):"
+        echo
+        echo "| server | path | 1 GiB MiB/s | CPU s/GiB | 4 KiB req/s | 4 KiB p99 | 4 KiB CPU µs/req | 64 KiB req/s | 64 KiB p99 | 64 KiB CPU µs/req | zero-copy share of body bytes (1 GiB / 4 KiB / 64 KiB) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        for run in "${RUNS[@]}"; do
+            case $run in
+                nginx) row_or_failed "$run" 11 nginx "sendfile on, tcp_nopush on" ;;
+                ferry:*) row_or_failed "$run" 11 ferry "${run#ferry:}" ;;
+            esac
+        done
+    fi
+    if ((HAVE_PROXY)); then
+        echo
+        echo "Proxy: the same app (bench/app.py, Python, one thread per connection) behind both; /accel answers \`X-Accel-Redirect: $ACCEL_TO\` with an empty body and the server sends the 1 MiB file from an internal location, /proxied is a 1 MiB app body (Content-Length) relayed by the server. wrk -t$WRK_THREADS -c$PROXY_CONNS -d${WRK_SECS}s; server CPU = ferry, or nginx master + workers; app CPU = the app process, per request, in the same window:"
+        echo
+        echo "| server | config | /accel req/s | /accel p99 | /accel server CPU µs/req | /accel app CPU µs/req | /proxied req/s | /proxied p99 | /proxied server CPU µs/req | /proxied app CPU µs/req | body send path (/accel / /proxied) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        for run in "${RUNS[@]}"; do
+            case $run in
+                proxy:*) row_or_failed "$run" 11 "${run#proxy:}" "" ;;
+            esac
+        done
+    fi
+    if ((HAVE_TLS)); then
+        echo
+        echo "TLS on this host (no \`tls\` ULP, so no kTLS: both servers encrypt in user space): the same self-signed P-256 certificate, TLS 1.3, \`curl -k --http1.1\`, $N_DOWNLOADS x 1 GiB:"
+        echo
+        echo "| server | config | negotiated (curl -v) | body send path (ferry: from its counters) | 1 GiB MiB/s | CPU s/GiB |"
+        echo "|---|---|---|---|---:|---:|"
+        for run in "${RUNS[@]}"; do
+            case $run in
+                tls:*) row_or_failed "$run" 6 "${run#tls:}" "" ;;
+            esac
+        done
+        if [[ -f $WORK/results/tls:ferry/cipher && -f $WORK/results/tls:nginx/cipher ]] &&
+            ! cmp -s "$WORK/results/tls:ferry/cipher" "$WORK/results/tls:nginx/cipher"; then
+            echo
+            echo "**The two servers negotiated different ciphers: the TLS rows do not compare like with like.**"
         fi
-    done
+    fi
     notes=$(cat "$WORK"/results/*/notes 2>/dev/null || true)
     if [[ -n $notes || ${#FAILED[@]} -gt 0 ]]; then
         echo
