@@ -5,7 +5,7 @@
 #   tls:    1 GiB over TLS (ferry tls_buffered vs nginx TLS, no kTLS on this kernel)
 # See bench/README.md for what is measured and how to read the results (kTLS: bench/vm.sh).
 #
-#   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S]
+#   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S] [--netns | --netns-plain | --loopback]
 #
 #   --quick        1 download of the 1 GiB file instead of 6, wrk runs of 3 s instead of 10 s
 #   --only LIST    comma-separated subset of: static, proxy, tls, ferry, sendfile, splice,
@@ -15,6 +15,18 @@
 #   --no-record    print the results section to stdout but do not append it to bench/RESULTS.md
 #   --max-wait S   before each server, wait up to S seconds (default 120) for the machine to be
 #                  quiet (other processes < 15% CPU over 2 s); 0 = do not wait
+#   --netns        (default) the static rows' content check and 1 GiB downloads run curl in a
+#                  network namespace (ferrybench-client, 10.203.0.2/30) over a veth pair to the
+#                  server on 10.203.0.1 (fb0), MTU 65535, TSO off + GRO on + threaded NAPI on both
+#                  ends, so the receive path runs in kernel threads, not in the server's context.
+#                  wrk, proxy and TLS rows stay on loopback. Deleted on exit.
+#   --netns-plain  the same veth pair with veth's default offloads (TSO on, GRO off, no NAPI):
+#                  receive then runs in the sender's softirq, as on loopback (for comparison)
+#   --netns-cc CC  with --netns/--netns-plain: the servers' TCP congestion control toward the
+#                  client, set on the /30 route only (ip route ... congctl CC), e.g. cubic; default:
+#                  the host's (net.ipv4.tcp_congestion_control). With bbr and no fq qdisc, TCP paces
+#                  internally (an hrtimer per paced skb), a per-skb cost that all send paths pay
+#   --loopback     everything over 127.0.0.1, as before --netns existed
 #
 # Progress goes to stderr; the results section (markdown) goes to stdout and, unless
 # --no-record, is appended to bench/RESULTS.md.
@@ -28,8 +40,11 @@ QUICK=0
 ONLY=all
 RECORD=1
 MAX_WAIT=120
+NET_MODE=netns     # netns | netns-plain | loopback (the static rows' 1 GiB downloads)
+NET_MODE_SET=0     # 1 when given on the command line (then a failed netns setup is fatal)
+NETNS_CC=          # --netns-cc: congestion control on the veth /30 route (empty: host default)
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 die() {
     log "FATAL: $*"
@@ -45,11 +60,17 @@ while (($#)); do
         --only=*) ONLY=${1#*=} ;;
         --no-record) RECORD=0 ;;
         --max-wait) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "--max-wait needs a number of seconds"; MAX_WAIT=$2; shift ;;
+        --netns) NET_MODE=netns NET_MODE_SET=1 ;;
+        --netns-plain) NET_MODE=netns-plain NET_MODE_SET=1 ;;
+        --loopback) NET_MODE=loopback NET_MODE_SET=1 ;;
+        --netns-cc) [[ $# -ge 2 && $2 =~ ^[a-z0-9_]+$ ]] || die "--netns-cc needs a congestion control name (e.g. cubic)"; NETNS_CC=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
+
+[[ -z $NETNS_CC || $NET_MODE != loopback ]] || die "--netns-cc needs --netns or --netns-plain"
 
 # ---------------------------------------------------------------- parameters
 if ((QUICK)); then N_DOWNLOADS=1; WRK_SECS=3; else N_DOWNLOADS=6; WRK_SECS=10; fi
@@ -63,6 +84,15 @@ CLK_TCK=$(getconf CLK_TCK)
 FERRY_BIN=$ROOT/target/release/ferry
 APP_PY=$BENCH_DIR/app.py
 RESULTS_MD=$BENCH_DIR/RESULTS.md
+# --netns: a private /30 that exists only on the veth pair this script creates (and deletes)
+NS=ferrybench-client
+VETH_HOST=fb0      # stays in the host namespace, the servers' side
+VETH_NS=fb1        # moved into $NS, curl's side
+NS_NET=10.203.0.0
+NS_SRV_ADDR=10.203.0.1
+NS_CLI_ADDR=10.203.0.2
+NS_PREFIX=30
+NS_MTU=65535       # veth's maximum; with TSO off, one skb still carries up to ~64 KiB (see README)
 
 # runs, in order: "ferry:<send_path>", "nginx" (static files), "proxy:ferry", "proxy:nginx",
 # "tls:ferry", "tls:nginx"
@@ -93,9 +123,17 @@ for r in "${RUNS[@]}"; do
     esac
 done
 
+# the network mode only concerns the static rows
+((HAVE_STATIC)) || NET_MODE=loopback
+STATIC_ADDR=127.0.0.1   # where the static rows' servers listen (10.203.0.1 once the veth is up)
+NET_ACTIVE=0            # 1 once the namespace and the veth pair are set up and checked
+NET_INFO=()             # lines for the results section
+NAPI0_PIDS="" NAPI1_PIDS="" KSOFTIRQD_PIDS=""
+
 # ---------------------------------------------------------------- cleanup
 WORK=
 RUN_PID=
+NETNS_CREATED=0
 cleanup() {
     local rc=$? pid i
     set +e
@@ -119,6 +157,7 @@ cleanup() {
             [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
         done <"$WORK/pids"
     fi
+    ((NETNS_CREATED == 0)) || teardown_netns
     [[ -n $WORK && -d $WORK ]] && rm -rf -- "$WORK"
     exit "$rc"
 }
@@ -151,6 +190,11 @@ ensure_tools() {
     command -v openssl >/dev/null || missing+=(openssl)
     # the proxy rows' app (and free_port) need python3
     ((HAVE_PROXY == 0)) || [[ -x /usr/bin/python3 ]] || command -v python3 >/dev/null || missing+=(python3)
+    # --netns: ip (iproute2) for the namespace and the veth pair, ethtool for their offloads
+    if [[ $NET_MODE != loopback ]]; then
+        command -v ip >/dev/null || [[ -x /usr/sbin/ip || -x /sbin/ip || -x /bin/ip ]] || missing+=(iproute2)
+        command -v ethtool >/dev/null || [[ -x /usr/sbin/ethtool || -x /sbin/ethtool ]] || missing+=(ethtool)
+    fi
     if ((${#missing[@]})); then
         log "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -170,9 +214,9 @@ ensure_tools() {
     ((HAVE_PROXY == 0)) || [[ -n $PYTHON ]] || die "python3 not found (needed by the proxy rows' app)"
 }
 
-free_port() {
+free_port() { # [ADDR], default 127.0.0.1
     if command -v python3 >/dev/null; then
-        timeout 10 python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+        timeout 10 python3 -c 'import socket, sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1]); s.close()' "${1:-127.0.0.1}"
     else
         local p
         for _ in $(seq 100); do
@@ -209,27 +253,39 @@ machine_ticks() { awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5
 
 # "USER SYS" ticks of the proxy rows' app (its threads included), "0 0" when there is none
 app_ticks() { if [[ -n ${APP_PID:-} ]]; then proc_ticks "$APP_PID"; else echo "0 0"; fi; }
+# --netns: "NAPI0 NAPI1 KSOFTIRQD RETRANS" = ticks of the napi/fb0-*, napi/fb1-* and ksoftirqd/*
+# kernel threads, and the host namespace's TcpRetransSegs (the servers' sockets live there)
+kt_sum() { local p t=0 u s; for p in "$@"; do read -r u s < <(proc_ticks "$p"); t=$((t + u + s)); done; echo "$t"; }
+kernel_ticks() {
+    if ((NET_ACTIVE == 0)); then echo "0 0 0 0"; return; fi
+    # shellcheck disable=SC2086 # pid lists
+    echo "$(kt_sum $NAPI0_PIDS) $(kt_sum $NAPI1_PIDS) $(kt_sum $KSOFTIRQD_PIDS) $(awk '$1 == "Tcp:" { if (h) { for (i = 2; i <= NF; i++) if (n[i] == "RetransSegs") print $i; exit } h = 1; for (i = 2; i <= NF; i++) n[i] = $i }' /proc/net/snmp)"
+}
 
 # Measured windows. win_reset; then one or more win_begin / win_end pairs (their deltas add
 # up: the 1 GiB downloads are one pair per download, so the time between downloads is not
 # counted); then win_report LABEL, which sets W_SRV (server ticks, user+sys) and W_APP (the
 # app's), writes the CPU accounting of the windows to the details, and notes disturbed ones:
 #   client = this shell and its reaped children (curl / wrk / the harness itself),
-#   other  = machine busy ticks - server - app - client (other processes on the shared machine).
-win_reset() { WA_SU=0 WA_SS=0 WA_AU=0 WA_AS=0 WA_CLIENT=0 WA_BUSY=0 WA_TOTAL=0 WA_STEAL=0 WA_N=0; }
+#   other  = machine busy ticks - server - app - client (other processes on the shared machine),
+#            and with --netns also - the veth pair's NAPI kernel threads (reported on their own).
+win_reset() { WA_SU=0 WA_SS=0 WA_AU=0 WA_AS=0 WA_CLIENT=0 WA_BUSY=0 WA_TOTAL=0 WA_STEAL=0 WA_N=0 WA_N0=0 WA_N1=0 WA_KS=0 WA_RETX=0; }
 win_begin() {
     local me=$BASHPID
     read -r W_SU0 W_SS0 < <(server_ticks)
     read -r W_AU0 W_AS0 < <(app_ticks)
     read -r W_CU0 W_CS0 < <(proc_ticks "$me")
+    read -r W_K00 W_K10 W_KS0 W_RX0 < <(kernel_ticks)
     read -r W_B0 W_T0 W_ST0 < <(machine_ticks)
 }
 win_end() {
-    local me=$BASHPID su ss au as cu cs b t st
+    local me=$BASHPID su ss au as cu cs b t st k0 k1 ks rx
     read -r b t st < <(machine_ticks)
     read -r su ss < <(server_ticks)
     read -r au as < <(app_ticks)
     read -r cu cs < <(proc_ticks "$me")
+    read -r k0 k1 ks rx < <(kernel_ticks)
+    WA_N0=$((WA_N0 + k0 - W_K00)) WA_N1=$((WA_N1 + k1 - W_K10)) WA_KS=$((WA_KS + ks - W_KS0)) WA_RETX=$((WA_RETX + rx - W_RX0))
     WA_SU=$((WA_SU + su - W_SU0)) WA_SS=$((WA_SS + ss - W_SS0))
     WA_AU=$((WA_AU + au - W_AU0)) WA_AS=$((WA_AS + as - W_AS0))
     WA_CLIENT=$((WA_CLIENT + cu - W_CU0 + cs - W_CS0))
@@ -240,9 +296,12 @@ win_report() {
     local other app=""
     W_SRV=$((WA_SU + WA_SS))
     W_APP=$((WA_AU + WA_AS))
-    other=$((WA_BUSY - W_SRV - W_APP - WA_CLIENT))
+    # the veth pair's NAPI threads work for this benchmark: not "other processes"
+    other=$((WA_BUSY - W_SRV - W_APP - WA_CLIENT - WA_N0 - WA_N1))
     [[ -z ${APP_PID:-} ]] || app="; app user=$WA_AU sys=$WA_AS"
-    echo "  $1 CPU ticks (1/$CLK_TCK s$( ((WA_N > 1)) && echo ", summed over $WA_N windows")): server user=$WA_SU sys=$WA_SS$app; client+harness=$WA_CLIENT; other processes=$other; steal=$WA_STEAL; capacity=$WA_TOTAL" >>"$RES/details"
+    local kt=""
+    ((NET_ACTIVE == 0)) || kt="; napi/$VETH_HOST=$WA_N0 napi/$VETH_NS=$WA_N1 (kernel threads); ksoftirqd=$WA_KS (in other processes); host TcpRetransSegs +$WA_RETX"
+    echo "  $1 CPU ticks (1/$CLK_TCK s$( ((WA_N > 1)) && echo ", summed over $WA_N windows")): server user=$WA_SU sys=$WA_SS$app; client+harness=$WA_CLIENT$kt; other processes=$other; steal=$WA_STEAL; capacity=$WA_TOTAL" >>"$RES/details"
     if ((WA_TOTAL > 0 && (other * 100 > WA_TOTAL * 10 || WA_STEAL * 100 > WA_TOTAL * 5))); then
         note "$CUR_NAME: $1 disturbed: other processes used $((other * 100 / WA_TOTAL))% and steal $((WA_STEAL * 100 / WA_TOTAL))% of the machine's CPU during it"
     fi
@@ -309,6 +368,141 @@ make_files() {
     cat "$WORK"/files/*.bin >/dev/null
 }
 
+# ---------------------------------------------------------------- --netns: namespace + veth
+# curl runs in its own network namespace, connected to the servers by a veth pair on a private
+# /30 (10.203.0.1 host side, 10.203.0.2 in the namespace), which exists only on that pair: the
+# namespace has no other interface than lo and no default route, and the host side is checked
+# to route 10.203.0.2 to the veth before anything is sent. Deleted in the EXIT trap.
+#
+# Why threaded NAPI (not plain veth): veth_xmit() hands a TSO-sized TCP skb to the peer with
+# netif_rx() unless the *sending* device has TSO off (veth_skb_is_eligible_for_gro()), and
+# netif_rx() work runs as a softirq when the sender re-enables bottom halves, i.e. in the
+# server's context, exactly as on loopback. With TSO off and GRO on, the peer's NAPI is used,
+# and with /sys/class/net/<dev>/threaded = 1 that NAPI poll runs in a kernel thread
+# (napi/<dev>-<id>) whose CPU is measured separately. MTU 65535 keeps the skbs as large as with
+# TSO (one MSS ~ 64 KiB), so turning TSO off adds no software segmentation.
+ns_exec() { ip netns exec "$NS" "$@"; }
+netns_fail() { # reason: fatal with --netns/--netns-plain, otherwise fall back to loopback
+    # only what this run created (a namespace or link that existed before is left alone)
+    ((NETNS_CREATED == 0)) || teardown_netns
+    NETNS_CREATED=0
+    if ((NET_MODE_SET)); then die "--$NET_MODE: $1"; fi
+    log "NOTE: network namespace setup failed ($1): the static rows run over loopback"
+    NET_INFO+=("network namespace setup failed ($1), so the 1 GiB static downloads ran over loopback")
+    NET_MODE=loopback
+}
+teardown_netns() {
+    # only what setup_netns created: it refused to start if either name already existed
+    if ip netns list 2>/dev/null | awk '{ print $1 }' | grep -qx "$NS"; then
+        ip netns del "$NS" 2>/dev/null || log "could not delete network namespace $NS"
+    fi
+    # deleting the namespace deletes fb1 and with it its peer fb0; make sure
+    if ip link show "$VETH_HOST" >/dev/null 2>&1; then
+        ip link del "$VETH_HOST" 2>/dev/null || log "could not delete $VETH_HOST"
+    fi
+    NET_ACTIVE=0
+}
+# "name on|off, ..." for the offloads that matter here, from ethtool -k (run by $@)
+offload_state() {
+    "$@" 2>/dev/null | awk -F': ' '
+        $1 ~ /^(tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload|scatter-gather|tx-checksumming|rx-checksumming|rx-gro-list|rx-udp-gro-forwarding)$/ {
+            split($2, v, " "); printf "%s%s %s", sep, $1, v[1]; sep = ", " }
+        END { print "" }'
+}
+veth_drops() { # "fb0_tx fb0_rx fb1_tx fb1_rx" dropped counters
+    local st=/sys/class/net/$VETH_HOST/statistics
+    echo "$(cat "$st/tx_dropped") $(cat "$st/rx_dropped") $(ns_exec cat "/sys/class/net/$VETH_NS/statistics/tx_dropped" "/sys/class/net/$VETH_NS/statistics/rx_dropped" | tr '\n' ' ')"
+}
+kthread_pids() { ps -eo pid=,comm= | awk -v re="$1" '$2 ~ re { printf "%s ", $1 }'; }
+setup_netns() {
+    command -v ip >/dev/null || { netns_fail "ip (iproute2) not found"; return; }
+    ((EUID == 0)) || { netns_fail "needs root"; return; }
+    if ip netns list 2>/dev/null | awk '{ print $1 }' | grep -qx "$NS"; then
+        netns_fail "network namespace $NS already exists (another bench run, or one that was killed: ip netns del $NS)"
+        return
+    fi
+    if ip link show "$VETH_HOST" >/dev/null 2>&1; then
+        netns_fail "a link named $VETH_HOST already exists (another bench run, or one that was killed: ip link del $VETH_HOST)"
+        return
+    fi
+    # the /30 must not be in use anywhere on this host: no address, no route
+    if ip -4 -o addr show | grep -qE ' inet 10\.203\.0\.[0-3]/'; then netns_fail "an address in 10.203.0.0/30 is already configured"; return; fi
+    if ip -4 route show table all | grep -qE '^((local|broadcast) )?10\.203\.0\.'; then netns_fail "a route into 10.203.0.0/30 already exists"; return; fi
+    NETNS_CREATED=1 # from here on the EXIT trap deletes the namespace and the veth pair
+    log "network namespace $NS, veth $VETH_HOST ($NS_SRV_ADDR/$NS_PREFIX) <-> $VETH_NS ($NS_CLI_ADDR/$NS_PREFIX, in $NS), MTU $NS_MTU"
+    {
+        ip netns add "$NS" &&
+            ip link add "$VETH_HOST" type veth peer name "$VETH_NS" &&
+            ip link set "$VETH_NS" netns "$NS" &&
+            ip addr add "$NS_SRV_ADDR/$NS_PREFIX" dev "$VETH_HOST" &&
+            ip link set "$VETH_HOST" mtu "$NS_MTU" up &&
+            ip -n "$NS" addr add "$NS_CLI_ADDR/$NS_PREFIX" dev "$VETH_NS" &&
+            ip -n "$NS" link set lo up &&
+            ip -n "$NS" link set "$VETH_NS" mtu "$NS_MTU" up
+    } >&2 || { netns_fail "creating the namespace or the veth pair failed"; return; }
+    # traffic to the /30 stays on the pair: the host routes 10.203.0.2 to fb0, the namespace
+    # has fb1 and lo only, and no default route
+    ip -o route get "$NS_CLI_ADDR" 2>/dev/null | grep -q " dev $VETH_HOST " ||
+        { netns_fail "$NS_CLI_ADDR is not routed to $VETH_HOST"; return; }
+    ip -n "$NS" -o route get "$NS_SRV_ADDR" 2>/dev/null | grep -q " dev $VETH_NS " ||
+        { netns_fail "$NS_SRV_ADDR is not routed to $VETH_NS in $NS"; return; }
+    [[ -z $(ip -n "$NS" route show default 2>/dev/null) ]] || { netns_fail "$NS has a default route"; return; }
+    if [[ -n $NETNS_CC ]]; then
+        # per-route congestion control: only connections over this /30 (the servers' accepted
+        # sockets toward curl) use it; the host's default is left alone
+        grep -qw -- "$NETNS_CC" /proc/sys/net/ipv4/tcp_available_congestion_control ||
+            die "--netns-cc $NETNS_CC: not in tcp_available_congestion_control ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))"
+        { ip route change "$NS_NET/$NS_PREFIX" dev "$VETH_HOST" proto kernel scope link src "$NS_SRV_ADDR" congctl "$NETNS_CC" >&2 &&
+            ip -o route get "$NS_CLI_ADDR" | grep -q " dev $VETH_HOST .*congctl $NETNS_CC"; } ||
+            die "--netns-cc $NETNS_CC: could not set congctl on the $NS_NET/$NS_PREFIX route"
+    fi
+    [[ $(ip -n "$NS" -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort | tr '\n' ' ') == "$VETH_NS lo " ]] ||
+        { netns_fail "$NS has other links than lo and $VETH_NS"; return; }
+    # the veth pair needs a moment after "up" before it carries traffic (carrier)
+    local i
+    for i in $(seq 50); do
+        [[ $(cat "/sys/class/net/$VETH_HOST/carrier" 2>/dev/null) == 1 ]] && break
+        sleep 0.1
+    done
+    if [[ $NET_MODE == netns ]]; then
+        command -v ethtool >/dev/null || { netns_fail "ethtool not found (needed to turn on NAPI)"; return; }
+        { ethtool -K "$VETH_HOST" tso off gro on && ns_exec ethtool -K "$VETH_NS" tso off gro on; } >&2 ||
+            { netns_fail "ethtool -K tso off gro on failed"; return; }
+        { echo 1 >"/sys/class/net/$VETH_HOST/threaded" && ns_exec sh -c "echo 1 > /sys/class/net/$VETH_NS/threaded"; } 2>/dev/null ||
+            { netns_fail "could not turn on threaded NAPI (/sys/class/net/<dev>/threaded)"; return; }
+        NAPI0_PIDS=$(kthread_pids "^napi/$VETH_HOST-")
+        NAPI1_PIDS=$(kthread_pids "^napi/$VETH_NS-")
+        [[ -n $NAPI0_PIDS && -n $NAPI1_PIDS ]] || { netns_fail "no napi/$VETH_HOST-* or napi/$VETH_NS-* kernel thread after threaded = 1"; return; }
+    fi
+    KSOFTIRQD_PIDS=$(kthread_pids '^ksoftirqd/')
+    local cc_default qdisc
+    cc_default=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo "?")
+    qdisc=$(tc qdisc show dev "$VETH_HOST" 2>/dev/null | awk '{ print $2; exit }')
+    if [[ -n $NETNS_CC ]]; then
+        NET_INFO+=("TCP congestion control of the servers toward curl: **$NETNS_CC**, set on the $NS_NET/$NS_PREFIX route only (\`ip route ... congctl $NETNS_CC\`, \`--netns-cc\`); the host default is $cc_default. qdisc on $VETH_HOST: ${qdisc:-none (noqueue)}")
+    else
+        NET_INFO+=("TCP congestion control of the servers toward curl: the host default, **$cc_default** (net.ipv4.tcp_congestion_control; \`--netns-cc\` not given). qdisc on $VETH_HOST: ${qdisc:-none (noqueue)}$( [[ $cc_default != bbr ]] || echo "; with bbr and no fq qdisc, TCP paces internally: an hrtimer armed per paced skb, a per-skb cost every send path pays (see README)")")
+    fi
+    # a first request through the pair, so that ARP/neighbour setup is not in a measured window
+    ns_exec timeout 10 curl -s -o /dev/null --connect-timeout 3 "http://$NS_SRV_ADDR:1/" 2>/dev/null || true
+    STATIC_ADDR=$NS_SRV_ADDR
+    CLIENT_CMD_NET=(ip netns exec "$NS")
+    NET_ACTIVE=1
+    local t0 t1
+    t0=$(cat "/sys/class/net/$VETH_HOST/threaded" 2>/dev/null || echo "?")
+    t1=$(ns_exec cat "/sys/class/net/$VETH_NS/threaded" 2>/dev/null || echo "?")
+    if command -v ethtool >/dev/null; then
+        NET_INFO+=("$VETH_HOST (host side), \`ethtool -k\`: $(offload_state ethtool -k "$VETH_HOST"); threaded NAPI $t0 ($(kthread_pids "^napi/$VETH_HOST-" | wc -w) kthreads)")
+        NET_INFO+=("$VETH_NS (in $NS), \`ethtool -k\`: $(offload_state ns_exec ethtool -k "$VETH_NS"); threaded NAPI $t1 ($(kthread_pids "^napi/$VETH_NS-" | wc -w) kthreads)")
+    else
+        NET_INFO+=("$VETH_HOST (host side): ethtool not installed, offloads are veth's defaults; threaded NAPI $t0")
+        NET_INFO+=("$VETH_NS (in $NS): ethtool not installed, offloads are veth's defaults; threaded NAPI $t1")
+    fi
+    local l
+    for l in "${NET_INFO[@]}"; do log "netns: $l"; done
+}
+CLIENT_CMD_NET=()
+
 # ---------------------------------------------------------------- servers
 # start_nginx PORT MODE; MODE = static | proxy | tls (the server block differs, the rest not)
 start_nginx() {
@@ -318,9 +512,9 @@ start_nginx() {
     ((EUID != 0)) || user_line="user root;" # files live under a 0755 dir anyway
     case $mode in
         static)
-            ready="http://127.0.0.1:$port/static/f4k.bin"
+            ready="http://$STATIC_ADDR:$port/static/f4k.bin"
             server="
-        listen 127.0.0.1:$port;
+        listen $STATIC_ADDR:$port;
         location /static/ { alias $WORK/files/; }"
             ;;
         proxy)
@@ -393,9 +587,10 @@ EOF
 
 # start_ferry NAME PORT ADMIN_PORT: NAME = a static send path, "proxy" or "tls" (TLS_PORT set)
 start_ferry() {
-    local name=$1 port=$2 admin=$3 d=$WORK/ferry-$1 extra="" ready_line
+    local name=$1 port=$2 admin=$3 d=$WORK/ferry-$1 extra="" ready_line addr=127.0.0.1
     mkdir -p "$d"
-    ready_line="listening http 127.0.0.1:$port"
+    case $name in sendfile | splice | buffered) addr=$STATIC_ADDR ;; esac
+    ready_line="listening http $addr:$port"
     case $name in
         sendfile | splice | buffered)
             extra="[io]
@@ -427,7 +622,7 @@ root = \"$WORK/files\""
     esac
     cat >"$d/ferry.toml" <<EOF
 [server]
-listen = ["127.0.0.1:$port"]
+listen = ["$addr:$port"]
 access_log = "off"
 [admin]
 listen = "127.0.0.1:$admin"
@@ -583,7 +778,7 @@ fallbacks() { # from-tag to-tag
 # dirty page cache to write back during the measurements); outside the measured windows
 check_body() { # url file what
     local url=$1 file=$2 what=$3 out
-    out=$( (timeout 120 curl -sS --fail "${CURL_OPTS[@]}" "$url" | cmp - "$file") 2>&1) && return 0
+    out=$( (timeout 120 "${CLIENT_CMD[@]}" curl -sS --fail "${CURL_OPTS[@]}" "$url" | cmp - "$file") 2>&1) && return 0
     die "$CUR_NAME: $what: the body differs from $(basename "$file") or the request failed: ${out:-no output}"
 }
 verify_content() {
@@ -595,13 +790,14 @@ verify_content() {
 }
 
 bench_download() {
-    local url=$1 i size t bytes=0
+    local url=$1 i size t bytes=0 drops0="" drops1=""
     : >"$RES/downloads"
+    ((NET_ACTIVE == 0 || ${#CLIENT_CMD[@]} == 0)) || drops0=$(veth_drops)
     win_reset
     for i in $(seq "$N_DOWNLOADS"); do
         # one window per download: from just before curl starts to just after it exits
         win_begin
-        bg_wait timeout 300 curl -s "${CURL_OPTS[@]}" -o /dev/null -w '%{size_download} %{time_total}\n' "$url" >"$RES/curl.out" ||
+        bg_wait timeout 300 "${CLIENT_CMD[@]}" curl -s "${CURL_OPTS[@]}" -o /dev/null -w '%{size_download} %{time_total}\n' "$url" >"$RES/curl.out" ||
             die "$CUR_NAME: curl failed (exit $?) on download $i"
         win_end
         read -r size t <"$RES/curl.out"
@@ -615,6 +811,14 @@ bench_download() {
     check_server "1 GiB downloads"
     DL_MIBS=$(awk '{ print $1 / 1048576 / $2 }' "$RES/downloads" | median)
     DL_CPU=$(awk -v t="$W_SRV" -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { print (t / hz) / (b / 1073741824) }')
+    # per GiB, the same windows: the veth pair's NAPI threads and ksoftirqd (--netns)
+    per_gib() { awk -v t="$1" -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { print (t / hz) / (b / 1073741824) }'; }
+    DL_N0=$(per_gib "$WA_N0") DL_N1=$(per_gib "$WA_N1") DL_KS=$(per_gib "$WA_KS") DL_RETX=$WA_RETX
+    if [[ -n $drops0 ]]; then
+        drops1=$(veth_drops)
+        echo "  veth drops before / after the downloads ($VETH_HOST tx rx, $VETH_NS tx rx): $drops0 / $drops1" >>"$RES/details"
+        [[ $drops0 == "$drops1" ]] || note "$CUR_NAME: the veth pair dropped packets during the 1 GiB downloads ($drops0 -> $drops1)"
+    fi
 }
 
 # wrk output helpers
@@ -683,12 +887,21 @@ run_static() {
         start_ferry "${CUR_NAME#ferry:}" "$port" "$ADMIN_PORT"
         label="ferry" path=${CUR_NAME#ferry:}
     fi
-    local base="http://127.0.0.1:$port/static"
+    local base="http://$STATIC_ADDR:$port/static"
     note_start
+    # content check and 1 GiB downloads: from the client namespace over the veth pair (--netns)
+    CLIENT_CMD=("${CLIENT_CMD_NET[@]}")
     verify_content "$base"
     scrape start
     bench_download "$base/big.bin"
     scrape big
+    if ((NET_ACTIVE)); then
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$path" "$(fmt "$DL_CPU" 3)" \
+            "$( [[ -n $NAPI0_PIDS ]] && fmt "$DL_N0" 3 || echo n/a)" "$( [[ -n $NAPI1_PIDS ]] && fmt "$DL_N1" 3 || echo n/a)" \
+            "$( [[ -n $NAPI0_PIDS ]] && fmt "$(awk -v a="$DL_CPU" -v b="$DL_N0" 'BEGIN { print a + b }')" 3 || echo n/a)" "$(fmt "$DL_KS" 3)" "$DL_RETX" >"$RES/netrow"
+    fi
+    # wrk: from the host namespace; to $STATIC_ADDR, a local address, the kernel routes over lo
+    CLIENT_CMD=()
     bench_wrk 4k "$base/f4k.bin" 4096 "$WRK_CONNS"
     local r4=$WRK_RPS p4=$WRK_P99 c4=$WRK_CPU
     scrape 4k
@@ -808,10 +1021,14 @@ run_one() {
     SRV_PID=
     APP_PID=
     CURL_OPTS=()
+    CLIENT_CMD=()
     trap 'stop_server; stop_app' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    port=$(free_port)
+    case $run in
+        proxy:* | tls:*) port=$(free_port) ;;
+        *) port=$(free_port "$STATIC_ADDR") ;;
+    esac
     case $run in
         *nginx) CUR_KIND=nginx ;;
         *)
@@ -860,6 +1077,7 @@ fi
 NGINX_VERSION=$(nginx -v 2>&1 | head -1)
 
 make_files
+[[ $NET_MODE == loopback ]] || setup_netns
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 FAILED=()
@@ -890,14 +1108,24 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SECTION=$WORK/section.md
 {
     echo
-    echo "## $(date -u +%F)$( ((QUICK)) && echo " (quick)")"
+    echo "## $(date -u +%F)$( ((QUICK)) && echo " (quick)")$( ((NET_ACTIVE)) && echo " — 1 GiB static downloads from a network namespace over veth (${NET_MODE}, congestion control ${NETNS_CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null) (host default)})")"
     echo
     echo "- machine: $(nproc) cores, $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
     echo "- $NGINX_VERSION; ferry: $FERRY_VERSION; $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(curl --version | head -1 | awk '{ print $1 " " $2 }')"
     echo "- command: \`$CMDLINE\`"
     echo "- load average before / after: $LOAD_BEFORE / $LOAD_AFTER"
     echo "- 1 GiB: $N_DOWNLOADS x curl (a new connection each), median MiB/s; CPU s/GiB over one window per download (from just before curl starts to just after it exits). wrk: -t$WRK_THREADS -d${WRK_SECS}s --latency, -c$WRK_CONNS for static files, -c$PROXY_CONNS for the proxy rows. CPU = utime+stime of the server process(es) (ferry; nginx master + workers) from /proc over the measured windows."
-    echo "- client (curl / wrk) runs on the same $(nproc) cores as the server (and the app), over loopback, page cache warm."
+    if ((NET_ACTIVE)); then
+        echo "- client (curl / wrk) runs on the same $(nproc) cores as the server (and the app), page cache warm. **The static rows' content check and 1 GiB downloads** run curl in the network namespace \`$NS\` (\`ip netns exec $NS curl ...\`), connected by a veth pair: $VETH_HOST $NS_SRV_ADDR/$NS_PREFIX on the host side, where the static servers listen (on that address only), and $VETH_NS $NS_CLI_ADDR/$NS_PREFIX in the namespace (its only other link is lo; no default route), MTU $NS_MTU on both ends. The static rows' **wrk runs stay on loopback** (wrk in the host namespace to $NS_SRV_ADDR, a local address, which the kernel routes over lo), and so do the proxy and TLS rows (127.0.0.1)."
+        if [[ $NET_MODE == netns ]]; then
+            echo "- veth offloads: TSO off and GRO on at both ends, and threaded NAPI (\`/sys/class/net/<dev>/threaded\` = 1), so that a TCP skb crossing the pair is received by the peer's NAPI poll in a kernel thread (napi/$VETH_NS-* for the data curl receives, napi/$VETH_HOST-* for the ACKs the server receives) instead of by \`netif_rx()\` in the sender's softirq, which on loopback (and on a veth with TSO on) charges the receiver's TCP processing to the server. MTU $NS_MTU keeps one MSS at ~64 KiB, so TSO off adds no software segmentation."
+        else
+            echo "- veth offloads left at veth's defaults (\`--netns-plain\`): TSO on, GRO off, no NAPI, so veth_xmit() hands each skb to the peer with \`netif_rx()\` and the receive processing runs in the sender's softirq, as on loopback."
+        fi
+    else
+        echo "- client (curl / wrk) runs on the same $(nproc) cores as the server (and the app), over loopback, page cache warm."
+    fi
+    for l in "${NET_INFO[@]}"; do echo "- $l"; done
     # row_or_failed RUN N-COLUMNS LABEL CONFIG
     row_or_failed() {
         local r=$WORK/results/$1 i cells=""
@@ -917,6 +1145,16 @@ SECTION=$WORK/section.md
                 ferry:*) row_or_failed "$run" 11 ferry "${run#ferry:}" ;;
             esac
         done
+        if ((NET_ACTIVE)); then
+            echo
+            echo "Kernel work during the same 1 GiB download windows (s/GiB; kernel threads are not part of the server's CPU): napi/$VETH_HOST is the host side of the pair (the ACKs the server receives, and the data transmits those ACKs clock out, which a real NIC's host would also do in softirq), napi/$VETH_NS is curl's side (receiving the data); ksoftirqd is all softirq work deferred to ksoftirqd/*, on the whole machine; retransmits are the host namespace's TcpRetransSegs (the servers' sockets; machine-wide):"
+            echo
+            echo "| server | path | server CPU s/GiB | napi/$VETH_HOST s/GiB | napi/$VETH_NS s/GiB | server + napi/$VETH_HOST s/GiB | ksoftirqd s/GiB | TCP retransmits |"
+            echo "|---|---|---:|---:|---:|---:|---:|---:|"
+            for run in "${RUNS[@]}"; do
+                case $run in nginx | ferry:*) [[ -f $WORK/results/$run/netrow ]] && cat "$WORK/results/$run/netrow" ;; esac
+            done
+        fi
     fi
     if ((HAVE_PROXY)); then
         echo
