@@ -18,50 +18,13 @@ use common::app::*;
 use common::tls::*;
 use common::*;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-const RESPONSES: &str = "ferry_responses_total";
-const BODY_BYTES: &str = "ferry_body_bytes_total";
-const ZERO_COPY: &str = "ferry_zero_copy_bytes_total";
-const CONNS: &str = "ferry_connections_total";
-const FALLBACKS: &str = "ferry_fallbacks_total";
-const NON_TLS_PATHS: [&str; 5] = [
-    "sendfile",
-    "splice",
-    "ktls_sendfile",
-    "ktls_splice",
-    "buffered",
-];
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
 // fixture and clients
 
-/// A temp dir with `root/` (the `/static/` location, or `/internal/` behind the app) and a
-/// certificate pair.
-struct Fx {
-    dir: TempDir,
-    root: PathBuf,
-    certs: CertPair,
-}
-
+/// How this file starts ferry on the shared fixture (tests/common/tls.rs).
 impl Fx {
-    fn new() -> Fx {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let certs = gen_cert(dir.path(), "server");
-        Fx { dir, root, certs }
-    }
-
-    fn file(&self, name: &str, len: u64, seed: u64) -> Pattern {
-        pattern_file(&self.root.join(name), len, seed)
-    }
-
-    fn out(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// ferry serving `root/` at `/static/` over TLS (alpn = ["h2", "http/1.1"]).
     fn start_static(&self) -> TlsServer {
         let toml =
@@ -79,40 +42,8 @@ impl Fx {
     }
 }
 
-/// What curl's `-w` reported for one transfer.
-#[derive(Debug)]
-struct Got {
-    code: u16,
-    version: String,
-    connects: u32,
-}
-
-const W: &str = "%{http_code} %{http_version} %{num_connects}\\n";
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn curl_ok(out: Output, ctx: &str) -> Vec<Got> {
-    assert!(
-        out.status.success(),
-        "{ctx}: curl failed ({:?}): {}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(f.len(), 3, "{ctx}: curl -w line {l:?}");
-            Got {
-                code: f[0].parse().unwrap(),
-                version: f[1].to_string(),
-                connects: f[2].parse().unwrap(),
-            }
-        })
-        .collect()
 }
 
 /// `curl --http2 -o OUT URL` (one transfer); returns its -w.

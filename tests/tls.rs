@@ -23,49 +23,11 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const RESPONSES: &str = "ferry_responses_total";
-const BODY_BYTES: &str = "ferry_body_bytes_total";
-const ZERO_COPY: &str = "ferry_zero_copy_bytes_total";
-const CONNS: &str = "ferry_connections_total";
-const HANDSHAKES: &str = "ferry_tls_handshakes_total";
-const FALLBACKS: &str = "ferry_fallbacks_total";
-/// Every send path that is not userspace TLS (nothing may be counted on them over TLS).
-const NON_TLS_PATHS: [&str; 5] = [
-    "sendfile",
-    "splice",
-    "ktls_sendfile",
-    "ktls_splice",
-    "buffered",
-];
-
 // ---------------------------------------------------------------------------------------------
 // fixture
 
-/// A temp dir with `root/` (the `/static/` location) and a certificate pair.
-struct Fx {
-    dir: TempDir,
-    root: PathBuf,
-    certs: CertPair,
-}
-
+/// How this file starts ferry on the shared fixture (tests/common/tls.rs).
 impl Fx {
-    fn new() -> Fx {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let certs = gen_cert(dir.path(), "server");
-        Fx { dir, root, certs }
-    }
-
-    /// Writes `root/NAME` with `len` pattern bytes.
-    fn file(&self, name: &str, len: u64, seed: u64) -> Pattern {
-        pattern_file(&self.root.join(name), len, seed)
-    }
-
-    fn out(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn tls(&self) -> TlsSection {
         TlsSection::new(&self.certs)
     }
@@ -88,42 +50,6 @@ impl Fx {
 
 // ---------------------------------------------------------------------------------------------
 // clients
-
-/// What curl's `-w` reported for one transfer.
-#[derive(Debug)]
-struct Got {
-    code: u16,
-    version: String,
-    connects: u32,
-}
-
-const W: &str = "%{http_code} %{http_version} %{num_connects}\\n";
-
-fn parse_w(stdout: &[u8]) -> Vec<Got> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(f.len(), 3, "curl -w line {l:?}");
-            Got {
-                code: f[0].parse().unwrap(),
-                version: f[1].to_string(),
-                connects: f[2].parse().unwrap(),
-            }
-        })
-        .collect()
-}
-
-fn curl_ok(out: Output, ctx: &str) -> Vec<Got> {
-    assert!(
-        out.status.success(),
-        "{ctx}: curl failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_w(&out.stdout)
-}
 
 /// `curl --http1.1 -o OUT URL` over TLS (one connection); returns the transfer's -w.
 fn download(srv: &TlsServer, path: &str, out: &Path, extra: &[&str]) -> Got {

@@ -355,3 +355,84 @@ pub fn real_client_hello() -> Vec<u8> {
     assert_eq!(rec[5], 0x01, "first handshake message is a ClientHello");
     rec
 }
+
+// ---------------------------------------------------------------------------------------------
+// shared by tests/tls.rs and tests/h2.rs
+
+pub const RESPONSES: &str = "ferry_responses_total";
+pub const BODY_BYTES: &str = "ferry_body_bytes_total";
+pub const ZERO_COPY: &str = "ferry_zero_copy_bytes_total";
+pub const CONNS: &str = "ferry_connections_total";
+pub const HANDSHAKES: &str = "ferry_tls_handshakes_total";
+pub const FALLBACKS: &str = "ferry_fallbacks_total";
+/// Every send path that is not userspace TLS (nothing may be counted on them over TLS).
+pub const NON_TLS_PATHS: [&str; 5] = [
+    "sendfile",
+    "splice",
+    "ktls_sendfile",
+    "ktls_splice",
+    "buffered",
+];
+
+/// A temp dir with `root/` (served at `/static/`, or internal behind an app) and a
+/// certificate pair. Each test file adds its own ways to start ferry on it.
+pub struct Fx {
+    pub dir: TempDir,
+    pub root: PathBuf,
+    pub certs: CertPair,
+}
+
+impl Fx {
+    pub fn new() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let certs = gen_cert(dir.path(), "server");
+        Fx { dir, root, certs }
+    }
+
+    /// Writes `root/NAME` with `len` pattern bytes.
+    pub fn file(&self, name: &str, len: u64, seed: u64) -> Pattern {
+        pattern_file(&self.root.join(name), len, seed)
+    }
+
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// What curl's `-w` reported for one transfer.
+#[derive(Debug)]
+pub struct Got {
+    pub code: u16,
+    pub version: String,
+    pub connects: u32,
+}
+
+pub const W: &str = "%{http_code} %{http_version} %{num_connects}\\n";
+
+pub fn parse_w(stdout: &[u8]) -> Vec<Got> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "curl -w line {l:?}");
+            Got {
+                code: f[0].parse().unwrap(),
+                version: f[1].to_string(),
+                connects: f[2].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+pub fn curl_ok(out: Output, ctx: &str) -> Vec<Got> {
+    assert!(
+        out.status.success(),
+        "{ctx}: curl failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_w(&out.stdout)
+}
