@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::send::{SendPath, Tally};
@@ -23,14 +23,17 @@ pub enum Source {
     Upstream,
     /// A file the app pointed at with X-Accel-Redirect or X-Sendfile.
     Accel,
+    /// A stored upstream response, sent from the disk cache.
+    Cache,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [
+    pub const ALL: [Source; 5] = [
         Source::Static,
         Source::Internal,
         Source::Upstream,
         Source::Accel,
+        Source::Cache,
     ];
 
     pub fn label(self) -> &'static str {
@@ -39,7 +42,164 @@ impl Source {
             Source::Internal => "internal",
             Source::Upstream => "upstream",
             Source::Accel => "accel",
+            Source::Cache => "cache",
         }
+    }
+}
+
+/// What the disk cache made of one request (`result` label of ferry_cache_requests_total, and
+/// the `X-Cache` response header in upper case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    /// Served from a fresh stored object.
+    Hit,
+    /// Nothing stored: the app answered (and the answer may have been stored).
+    Miss,
+    /// A stored object had expired and could not be revalidated: the app's new answer went out.
+    Expired,
+    /// An expired object served because the app failed (stale-if-error) or while it is
+    /// refreshed in the background (stale-while-revalidate).
+    Stale,
+    /// An expired object the app confirmed with 304 Not Modified, served from the cache.
+    Revalidated,
+    /// The request could not use the cache (method, Authorization, client no-store, ...).
+    Bypass,
+}
+
+impl CacheResult {
+    pub const ALL: [CacheResult; 6] = [
+        CacheResult::Hit,
+        CacheResult::Miss,
+        CacheResult::Expired,
+        CacheResult::Stale,
+        CacheResult::Revalidated,
+        CacheResult::Bypass,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Expired => "expired",
+            CacheResult::Stale => "stale",
+            CacheResult::Revalidated => "revalidated",
+            CacheResult::Bypass => "bypass",
+        }
+    }
+
+    /// The `X-Cache` header value.
+    pub fn header(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "HIT",
+            CacheResult::Miss => "MISS",
+            CacheResult::Expired => "EXPIRED",
+            CacheResult::Stale => "STALE",
+            CacheResult::Revalidated => "REVALIDATED",
+            CacheResult::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// How a cache fill moved the body into the cache file (`path` label of
+/// ferry_cache_fill_bytes_total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillPath {
+    /// tee(2) duplicated the client's pipe into a second one spliced to the file: no
+    /// user-space copy.
+    Tee,
+    /// Written to the file from the buffer the body was already in (chunked bodies, userspace
+    /// TLS, HTTP/2).
+    Buffered,
+}
+
+impl FillPath {
+    pub const ALL: [FillPath; 2] = [FillPath::Tee, FillPath::Buffered];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FillPath::Tee => "tee",
+            FillPath::Buffered => "buffered",
+        }
+    }
+}
+
+/// The disk cache's series, every label value created at start-up.
+#[derive(Clone)]
+pub struct CacheMetrics {
+    requests: Vec<IntCounter>,
+    /// `ferry_cache_bytes`: bytes of the stored objects (metadata and body) on disk.
+    pub bytes: IntGauge,
+    /// `ferry_cache_objects`: objects stored.
+    pub objects: IntGauge,
+    /// `ferry_cache_evictions_total`: objects removed to stay under `cache.max_size`.
+    pub evictions: IntCounter,
+    fill_bytes: Vec<IntCounter>,
+}
+
+impl CacheMetrics {
+    fn new(registry: &Registry) -> CacheMetrics {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "ferry_cache_requests_total",
+                "Requests that reached the disk cache, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let bytes = IntGauge::new(
+            "ferry_cache_bytes",
+            "Bytes of the objects stored in the disk cache.",
+        )
+        .expect("valid metric");
+        let objects = IntGauge::new("ferry_cache_objects", "Objects stored in the disk cache.")
+            .expect("valid metric");
+        let evictions = IntCounter::new(
+            "ferry_cache_evictions_total",
+            "Objects removed from the disk cache to stay under cache.max_size.",
+        )
+        .expect("valid metric");
+        let fill_bytes = IntCounterVec::new(
+            Opts::new(
+                "ferry_cache_fill_bytes_total",
+                "Body bytes written into cache files, by how they got there.",
+            ),
+            &["path"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bytes.clone()),
+            Box::new(objects.clone()),
+            Box::new(evictions.clone()),
+            Box::new(fill_bytes.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        CacheMetrics {
+            requests: CacheResult::ALL
+                .iter()
+                .map(|r| requests.with_label_values(&[r.label()]))
+                .collect(),
+            bytes,
+            objects,
+            evictions,
+            fill_bytes: FillPath::ALL
+                .iter()
+                .map(|p| fill_bytes.with_label_values(&[p.label()]))
+                .collect(),
+        }
+    }
+
+    /// Counts one request the cache answered or passed on.
+    pub fn request(&self, result: CacheResult) {
+        self.requests[result as usize].inc();
+    }
+
+    /// Counts body bytes written into a cache file.
+    pub fn fill(&self, path: FillPath, bytes: u64) {
+        self.fill_bytes[path as usize].inc_by(bytes);
     }
 }
 
@@ -121,6 +281,8 @@ pub struct Metrics {
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
+    /// The disk cache's families (registered whether or not `[cache]` is configured).
+    pub cache: CacheMetrics,
     /// Handles resolved once at start-up, so a response costs no label hashing.
     per_response: Arc<PerResponse>,
 }
@@ -307,6 +469,7 @@ impl Metrics {
         for outcome in UpstreamOutcome::ALL {
             upstream_requests.with_label_values(&[outcome.label()]);
         }
+        let cache = CacheMetrics::new(&registry);
 
         Metrics {
             per_response: Arc::new(PerResponse::new(
@@ -316,6 +479,7 @@ impl Metrics {
                 &duration,
             )),
             tls_handshakes,
+            cache,
             upstream_requests,
             upstream_duration,
             registry,
@@ -380,5 +544,39 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cache series is exported from the start, at zero, so dashboards see no gaps.
+    #[test]
+    fn cache_series_exist_at_zero() {
+        let metrics = Metrics::new();
+        let text = String::from_utf8(metrics.encode()).unwrap_or_default();
+        for result in CacheResult::ALL {
+            let line = format!("ferry_cache_requests_total{{result=\"{}\"}} 0", result.label());
+            assert!(text.contains(&line), "{line} missing");
+        }
+        for path in FillPath::ALL {
+            let line = format!("ferry_cache_fill_bytes_total{{path=\"{}\"}} 0", path.label());
+            assert!(text.contains(&line), "{line} missing");
+        }
+        for line in [
+            "ferry_cache_bytes 0",
+            "ferry_cache_objects 0",
+            "ferry_cache_evictions_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing");
+        }
+        let line = "ferry_responses_total{code=\"2xx\",path=\"sendfile\",source=\"cache\"} 0";
+        assert!(text.contains(line), "{line} missing");
+        metrics.cache.request(CacheResult::Revalidated);
+        metrics.cache.fill(FillPath::Tee, 7);
+        let text = String::from_utf8(metrics.encode()).unwrap_or_default();
+        assert!(text.contains("ferry_cache_requests_total{result=\"revalidated\"} 1"));
+        assert!(text.contains("ferry_cache_fill_bytes_total{path=\"tee\"} 7"));
     }
 }

@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 25] = [
+const OVERRIDABLE: [&str; 30] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -44,6 +44,11 @@ const OVERRIDABLE: [&str; 25] = [
     "offload.x_sendfile_roots",
     "offload.advertise",
     "offload.accel_mapping",
+    "cache.dir",
+    "cache.max_size",
+    "cache.max_object_size",
+    "cache.lock_timeout",
+    "cache.stale_if_error",
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.

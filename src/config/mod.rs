@@ -53,6 +53,8 @@ pub struct Config {
     /// `[tls]`: the HTTPS listeners. Absent `[tls]` section = no TLS listener; the plaintext
     /// `server.listen` listeners serve either way.
     pub tls: Option<Tls>,
+    /// `[cache]`: the disk cache of upstream responses. Absent `[cache]` section = no caching.
+    pub cache: Option<Cache>,
 }
 
 /// `[server]`: the public listeners and per-connection limits.
@@ -166,6 +168,41 @@ impl Tls {
             ktls: KtlsMode::Auto,
             alpn: vec![Alpn::H2, Alpn::Http11],
             handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[cache]`: the disk cache of upstream responses (nginx `proxy_cache_path` with
+/// `proxy_cache`). Only the shape is checked here: the directory is created, and its objects
+/// indexed, when the server starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    /// Where cached objects live; relative to the working directory. Non-empty.
+    pub dir: PathBuf,
+    /// On-disk bytes the cache may hold; eviction (least recently used first) keeps it there.
+    /// Non-zero.
+    pub max_size: u64,
+    /// Larger responses are relayed, not stored. Non-zero, at most `max_size`.
+    pub max_object_size: u64,
+    /// Concurrent misses for one key wait this long for the one fill before going to the
+    /// application themselves. Zero: never wait.
+    pub lock_timeout: Duration,
+    /// How long past its expiry an object may be served when the application fails, unless
+    /// the response said otherwise (`stale-if-error`). Zero: only when the response says so.
+    pub stale_if_error: Duration,
+}
+
+/// Default `cache.dir`.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/ferry";
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            max_size: 10 << 30,
+            max_object_size: 1 << 30,
+            lock_timeout: Duration::from_secs(5),
+            stale_if_error: Duration::from_secs(3600),
         }
     }
 }

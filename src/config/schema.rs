@@ -3,7 +3,8 @@
 //!
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
 //! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
-//! `schema/offload.rs`); durations and sizes go through `units.rs`. Checks that span sections
+//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`); durations and sizes go through
+//! `units.rs`. Checks that span sections
 //! (the admin listener against the public ones, the TLS listeners against both, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
 //! run after the sections they need, cross-section ones last. Absent keys keep the defaults of
@@ -12,6 +13,7 @@
 //! unknown keys of a table (sorted) before its known keys, which follow the order of the
 //! documented file.
 
+mod cache;
 mod location;
 mod offload;
 mod tls;
@@ -32,8 +34,8 @@ use super::{
 
 type Table = Map<String, Value>;
 
-const TOP_KEYS: [&str; 7] = [
-    "server", "admin", "tls", "io", "upstream", "offload", "location",
+const TOP_KEYS: [&str; 8] = [
+    "server", "admin", "tls", "io", "upstream", "offload", "cache", "location",
 ];
 const SERVER_KEYS: [&str; 7] = [
     "listen",
@@ -59,6 +61,13 @@ const OFFLOAD_KEYS: [&str; 4] = [
     "x_sendfile_roots",
     "advertise",
     "accel_mapping",
+];
+const CACHE_KEYS: [&str; 5] = [
+    "dir",
+    "max_size",
+    "max_object_size",
+    "lock_timeout",
+    "stale_if_error",
 ];
 const LOCATION_KEYS: [&str; 5] = ["prefix", "root", "index", "expires", "internal"];
 
@@ -97,6 +106,7 @@ pub(super) fn validate(
         walker.upstream_not_ferry(upstream, &server, &admin, tls.as_ref(), value);
     }
     let offload = walker.offload(top.get("offload"));
+    let cache = walker.cache(top.get("cache"));
     let location_value = top.get("location");
     let locations = walker.locations(location_value);
     // Cross-section checks look at the whole location list, so only at a complete one.
@@ -117,6 +127,7 @@ pub(super) fn validate(
         upstream,
         offload,
         tls,
+        cache,
     }
 }
 

@@ -7,6 +7,7 @@
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
+mod cache;
 mod env;
 mod errors;
 mod offload;
@@ -81,6 +82,7 @@ fn embedded_default_is_the_documented_defaults() {
             accel_mapping: None,
         },
         tls: None,
+        cache: None,
     };
     assert_eq!(load_ok(DEFAULT_TOML, &[]), expected);
     // The code's defaults (used for absent keys) agree with the file.

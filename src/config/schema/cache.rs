@@ -1,0 +1,92 @@
+//! `[cache]`: the disk cache of upstream responses. A present section turns caching on, every
+//! key has a default; only the shape is checked here (the server creates the directory and
+//! indexes what is in it when it starts).
+
+use std::path::PathBuf;
+
+use ::config::{Value, ValueKind};
+
+use super::{CACHE_KEYS, Walker, as_integer};
+use crate::config::Cache;
+use crate::config::units::parse_size;
+
+impl Walker<'_> {
+    /// `None` when the section is absent, or when anything in it is invalid.
+    pub(super) fn cache(&mut self, value: Option<&Value>) -> Option<Cache> {
+        let table = self.table("cache", value?)?;
+        self.unknown_keys("cache", table, &CACHE_KEYS);
+        let c = "cache";
+        let errors_before = self.errors.len();
+        let mut cache = Cache::default();
+        if let Some(dir) = self.field(table, c, "dir", Self::cache_dir) {
+            cache.dir = dir;
+        }
+        if let Some(size) = self.field(table, c, "max_size", Self::cache_size) {
+            cache.max_size = size;
+        }
+        if let Some(size) = self.field(table, c, "max_object_size", Self::cache_size) {
+            cache.max_object_size = size;
+        }
+        if let Some(d) = self.field(table, c, "lock_timeout", Self::duration) {
+            cache.lock_timeout = d;
+        }
+        if let Some(d) = self.field(table, c, "stale_if_error", Self::duration) {
+            cache.stale_if_error = d;
+        }
+        let sizes_valid =
+            !self.reported("cache.max_size") && !self.reported("cache.max_object_size");
+        if sizes_valid && cache.max_object_size > cache.max_size {
+            let message = format!(
+                "{} bytes is more than cache.max_size ({} bytes): no object that large could \
+                 be kept",
+                cache.max_object_size, cache.max_size
+            );
+            self.fail(
+                "cache.max_object_size",
+                table.get("max_object_size"),
+                message,
+            );
+        }
+        (self.errors.len() == errors_before).then_some(cache)
+    }
+
+    fn cache_dir(&mut self, key: &str, value: &Value) -> Option<PathBuf> {
+        let text = self.string(key, value, "a directory path string")?;
+        if text.is_empty() {
+            self.fail(key, Some(value), "must not be empty");
+            return None;
+        }
+        Some(PathBuf::from(text))
+    }
+
+    /// A byte size greater than zero: `"10GiB"` or a number of bytes.
+    fn cache_size(&mut self, key: &str, value: &Value) -> Option<u64> {
+        let bytes = match (&value.kind, as_integer(value)) {
+            (_, Some(n)) => match u64::try_from(n) {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    let message = format!("invalid size {n}: must not be negative");
+                    self.fail(key, Some(value), message);
+                    return None;
+                }
+            },
+            (ValueKind::String(text), None) => match parse_size(text) {
+                Ok(bytes) => bytes,
+                Err(message) => {
+                    self.fail(key, Some(value), message);
+                    return None;
+                }
+            },
+            _ => {
+                let expected = "a size string, e.g. \"10GiB\", or a number of bytes";
+                self.wrong_type(key, value, expected);
+                return None;
+            }
+        };
+        if bytes == 0 {
+            self.fail(key, Some(value), "must be greater than 0");
+            return None;
+        }
+        Some(bytes)
+    }
+}
