@@ -1,0 +1,288 @@
+//! The cache directory: one file per object, named by the hex SHA-256 of its key, written
+//! as a temporary file (`<id>.<pid>.<n>.tmp`) that is renamed into place only once complete
+//! and of the length announced. What a crash leaves behind is a temporary file, removed at
+//! the next start, never a servable object. Calls here block on the disk: they run at
+//! start-up, on the fill writer threads, or on the blocking pool.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::meta::{self, HEADER_LEN, Meta};
+use super::{Cache, FillGuard, Id};
+
+/// An object found on disk at start-up.
+pub struct Found {
+    pub id: Id,
+    pub meta: Meta,
+    pub body_offset: u64,
+    pub size: u64,
+    /// Last modification, for the initial LRU order.
+    pub mtime: i64,
+}
+
+/// The directory and a handle to open objects beneath it.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    root: OwnedFd,
+    temps: AtomicU64,
+}
+
+impl Store {
+    /// Creates the directory if needed and opens it.
+    pub fn open(dir: &Path) -> io::Result<Store> {
+        fs::create_dir_all(dir)?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            root: crate::sys::open_root(dir)?,
+            temps: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: &Id) -> PathBuf {
+        self.dir.join(hex(id))
+    }
+
+    /// Opens object `id` for reading without blocking: `WouldBlock` when the lookup would have
+    /// to go to the disk (retry with [`Store::open_object`] off the reactor).
+    pub fn open_object_cached(&self, id: &Id) -> io::Result<File> {
+        crate::sys::open_beneath_cached(&self.root, hex(id).as_ref()).map(File::from)
+    }
+
+    /// Opens object `id` for reading (may block).
+    pub fn open_object(&self, id: &Id) -> io::Result<File> {
+        crate::sys::open_beneath(&self.root, hex(id).as_ref()).map(File::from)
+    }
+
+    /// Deletes object `id`'s file; a file already gone is fine.
+    pub fn remove(&self, id: &Id) {
+        if let Err(err) = fs::remove_file(self.path(id))
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %err, "cache: removing an object");
+        }
+    }
+
+    /// A new temporary file for object `id`, and its path.
+    pub fn create_temp(&self, id: &Id) -> io::Result<(PathBuf, File)> {
+        let n = self.temps.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .dir
+            .join(format!("{}.{}.{n}.tmp", hex(id), std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok((path, file))
+    }
+
+    /// Rewrites the header and metadata of object `id` in place (after a 304). False when the
+    /// new metadata does not fit before the body, or the object is gone.
+    pub fn rewrite_head(&self, id: &Id, meta: &Meta, body_offset: u64) -> io::Result<bool> {
+        let Some(head) = meta::encode_head(meta, body_offset) else {
+            return Ok(false);
+        };
+        let file = match OpenOptions::new().write(true).open(self.path(id)) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        file.write_all_at(&head, 0)?;
+        Ok(true)
+    }
+
+    /// Reads the directory: removes temporary files (fills a crash interrupted) and files that
+    /// are not whole, valid objects under their own id; returns the rest.
+    pub fn scan(&self) -> io::Result<Vec<Found>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.ends_with(".tmp") {
+                tracing::info!(file = %path.display(), "cache: removing an interrupted fill");
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(id) = parse_hex(name) else { continue };
+            match read_object(&path, &id) {
+                Ok(object) => found.push(object),
+                Err(why) => {
+                    tracing::warn!(file = %path.display(), error = %why, "cache: removing an unusable object");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Reads and checks the head of the object file at `path`.
+fn read_object(path: &Path, id: &Id) -> Result<Found, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let stat = file.metadata().map_err(|e| e.to_string())?;
+    let mut head = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| e.to_string())?;
+    let header = meta::decode_header(&head).map_err(|e| e.to_string())?;
+    let mut bytes = vec![0u8; header.meta_len as usize];
+    file.read_exact_at(&mut bytes, HEADER_LEN as u64)
+        .map_err(|e| e.to_string())?;
+    let meta = meta::decode_checked(&header, &bytes).map_err(|e| e.to_string())?;
+    if stat.len() != header.body_offset + meta.body_len {
+        return Err(format!(
+            "length {} is not {} + {}",
+            stat.len(),
+            header.body_offset,
+            meta.body_len
+        ));
+    }
+    if super::object_id(&meta) != *id {
+        return Err("stored under another key's name".into());
+    }
+    Ok(Found {
+        id: *id,
+        body_offset: header.body_offset,
+        size: stat.len(),
+        mtime: stat.mtime(),
+        meta,
+    })
+}
+
+/// A fill in progress: the temporary file the body is written into, and what it becomes.
+/// Dropped without [`FillTarget::commit`], it removes the file: nothing partial remains.
+pub struct FillTarget {
+    cache: Arc<Cache>,
+    id: Id,
+    meta: Meta,
+    body_offset: u64,
+    temp: PathBuf,
+    file: File,
+    /// The Content-Length the body must have, when the app announced one.
+    expected: Option<u64>,
+    /// Held until the object is in place, so waiting misses find it.
+    _guard: Option<FillGuard>,
+    done: bool,
+}
+
+impl FillTarget {
+    /// Creates the temporary file for `meta` (blocks on the disk briefly).
+    pub(super) fn create(
+        cache: Arc<Cache>,
+        meta: Meta,
+        expected: Option<u64>,
+        guard: Option<FillGuard>,
+    ) -> io::Result<FillTarget> {
+        let id = super::object_id(&meta);
+        let (temp, file) = cache.store.create_temp(&id)?;
+        Ok(FillTarget {
+            body_offset: meta::body_offset(&meta),
+            cache,
+            id,
+            meta,
+            temp,
+            file,
+            expected,
+            _guard: guard,
+            done: false,
+        })
+    }
+
+    /// The temporary file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the body's first byte goes in the file.
+    pub fn body_offset(&self) -> u64 {
+        self.body_offset
+    }
+
+    /// The most body bytes this object may have.
+    pub fn max_len(&self) -> u64 {
+        self.cache.config.max_object_size
+    }
+
+    /// Finishes the object once `written` body bytes are in the file: checks the length
+    /// against the announced one and the file, writes the metadata, renames the file into
+    /// place and indexes it.
+    pub fn commit(mut self, written: u64) -> io::Result<()> {
+        if let Some(expected) = self.expected
+            && expected != written
+        {
+            return Err(io::Error::other(format!(
+                "body is {written} bytes, {expected} were announced"
+            )));
+        }
+        let end = self.body_offset + written;
+        let on_disk = self.file.metadata()?.len();
+        if written > 0 && on_disk != end {
+            return Err(io::Error::other(format!(
+                "file is {on_disk} bytes, {end} expected"
+            )));
+        }
+        self.meta.body_len = written;
+        let head = meta::encode_head(&self.meta, self.body_offset)
+            .ok_or_else(|| io::Error::other("metadata outgrew its room"))?;
+        self.file.write_all_at(&head, 0)?;
+        self.file.set_len(end)?;
+        fs::rename(&self.temp, self.cache.store.path(&self.id))?;
+        self.done = true;
+        let meta = std::mem::replace(&mut self.meta, empty_meta());
+        self.cache.install(self.id, meta, self.body_offset, end);
+        Ok(())
+    }
+}
+
+impl Drop for FillTarget {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn empty_meta() -> Meta {
+    Meta {
+        host: String::new(),
+        target: String::new(),
+        vary: Vec::new(),
+        status: 0,
+        headers: Vec::new(),
+        response_time: 0,
+        initial_age: 0,
+        lifetime: 0,
+        stale_if_error: 0,
+        stale_while_revalidate: 0,
+        no_stale: false,
+        body_len: 0,
+    }
+}
+
+/// Lowercase hex of an id: the object's file name.
+pub fn hex(id: &Id) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex(name: &str) -> Option<Id> {
+    if name.len() != 64 {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(name.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    (hex(&id) == name).then_some(id)
+}
