@@ -1,7 +1,7 @@
 //! The kernel boundary: every zero-copy syscall ferry makes goes through a small safe wrapper
 //! here (sendfile, splice, pipes, TCP_CORK, openat2). The wrappers sit on rustix, which does
-//! the raw calls, so this module needs no `unsafe` of its own today; when a call rustix lacks
-//! is added (O_DIRECT buffers later), its `unsafe` block lives here with a `// SAFETY:` line.
+//! the raw calls. The calls rustix lacks (recvmsg/sendmsg with kTLS record-type control
+//! messages, in `ktls`) use libc, each `unsafe` block here with a `// SAFETY:` line.
 //!
 //! Nothing here knows about HTTP or tokio: callers in `send` and `route` decide when to call.
 
@@ -13,8 +13,11 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
 mod fault;
+mod tee;
+pub mod ktls;
 
 pub use fault::Faults;
+pub use tee::{TeeSource, TeeTarget, fill_pipe};
 
 /// `sendfile(2)` from `file` at `*offset` to the socket, at most `count` bytes; advances
 /// `offset` by what was sent. `Ok(0)` means the file ended before `offset` (it shrank).

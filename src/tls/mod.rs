@@ -21,7 +21,7 @@ pub use probe::{ULP_PATH, ulp_available};
 
 use crate::config::{self, Alpn, KtlsMode};
 use crate::metrics::Metrics;
-use crate::transport::Transport;
+use crate::transport::{KtlsStream, Transport};
 
 /// Why kTLS is not used for a connection (`reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,9 @@ impl Tls {
         match ktls::config_ktls_server(stream).await {
             Ok(ktls) => {
                 metrics.tls_handshake("ok", true);
-                Some(Transport::Ktls(ktls))
+                // ferry reads the records itself (alerts, KeyUpdate): see transport::KtlsStream.
+                let (early, tcp) = ktls.into_raw();
+                Some(Transport::Ktls(KtlsStream::new(tcp, early)))
             }
             Err(err) => {
                 // The rustls state is gone with the secrets: this connection cannot continue.

@@ -2,17 +2,22 @@
 //! plain TCP, TLS with the record layer in the kernel (kTLS: the socket still takes
 //! sendfile/splice and the kernel encrypts), or userspace TLS (rustls encrypts every byte).
 //! Each variant says which zero-copy calls it allows, so `send` picks a path once per
-//! response instead of probing per write.
+//! response instead of probing per write. The kTLS stream (`ktls`) reads records itself, so
+//! alerts and post-handshake messages are seen when they arrive.
+
+mod ktls;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use ktls::{CorkStream, KtlsStream};
+use ::ktls::CorkStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+pub use self::ktls::{KtlsStream, RecordError};
 
 /// A userspace TLS stream (the cork wrapper is what lets a connection be handed to kTLS
 /// after the handshake; it is transparent otherwise).
@@ -23,7 +28,7 @@ pub enum Transport {
     /// Plain TCP: sendfile(2) and splice(2) write straight to the socket.
     Plain(TcpStream),
     /// kTLS: the kernel encrypts; sendfile(2) and splice(2) still work on the socket.
-    Ktls(KtlsStream<TcpStream>),
+    Ktls(KtlsStream),
     /// Userspace TLS: every byte is encrypted by rustls from a buffer.
     Tls(Box<RustlsStream>),
 }
