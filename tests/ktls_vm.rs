@@ -4,8 +4,10 @@
 //!   (`ktls = "require"`), and the same download with kTLS switched off (`ktls = "off"`,
 //!   userspace TLS);
 //! - the life of one kTLS connection (`ktls = "require"`): a second request on it (keep-alive
-//!   over kTLS), a TLS close_notify when ferry shuts down (SIGTERM) while it is idle, and a
-//!   TLS 1.3 KeyUpdate from the client (served, or closed cleanly; never a spin).
+//!   over kTLS), a TLS close_notify when ferry shuts down (SIGTERM) while it is idle, the
+//!   client's close_notify answered with ferry's, and a TLS 1.3 KeyUpdate from the client
+//!   (the kernel cannot take the new key: ferry answers what came before it, then closes with
+//!   close_notify and FIN, never a reset, never a spin).
 //!
 //! These tests need a kernel with the `tls` ULP, which the development and CI hosts do not have.
 //! `scripts/vm-test.sh` builds this test binary and ferry on the host and runs the binary inside
@@ -15,8 +17,9 @@
 //! returns at once (plain `cargo test` only compiles them).
 //!
 //! The guest has no Rust toolchain, only curl, openssl, python3 and coreutils, so the clients
-//! are curl, a Python `ssl` script and `openssl s_client` (the only one that can send a
-//! KeyUpdate), and the digests come from `sha256sum`/`hashlib`. Everything is bounded: ferry's
+//! are curl, a Python `ssl` script, `openssl s_client` (which sends a KeyUpdate on command),
+//! and a rustls client built into this test binary (a request, a KeyUpdate and more data in
+//! one write; exactly how the connection ended); the digests come from `sha256sum`/`hashlib`. Everything is bounded: ferry's
 //! start-up, every socket read (`IO_TIMEOUT`), curl (`--max-time`), every client and every
 //! metrics poll (`DEADLINE`). The VM runs under TCG (no KVM), so the bounds are generous; none
 //! of them is a timing assertion. The helpers are in `tests/ktls_vm_support/mod.rs`.
@@ -27,6 +30,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use ktls_vm_support::tls_client::{End, TlsClient};
 use ktls_vm_support::*;
 
 #[test]
@@ -249,38 +253,148 @@ fn ktls_sigterm_sends_close_notify_to_idle_keep_alive_connection() {
     );
 }
 
-/// A TLS 1.3 KeyUpdate from the client (`k`: update_not_requested): ferry never spins and
+/// A TLS 1.3 KeyUpdate from `openssl s_client` (`k`: update_not_requested) on an idle kTLS
+/// connection: s_client reads a close_notify ("closed"), no reset; ferry never spins and
 /// keeps serving others.
 #[test]
-fn ktls_peer_key_update_never_spins() {
-    let test = "ktls_peer_key_update_never_spins";
+fn ktls_peer_key_update_closes_with_close_notify() {
+    let test = "ktls_peer_key_update_closes_with_close_notify";
     if let Some(_serial) = vm_only(test) {
         peer_key_update("k", false);
     }
 }
 
-/// A TLS 1.3 KeyUpdate from the client that also asks ferry to update its own keys (`K`:
-/// update_requested): ferry never spins and keeps serving others.
+/// The same with `K` (update_requested: the client also asks ferry to update its send key,
+/// which the kernel cannot do either).
 #[test]
-fn ktls_peer_key_update_requested_never_spins() {
-    let test = "ktls_peer_key_update_requested_never_spins";
+fn ktls_peer_key_update_requested_closes_with_close_notify() {
+    let test = "ktls_peer_key_update_requested_closes_with_close_notify";
     if let Some(_serial) = vm_only(test) {
-        peer_key_update("K", false);
+        peer_key_update("K", true);
     }
 }
 
-/// What the issue asks for beyond not spinning: after a KeyUpdate the connection is served or
-/// closed cleanly. NOT MET today: Linux 6.1 cannot install a new TLS 1.3 receive key, and the
-/// ktls crate (6.0.2) drops the KeyUpdate record, so ferry only learns of it when the next
-/// record fails to decrypt (EBADMSG) and the close becomes a reset. Kept, ignored, so the gap
-/// stays visible; run it with `scripts/vm-test.sh --ignored`.
+/// A request, a KeyUpdate and a second request (under the new key) in one write: ferry answers
+/// the first request in full, then closes with close_notify and FIN (no reset); the second
+/// request, which ferry cannot decrypt, gets no answer.
 #[test]
-#[ignore = "known gap: kTLS cannot follow a TLS 1.3 KeyUpdate on Linux 6.1; the connection is reset, not closed cleanly"]
-fn ktls_peer_key_update_is_served_or_closed_cleanly() {
-    let test = "ktls_peer_key_update_is_served_or_closed_cleanly";
-    if let Some(_serial) = vm_only(test) {
-        peer_key_update("k", true);
-    }
+fn ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_notify() {
+    let test = "ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_notify";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug"));
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
+
+    let mut client = TlsClient::connect(ferry.https)
+        .unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
+    let request = format!("GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client.queue(request.as_bytes());
+    client.queue_key_update();
+    client.queue(request.as_bytes());
+    client.flush().expect("send the flight");
+    let (plain, end) = client.read_to_end();
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
+
+    let responses = split_responses(&plain);
+    eprintln!(
+        "ktls KeyUpdate in one flight ({}): {} response(s) {:?}, then {end:?}",
+        client.suite(),
+        responses.len(),
+        responses
+            .iter()
+            .map(|r| (r.status, r.body.len()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        end,
+        End::CloseNotifyThenFin,
+        "after the KeyUpdate ferry must send close_notify then FIN, with no reset\n{}",
+        ferry.diagnostics()
+    );
+    assert!(
+        responses.len() == 1
+            && responses[0].status == 200
+            && responses[0].body == fx.small_bytes()
+            && responses[0].rest.is_empty(),
+        "want exactly the first response (200, {SMALL_SIZE} bytes identical to the file) and \
+         nothing after it; got {} response(s): {:?}\n{}",
+        responses.len(),
+        responses
+            .iter()
+            .map(|r| (r.status, r.body.len(), r.rest.len()))
+            .collect::<Vec<_>>(),
+        ferry.diagnostics()
+    );
+    let sendfile = [
+        ("path", "ktls_sendfile"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    ferry.wait_for(&before, "ferry_responses_total", &sendfile, 1.0);
+    assert_key_update_logged(&ferry, true);
+    ferry.wait_no_active("ktls");
+}
+
+/// The peer's close_notify on a kTLS connection (sent after a request, in the same write) is
+/// the end of the stream: ferry answers the request, then its own close_notify and FIN.
+#[test]
+fn ktls_peer_close_notify_is_answered_with_close_notify() {
+    let test = "ktls_peer_close_notify_is_answered_with_close_notify";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug"));
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
+
+    let mut client = TlsClient::connect(ferry.https)
+        .unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
+    let request = format!("GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client.queue(request.as_bytes());
+    client.queue_close_notify();
+    client.flush().expect("send the flight");
+    let (plain, end) = client.read_to_end();
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
+    let responses = split_responses(&plain);
+    eprintln!(
+        "ktls peer close_notify: {} response(s), then {end:?}",
+        responses.len()
+    );
+    assert_eq!(
+        end,
+        End::CloseNotifyThenFin,
+        "ferry must answer the peer's close_notify with its own, then FIN\n{}",
+        ferry.diagnostics()
+    );
+    assert!(
+        responses.len() == 1 && responses[0].status == 200 && responses[0].body == fx.small_bytes(),
+        "the request before the close_notify must be answered in full\n{}",
+        ferry.diagnostics()
+    );
+    let seen = ferry.stderr_matching(&["close_notify from the peer"]);
+    assert!(
+        !seen.is_empty(),
+        "ferry's debug log does not show the peer's close_notify\n{}",
+        ferry.diagnostics()
+    );
+    ferry.wait_no_active("ktls");
+}
+
+/// ferry logs, at debug level, the KeyUpdate that stopped a kTLS connection's receive side.
+fn assert_key_update_logged(ferry: &Ferry, update_requested: bool) {
+    let want = format!("KeyUpdate (update_requested: {update_requested})");
+    let lines = ferry.stderr_matching(&[&want]);
+    assert!(
+        !lines.is_empty(),
+        "ferry's debug log has no line with {want:?}\n{}",
+        ferry.diagnostics()
+    );
 }
 
 /// CPU ticks ferry may use in `IDLE_WINDOW` while its only connection is idle. This bounds the
@@ -289,7 +403,7 @@ fn ktls_peer_key_update_is_served_or_closed_cleanly() {
 /// one thread spinning on the connection about 300.
 const IDLE_TICKS_BOUND: u64 = 100;
 const IDLE_WINDOW: Duration = Duration::from_secs(3);
-/// How long the client waits for the second response or the close after the KeyUpdate.
+/// How long the client waits for the close after the KeyUpdate (and the second request).
 const AFTER_UPDATE: Duration = Duration::from_secs(30);
 
 /// How the connection ended up after the KeyUpdate and the second request.
@@ -310,18 +424,18 @@ enum AfterKeyUpdate {
 }
 
 /// One kTLS connection driven by `openssl s_client`: a request, then the KeyUpdate command
-/// `letter` on a line of its own, then (connection idle for `IDLE_WINDOW`) a second request.
+/// `letter` on a line of its own, then (connection idle for `IDLE_WINDOW`) a second request if
+/// the connection is still open. The client must read a close_notify (s_client prints
+/// `closed`) and no reset, whenever ferry's close arrives.
 ///
 /// `s_client` runs without `-ign_eof`/`-quiet`/`-nocommands`: in OpenSSL 3.0 (the guest's)
 /// `-ign_eof` also turns the command letters off (`k` would be sent as data), so instead its
 /// stdin stays open until the end of the test. The requests are written whole, in one write
 /// each, with CRLF line ends; no line of them starts with a command letter.
-fn peer_key_update(letter: &str, require_clean_close: bool) {
+fn peer_key_update(letter: &str, update_requested: bool) {
     assert_tls_ulp();
     let fx = Fixture::small();
-    // ktls=trace: the ktls crate's record-type handling (handshake messages, alerts) shows up
-    // in ferry's stderr, which the summary line quotes.
-    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug,ktls=trace"));
+    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug"));
     let before = ferry.scrape();
     let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
 
@@ -375,12 +489,12 @@ fn peer_key_update(letter: &str, require_clean_close: bool) {
         client.write(request.as_bytes());
     }
     let _ = client.wait_until(AFTER_UPDATE, |c| bodies(c) >= 2 || c.exited().is_some());
-    if client.exited().is_some() {
-        client.wait_exit(Duration::from_secs(1));
-    }
+    let status = client
+        .exited()
+        .and_then(|_| client.wait_exit(Duration::from_secs(1)));
     let body_count = bodies(&client);
     let outcome = classify(&mut client, body_count);
-    // Same bound after the second request (served, refused or undecryptable).
+    // Same bound after the second request (if one was sent).
     let t1 = ferry.cpu_ticks();
     thread::sleep(IDLE_WINDOW);
     let idle_after_request = ferry.cpu_ticks() - t1;
@@ -394,13 +508,13 @@ fn peer_key_update(letter: &str, require_clean_close: bool) {
             .first()
             .is_some_and(|r| r.status == 200 && r.sha256 == fx.small_sha256);
 
-    let ktls_lines = ferry.stderr_matching(&["handshake message", "alert", "recvmsg", "record"]);
+    let ktls_lines = ferry.stderr_matching(&["ktls"]);
     eprintln!(
-        "ktls KeyUpdate {letter:?}: outcome {outcome:?} (connection {} after the KeyUpdate); \
-         ferry CPU {idle_after_update} ticks in {IDLE_WINDOW:?} after the KeyUpdate, \
-         {idle_after_request} ticks in {IDLE_WINDOW:?} after the second request \
-         (bound {IDLE_TICKS_BOUND}); new connection served: {fresh_ok}\n\
-         ferry's ktls record-type lines:\n  {}",
+        "ktls KeyUpdate {letter:?}: outcome {outcome:?}, s_client exit {status:?} (connection \
+         {} after the KeyUpdate); ferry CPU {idle_after_update} ticks in {IDLE_WINDOW:?} after \
+         the KeyUpdate, {idle_after_request} ticks in {IDLE_WINDOW:?} after that (bound \
+         {IDLE_TICKS_BOUND}); new connection served: {fresh_ok}\n\
+         ferry's ktls log lines:\n  {}",
         if still_open {
             "still open"
         } else {
@@ -423,31 +537,42 @@ fn peer_key_update(letter: &str, require_clean_close: bool) {
         fresh.report(),
         ferry.diagnostics()
     );
-    assert!(
-        !require_clean_close
-            || matches!(
-                outcome,
-                AfterKeyUpdate::Served | AfterKeyUpdate::ClosedWithCloseNotify
-            ),
-        "after a KeyUpdate ({letter:?}) and a second request, the kTLS connection must be served \
-         or closed cleanly (close_notify); it was {outcome:?}\n{}\n{}",
+    assert_eq!(
+        outcome,
+        AfterKeyUpdate::ClosedWithCloseNotify,
+        "after a KeyUpdate ({letter:?}) the kTLS connection must end with ferry's close_notify \
+         (s_client prints \"closed\"), with no reset\n{}\n{}",
         client.report(),
         ferry.diagnostics()
     );
+    assert_eq!(
+        body_count,
+        1,
+        "only the request sent before the KeyUpdate may be answered\n{}",
+        client.report()
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "s_client must end normally after reading the close_notify ({status:?})\n{}",
+        client.report()
+    );
+    assert_key_update_logged(&ferry, update_requested);
+    ferry.wait_no_active("ktls");
 }
 
+/// What s_client saw. A reset anywhere in its stderr wins over a "closed" on its stdout.
 fn classify(client: &mut Proc, bodies: usize) -> AfterKeyUpdate {
     let (out, err) = (client.stdout(), client.stderr());
     if bodies >= 2 {
         AfterKeyUpdate::Served
     } else if client.exited().is_none() {
         AfterKeyUpdate::NoAnswer
+    } else if err.contains("errno=104") || err.contains("reset by peer") {
+        AfterKeyUpdate::Reset
     } else if out.lines().any(|l| l.trim() == "closed") {
         AfterKeyUpdate::ClosedWithCloseNotify
     } else if err.contains("unexpected eof while reading") {
         AfterKeyUpdate::ClosedWithoutCloseNotify
-    } else if err.contains("errno=104") || err.contains("reset by peer") {
-        AfterKeyUpdate::Reset
     } else {
         AfterKeyUpdate::OtherEnd
     }

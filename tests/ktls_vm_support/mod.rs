@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod tls_client;
+
 pub const IN_VM_VAR: &str = "FERRY_IN_KTLS_VM";
 pub const FILE_SIZE: u64 = 64 * 1024 * 1024;
 pub const FILE_NAME: &str = "big.bin";
@@ -100,6 +102,11 @@ impl Fixture {
     /// Without the 64 MiB file (the connection tests only fetch small bodies).
     pub fn small() -> Fixture {
         Fixture::build(false)
+    }
+
+    /// The content of `files/small.bin`.
+    pub fn small_bytes(&self) -> Vec<u8> {
+        fs::read(self.root.join(SMALL_NAME)).expect("files/small.bin")
     }
 
     fn build(big: bool) -> Fixture {
@@ -554,6 +561,32 @@ impl Ferry {
     }
 }
 
+impl Ferry {
+    /// Polls /metrics until `ferry_connections_active{transport}` is 0, at most `DEADLINE`:
+    /// every connection of that transport has been closed by ferry.
+    pub fn wait_no_active(&self, transport: &str) {
+        let filter = [("transport", transport)];
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let now = self.scrape();
+            let active = now.get("ferry_connections_active", &filter);
+            if active == 0.0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "ferry_connections_active{} is still {active}: a connection was not \
+                     closed\n{}\n{}",
+                    show(&filter),
+                    now.lines("ferry_connections_active"),
+                    self.diagnostics()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Ferry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -976,4 +1009,51 @@ fn drain_bytes<R: Read + Send + 'static>(mut r: R, into: Arc<Mutex<Vec<u8>>>) {
             }
         }
     });
+}
+
+/// One HTTP/1.1 response with a Content-Length body, and every byte after it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub rest: Vec<u8>,
+}
+
+/// The complete Content-Length responses at the start of `raw`, in order; parsing stops at the
+/// first incomplete or unparsable one (left in the last response's `rest`).
+pub fn split_responses(raw: &[u8]) -> Vec<HttpResponse> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(end) = find(&raw[at..], b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&raw[at..at + end]).into_owned();
+        let status = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok());
+        let length = head.lines().skip(1).find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        });
+        let (Some(status), Some(length)) = (status, length) else {
+            break;
+        };
+        let body_at = at + end + 4;
+        let Some(body) = raw.get(body_at..body_at + length) else {
+            break;
+        };
+        at = body_at + length;
+        out.push(HttpResponse {
+            status,
+            body: body.to_vec(),
+            rest: raw[at..].to_vec(),
+        });
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
