@@ -1,7 +1,9 @@
 //! Fault injection for the fallback tests: in debug builds only, `FERRY_FAULT_SENDFILE=EINVAL`
 //! (or ENOSYS) makes every sendfile(2) fail with that error, and `FERRY_FAULT_SPLICE` does the
 //! same for splice(2) from a file. This is how the tests prove the sendfile → splice →
-//! buffered fallbacks on a kernel where the real calls always work. Release builds compile
+//! buffered fallbacks on a kernel where the real calls always work. `FERRY_FAULT_KTLS_ULP`
+//! (e.g. ENOENT) makes attaching the `tls` ULP to a connection fail, for the kTLS
+//! `install_failed` fallback. Release builds compile
 //! the hooks out: `Faults::get()` is then always empty.
 
 use std::sync::OnceLock;
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 pub struct Faults {
     pub sendfile: Option<i32>,
     pub splice: Option<i32>,
+    pub ktls_ulp: Option<i32>,
 }
 
 impl Faults {
@@ -28,6 +31,9 @@ impl Faults {
             splice: std::env::var("FERRY_FAULT_SPLICE")
                 .ok()
                 .and_then(|v| errno(&v)),
+            ktls_ulp: std::env::var("FERRY_FAULT_KTLS_ULP")
+                .ok()
+                .and_then(|v| errno(&v)),
         }
     }
 
@@ -42,6 +48,7 @@ fn errno(name: &str) -> Option<i32> {
     match name {
         "EINVAL" => Some(rustix::io::Errno::INVAL.raw_os_error()),
         "ENOSYS" => Some(rustix::io::Errno::NOSYS.raw_os_error()),
+        "ENOENT" => Some(rustix::io::Errno::NOENT.raw_os_error()),
         _ => None,
     }
 }

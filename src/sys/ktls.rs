@@ -145,3 +145,74 @@ pub fn peer_closed(sock: impl AsFd) -> io::Result<bool> {
     let seen = fds[0].revents();
     Ok(seen.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR))
 }
+
+/// `SOL_TCP` and its option `TCP_ULP` (linux/tcp.h): attach an upper-layer protocol.
+const SOL_TCP: libc::c_int = 6;
+const TCP_ULP: libc::c_int = 31;
+/// `TLS_TX` and `TLS_RX` (linux/tls.h): install the send or receive key.
+const TLS_TX: libc::c_int = 1;
+const TLS_RX: libc::c_int = 2;
+
+/// Attaches the `tls` upper-layer protocol to a connected TCP socket. Until keys are installed
+/// the socket behaves exactly as before (the ULP passes everything through), so a failure here,
+/// or success followed by no keys, leaves the connection usable as it was. In debug builds
+/// `FERRY_FAULT_KTLS_ULP` makes it fail (see `fault`).
+pub fn set_tls_ulp(sock: impl AsFd) -> io::Result<()> {
+    if let Some(err) = super::Faults::get().ktls_ulp {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    let name = b"tls";
+    let fd = sock.as_fd().as_raw_fd();
+    // SAFETY: `fd` is borrowed for the call; the option value is `name`, 3 readable bytes that
+    // outlive the call (the kernel copies at most optlen bytes of a ULP name).
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_TCP,
+            TCP_ULP,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Which key `set_crypto_info` installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Tx,
+    Rx,
+}
+
+/// Installs one direction's key, IV and record sequence number (`TLS_TX`/`TLS_RX`) on a socket
+/// with the `tls` ULP. `info` is the kernel's `tls12_crypto_info_*` struct as the ktls crate
+/// builds it from rustls's secrets.
+pub fn set_crypto_info(
+    sock: impl AsFd,
+    direction: Direction,
+    info: &::ktls::CryptoInfo,
+) -> io::Result<()> {
+    let name = match direction {
+        Direction::Tx => TLS_TX,
+        Direction::Rx => TLS_RX,
+    };
+    let fd = sock.as_fd().as_raw_fd();
+    // SAFETY: `fd` is borrowed for the call; `info.as_ptr()` points at the crypto-info struct
+    // inside `info`, `info.size()` bytes of it, borrowed for the call; the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_TLS,
+            name,
+            info.as_ptr(),
+            info.size() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

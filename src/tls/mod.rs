@@ -5,6 +5,7 @@
 //! kTLS cannot carry stay on rustls (`tls_buffered`), each counted once in
 //! `ferry_fallbacks_total{from="ktls",to="tls_buffered",reason}`.
 
+mod install;
 mod probe;
 
 use std::sync::Arc;
@@ -21,7 +22,8 @@ pub use probe::{ULP_PATH, ulp_available};
 
 use crate::config::{self, Alpn, KtlsMode};
 use crate::metrics::Metrics;
-use crate::transport::{KtlsStream, Transport};
+use crate::transport::Transport;
+use install::Installed;
 
 /// Why kTLS is not used for a connection (`reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,14 +209,19 @@ impl Tls {
             metrics.fallback("ktls", "tls_buffered", reason.label());
             return Some(Transport::Tls(Box::new(stream)));
         }
-        match ktls::config_ktls_server(stream).await {
-            Ok(ktls) => {
+        match install::install(Box::new(stream)).await {
+            Installed::Ktls(ktls) => {
                 metrics.tls_handshake("ok", true);
-                // ferry reads the records itself (alerts, KeyUpdate): see transport::KtlsStream.
-                let (early, tcp) = ktls.into_raw();
-                Some(Transport::Ktls(KtlsStream::new(tcp, early)))
+                Some(Transport::Ktls(ktls))
             }
-            Err(err) => {
+            Installed::Kept(stream, err) => {
+                // Nothing was taken from rustls: the connection goes on in user space.
+                tracing::warn!(error = %err, "kTLS: attaching the tls ULP failed; this connection stays on rustls");
+                metrics.tls_handshake("ok", false);
+                metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
+                Some(Transport::Tls(stream))
+            }
+            Installed::Lost(err) => {
                 // The rustls state is gone with the secrets: this connection cannot continue.
                 tracing::warn!(error = %err, "kTLS install failed; connection closed");
                 metrics.tls_handshake("ok", false);

@@ -1,0 +1,101 @@
+//! Moving a connection's record layer from rustls into the kernel, in an order that keeps the
+//! connection when the kernel refuses:
+//!
+//! 1. attach the `tls` ULP to the socket. A socket with the ULP and no keys still behaves as
+//!    plain TCP, and rustls is untouched, so if this fails the connection goes on with rustls
+//!    (`tls_buffered`, reason `install_failed`);
+//! 2. let rustls finish the record it may be in the middle of, and take the plaintext it has
+//!    already decrypted (the ktls crate's `CorkStream` stops reads at a record boundary);
+//! 3. take the traffic secrets out of rustls (this consumes it) and install the send and
+//!    receive keys. Only this step cannot be undone; the start-up probe has already installed
+//!    the negotiated suite on a loopback socket, so it fails only if the kernel runs out of
+//!    memory, and then the connection is closed.
+
+use std::io;
+
+use ktls::CryptoInfo;
+use tokio::io::AsyncReadExt;
+
+use crate::sys::ktls::{Direction, set_crypto_info, set_tls_ulp};
+use crate::transport::{KtlsStream, RustlsStream};
+
+/// The most plaintext rustls can hold decrypted when the handshake ends, with room to spare
+/// (its buffer for received plaintext is bounded well below this).
+const MAX_EARLY: usize = 1024 * 1024;
+
+/// How the conversion ended.
+pub enum Installed {
+    /// The kernel holds both keys.
+    Ktls(KtlsStream),
+    /// The ULP could not be attached; the rustls stream is intact.
+    Kept(Box<RustlsStream>, io::Error),
+    /// The secrets were taken but could not be installed, or the drain failed: the
+    /// connection cannot go on.
+    Lost(InstallError),
+}
+
+/// Why a conversion that had started could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("ktls install: reading what rustls had buffered: {0}")]
+    Drain(io::Error),
+    #[error("ktls install: no negotiated cipher suite after the handshake")]
+    NoSuite,
+    #[error("ktls install: rustls would not give the secrets: {0}")]
+    Secrets(rustls::Error),
+    #[error("ktls install: {0}")]
+    Suite(ktls::Error),
+    #[error("ktls install: setsockopt {0:?} key: {1}")]
+    Key(Direction, io::Error),
+}
+
+/// Converts `stream` (handshake done, suite known to install) to kTLS; see the module comment.
+pub async fn install(stream: Box<RustlsStream>) -> Installed {
+    if let Err(err) = set_tls_ulp(&stream.get_ref().0.io) {
+        return Installed::Kept(stream, err);
+    }
+    match finish(stream).await {
+        Ok(ktls) => Installed::Ktls(ktls),
+        Err(err) => Installed::Lost(err),
+    }
+}
+
+async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallError> {
+    stream.get_mut().0.corked = true;
+    let early = drain(&mut stream).await.map_err(InstallError::Drain)?;
+    let (cork, conn) = stream.into_inner();
+    let suite = conn
+        .negotiated_cipher_suite()
+        .ok_or(InstallError::NoSuite)?;
+    let secrets = conn
+        .dangerous_extract_secrets()
+        .map_err(InstallError::Secrets)?;
+    let tcp = cork.io;
+    for (direction, secret) in [(Direction::Tx, secrets.tx), (Direction::Rx, secrets.rx)] {
+        let info = CryptoInfo::from_rustls(suite, secret)
+            .map_err(|err| InstallError::Suite(ktls::Error::KtlsCompatibility(err)))?;
+        set_crypto_info(&tcp, direction, &info).map_err(|err| InstallError::Key(direction, err))?;
+    }
+    Ok(KtlsStream::new(tcp, (!early.is_empty()).then_some(early)))
+}
+
+/// Reads the plaintext rustls has decrypted (and the rest of a record it had started) until
+/// the corked stream ends at a record boundary, which rustls reports as an end of stream.
+async fn drain(stream: &mut RustlsStream) -> io::Result<Vec<u8>> {
+    let mut early = Vec::new();
+    loop {
+        early.reserve(16 * 1024);
+        match stream.read_buf(&mut early).await {
+            Ok(0) => return Ok(early),
+            Ok(_) if early.len() > MAX_EARLY => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "more than 1 MiB of plaintext buffered at the end of the handshake",
+                ));
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(early),
+            Err(err) => return Err(err),
+        }
+    }
+}
