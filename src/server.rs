@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::frontend::{self, Shared};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub enum StartError {
     Signal(std::io::Error),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
 }
 
 /// The addresses actually bound (port 0 resolved).
@@ -93,13 +96,25 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signal)?;
 
     let metrics = Metrics::new();
-    let admin = Arc::new(Admin {
-        metrics: metrics.clone(),
-        draining: AtomicBool::new(false),
-    });
     let grace = config.server.shutdown_grace;
     // A client sending a request body gets as long between reads as for its head.
     let client_timeout = config.server.header_timeout.max(config.server.send_timeout);
+    // The cache's own app client serves its background refreshes.
+    let cache = match &config.cache {
+        Some(cache) => {
+            let refresher = config
+                .upstream
+                .as_ref()
+                .map(|up| Upstream::new(up, &config.offload, client_timeout));
+            Some(Arc::new(Cache::open(cache, metrics.cache.clone(), refresher)?))
+        }
+        None => None,
+    };
+    let admin = Arc::new(Admin {
+        metrics: metrics.clone(),
+        draining: AtomicBool::new(false),
+        cache: cache.clone(),
+    });
     let upstream = config
         .upstream
         .as_ref()
@@ -111,6 +126,7 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         metrics,
         server: config.server.clone(),
         io: config.io.clone(),
+        cache,
     });
     let shutdown = CancellationToken::new();
     let admin_stop = CancellationToken::new();

@@ -1,6 +1,7 @@
 //! The admin listener, served by hyper (zero-copy does not matter here): `/metrics` in the
 //! Prometheus text format, `/healthz` (the process is up) and `/readyz` (it accepts traffic;
-//! 503 from the moment a shutdown starts, so load balancers stop sending before it exits).
+//! 503 from the moment a shutdown starts, so load balancers stop sending before it exits),
+//! and `POST /cache/purge?target=/path` or `?prefix=/path/` removing cached objects.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Admin {
     pub metrics: Metrics,
     /// Set when shutdown begins.
     pub draining: AtomicBool,
+    /// The disk cache, for purges.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// Serves admin requests until `stop` is cancelled.
@@ -37,7 +40,12 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationT
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let admin = Arc::clone(&admin);
-                async move { Ok::<_, Infallible>(answer(&req, &admin)) }
+                async move {
+                    if req.uri().path() == "/cache/purge" {
+                        return Ok::<_, Infallible>(purge(&req, &admin).await);
+                    }
+                    Ok::<_, Infallible>(answer(&req, &admin))
+                }
             });
             if let Err(err) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -68,6 +76,49 @@ fn answer(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
         }
         "/readyz" => text(StatusCode::OK, "ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `POST /cache/purge?target=T` removes the objects stored for target T (`/path?query`, every
+/// host and variant); `?prefix=P` those whose target starts with P. Answers with the count.
+async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use POST\n");
+    }
+    let Some(cache) = admin.cache.clone() else {
+        return text(StatusCode::NOT_FOUND, "no cache configured\n");
+    };
+    let mut target = None;
+    let mut prefix = None;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned();
+        match name {
+            "target" => target = Some(value),
+            "prefix" => prefix = Some(value),
+            _ => {}
+        }
+    }
+    let valid = |v: &Option<String>| v.as_deref().is_none_or(|v| v.starts_with('/'));
+    if (target.is_none() && prefix.is_none()) || !valid(&target) || !valid(&prefix) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "give target=/path or prefix=/path (starting with /)\n",
+        );
+    }
+    let removed = tokio::task::spawn_blocking(move || {
+        cache.purge(target.as_deref(), prefix.as_deref())
+    })
+    .await;
+    match removed {
+        Ok(n) => {
+            let mut response = Response::new(Full::new(Bytes::from(format!("purged {n}\n"))));
+            *response.status_mut() = StatusCode::OK;
+            response
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "purge failed\n"),
     }
 }
 

@@ -7,11 +7,13 @@
 //!   scan, removal.
 //! - `index`: the in-memory map of objects, LRU order and the Vary names per key.
 //! - `hit`: a stored object turned into a reply (Range, conditionals, Age, X-Cache).
+//! - `flow`: the decisions around one proxied request (lookup, lock, revalidate, fill).
 //!
 //! The proxy (`frontend::proxy`) asks [`Cache::lookup`] before forwarding, takes a fill lock
 //! per key so that concurrent misses make one request, and hands the body to a fill
 //! (`send::fill`) that writes the temporary file off the reactor.
 
+pub mod flow;
 pub mod hit;
 mod index;
 pub mod meta;
@@ -32,6 +34,7 @@ pub use store::FillTarget;
 use crate::config;
 use crate::http::RequestHead;
 use crate::metrics::CacheMetrics;
+use crate::upstream::Upstream;
 use index::Index;
 use store::Store;
 
@@ -145,6 +148,8 @@ pub struct Cache {
     store: Store,
     state: Mutex<State>,
     pub metrics: CacheMetrics,
+    /// The app, for background refreshes (stale-while-revalidate), with its own pool.
+    refresher: Option<Arc<Upstream>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -158,7 +163,11 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     /// Opens (creating) the directory, removes interrupted fills and unusable files, indexes
     /// the objects found (oldest first in LRU order) and evicts down to `max_size`.
-    pub fn open(config: &config::Cache, metrics: CacheMetrics) -> Result<Cache, CacheError> {
+    pub fn open(
+        config: &config::Cache,
+        metrics: CacheMetrics,
+        refresher: Option<Upstream>,
+    ) -> Result<Cache, CacheError> {
         let error = |source| CacheError {
             dir: config.dir.display().to_string(),
             source,
@@ -197,6 +206,7 @@ impl Cache {
                 locks: HashMap::new(),
             }),
             metrics,
+            refresher: refresher.map(Arc::new),
         })
     }
 

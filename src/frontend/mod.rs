@@ -36,6 +36,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub server: Server,
     pub io: Io,
+    /// The disk cache of upstream responses (`[cache]`), if configured.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on

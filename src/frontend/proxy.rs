@@ -2,6 +2,10 @@
 //! answer into a reply — relayed (body spliced or copied), an offloaded file
 //! (X-Accel-Redirect / X-Sendfile), an error status, or a tunnel after 101 Switching
 //! Protocols, where both sockets are joined with splice(2) in both directions.
+//!
+//! With a `[cache]`, the cache is asked first (`cache::flow`): a stored object may answer
+//! without the app, an expired one is revalidated, and a storable answer is relayed with a
+//! fill attached to its body.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -10,6 +14,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::Shared;
+use crate::cache::flow::{self, After, Before, Pending};
 use crate::http::{Method, RequestHead, encode_response_head};
 use crate::metrics::Source;
 use crate::route::Reply;
@@ -40,8 +45,13 @@ pub async fn forward(
     let Some(upstream) = &shared.upstream else {
         return Forwarded::Reply(Reply::error(404, Source::Internal));
     };
+    let pending = match lookup(shared, req, peer).await {
+        Ok(pending) => pending,
+        Err(reply) => return Forwarded::Reply(reply),
+    };
+    let sent = pending.as_ref().map_or(req, |p| p.request(req));
     let exchange = match upstream
-        .exchange(req, transport, buf, peer, &shared.metrics)
+        .exchange(sent, transport, buf, peer, &shared.metrics)
         .await
     {
         Ok(exchange) => exchange,
@@ -49,7 +59,11 @@ pub async fn forward(
             return match err.status() {
                 Some(status) => {
                     tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
-                    Forwarded::Failed(Reply::error(status, Source::Upstream))
+                    match failed(pending, req, status).await {
+                        // Only bodiless requests reach the cache: the connection stays usable.
+                        Ok(stale) => Forwarded::Reply(stale),
+                        Err(reply) => Forwarded::Failed(reply),
+                    }
                 }
                 None => {
                     tracing::debug!(%peer, error = %err, "client gone while forwarding");
@@ -74,7 +88,73 @@ pub async fn forward(
         tracing::warn!(%peer, target = %req.target, "upstream switched protocols unasked");
         return Forwarded::Failed(Reply::error(502, Source::Upstream));
     }
-    Forwarded::Reply(answer(shared, req, head, framing, conn).await)
+    Forwarded::Reply(cached_answer(shared, req, pending, head, framing, conn).await)
+}
+
+/// Asks the cache about `req`: `Err` is the cache's own answer; `Ok` a request to forward
+/// (with the cache's state, when there is a cache).
+pub(super) async fn lookup(
+    shared: &Shared,
+    req: &RequestHead,
+    peer: SocketAddr,
+) -> Result<Option<Pending>, Reply> {
+    let Some(cache) = &shared.cache else {
+        return Ok(None);
+    };
+    match flow::before(cache, req, peer, &shared.metrics).await {
+        Before::Reply(reply) => Err(reply),
+        Before::Forward(pending) => Ok(Some(pending)),
+    }
+}
+
+/// The answer when the app could not be asked: a stale object (`Ok`) where stale-if-error
+/// allows, else the error `status` (`Err`), tagged with the cache's result.
+pub(super) async fn failed(
+    pending: Option<Pending>,
+    req: &RequestHead,
+    status: u16,
+) -> Result<Reply, Reply> {
+    let error = Reply::error(status, Source::Upstream);
+    let Some(pending) = pending else {
+        return Err(error);
+    };
+    let result = pending.result();
+    match flow::on_error(pending, req).await {
+        Some(stale) => Ok(stale),
+        None => Err(error.with_header("X-Cache", result.header().to_string())),
+    }
+}
+
+/// [`answer`], with the cache's say first when there is one: a revalidated or stale object
+/// instead of the app's answer, or the app's answer with `X-Cache` and a fill attached.
+pub(super) async fn cached_answer(
+    shared: &Shared,
+    req: &RequestHead,
+    pending: Option<Pending>,
+    head: ResponseHead,
+    framing: Framing,
+    conn: UpConn,
+) -> Reply {
+    let Some(pending) = pending else {
+        return answer(shared, req, head, framing, conn).await;
+    };
+    let result = pending.result();
+    let fill = match flow::after(pending, req, &head, framing).await {
+        After::Cached(reply) => {
+            conn.discard(framing).await;
+            return reply;
+        }
+        After::Relay(fill) => fill,
+    };
+    let mut reply = answer(shared, req, head, framing, conn).await;
+    reply.remove_header("X-Cache");
+    reply = reply.with_header("X-Cache", result.header().to_string());
+    if reply.source == Source::Upstream
+        && let Body::Upstream(up) = &mut reply.body
+    {
+        up.fill = fill;
+    }
+    reply
 }
 
 /// The reply for the app's (non-101) answer, on HTTP/1.1 and HTTP/2 alike: the file it
@@ -111,6 +191,7 @@ pub(super) async fn answer(
             conn,
             framing,
             chunked: false,
+            fill: None,
         }),
     );
     reply.extra_headers = head

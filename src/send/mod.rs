@@ -9,6 +9,7 @@
 //! themselves (sys).
 
 mod body;
+pub mod fill;
 mod path;
 mod relay;
 

@@ -4,15 +4,18 @@
 //! an HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
 //! mid-body is an error: the frontend then closes the client connection, because a short
 //! body on a kept-alive connection would be read as the start of the next response.
+//! When the response is being stored, the cache fill (`fill.rs`) gets the body on the way:
+//! teed from the splice pipe, or handed the buffer after each client write.
 
 use std::io;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
+use super::fill::Fill;
 use super::{SendError, Sender, Tally, UpstreamBody};
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::upstream::{Framing, UpConn};
@@ -29,17 +32,25 @@ impl Sender {
         mut up: UpstreamBody,
         tally: &mut Tally,
     ) -> Result<(), SendError> {
+        // A fill given up or failed on the way is dropped here, which removes its file.
+        let fill = &mut up.fill;
         match up.framing {
             Framing::None => {}
-            Framing::Length(len) => self.relay_length(stream, &mut up.conn, len, tally).await?,
+            Framing::Length(len) => {
+                self.relay_length(stream, &mut up.conn, len, tally, fill)
+                    .await?
+            }
             Framing::Chunked => {
-                self.relay_chunked(stream, &mut up.conn, up.chunked, tally)
+                self.relay_chunked(stream, &mut up.conn, up.chunked, tally, fill)
                     .await?
             }
             Framing::Close => {
-                self.relay_to_close(stream, &mut up.conn, up.chunked, tally)
+                self.relay_to_close(stream, &mut up.conn, up.chunked, tally, fill)
                     .await?
             }
+        }
+        if let Some(fill) = up.fill.take() {
+            fill.finish();
         }
         up.conn.release();
         Ok(())
@@ -51,6 +62,7 @@ impl Sender {
         conn: &mut UpConn,
         len: u64,
         tally: &mut Tally,
+        fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
         let path = self.upstream_path;
         let early = (conn.leftover.len() as u64).min(len) as usize;
@@ -59,6 +71,9 @@ impl Sender {
             self.write_all(stream, &bytes).await?;
             self.uncork(stream.tcp())?;
             tally.add_copied(path, early);
+            if let Some(fill) = fill {
+                fill.write(bytes.freeze());
+            }
         }
         if !conn.leftover.is_empty() {
             // The app sent more than it announced: never reuse that connection.
@@ -69,10 +84,10 @@ impl Sender {
         while left > 0 {
             let want = left.min(self.chunk as u64) as usize;
             let n = if path.uses_splice() {
-                self.splice_from_app(stream.tcp(), conn, want, left > want as u64)
+                self.splice_from_app(stream.tcp(), conn, want, left > want as u64, fill)
                     .await?
             } else {
-                self.copy_from_app(stream, conn, want).await?
+                self.copy_from_app(stream, conn, want, fill).await?
             };
             self.uncork(stream.tcp())?;
             tally.add(path, n);
@@ -89,11 +104,17 @@ impl Sender {
         conn: &UpConn,
         want: usize,
         more_after: bool,
+        fill: &mut Option<Fill>,
     ) -> Result<usize, SendError> {
         let timeout = conn.read_timeout;
         let up = &conn.stream;
+        let mut want = want.min(self.pipe()?.capacity());
+        if let Some(fill) = fill
+            && let Some(room) = fill.tee_room().await
+        {
+            want = want.min(room);
+        }
         let pipe = self.pipe()?;
-        let want = want.min(pipe.capacity());
         let filled = loop {
             match tokio::time::timeout(timeout, up.readable()).await {
                 Ok(ready) => ready.map_err(SendError::Upstream)?,
@@ -107,6 +128,10 @@ impl Sender {
             }
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
+        if let Some(fill) = fill {
+            // Duplicated into the cache file's pipe before the client's splice consumes it.
+            fill.tee(pipe, filled);
+        }
         self.drain_pipe(stream, pipe, filled, more_after || filled < want)
             .await?;
         Ok(filled)
@@ -118,6 +143,7 @@ impl Sender {
         stream: &mut Transport,
         conn: &mut UpConn,
         want: usize,
+        fill: &mut Option<Fill>,
     ) -> Result<usize, SendError> {
         let n = self.read_app(conn, want).await?;
         if n == 0 {
@@ -125,6 +151,9 @@ impl Sender {
         }
         let buf = std::mem::take(&mut self.buf);
         let result = self.write_all(stream, &buf[..n]).await;
+        if let Some(fill) = fill {
+            fill.write(Bytes::copy_from_slice(&buf[..n]));
+        }
         self.buf = buf;
         result.map(|()| n)
     }
@@ -148,6 +177,7 @@ impl Sender {
         conn: &mut UpConn,
         chunked: bool,
         tally: &mut Tally,
+        fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
         let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
         let mut input = std::mem::take(&mut conn.leftover);
@@ -158,7 +188,8 @@ impl Sender {
                     .decode(&input, &mut data)
                     .map_err(SendError::UpstreamFraming)?;
                 input.advance(used);
-                self.write_data(stream, &mut data, chunked, tally).await?;
+                self.write_data(stream, &mut data, chunked, tally, fill)
+                    .await?;
                 if decoder.done() {
                     // Bytes after the last chunk were not asked for: do not reuse.
                     conn.reusable &= input.is_empty();
@@ -181,27 +212,32 @@ impl Sender {
         conn: &mut UpConn,
         chunked: bool,
         tally: &mut Tally,
+        fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
         conn.reusable = false;
         let mut data = std::mem::take(&mut conn.leftover).to_vec();
-        self.write_data(stream, &mut data, chunked, tally).await?;
+        self.write_data(stream, &mut data, chunked, tally, fill)
+            .await?;
         loop {
             let n = self.read_app(conn, self.chunk).await?;
             if n == 0 {
                 return self.write_end(stream, chunked).await;
             }
             data.extend_from_slice(&self.buf[..n]);
-            self.write_data(stream, &mut data, chunked, tally).await?;
+            self.write_data(stream, &mut data, chunked, tally, fill)
+                .await?;
         }
     }
 
-    /// Writes decoded body bytes (as one chunk when re-framing) and empties `data`.
+    /// Writes decoded body bytes (as one chunk when re-framing) and empties `data` (moving
+    /// the buffer to the cache fill, if any).
     async fn write_data(
         &mut self,
         stream: &mut Transport,
         data: &mut Vec<u8>,
         chunked: bool,
         tally: &mut Tally,
+        fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
         if data.is_empty() {
             return Ok(());
@@ -215,7 +251,10 @@ impl Sender {
         }
         self.uncork(stream.tcp())?;
         tally.add(self.copy_path, data.len());
-        data.clear();
+        match fill {
+            Some(fill) => fill.write(Bytes::from(std::mem::take(data))),
+            None => data.clear(),
+        }
         Ok(())
     }
 

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Finish;
 use crate::http::ChunkedDecoder;
+use crate::send::fill::Fill;
 use crate::send::{Body, FileRange, Pace, Part, SendError, SendPath, Tally, UpstreamBody};
 use crate::upstream::{Framing, UpConn};
 
@@ -144,6 +145,7 @@ pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
             tally: Tally::default(),
             limits,
             pace: Pace::new(limits.rate),
+            fill: None,
         };
         let closed = out.tx.clone();
         let result = tokio::select! {
@@ -208,6 +210,8 @@ struct Out {
     tally: Tally,
     limits: Limits,
     pace: Pace,
+    /// The cache fill of the app's body being sent, if it is being stored.
+    fill: Option<Fill>,
 }
 
 impl Out {
@@ -235,7 +239,11 @@ impl Out {
             return Ok(());
         }
         let n = bytes.len();
+        let copy = self.fill.is_some().then(|| bytes.clone());
         self.deliver(Item::Data(bytes)).await?;
+        if let (Some(fill), Some(copy)) = (&mut self.fill, copy) {
+            fill.write(copy);
+        }
         self.tally.add(path, n);
         self.pace.sent(n).await;
         Ok(())
@@ -272,8 +280,14 @@ impl Out {
     /// only when the body was read exactly.
     async fn upstream(&mut self, up: UpstreamBody) -> Result<(), Stop> {
         let UpstreamBody {
-            mut conn, framing, ..
+            mut conn,
+            framing,
+            mut fill,
+            ..
         } = up;
+        // Bodies are buffered here: a cache fill takes each buffer as it goes out (path
+        // `buffered`); given up or failed, it is dropped, which removes its file.
+        self.fill = fill.take();
         match framing {
             Framing::None => {}
             Framing::Length(len) => self.upstream_length(&mut conn, len).await?,
@@ -290,6 +304,9 @@ impl Out {
                     self.send(bytes, SendPath::TlsBuffered).await?;
                 }
             }
+        }
+        if let Some(fill) = self.fill.take() {
+            fill.finish();
         }
         conn.release();
         Ok(())

@@ -176,6 +176,11 @@ async fn forward(
     let Some(upstream) = &shared.upstream else {
         return Ok(Reply::error(404, Source::Internal));
     };
+    // A cached answer needs no request body (the cache takes only bodiless requests).
+    let pending = match super::proxy::lookup(shared, req, peer).await {
+        Ok(pending) => pending,
+        Err(reply) => return Ok(reply),
+    };
     let bytes = match request::read_body(body, MAX_PROXIED_BODY, client_timeout(shared)).await {
         Ok(bytes) => bytes,
         Err(err @ BodyError::TooLarge(_)) => {
@@ -193,15 +198,18 @@ async fn forward(
     } else {
         BodyLength::Length(bytes.len() as u64)
     };
+    let sent = pending.as_ref().map_or(&req, |p| p.request(&req));
     let exchange = match upstream
-        .exchange_buffered(&req, bytes, peer, true, &shared.metrics)
+        .exchange_buffered(sent, bytes, peer, true, &shared.metrics)
         .await
     {
         Ok(exchange) => exchange,
         Err(err) => {
             tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
             let status = err.status().unwrap_or(502);
-            return Ok(Reply::error(status, Source::Upstream));
+            return Ok(super::proxy::failed(pending, &req, status)
+                .await
+                .unwrap_or_else(|reply| reply));
         }
     };
     let Exchange {
@@ -214,7 +222,7 @@ async fn forward(
         tracing::warn!(%peer, target = %req.target, "upstream switched protocols on an http/2 request");
         return Ok(Reply::error(502, Source::Upstream));
     }
-    Ok(super::proxy::answer(shared, &req, head, framing, conn).await)
+    Ok(super::proxy::cached_answer(shared, &req, pending, head, framing, conn).await)
 }
 
 /// What one response records when its body is done: metrics and the access log line.

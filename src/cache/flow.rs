@@ -1,0 +1,480 @@
+//! The cache's part in proxying one request, the same for HTTP/1.1 and HTTP/2: [`before`]
+//! decides, before anything is sent to the app, whether a stored object answers (HIT, or
+//! STALE while a background refresh runs) or what to ask the app (the request itself, or a
+//! conditional one revalidating an expired object); [`after`] looks at the app's answer (a
+//! 304 refreshes the object, a 5xx may be covered by stale-if-error, a storable response
+//! starts a fill); [`on_error`] covers an app that could not be reached.
+//!
+//! Every request the cache sees is counted once in ferry_cache_requests_total{result} and
+//! carries that result in its `X-Cache` header.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::policy::{self, RequestUse, Storable};
+use super::{Cache, FillGuard, Key, Lock, Meta, Object, hit, meta::unix_now};
+use crate::http::{Header, Method, RequestHead};
+use crate::metrics::{CacheResult, Metrics};
+use crate::route::Reply;
+use crate::send::fill::Fill;
+use crate::upstream::{Framing, ResponseHead};
+
+/// Request headers replaced when ferry revalidates an object itself.
+const CONDITIONAL_HEADERS: [&str; 6] = [
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
+/// What to do before forwarding.
+pub enum Before {
+    /// Answer with this (from the cache).
+    Reply(Reply),
+    /// Ask the app; then call [`after`] or [`on_error`].
+    Forward(Pending),
+}
+
+/// A request on its way to the app, with what the cache knows about it.
+pub struct Pending {
+    cache: Arc<Cache>,
+    key: Key,
+    /// The expired object being revalidated (or replaced).
+    object: Option<Object>,
+    /// The fill lock, when this request fills the key.
+    guard: Option<FillGuard>,
+    /// What the request counts as when the app's answer is relayed.
+    result: CacheResult,
+    /// The request to send instead of the client's (a conditional one).
+    conditional: Option<RequestHead>,
+    request_time: u64,
+}
+
+impl Pending {
+    /// The request to send to the app: a conditional revalidation, or the client's own.
+    pub fn request<'a>(&'a self, client: &'a RequestHead) -> &'a RequestHead {
+        self.conditional.as_ref().unwrap_or(client)
+    }
+
+    /// The result counted when the app's answer (or its failure) is relayed as is.
+    pub fn result(&self) -> CacheResult {
+        self.result
+    }
+}
+
+/// Looks `req` up. `peer` and `metrics` serve a background refresh (stale-while-revalidate).
+pub async fn before(
+    cache: &Arc<Cache>,
+    req: &RequestHead,
+    peer: SocketAddr,
+    metrics: &Metrics,
+) -> Before {
+    let request_time = unix_now();
+    let pending = |key, object, guard, result, conditional| Pending {
+        cache: Arc::clone(cache),
+        key,
+        object,
+        guard,
+        result,
+        conditional,
+        request_time,
+    };
+    let (revalidate, max_age) = match policy::request_use(req) {
+        RequestUse::Bypass(why) => {
+            tracing::trace!(reason = why, "cache bypassed");
+            if !matches!(req.method, Method::Get | Method::Head | Method::Options) {
+                // An unsafe method invalidates what is stored for its target (RFC 9111 §4.4).
+                cache.purge(Some(&req.target), None);
+            }
+            let key = Key::new(req);
+            return Before::Forward(pending(key, None, None, CacheResult::Bypass, None));
+        }
+        RequestUse::Lookup {
+            revalidate,
+            max_age,
+        } => (revalidate, max_age),
+    };
+    let key = Key::new(req);
+    let mut waited = false;
+    // Set when a stored object's file turned out to be gone: then it is a miss.
+    let mut gone = false;
+    loop {
+        let now = unix_now();
+        if !gone && let Some(object) = cache.lookup(&key, req) {
+            let meta = &object.meta;
+            let age = meta.age(now);
+            let fresh = age < meta.lifetime && max_age.is_none_or(|max| age <= max);
+            if fresh && !revalidate {
+                match serve(cache, req, &object, CacheResult::Hit, now).await {
+                    Some(reply) => return Before::Reply(reply),
+                    None => {
+                        gone = true;
+                        continue;
+                    }
+                }
+            }
+            let stale_for = age.saturating_sub(meta.lifetime);
+            let guard = match cache.lock(object.id) {
+                Lock::Acquired(guard) => Some(guard),
+                Lock::Held(_) => None,
+            };
+            if !revalidate && !meta.no_stale && stale_for < meta.stale_while_revalidate {
+                // Served stale now; one request (the lock's holder) refreshes it.
+                if let (Some(guard), Some(upstream)) = (guard, cache.refresher.clone()) {
+                    let conditional = conditional(req, meta).unwrap_or_else(|| req.clone());
+                    let refresh = pending(
+                        key.clone(),
+                        Some(object.clone()),
+                        Some(guard),
+                        CacheResult::Stale,
+                        None,
+                    );
+                    let metrics = metrics.clone();
+                    let client = req.clone();
+                    tokio::spawn(async move {
+                        background_refresh(refresh, upstream, client, conditional, peer, metrics)
+                            .await;
+                    });
+                }
+                match serve(cache, req, &object, CacheResult::Stale, now).await {
+                    Some(reply) => return Before::Reply(reply),
+                    None => {
+                        gone = true;
+                        continue;
+                    }
+                }
+            }
+            let conditional = conditional(req, meta);
+            return Before::Forward(pending(
+                key,
+                Some(object),
+                guard,
+                CacheResult::Expired,
+                conditional,
+            ));
+        }
+        let id = cache.id_for(&key, req);
+        match cache.lock(id) {
+            Lock::Acquired(guard) => {
+                return Before::Forward(pending(key, None, Some(guard), CacheResult::Miss, None));
+            }
+            Lock::Held(mut filled) if !waited && !cache.config.lock_timeout.is_zero() => {
+                waited = true;
+                // Woken when the fill ends (its guard dropped), however it ended.
+                let _ = tokio::time::timeout(cache.config.lock_timeout, filled.changed()).await;
+            }
+            Lock::Held(_) => {
+                return Before::Forward(pending(key, None, None, CacheResult::Miss, None));
+            }
+        }
+    }
+}
+
+/// What to do with the app's answer.
+#[allow(clippy::large_enum_variant)] // built and matched once per response; a Box would only add an allocation
+pub enum After {
+    /// Answer from the cache instead (revalidated, or stale on a 5xx); the app's body is not
+    /// wanted.
+    Cached(Reply),
+    /// Relay the app's answer, feeding `fill` when it is being stored.
+    Relay(Option<Fill>),
+}
+
+/// Looks at the app's answer to `req` (the client's request).
+pub async fn after(
+    pending: Pending,
+    req: &RequestHead,
+    head: &ResponseHead,
+    framing: Framing,
+) -> After {
+    let cache = Arc::clone(&pending.cache);
+    let now = unix_now();
+    if pending.result == CacheResult::Bypass {
+        cache.metrics.request(CacheResult::Bypass);
+        return After::Relay(None);
+    }
+    if let Some(object) = &pending.object {
+        if head.status == 304 && pending.conditional.is_some() {
+            let meta = refreshed(&pending, req, object, head, now);
+            let meta = cache.refresh(object, meta);
+            let object = Object {
+                meta,
+                ..object.clone()
+            };
+            return match serve(&cache, req, &object, CacheResult::Revalidated, now).await {
+                Some(reply) => After::Cached(reply),
+                None => After::Cached(Reply::error(502, crate::metrics::Source::Cache)),
+            };
+        }
+        if head.status >= 500
+            && let Some(reply) = stale_if_error(&cache, req, object, now).await
+        {
+            return After::Cached(reply);
+        }
+    }
+    cache.metrics.request(pending.result);
+    After::Relay(start_fill(pending, req, head, framing, now))
+}
+
+/// The app could not be reached, or gave no answer in time: a stale object may stand in.
+pub async fn on_error(pending: Pending, req: &RequestHead) -> Option<Reply> {
+    let now = unix_now();
+    if let Some(object) = &pending.object
+        && let Some(reply) = stale_if_error(&pending.cache, req, object, now).await
+    {
+        return Some(reply);
+    }
+    pending.cache.metrics.request(pending.result);
+    None
+}
+
+/// A fill for the app's answer when it may be stored, else `None` (and the lock released).
+fn start_fill(
+    pending: Pending,
+    req: &RequestHead,
+    head: &ResponseHead,
+    framing: Framing,
+    now: u64,
+) -> Option<Fill> {
+    let cache = &pending.cache;
+    let freshness = match policy::storable(req, head, now) {
+        Storable::Yes(freshness) => freshness,
+        Storable::No(why) => {
+            tracing::trace!(reason = why, "response not stored");
+            return None;
+        }
+    };
+    // Offload answers are not the response's body; ferry serves those files itself.
+    if head.header("x-accel-redirect").is_some() || head.header("x-sendfile").is_some() {
+        return None;
+    }
+    let expected = match framing {
+        Framing::Length(n) if n > cache.config.max_object_size => return None,
+        Framing::Length(n) => Some(n),
+        Framing::None => Some(0),
+        Framing::Chunked | Framing::Close => None,
+    };
+    let names = policy::vary_names(head).ok()?;
+    let meta = Meta {
+        host: pending.key.host.clone(),
+        target: pending.key.target.clone(),
+        vary: policy::vary_values(req, &names),
+        status: head.status,
+        headers: stored_headers(head),
+        response_time: now,
+        initial_age: policy::initial_age(
+            head.header("date").and_then(policy::parse_http_date),
+            policy::age_header(head),
+            pending.request_time,
+            now,
+        ),
+        lifetime: freshness.lifetime,
+        stale_if_error: freshness
+            .stale_if_error
+            .unwrap_or(cache.config.stale_if_error.as_secs()),
+        stale_while_revalidate: freshness.stale_while_revalidate,
+        no_stale: freshness.no_stale,
+        body_len: 0,
+    };
+    match cache.begin_fill(meta, expected, pending.guard) {
+        Ok(target) => Some(Fill::start(target, cache.metrics.clone())),
+        Err(err) => {
+            tracing::warn!(dir = %cache.config.dir.display(), error = %err, "cache: starting a fill");
+            None
+        }
+    }
+}
+
+/// The headers kept with an object: what the client sees, less Age (recomputed per hit).
+fn stored_headers(head: &ResponseHead) -> Vec<(String, Vec<u8>)> {
+    let mut headers = head.client_headers();
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("age"));
+    headers
+}
+
+/// The object's metadata after a 304 (RFC 9111 §4.3.4): the 304's headers replace the stored
+/// ones of the same name, and freshness starts over from the merged headers.
+fn refreshed(
+    pending: &Pending,
+    req: &RequestHead,
+    object: &Object,
+    head: &ResponseHead,
+    now: u64,
+) -> Meta {
+    let mut meta = (*object.meta).clone();
+    let update = stored_headers(head);
+    meta.headers
+        .retain(|(name, _)| !update.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)));
+    meta.headers.extend(update);
+    let merged = ResponseHead {
+        status: meta.status,
+        http11: true,
+        headers: meta
+            .headers
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .chain(
+                head.headers
+                    .iter()
+                    .filter(|h| {
+                        h.name.eq_ignore_ascii_case("date")
+                            || h.name.eq_ignore_ascii_case("x-accel-expires")
+                    })
+                    .cloned(),
+            )
+            .collect(),
+    };
+    meta.response_time = now;
+    meta.initial_age = policy::initial_age(
+        head.header("date").and_then(policy::parse_http_date),
+        policy::age_header(head),
+        pending.request_time,
+        now,
+    );
+    match policy::storable(req, &merged, now) {
+        Storable::Yes(f) => {
+            meta.lifetime = f.lifetime;
+            meta.stale_while_revalidate = f.stale_while_revalidate;
+            meta.no_stale = f.no_stale;
+            if let Some(s) = f.stale_if_error {
+                meta.stale_if_error = s;
+            }
+        }
+        // No longer storable: served this once, revalidated every time after.
+        Storable::No(_) => meta.lifetime = 0,
+    }
+    meta
+}
+
+/// A copy of `req` that asks the app whether `meta` is still current; `None` when the
+/// object has no validator to ask with.
+fn conditional(req: &RequestHead, meta: &Meta) -> Option<RequestHead> {
+    let etag = meta.header("etag");
+    let modified = meta.header("last-modified");
+    if etag.is_none() && modified.is_none() {
+        return None;
+    }
+    let mut out = req.clone();
+    out.headers.retain(|h| {
+        !CONDITIONAL_HEADERS
+            .iter()
+            .any(|c| h.name.eq_ignore_ascii_case(c))
+    });
+    for (name, value) in [("If-None-Match", etag), ("If-Modified-Since", modified)] {
+        if let Some(value) = value {
+            out.headers.push(Header {
+                name: name.into(),
+                value: value.to_vec(),
+            });
+        }
+    }
+    Some(out)
+}
+
+/// The object as a STALE reply when stale-if-error covers it now.
+async fn stale_if_error(
+    cache: &Arc<Cache>,
+    req: &RequestHead,
+    object: &Object,
+    now: u64,
+) -> Option<Reply> {
+    let meta = &object.meta;
+    let stale_for = meta.age(now).saturating_sub(meta.lifetime);
+    if meta.no_stale || stale_for > meta.stale_if_error {
+        return None;
+    }
+    serve(cache, req, object, CacheResult::Stale, now).await
+}
+
+/// The reply from `object`, counted as `result`; `None` when its file is gone.
+async fn serve(
+    cache: &Arc<Cache>,
+    req: &RequestHead,
+    object: &Object,
+    result: CacheResult,
+    now: u64,
+) -> Option<Reply> {
+    match cache.open_body(object).await {
+        Ok(file) => {
+            cache.metrics.request(result);
+            Some(hit::reply(req, object, file, result, now))
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "cache: stored object unreadable");
+            None
+        }
+    }
+}
+
+/// stale-while-revalidate: asks the app about `pending`'s object once, in the background,
+/// and stores what it says (a 304 refreshes, a storable answer with a known length
+/// replaces).
+async fn background_refresh(
+    pending: Pending,
+    upstream: Arc<crate::upstream::Upstream>,
+    client: RequestHead,
+    request: RequestHead,
+    peer: SocketAddr,
+    metrics: Metrics,
+) {
+    let Some(object) = pending.object.clone() else {
+        return;
+    };
+    let exchange = upstream
+        .exchange_buffered(&request, Bytes::new(), peer, false, &metrics)
+        .await;
+    let Ok(exchange) = exchange else {
+        return;
+    };
+    let now = unix_now();
+    let cache = Arc::clone(&pending.cache);
+    if exchange.head.status == 304 {
+        let meta = refreshed(&pending, &client, &object, &exchange.head, now);
+        cache.refresh(&object, meta);
+        exchange.conn.discard(exchange.framing).await;
+        return;
+    }
+    let Framing::Length(len) = exchange.framing else {
+        exchange.conn.discard(exchange.framing).await;
+        return;
+    };
+    let mut conn = exchange.conn;
+    let Some(mut fill) = start_fill(pending, &client, &exchange.head, exchange.framing, now) else {
+        conn.discard(Framing::Length(len)).await;
+        return;
+    };
+    if read_into(&mut conn, len, &mut fill).await && fill.alive() {
+        fill.finish();
+        conn.release();
+    }
+}
+
+/// Reads a `len`-byte body from the app into `fill`; false when the app failed to send it.
+async fn read_into(conn: &mut crate::upstream::UpConn, len: u64, fill: &mut Fill) -> bool {
+    use tokio::io::AsyncReadExt;
+    let early = (conn.leftover.len() as u64).min(len) as usize;
+    fill.write(conn.leftover.split_to(early).freeze());
+    if !conn.leftover.is_empty() {
+        return false;
+    }
+    let mut left = len - early as u64;
+    while left > 0 {
+        let mut buf = bytes::BytesMut::with_capacity(left.min(256 * 1024) as usize);
+        let mut app = (&mut conn.stream).take(left);
+        match tokio::time::timeout(conn.read_timeout, app.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                left -= n as u64;
+                fill.write(buf.freeze());
+            }
+            _ => return false,
+        }
+    }
+    true
+}
