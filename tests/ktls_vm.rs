@@ -622,3 +622,216 @@ fn response_lines(client: &Proc) -> Vec<Response> {
         })
         .collect()
 }
+
+/// HTTP/2 (ALPN h2) on a kernel with kTLS, `ktls = "auto"`: the connection stays on rustls,
+/// counted once as `reason="http2"`, and the body is byte-identical. An HTTP/1.1 request to
+/// the same ferry afterwards goes out by `ktls_sendfile`, so kTLS was there to be used.
+#[test]
+fn ktls_auto_http2_is_served_on_tls_buffered_with_reason_http2() {
+    let test = "ktls_auto_http2_is_served_on_tls_buffered_with_reason_http2";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let config = fx.config_alpn("auto", &["h2", "http/1.1"]);
+    let ferry = Ferry::start_config(config, &[], None);
+    let got = fallback_case(&fx, &ferry, &["--http2"], "http2");
+    assert_eq!(
+        got.version, "2",
+        "curl --http2 did not speak HTTP/2\n{}",
+        got.stderr
+    );
+    ktls_control(&fx, &ferry, &["--http1.1"]);
+}
+
+/// A TLS 1.2 client and an RSA certificate, `ktls = "auto"`: the negotiated ECDHE-RSA suite is
+/// not one ferry hands to the kernel (the ktls crate maps only the ECDSA TLS 1.2 suites), so
+/// the connection stays on rustls with `reason="cipher_unsupported"`. A TLS 1.3 client of
+/// the same ferry gets kTLS.
+#[test]
+fn ktls_auto_unsupported_suite_is_served_on_tls_buffered_with_reason_cipher_unsupported() {
+    let test =
+        "ktls_auto_unsupported_suite_is_served_on_tls_buffered_with_reason_cipher_unsupported";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small_rsa();
+    let ferry = Ferry::start_config(fx.config("auto"), &[], None);
+    let tls12 = ["--http1.1", "--tlsv1.2", "--tls-max", "1.2"];
+    let got = fallback_case(&fx, &ferry, &tls12, "cipher_unsupported");
+    assert!(
+        got.stderr.contains("TLSv1.2 / ECDHE-RSA-"),
+        "curl did not negotiate TLS 1.2 with an ECDHE-RSA suite\n{}",
+        got.stderr
+    );
+    ktls_control(&fx, &ferry, &["--http1.1", "--tlsv1.3"]);
+}
+
+/// The kernel refusing the `tls` ULP on a connection (`FERRY_FAULT_KTLS_ULP=ENOENT`, a debug
+/// build's fault injection; the start-up probe is not affected): the connection is still
+/// served, on rustls, counted once as `reason="install_failed"`.
+#[test]
+fn ktls_install_failure_is_served_on_tls_buffered_with_reason_install_failed() {
+    let test = "ktls_install_failure_is_served_on_tls_buffered_with_reason_install_failed";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let fault = [("FERRY_FAULT_KTLS_ULP", "ENOENT")];
+    let ferry = Ferry::start_config(fx.config("auto"), &fault, None);
+    fallback_case(&fx, &ferry, &["--http1.1"], "install_failed");
+    // And again: every connection is served, each counted once.
+    fallback_case(&fx, &ferry, &["--http1.1"], "install_failed");
+}
+
+/// What one curl download returned.
+struct CurlGot {
+    /// `%{http_version}`: "1.1" or "2".
+    version: String,
+    /// curl's `-v` output (the TLS version and suite are in it).
+    stderr: String,
+}
+
+/// `curl -sSkv ARGS https://FERRY/static/small.bin`: asserts a 200 and the body's sha256.
+fn curl_small(fx: &Fixture, ferry: &Ferry, args: &[&str], out_name: &str) -> CurlGot {
+    let out = fx.dir.path().join(out_name);
+    let url = format!("https://{}/static/{SMALL_NAME}", ferry.https);
+    let result = Command::new("curl")
+        .args(["-sSkv", "--max-time", "120"])
+        .args(args)
+        .args(["-w", "%{http_version} %{http_code}", "-o"])
+        .arg(&out)
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl: {e}"));
+    let stdout = String::from_utf8_lossy(&result.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    let (version, code) = stdout.split_once(' ').unwrap_or((&stdout, ""));
+    assert!(
+        result.status.success() && code == "200",
+        "curl {args:?} {url}: {} (-w {stdout:?})\n{stderr}\n{}",
+        result.status,
+        ferry.diagnostics()
+    );
+    let sha = sha256sum(&out);
+    assert_eq!(
+        sha,
+        fx.small_sha256,
+        "curl {args:?}: the body differs from files/{SMALL_NAME}\n{}",
+        ferry.diagnostics()
+    );
+    CurlGot {
+        version: version.to_string(),
+        stderr,
+    }
+}
+
+/// One download that must fall back from kTLS for `reason`: body identical, no kTLS install
+/// (TlsTxSw unchanged), the response on `tls_buffered`, one userspace-TLS connection, and
+/// `ferry_fallbacks_total{from="ktls",to="tls_buffered"}` up by exactly one, with `reason`.
+fn fallback_case(fx: &Fixture, ferry: &Ferry, args: &[&str], reason: &str) -> CurlGot {
+    let before = ferry.scrape();
+    let tx_before = tls_stat("TlsTxSw");
+    let got = curl_small(fx, ferry, args, &format!("fallback-{reason}.bin"));
+    let tx_after = tls_stat("TlsTxSw");
+    let buffered = [
+        ("path", "tls_buffered"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    let wanted = [("from", "ktls"), ("to", "tls_buffered"), ("reason", reason)];
+    ferry.wait_for(&before, "ferry_responses_total", &buffered, 1.0);
+    let after = ferry.wait_for(&before, "ferry_fallbacks_total", &wanted, 1.0);
+    let all = [("from", "ktls"), ("to", "tls_buffered")];
+    let counts = [
+        (
+            "fallbacks{reason}",
+            delta(&before, &after, "ferry_fallbacks_total", &wanted),
+        ),
+        (
+            "fallbacks (all reasons)",
+            delta(&before, &after, "ferry_fallbacks_total", &all),
+        ),
+        (
+            "handshakes{ok,ktls=false}",
+            delta(
+                &before,
+                &after,
+                "ferry_tls_handshakes_total",
+                &[("result", "ok"), ("ktls", "false")],
+            ),
+        ),
+        (
+            "connections{tls}",
+            delta(
+                &before,
+                &after,
+                "ferry_connections_total",
+                &[("transport", "tls")],
+            ),
+        ),
+    ];
+    let kernel = [
+        (
+            "handshakes{ok,ktls=true}",
+            delta(
+                &before,
+                &after,
+                "ferry_tls_handshakes_total",
+                &[("result", "ok"), ("ktls", "true")],
+            ),
+        ),
+        (
+            "connections{ktls}",
+            delta(
+                &before,
+                &after,
+                "ferry_connections_total",
+                &[("transport", "ktls")],
+            ),
+        ),
+    ];
+    eprintln!(
+        "fallback {reason} (curl {args:?}, HTTP/{}): TlsTxSw {tx_before} -> {tx_after}; {counts:?}; \
+         {kernel:?}",
+        got.version
+    );
+    assert!(
+        counts.iter().all(|(_, n)| *n == 1.0) && kernel.iter().all(|(_, n)| *n == 0.0),
+        "want exactly one fallback with reason {reason:?}, one userspace-TLS handshake and \
+         connection, and nothing on kTLS: {counts:?} {kernel:?}\n{}\n{}",
+        after.lines("ferry_fallbacks_total"),
+        ferry.diagnostics()
+    );
+    assert_eq!(
+        tx_after,
+        tx_before,
+        "a kTLS TX key was installed for a connection that fell back ({reason})\n{}",
+        ferry.diagnostics()
+    );
+    got
+}
+
+/// A download from the same ferry that does get kTLS (`ktls_sendfile`, TlsTxSw rises).
+fn ktls_control(fx: &Fixture, ferry: &Ferry, args: &[&str]) {
+    let before = ferry.scrape();
+    let tx_before = tls_stat("TlsTxSw");
+    curl_small(fx, ferry, args, "control.bin");
+    let tx_after = tls_stat("TlsTxSw");
+    let sendfile = [
+        ("path", "ktls_sendfile"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    ferry.wait_for(&before, "ferry_responses_total", &sendfile, 1.0);
+    assert!(
+        tx_after > tx_before,
+        "control download {args:?}: TlsTxSw did not rise ({tx_before} -> {tx_after})\n{}",
+        ferry.diagnostics()
+    );
+    eprintln!("control (curl {args:?}): ktls_sendfile, TlsTxSw {tx_before} -> {tx_after}");
+}

@@ -104,14 +104,24 @@ impl Fixture {
         Fixture::build(false)
     }
 
+    /// As `small`, with an RSA certificate: a TLS 1.2 client then negotiates an ECDHE-RSA
+    /// suite.
+    pub fn small_rsa() -> Fixture {
+        Fixture::build_with(false, KeyKind::Rsa)
+    }
+
     /// The content of `files/small.bin`.
     pub fn small_bytes(&self) -> Vec<u8> {
         fs::read(self.root.join(SMALL_NAME)).expect("files/small.bin")
     }
 
     fn build(big: bool) -> Fixture {
+        Fixture::build_with(big, KeyKind::Ec)
+    }
+
+    fn build_with(big: bool, kind: KeyKind) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = cert_and_key(dir.path());
+        let (cert, key) = cert_and_key(dir.path(), kind);
         let root = dir.path().join("files");
         fs::create_dir(&root).unwrap();
         let file = root.join(FILE_NAME);
@@ -142,6 +152,12 @@ impl Fixture {
     }
 
     pub fn config(&self, ktls: &str) -> String {
+        self.config_alpn(ktls, &["http/1.1"])
+    }
+
+    /// The config with `[tls] alpn` set to `alpn`.
+    pub fn config_alpn(&self, ktls: &str, alpn: &[&str]) -> String {
+        let alpn: Vec<String> = alpn.iter().map(|a| format!("\"{a}\"")).collect();
         format!(
             "[server]\n\
              listen = [\"127.0.0.1:0\"]\n\
@@ -152,13 +168,14 @@ impl Fixture {
              cert = {cert}\n\
              key = {key}\n\
              ktls = \"{ktls}\"\n\
-             alpn = [\"http/1.1\"]\n\
+             alpn = [{alpn}]\n\
              [[location]]\n\
              prefix = \"/static/\"\n\
              root = {root}\n",
             cert = toml_str(&self.cert),
             key = toml_str(&self.key),
             root = toml_str(&self.root),
+            alpn = alpn.join(", "),
         )
     }
 
@@ -209,14 +226,28 @@ impl Fixture {
     }
 }
 
-/// A self-signed P-256 certificate for CN=localhost, made with openssl; the VM image's test
-/// certificate if that fails.
-pub fn cert_and_key(dir: &Path) -> (PathBuf, PathBuf) {
+/// The key type of the test certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// P-256.
+    Ec,
+    /// RSA 2048.
+    Rsa,
+}
+
+/// A self-signed certificate for CN=localhost, made with openssl; for `KeyKind::Ec` the VM
+/// image's test certificate if that fails.
+pub fn cert_and_key(dir: &Path, kind: KeyKind) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
+    let key_args: &[&str] = match kind {
+        KeyKind::Ec => &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        KeyKind::Rsa => &["rsa:2048"],
+    };
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec"])
-        .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["req", "-x509", "-newkey"])
+        .args(key_args)
+        .arg("-nodes")
         .args(["-subj", "/CN=localhost", "-days", "1"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
@@ -227,6 +258,7 @@ pub fn cert_and_key(dir: &Path) -> (PathBuf, PathBuf) {
         .output();
     match made {
         Ok(o) if o.status.success() => (cert, key),
+        other if kind == KeyKind::Rsa => panic!("openssl req (RSA): {}", describe(&other)),
         other => {
             let why = describe(&other);
             let (gc, gk) = (PathBuf::from(GUEST_CERT), PathBuf::from(GUEST_KEY));
@@ -338,7 +370,12 @@ impl Ferry {
 
     /// `start`, with `RUST_LOG=rust_log` for ferry when given (otherwise the inherited one).
     pub fn start_logged(fx: &Fixture, ktls: &str, rust_log: Option<&str>) -> Ferry {
-        let config = fx.config(ktls);
+        Ferry::start_config(fx.config(ktls), &[], rust_log)
+    }
+
+    /// Runs ferry with `config`, the environment variables `env` and `RUST_LOG=rust_log` when
+    /// given (otherwise the inherited one).
+    pub fn start_config(config: String, env: &[(&str, &str)], rust_log: Option<&str>) -> Ferry {
         let config_dir = tempfile::tempdir().unwrap();
         let path = config_dir.path().join("ferry.toml");
         fs::write(&path, &config).unwrap();
@@ -347,6 +384,7 @@ impl Ferry {
         if let Some(filter) = rust_log {
             command.env("RUST_LOG", filter);
         }
+        command.envs(env.iter().copied());
         let mut child = command
             .arg("serve")
             .arg("--config")
