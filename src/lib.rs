@@ -32,6 +32,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod frontend;

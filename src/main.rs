@@ -1,5 +1,6 @@
-//! The `ferry` command: `serve` (the default), `check` and `--version`. Exit status 64
-//! (EX_USAGE) for a configuration that does not validate, 1 for other start-up failures.
+//! The `ferry` command: `serve` (the default), `check`, `bench` and `--version`. Exit status
+//! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse,
+//! 1 for other start-up failures.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,10 +37,55 @@ enum Command {
     Serve,
     /// Validate the configuration and print every error with its key; binds nothing.
     Check,
+    /// Measure each way of sending a file (read+write, mmap, sendfile, splice, O_DIRECT,
+    /// kTLS) over loopback TCP on this machine and disk; reads no configuration.
+    Bench {
+        /// Size of the generated test file, e.g. "256MiB" [default: 1GiB].
+        #[arg(long, value_parser = ferry::bench::parse_size_arg, conflicts_with = "file")]
+        size: Option<u64>,
+        /// Send this file instead of generating one (it is read once first to warm the cache).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Parallel sender/receiver pairs, each sending its share of the file.
+        #[arg(long, default_value = "1", value_parser = ferry::bench::parse_connections)]
+        connections: std::num::NonZeroUsize,
+        /// Transfers per method, interleaved; each row reports the median one.
+        #[arg(long, default_value = "3", value_parser = ferry::bench::parse_rounds)]
+        rounds: std::num::NonZeroUsize,
+        /// Print JSON instead of the table (and no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and exit 0; a bad argument is a usage error, like a
+        // bad configuration.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(Command::Bench {
+        size,
+        file,
+        connections,
+        rounds,
+        json,
+    }) = cli.command
+    {
+        let options = ferry::bench::Options {
+            size: size.unwrap_or(1 << 30),
+            file,
+            connections,
+            rounds,
+            progress: !json,
+        };
+        return bench(&options, json);
+    }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
@@ -50,6 +96,35 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(&config),
         Command::Serve => serve(config),
+        Command::Bench { .. } => unreachable!("bench runs before the configuration loads"),
+    }
+}
+
+/// `ferry bench`: the table (or JSON) on stdout; 64 for arguments that cannot be used, 1
+/// when a method failed midway.
+fn bench(options: &ferry::bench::Options, json: bool) -> ExitCode {
+    let report = match ferry::bench::run(options) {
+        Ok(report) => report,
+        Err(err @ ferry::bench::BenchError::Usage(_)) => {
+            eprintln!("{err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = if json {
+        report.to_json()
+    } else {
+        report.to_table()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", text.trim_end());
+    if report.any_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

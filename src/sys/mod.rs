@@ -12,6 +12,7 @@ use std::path::Path;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
+pub mod bench;
 mod fault;
 mod tee;
 pub mod ktls;

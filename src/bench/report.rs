@@ -1,0 +1,425 @@
+//! What `ferry bench` prints: per method the measured figures (or why it could not run), as a
+//! table for people or JSON for machines, and a recommendation for this machine drawn from
+//! the figures. Pure: everything here works on numbers already measured.
+
+use serde::Serialize;
+
+use super::methods::{Counters, Method};
+use super::transfer::Measured;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const GIB: f64 = 1024.0 * MIB;
+
+/// One method's line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub method: &'static str,
+    /// The calls it makes per chunk.
+    pub calls: &'static str,
+    /// "ok", "unavailable" (cannot run here; `reason` says why) or "failed".
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<Figures>,
+}
+
+/// Measured figures of a method that ran.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Figures {
+    pub bytes: u64,
+    pub seconds: f64,
+    pub throughput_mib_s: f64,
+    /// Sender threads' user + system CPU time.
+    pub cpu_seconds: f64,
+    pub cpu_s_per_gib: f64,
+    pub syscalls: u64,
+    pub syscalls_per_mib: f64,
+    /// Scheduler context switches of the sender threads (voluntary + involuntary).
+    pub context_switches: u64,
+    pub context_switches_per_mib: f64,
+    /// Bytes of file data that passed through the process's memory.
+    pub user_space_bytes: u64,
+    /// Bytes the CPU copied between user and kernel space.
+    pub cpu_copied_bytes: u64,
+    /// `cpu_copied_bytes / bytes`: the classic table's "CPU copies".
+    pub cpu_copies: f64,
+}
+
+impl Row {
+    pub fn measured(method: Method, measured: &Measured) -> Row {
+        let Counters {
+            sent,
+            syscalls,
+            user_bytes,
+            cpu_copied,
+        } = measured.counters;
+        let bytes = sent.max(1) as f64;
+        let seconds = measured.elapsed.as_secs_f64().max(1e-9);
+        let cpu = (measured.usage.user + measured.usage.system).as_secs_f64();
+        let switches = measured.usage.voluntary_switches + measured.usage.involuntary_switches;
+        Row {
+            method: method.name(),
+            calls: method.calls(),
+            status: "ok",
+            reason: None,
+            figures: Some(Figures {
+                bytes: sent,
+                seconds,
+                throughput_mib_s: bytes / MIB / seconds,
+                cpu_seconds: cpu,
+                cpu_s_per_gib: cpu / (bytes / GIB),
+                syscalls,
+                syscalls_per_mib: syscalls as f64 / (bytes / MIB),
+                context_switches: switches,
+                context_switches_per_mib: switches as f64 / (bytes / MIB),
+                user_space_bytes: user_bytes,
+                cpu_copied_bytes: cpu_copied,
+                cpu_copies: cpu_copied as f64 / bytes,
+            }),
+        }
+    }
+
+    pub fn unavailable(method: Method, reason: String) -> Row {
+        Row {
+            method: method.name(),
+            calls: method.calls(),
+            status: "unavailable",
+            reason: Some(reason),
+            figures: None,
+        }
+    }
+
+    pub fn failed(method: Method, reason: String) -> Row {
+        Row {
+            status: "failed",
+            ..Row::unavailable(method, reason)
+        }
+    }
+
+    /// Of several measured rounds of one method (non-empty), the one with the median sender
+    /// CPU per GiB: the figure a busy, shared machine disturbs least.
+    pub fn median(mut rounds: Vec<Row>) -> Row {
+        let cpu = |row: &Row| row.figures.map_or(f64::INFINITY, |f| f.cpu_s_per_gib);
+        rounds.sort_by(|a, b| cpu(a).total_cmp(&cpu(b)));
+        let middle = rounds.len() / 2;
+        rounds.swap_remove(middle)
+    }
+
+    fn find(rows: &[Row], method: Method) -> Option<(&Row, &Figures)> {
+        rows.iter()
+            .find(|row| row.method == method.name())
+            .and_then(|row| row.figures.as_ref().map(|f| (row, f)))
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ferry_version: &'static str,
+    pub file: String,
+    pub size: u64,
+    pub connections: usize,
+    /// Transfers per method; each row is its median round.
+    pub rounds: usize,
+    pub chunk: usize,
+    pub kernel: String,
+    pub cpus: usize,
+    pub mem_total: Option<u64>,
+    pub rows: Vec<Row>,
+    pub recommendation: Vec<String>,
+}
+
+impl Report {
+    pub fn any_failed(&self) -> bool {
+        self.rows.iter().any(|row| row.status == "failed")
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serialises")
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let plural = if self.connections == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "ferry bench: {} file, {}, {} loopback TCP connection{plural}, median of {} rounds\n",
+            human_bytes(self.size),
+            self.file,
+            self.connections,
+            self.rounds,
+        ));
+        out.push_str(&format!(
+            "Linux {}, {} CPUs, {} per call; sender CPU from getrusage(RUSAGE_THREAD)\n\n",
+            self.kernel,
+            self.cpus,
+            human_bytes(self.chunk as u64),
+        ));
+        out.push_str(&format!(
+            "{:<15} {:>9} {:>10} {:>13} {:>11} {:>17} {:>11}\n",
+            "method",
+            "MiB/s",
+            "CPU s/GiB",
+            "syscalls/MiB",
+            "ctx sw/MiB",
+            "user-space bytes",
+            "CPU copies"
+        ));
+        for row in &self.rows {
+            match &row.figures {
+                Some(f) => out.push_str(&format!(
+                    "{:<15} {:>9.1} {:>10.3} {:>13.2} {:>11.2} {:>17} {:>11.2}\n",
+                    row.method,
+                    f.throughput_mib_s,
+                    f.cpu_s_per_gib,
+                    f.syscalls_per_mib,
+                    f.context_switches_per_mib,
+                    human_bytes(f.user_space_bytes),
+                    f.cpu_copies,
+                )),
+                None => out.push_str(&format!(
+                    "{:<15} {}: {}\n",
+                    row.method,
+                    row.status,
+                    row.reason.as_deref().unwrap_or("")
+                )),
+            }
+        }
+        out.push_str(
+            "\nsyscalls: the send loop's own calls; each is two user/kernel mode switches (the\n\
+             classic table's \"context switches\"). ctx sw: the scheduler's switches of the sender\n\
+             thread. CPU copies: bytes the CPU copied between user and kernel space per byte sent\n\
+             (an O_DIRECT read is DMA into the buffer, not a copy). DMA copies (disk to RAM, RAM\n\
+             to NIC) are the same for every method and not visible from user space; loopback has\n\
+             no NIC, and the receiver discards with recv(MSG_TRUNC).\n\n",
+        );
+        for line in &self.recommendation {
+            out.push_str(&format!("recommendation: {line}\n"));
+        }
+        out
+    }
+}
+
+/// What this machine should use, explained by the measured figures.
+pub fn recommend(rows: &[Row], mem_total: Option<u64>) -> Vec<String> {
+    let mut lines = vec![send_path_advice(rows)];
+    lines.push(directio_advice(rows, mem_total));
+    lines.push(tls_advice(rows));
+    lines
+}
+
+/// The cheapest of the paths `[io] send_path` can choose, by sender CPU per GiB.
+fn send_path_advice(rows: &[Row]) -> String {
+    let candidates = [Method::Sendfile, Method::Splice, Method::ReadWrite];
+    let measured: Vec<(Method, &Figures)> = candidates
+        .into_iter()
+        .filter_map(|m| Row::find(rows, m).map(|(_, f)| (m, f)))
+        .collect();
+    let Some(&(best, cheapest)) = measured
+        .iter()
+        .min_by(|a, b| a.1.cpu_s_per_gib.total_cmp(&b.1.cpu_s_per_gib))
+    else {
+        return "no send path could be measured here".into();
+    };
+    let others: Vec<String> = measured
+        .iter()
+        .filter(|(m, _)| *m != best)
+        .map(|(m, f)| format!("{} {:.3}", m.name(), f.cpu_s_per_gib))
+        .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (against {})", others.join(", "))
+    };
+    match best {
+        Method::Sendfile => format!(
+            "[io] send_path = \"auto\" (sendfile): it used the least sender CPU here, {:.3} s/GiB{others}, at {:.0} MiB/s",
+            cheapest.cpu_s_per_gib, cheapest.throughput_mib_s
+        ),
+        Method::Splice => format!(
+            "[io] send_path = \"splice\": it used the least sender CPU here, {:.3} s/GiB{others}, at {:.0} MiB/s",
+            cheapest.cpu_s_per_gib, cheapest.throughput_mib_s
+        ),
+        _ => format!(
+            "keep [io] send_path = \"auto\" unless a run over the real network agrees: on \
+             loopback, read+write used the least sender CPU here, {:.3} s/GiB{others}, because \
+             copies are cheap on this CPU while zero-copy pays per page; zero-copy still keeps \
+             file data out of ferry's memory",
+            cheapest.cpu_s_per_gib
+        ),
+    }
+}
+
+fn directio_advice(rows: &[Row], mem_total: Option<u64>) -> String {
+    let Some((_, direct)) = Row::find(rows, Method::DirectWrite) else {
+        let why = rows
+            .iter()
+            .find(|row| row.method == Method::DirectWrite.name())
+            .and_then(|row| row.reason.clone())
+            .unwrap_or_else(|| "not measured".into());
+        return format!("leave [io] directio_threshold off for this file's filesystem: {why}");
+    };
+    let Some(mem) = mem_total else {
+        return format!(
+            "O_DIRECT streamed {:.0} MiB/s here; the RAM size is unknown, so no threshold is \
+             suggested",
+            direct.throughput_mib_s
+        );
+    };
+    // One file of an eighth of RAM already evicts a real share of the hot set; below
+    // 64 MiB the disk seek per request costs more than the cache it saves.
+    let threshold = (mem / 8).max(64 << 20);
+    let threshold = 1u64 << (63 - threshold.leading_zeros());
+    let cached = Row::find(rows, Method::Sendfile)
+        .map(|(_, f)| {
+            format!(
+                " (sendfile from the page cache: {:.0} MiB/s)",
+                f.throughput_mib_s
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "[io] directio_threshold = \"{}\": a file that size is an eighth of this machine's {} \
+         of RAM, so streaming it through the page cache would push out much of the hot set; \
+         O_DIRECT read it from disk at {:.0} MiB/s with {:.3} CPU s/GiB{cached}",
+        config_size(threshold),
+        human_bytes(mem),
+        direct.throughput_mib_s,
+        direct.cpu_s_per_gib,
+    )
+}
+
+fn tls_advice(rows: &[Row]) -> String {
+    match (
+        Row::find(rows, Method::KtlsSendfile),
+        Row::find(rows, Method::TlsBuffered),
+    ) {
+        (Some((_, ktls)), Some((_, user))) => format!(
+            "[tls] ktls = \"auto\": kTLS sendfile used {:.3} CPU s/GiB against userspace TLS's \
+             {:.3} ({:.0} vs {:.0} MiB/s)",
+            ktls.cpu_s_per_gib, user.cpu_s_per_gib, ktls.throughput_mib_s, user.throughput_mib_s
+        ),
+        _ => {
+            let why = rows
+                .iter()
+                .find(|row| row.method == Method::KtlsSendfile.name())
+                .and_then(|row| row.reason.clone())
+                .unwrap_or_else(|| "not measured".into());
+            format!("TLS bodies will take tls_buffered (rustls) here: kTLS {why}")
+        }
+    }
+}
+
+/// A size as the config file writes it (`"2GiB"`, `"256MiB"`): whole units only.
+fn config_size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{}GiB", bytes >> 30)
+    } else if bytes.is_multiple_of(1 << 20) {
+        format!("{}MiB", bytes >> 20)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// `1.00 GiB`, `512.0 MiB`, `4 KiB`, `17 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", b / GIB)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", b / MIB)
+    } else if bytes >= 1 << 10 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::bench::ThreadUsage;
+    use std::time::Duration;
+
+    fn measured(sent: u64, syscalls: u64, copied: u64, cpu_ms: u64) -> Measured {
+        Measured {
+            counters: Counters {
+                sent,
+                syscalls,
+                user_bytes: copied.min(sent),
+                cpu_copied: copied,
+            },
+            elapsed: Duration::from_millis(500),
+            usage: ThreadUsage {
+                user: Duration::from_millis(cpu_ms / 2),
+                system: Duration::from_millis(cpu_ms / 2),
+                voluntary_switches: 3,
+                involuntary_switches: 1,
+            },
+            received: sent,
+        }
+    }
+
+    #[test]
+    fn figures_are_per_mib_and_per_gib() {
+        let row = Row::measured(Method::ReadWrite, &measured(1 << 30, 1024, 2 << 30, 800));
+        let f = row.figures.unwrap();
+        assert_eq!(f.throughput_mib_s, 2048.0);
+        assert!((f.cpu_s_per_gib - 0.8).abs() < 1e-9);
+        assert_eq!(f.syscalls_per_mib, 1.0);
+        assert_eq!(f.cpu_copies, 2.0);
+        assert_eq!(f.context_switches, 4);
+    }
+
+    #[test]
+    fn recommends_the_cheaper_zero_copy_path_and_a_power_of_two_threshold() {
+        let rows = vec![
+            Row::measured(Method::ReadWrite, &measured(1 << 30, 1024, 2 << 30, 800)),
+            Row::measured(Method::Sendfile, &measured(1 << 30, 512, 0, 200)),
+            Row::measured(Method::Splice, &measured(1 << 30, 2048, 0, 300)),
+            Row::measured(Method::DirectWrite, &measured(1 << 30, 1024, 1 << 30, 400)),
+            Row::unavailable(Method::KtlsSendfile, "no ULP".into()),
+        ];
+        let lines = recommend(&rows, Some(16 << 30));
+        assert!(
+            lines[0].contains("send_path = \"auto\" (sendfile)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("0.200 s/GiB (against splice 0.300, read+write 0.800)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains("directio_threshold = \"2GiB\""),
+            "{lines:?}"
+        );
+        assert!(lines[2].contains("no ULP"), "{lines:?}");
+        // A RAM size that is not a power of two rounds down; small machines get 64 MiB.
+        let lines = recommend(&rows, Some(3 << 30));
+        assert!(lines[1].contains("\"256MiB\""), "{lines:?}");
+        let lines = recommend(&rows, Some(256 << 20));
+        assert!(lines[1].contains("\"64MiB\""), "{lines:?}");
+    }
+
+    #[test]
+    fn no_threshold_where_o_direct_is_refused() {
+        let rows = vec![Row::unavailable(
+            Method::DirectWrite,
+            "tmpfs refuses O_DIRECT".into(),
+        )];
+        let lines = recommend(&rows, Some(16 << 30));
+        assert!(lines[0].contains("no send path"), "{lines:?}");
+        assert!(
+            lines[1].contains("off") && lines[1].contains("tmpfs"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(17), "17 B");
+        assert_eq!(human_bytes(4096), "4 KiB");
+        assert_eq!(human_bytes(8 << 20), "8.0 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.00 GiB");
+    }
+}

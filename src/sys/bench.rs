@@ -1,0 +1,231 @@
+//! The calls only `ferry bench` makes: a read-only mapping of a file range (mmap+write), the
+//! CPU time and context switches of the calling thread (getrusage `RUSAGE_THREAD`), and
+//! O_DIRECT opens with the alignment statx reports plus a buffer aligned to it.
+//!
+//! The O_DIRECT pieces here are deliberately minimal (open, alignment, one aligned buffer);
+//! the serving path's directio module is the fuller version and these can fold into it.
+
+// The crate denies unsafe code; this file is one of the places in src/sys/ allowed it.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
+
+/// A read-only, private mapping of `len` bytes of a file; unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` (> 0) bytes of `file` from `offset`, which must be a multiple of the page
+    /// size. Counts as one syscall (mmap); the drop is another (munmap).
+    pub fn map(file: impl AsFd, offset: u64, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mmap of zero bytes",
+            ));
+        }
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mmap offset too large"))?;
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL) aliases no Rust object;
+        // the fd is valid for the call; the result is checked against MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_fd().as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapped bytes. A file truncated underneath raises SIGBUS on access, as with any
+    /// mmap reader; the bench maps files it created or was pointed at and does not truncate.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live PROT_READ mapping of exactly `len` bytes until drop, and
+        // nothing in this process writes through it (MAP_PRIVATE, read-only).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region `map` created; no slice from `as_slice` outlives
+        // `self` (it borrows it).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// What the kernel has accounted to the calling thread so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThreadUsage {
+    pub user: Duration,
+    pub system: Duration,
+    /// The thread gave up the CPU (blocked).
+    pub voluntary_switches: u64,
+    /// The scheduler took the CPU away.
+    pub involuntary_switches: u64,
+}
+
+impl ThreadUsage {
+    /// Resources used between `earlier` and `self`.
+    pub fn since(&self, earlier: &ThreadUsage) -> ThreadUsage {
+        ThreadUsage {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(earlier.voluntary_switches),
+            involuntary_switches: self
+                .involuntary_switches
+                .saturating_sub(earlier.involuntary_switches),
+        }
+    }
+}
+
+/// `getrusage(RUSAGE_THREAD)`: the calling thread's CPU time and context switches.
+pub fn thread_usage() -> io::Result<ThreadUsage> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a writable rusage the kernel fills; the return value is checked
+    // before the struct is read.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getrusage succeeded, so the kernel initialised the struct (it was zeroed too).
+    let usage = unsafe { usage.assume_init() };
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64)
+    };
+    Ok(ThreadUsage {
+        user: time(usage.ru_utime),
+        system: time(usage.ru_stime),
+        voluntary_switches: usage.ru_nvcsw.max(0) as u64,
+        involuntary_switches: usage.ru_nivcsw.max(0) as u64,
+    })
+}
+
+/// Opens `path` read-only with O_DIRECT. Filesystems without direct I/O answer EINVAL.
+pub fn open_direct(path: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(path, flags, Mode::empty())?)
+}
+
+/// Opens the file behind `fd` again, read-only with O_DIRECT, through /proc/self/fd: this
+/// works for an unlinked (O_TMPFILE) file too, which has no other name.
+pub fn reopen_direct(fd: impl AsFd) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    open_direct(Path::new(&path))
+}
+
+/// Direct-I/O alignment of an open file: (memory, file offset), from statx `STATX_DIOALIGN`
+/// (Linux 6.1); 4096 for both where the kernel or filesystem does not say.
+pub fn dio_alignment(fd: impl AsFd) -> (usize, usize) {
+    const FALLBACK: usize = 4096;
+    let statx = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN);
+    match statx {
+        Ok(st)
+            if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::DIOALIGN)
+                && st.stx_dio_mem_align > 0
+                && st.stx_dio_offset_align > 0 =>
+        {
+            (
+                st.stx_dio_mem_align as usize,
+                st.stx_dio_offset_align as usize,
+            )
+        }
+        _ => (FALLBACK, FALLBACK),
+    }
+}
+
+/// A zeroed byte buffer whose start is aligned to `align` (a power of two), as O_DIRECT
+/// reads need. Over-allocates by `align` and starts at the first aligned byte, so no
+/// allocator tricks are needed.
+#[derive(Debug)]
+pub struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn new(len: usize, align: usize) -> AlignedBuf {
+        assert!(
+            align.is_power_of_two(),
+            "alignment {align} is not a power of two"
+        );
+        let storage = vec![0u8; len + align];
+        let start = storage.as_ptr().align_offset(align);
+        AlignedBuf {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn aligned_buf_starts_aligned() {
+        for align in [512, 4096, 65536] {
+            let mut buf = AlignedBuf::new(8192, align);
+            assert_eq!(buf.as_mut_slice().as_ptr() as usize % align, 0);
+            assert_eq!(buf.as_slice().len(), 8192);
+        }
+    }
+
+    #[test]
+    fn mapping_reads_the_file() {
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3 * 4096u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&data).unwrap();
+        let whole = Mapping::map(&file, 0, data.len()).unwrap();
+        assert_eq!(whole.as_slice(), &data[..]);
+        let tail = Mapping::map(&file, 4096, 8192).unwrap();
+        assert_eq!(tail.as_slice(), &data[4096..]);
+        assert!(Mapping::map(&file, 0, 0).is_err());
+    }
+
+    #[test]
+    fn thread_usage_grows_with_work() {
+        let before = thread_usage().unwrap();
+        let mut x = 0u64;
+        let deadline = std::time::Instant::now() + Duration::from_millis(50);
+        while std::time::Instant::now() < deadline {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let used = thread_usage().unwrap().since(&before);
+        assert!(used.user + used.system > Duration::ZERO, "{used:?}");
+    }
+}
