@@ -40,10 +40,20 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              request)
   /ws                        101 Switching Protocols (websocket), then echoes every byte
                              until EOF; logs "eof" with the number of bytes echoed
+  /cacheable/... [path, delay_ms, fail_if, h=...]
+                             for the cache tests (any path under /cacheable/): the bytes of the
+                             file at `path` with Content-Length, an ETag ("size-mtime_ns" in
+                             hex) and Last-Modified of that file, and the h= headers (which
+                             set Cache-Control, Expires, Vary, ...); 304 Not Modified when
+                             If-None-Match has that ETag (or, without If-None-Match,
+                             If-Modified-Since is at or after the file's mtime). Waits
+                             `delay_ms` before answering; answers 503 while the file `fail_if`
+                             exists.
 """
 
 import argparse
 import base64
+import email.utils
 import hashlib
 import itertools
 import json
@@ -51,6 +61,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 
 LOG_LOCK = threading.Lock()
@@ -273,6 +284,39 @@ def handle(conn, method, target, version, headers, body_info):
                 send_file_bytes(conn, file_path)
             return False
         raise BadRequest("unknown mode %r" % mode)
+
+    if path.startswith("/cacheable/"):
+        delay = int(arg("delay_ms", "0"))
+        if delay:
+            time.sleep(delay / 1000.0)
+        fail_if = arg("fail_if")
+        if fail_if and os.path.exists(fail_if):
+            conn.send(response(503, "Service Unavailable", [("Content-Type", "text/plain")], b"down"))
+            return True
+        file_path = arg("path")
+        st = os.stat(file_path)
+        etag = '"%x-%x"' % (st.st_size, st.st_mtime_ns)
+        modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+        validators = [("ETag", etag), ("Last-Modified", modified)]
+        inm = header(headers, "If-None-Match")
+        ims = header(headers, "If-Modified-Since")
+        not_modified = False
+        if inm is not None:
+            not_modified = etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+        elif ims is not None:
+            try:
+                since = email.utils.parsedate_to_datetime(ims).timestamp()
+                not_modified = int(st.st_mtime) <= since
+            except (TypeError, ValueError):
+                pass
+        extra = validators + extra_headers(query)
+        if not_modified:
+            conn.send(response(304, "Not Modified", extra, length=False))
+            return True
+        conn.send(response(200, "OK", extra + [("Content-Length", str(st.st_size))], length=False))
+        if not head_only:
+            send_file_bytes(conn, file_path)
+        return True
 
     if path == "/status":
         code = int(arg("code", "204"))

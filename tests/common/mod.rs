@@ -99,4 +99,5 @@ pub fn curl() -> Command {
     c
 }
 pub mod app;
+pub mod cache;
 pub mod tls;

@@ -1,0 +1,591 @@
+//! The disk cache (`[cache]`) in front of a real app process that logs every request it
+//! gets (tests/app/app.py, endpoint `/cacheable/`): hits sent by sendfile without asking the
+//! app (metric deltas and the app's log), the RFC 9111 rules for what is not stored, Vary,
+//! revalidation with 304, stale-if-error with the app failing or stopped,
+//! stale-while-revalidate, one app request for 100 concurrent misses, a kill -9 during a
+//! 256 MiB fill, eviction under max_size, objects surviving a restart, and purges.
+mod common;
+
+use common::cache::*;
+use common::*;
+use std::thread;
+
+fn delta(before: &Metrics, after: &Metrics, name: &str, filter: &[(&str, &str)]) -> f64 {
+    after.get(name, filter) - before.get(name, filter)
+}
+
+/// `POST /cache/purge?query` on the admin listener.
+fn purge(server: &Server, query: &str) -> Response {
+    let mut c = Conn::connect(server.admin);
+    c.send(&req(
+        "POST",
+        &format!("/cache/purge?{query}"),
+        &[("Connection", "close"), ("Content-Length", "0")],
+    ));
+    c.read_response("POST")
+}
+
+#[test]
+fn a_second_get_is_a_hit_sent_by_sendfile_without_asking_the_app() {
+    let fx = CacheFixture::new();
+    let file = fx.file("one.bin", MIB, 1);
+    let ferry = fx.start("");
+    let target = cacheable("one", &file, &["Cache-Control: max-age=600"]);
+    let before = ferry.metrics();
+    let first = ferry.get(&target);
+    assert_eq!(first.status, 200);
+    assert_eq!(x_cache(&first), "MISS");
+    assert_eq!(first.body, std::fs::read(&file).unwrap());
+    wait_objects(&ferry, 1);
+    let filled = ferry.metrics();
+    // The fill went through tee(2): every body byte, none copied through user space.
+    let tee = delta(
+        &before,
+        &filled,
+        "ferry_cache_fill_bytes_total",
+        &[("path", "tee")],
+    );
+    assert_eq!(tee, MIB as f64);
+    let splice = [("path", "splice"), ("source", "upstream")];
+    assert_eq!(
+        delta(&before, &filled, "ferry_responses_total", &splice),
+        1.0
+    );
+
+    let second = ferry.get(&target);
+    assert_eq!(second.status, 200);
+    assert_eq!(x_cache(&second), "HIT");
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("etag"), first.header("etag"));
+    assert_eq!(second.header("cache-control"), Some("max-age=600"));
+    let age: u64 = second.header("age").expect("Age on a hit").parse().unwrap();
+    assert!(age < 600, "age {age}");
+    assert_eq!(fx.app_count(&target), 1, "the hit must not reach the app");
+    let sendfile = [("path", "sendfile"), ("source", "cache"), ("code", "2xx")];
+    assert_eq!(
+        wait_delta(&ferry, &filled, "ferry_responses_total", &sendfile, 1.0),
+        1.0
+    );
+    let after = ferry.metrics();
+    let zero_copy = delta(
+        &filled,
+        &after,
+        "ferry_zero_copy_bytes_total",
+        &[("path", "sendfile")],
+    );
+    assert_eq!(zero_copy, MIB as f64);
+    let hit = [("result", "hit")];
+    assert_eq!(
+        delta(&before, &after, "ferry_cache_requests_total", &hit),
+        1.0
+    );
+    let miss = [("result", "miss")];
+    assert_eq!(
+        delta(&before, &after, "ferry_cache_requests_total", &miss),
+        1.0
+    );
+    assert_eq!(after.get("ferry_cache_objects", &[]), 1.0);
+    let on_disk: u64 = fx.cache_files().iter().map(|(_, size)| size).sum();
+    assert_eq!(after.get("ferry_cache_bytes", &[]), on_disk as f64);
+}
+
+/// A name, the app's response headers, the request's headers.
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+#[test]
+fn responses_that_must_not_be_stored_reach_the_app_every_time() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 4 * KIB, 2);
+    let ferry = fx.start("");
+    let fresh = "Cache-Control: max-age=600";
+    let cases: [Case; 8] = [
+        (
+            "no-store",
+            vec!["Cache-Control: no-store, max-age=600"],
+            vec![],
+        ),
+        (
+            "private",
+            vec!["Cache-Control: private, max-age=600"],
+            vec![],
+        ),
+        ("cookie", vec![fresh, "Set-Cookie: session=1"], vec![]),
+        ("vary-star", vec![fresh, "Vary: *"], vec![]),
+        // ETag and Last-Modified alone are no explicit freshness.
+        ("no-freshness", vec![], vec![]),
+        ("accel-zero", vec![fresh, "X-Accel-Expires: 0"], vec![]),
+        (
+            "authorization",
+            vec![fresh],
+            vec![("Authorization", "Bearer t")],
+        ),
+        (
+            "client-no-store",
+            vec![fresh],
+            vec![("Cache-Control", "no-store")],
+        ),
+    ];
+    for (name, headers, request_headers) in &cases {
+        let target = cacheable(name, &file, headers);
+        for round in 0..2 {
+            let r = get_with(&ferry, &target, request_headers);
+            assert_eq!(r.status, 200, "{name}");
+            assert_eq!(r.body.len() as u64, 4 * KIB, "{name}");
+            let want = if *name == "client-no-store" {
+                "BYPASS"
+            } else {
+                "MISS"
+            };
+            assert_eq!(x_cache(&r), want, "{name} round {round}");
+        }
+        assert_eq!(
+            fx.app_count(&target),
+            2,
+            "{name}: both requests reach the app"
+        );
+    }
+    // Unsafe methods bypass the cache.
+    let post = cacheable("post", &file, &[fresh]);
+    let r = ferry.request("POST", &post, &[("Content-Length", "0")]);
+    assert_eq!(x_cache(&r), "BYPASS");
+    // A 5xx is never stored.
+    let failing = fx.files.join("failing");
+    std::fs::write(&failing, b"x").unwrap();
+    let down = format!(
+        "{}&fail_if={}",
+        cacheable("down", &file, &[fresh]),
+        common::app::qenc(failing.to_str().unwrap())
+    );
+    for _ in 0..2 {
+        let r = ferry.get(&down);
+        assert_eq!(r.status, 503);
+        assert_eq!(x_cache(&r), "MISS");
+    }
+    assert_eq!(fx.app_count(&down), 2);
+    assert_eq!(ferry.metrics().get("ferry_cache_objects", &[]), 0.0);
+    assert!(fx.cache_files().is_empty(), "{:?}", fx.cache_files());
+}
+
+#[test]
+fn x_accel_expires_wins_and_is_hidden_and_public_opens_up_authorization() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 8 * KIB, 3);
+    let ferry = fx.start("");
+    let accel = cacheable(
+        "accel",
+        &file,
+        &["Cache-Control: max-age=0", "X-Accel-Expires: 600"],
+    );
+    let first = ferry.get(&accel);
+    assert_eq!(x_cache(&first), "MISS");
+    assert_eq!(first.header("x-accel-expires"), None);
+    assert_eq!(first.header("cache-control"), Some("max-age=0"));
+    wait_objects(&ferry, 1);
+    let second = ferry.get(&accel);
+    assert_eq!(x_cache(&second), "HIT");
+    assert_eq!(second.header("x-accel-expires"), None);
+    assert_eq!(fx.app_count(&accel), 1);
+
+    let public = cacheable("public", &file, &["Cache-Control: public, max-age=600"]);
+    let auth = [("Authorization", "Bearer t")];
+    assert_eq!(x_cache(&get_with(&ferry, &public, &auth)), "MISS");
+    wait_objects(&ferry, 2);
+    let hit = get_with(&ferry, &public, &auth);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.body, std::fs::read(&file).unwrap());
+    assert_eq!(fx.app_count(&public), 1);
+}
+
+#[test]
+fn vary_keeps_one_object_per_variant() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 16 * KIB, 4);
+    let ferry = fx.start("");
+    let target = cacheable(
+        "vary",
+        &file,
+        &["Cache-Control: max-age=600", "Vary: Accept-Encoding"],
+    );
+    let gzip = [("Accept-Encoding", "gzip")];
+    let br = [("Accept-Encoding", "br")];
+    assert_eq!(x_cache(&get_with(&ferry, &target, &gzip)), "MISS");
+    wait_objects(&ferry, 1);
+    assert_eq!(x_cache(&get_with(&ferry, &target, &br)), "MISS");
+    wait_objects(&ferry, 2);
+    assert_eq!(x_cache(&get_with(&ferry, &target, &gzip)), "HIT");
+    let hit = get_with(&ferry, &target, &br);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.header("vary"), Some("Accept-Encoding"));
+    // No Accept-Encoding is a variant of its own.
+    assert_eq!(x_cache(&ferry.get(&target)), "MISS");
+    assert_eq!(fx.app_count(&target), 3);
+}
+
+#[test]
+fn expired_objects_are_revalidated_with_304_or_replaced() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 64 * KIB, 5);
+    let ferry = fx.start("");
+    // max-age=0 with validators: stored, and revalidated on every use.
+    let target = cacheable("reval", &file, &["Cache-Control: max-age=0"]);
+    let first = ferry.get(&target);
+    assert_eq!(x_cache(&first), "MISS");
+    wait_objects(&ferry, 1);
+    let etag = first.header("etag").unwrap().to_string();
+    let second = ferry.get(&target);
+    assert_eq!(second.status, 200);
+    assert_eq!(x_cache(&second), "REVALIDATED");
+    assert_eq!(second.body, first.body);
+    let asked = fx.app.requests_to(&target);
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1].header("if-none-match"), Some(etag.as_str()));
+    assert!(asked[1].header("if-modified-since").is_some());
+    // A client's own conditional is answered from the revalidated object.
+    let not_modified = get_with(&ferry, &target, &[("If-None-Match", &etag)]);
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(x_cache(&not_modified), "REVALIDATED");
+
+    // The app's answer changes: the new body goes out (EXPIRED) and replaces the object.
+    let before = ferry.metrics();
+    fx.file("body.bin", 48 * KIB, 6);
+    let changed = ferry.get(&target);
+    assert_eq!(changed.status, 200);
+    assert_eq!(x_cache(&changed), "EXPIRED");
+    assert_eq!(changed.body, std::fs::read(&file).unwrap());
+    let tee = [("path", "tee")];
+    let filled = wait_delta(&ferry, &before, "ferry_cache_fill_bytes_total", &tee, 1.0);
+    assert_eq!(filled, (48 * KIB) as f64);
+    poll_until("the new object in place", DEADLINE, || {
+        let r = ferry.get(&target);
+        (x_cache(&r) == "REVALIDATED" && r.body == changed.body).then_some(())
+    });
+    wait_objects(&ferry, 1);
+
+    // A fresh object, but the client insists: revalidated.
+    let fresh = cacheable("fresh", &file, &["Cache-Control: max-age=600"]);
+    ferry.get(&fresh);
+    wait_objects(&ferry, 2);
+    let insist = get_with(&ferry, &fresh, &[("Cache-Control", "no-cache")]);
+    assert_eq!(x_cache(&insist), "REVALIDATED");
+    assert_eq!(x_cache(&ferry.get(&fresh)), "HIT");
+    assert_eq!(fx.app_count(&fresh), 2);
+}
+
+#[test]
+fn stale_objects_stand_in_when_the_app_fails_or_is_stopped() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 32 * KIB, 7);
+    let failing = fx.files.join("failing");
+    let ferry = fx.start("stale_if_error = \"1h\"");
+    let with_fail = |name: &str, headers: &[&str]| {
+        format!(
+            "{}&fail_if={}",
+            cacheable(name, &file, headers),
+            common::app::qenc(failing.to_str().unwrap())
+        )
+    };
+    let target = with_fail("stale", &["Cache-Control: max-age=0"]);
+    let strict = with_fail("strict", &["Cache-Control: max-age=0, must-revalidate"]);
+    let body = std::fs::read(&file).unwrap();
+    assert_eq!(x_cache(&ferry.get(&target)), "MISS");
+    assert_eq!(x_cache(&ferry.get(&strict)), "MISS");
+    wait_objects(&ferry, 2);
+
+    // The app answers 503: the stored object goes out instead.
+    std::fs::write(&failing, b"x").unwrap();
+    let stale = ferry.get(&target);
+    assert_eq!(stale.status, 200);
+    assert_eq!(x_cache(&stale), "STALE");
+    assert_eq!(stale.body, body);
+    // must-revalidate forbids it: the 503 goes out.
+    let r = ferry.get(&strict);
+    assert_eq!(r.status, 503);
+    assert_eq!(x_cache(&r), "EXPIRED");
+
+    // The app is stopped: connection refused, the stored object goes out.
+    let before = ferry.metrics();
+    let CacheFixture { app, .. } = fx;
+    drop(app);
+    let stale = ferry.get(&target);
+    assert_eq!(stale.status, 200);
+    assert_eq!(x_cache(&stale), "STALE");
+    assert_eq!(stale.body, body);
+    let r = ferry.get(&strict);
+    assert_eq!(r.status, 502);
+    assert_eq!(x_cache(&r), "EXPIRED");
+    let after = ferry.metrics();
+    let stale_count = [("result", "stale")];
+    assert_eq!(
+        delta(&before, &after, "ferry_cache_requests_total", &stale_count),
+        1.0
+    );
+}
+
+#[test]
+fn stale_while_revalidate_serves_stale_and_refreshes_once_in_the_background() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 16 * KIB, 8);
+    let ferry = fx.start("");
+    let target = cacheable(
+        "swr",
+        &file,
+        &["Cache-Control: max-age=0, stale-while-revalidate=600"],
+    );
+    let first = ferry.get(&target);
+    assert_eq!(x_cache(&first), "MISS");
+    wait_objects(&ferry, 1);
+    let stale = ferry.get(&target);
+    assert_eq!(x_cache(&stale), "STALE");
+    assert_eq!(stale.body, first.body);
+    // The refresh reaches the app as a conditional request of its own.
+    let refresh = poll_until("the background refresh", DEADLINE, || {
+        fx.app.requests_to(&target).into_iter().nth(1)
+    });
+    assert_eq!(refresh.header("if-none-match"), first.header("etag"));
+}
+
+#[test]
+fn a_hundred_concurrent_misses_make_one_app_request() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 256 * KIB, 9);
+    let ferry = fx.start("lock_timeout = \"10s\"");
+    // The app takes a while, so every request arrives while the first is still waiting.
+    let target = format!(
+        "{}&delay_ms=1000",
+        cacheable("herd", &file, &["Cache-Control: max-age=600"])
+    );
+    let addr = ferry.addr();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(100));
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let target = target.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut c = Conn::connect(addr);
+                barrier.wait();
+                c.send(&req("GET", &target, &[]));
+                c.read_response("GET")
+            })
+        })
+        .collect();
+    let responses: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let body = std::fs::read(&file).unwrap();
+    for r in &responses {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, body);
+    }
+    let misses = responses.iter().filter(|r| x_cache(r) == "MISS").count();
+    let hits = responses.iter().filter(|r| x_cache(r) == "HIT").count();
+    assert_eq!((misses, hits), (1, 99));
+    assert_eq!(fx.app_count(&target), 1);
+}
+
+#[test]
+fn kill_9_during_a_256_mib_fill_leaves_nothing_servable() {
+    let fx = CacheFixture::new();
+    let len = 256 * MIB;
+    let path = fx.files.join("big.bin");
+    let pattern = pattern_file(&path, len, 10);
+    let mut ferry = fx.start("");
+    let target = cacheable("big", &path, &["Cache-Control: max-age=600"]);
+    let mut c = ferry.connect();
+    c.send(&req("GET", &target, &[]));
+    let head = c.read_head();
+    assert_eq!(x_cache(&head), "MISS");
+    assert_eq!(head.content_length(), Some(len));
+    // Read a little, then stop reading: the relay, and so the fill, stalls part-way.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < MIB as usize {
+        got += c.read_some(&mut buf).unwrap();
+    }
+    let is_temp = |name: &str| name.ends_with(".tmp");
+    poll_until("a temporary fill file", DEADLINE, || {
+        fx.cache_files()
+            .iter()
+            .any(|(name, size)| is_temp(name) && *size > 0)
+            .then_some(())
+    });
+    ferry.signal("KILL");
+    ferry.wait_exit(DEADLINE);
+    drop(c);
+    let left = fx.cache_files();
+    assert!(left.iter().all(|(name, _)| is_temp(name)), "{left:?}");
+
+    // Restarted: the interrupted fill is gone, the request is a miss, refilled in full.
+    let ferry = fx.start("");
+    assert!(fx.cache_files().is_empty(), "{:?}", fx.cache_files());
+    assert_eq!(ferry.metrics().get("ferry_cache_objects", &[]), 0.0);
+    let mut c = ferry.connect();
+    c.send(&req("GET", &target, &[]));
+    let head = c.read_head();
+    assert_eq!(x_cache(&head), "MISS");
+    expect_pattern_body(&mut c, &pattern, 0, len, "refill");
+    wait_objects(&ferry, 1);
+    let mut c = ferry.connect();
+    c.send(&req("GET", &target, &[]));
+    let head = c.read_head();
+    assert_eq!(x_cache(&head), "HIT");
+    assert_eq!(head.content_length(), Some(len));
+    expect_pattern_body(&mut c, &pattern, 0, len, "hit after refill");
+    assert_eq!(fx.app_count(&target), 2);
+}
+
+#[test]
+fn eviction_keeps_the_directory_under_max_size() {
+    let fx = CacheFixture::new();
+    let max = 3 * MIB;
+    let ferry = fx.start(&format!("max_size = \"{max}\"\nmax_object_size = \"1MiB\""));
+    let targets: Vec<String> = (0..6)
+        .map(|i| {
+            let file = fx.file(&format!("f{i}.bin"), 900 * KIB, 20 + i);
+            cacheable(&format!("f{i}"), &file, &["Cache-Control: max-age=600"])
+        })
+        .collect();
+    for (i, target) in targets.iter().enumerate() {
+        assert_eq!(x_cache(&ferry.get(target)), "MISS");
+        poll_until("the object installed", DEADLINE, || {
+            let m = ferry.metrics();
+            let installed =
+                m.get("ferry_cache_objects", &[]) + m.get("ferry_cache_evictions_total", &[]);
+            (installed as usize == i + 1).then_some(())
+        });
+        let on_disk: u64 = fx.cache_files().iter().map(|(_, size)| size).sum();
+        assert!(
+            on_disk <= max,
+            "{on_disk} bytes on disk after {} fills",
+            i + 1
+        );
+    }
+    let m = ferry.metrics();
+    assert_eq!(m.get("ferry_cache_objects", &[]), 3.0);
+    assert_eq!(m.get("ferry_cache_evictions_total", &[]), 3.0);
+    assert!(m.get("ferry_cache_bytes", &[]) <= max as f64);
+    // The least recently used went first.
+    assert_eq!(x_cache(&ferry.get(&targets[5])), "HIT");
+    assert_eq!(x_cache(&ferry.get(&targets[0])), "MISS");
+}
+
+#[test]
+fn objects_survive_a_restart() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 300 * KIB, 11);
+    let mut ferry = fx.start("");
+    let target = cacheable("keep", &file, &["Cache-Control: max-age=600"]);
+    let first = ferry.get(&target);
+    assert_eq!(x_cache(&first), "MISS");
+    wait_objects(&ferry, 1);
+    ferry.signal("TERM");
+    ferry.wait_exit(DEADLINE);
+
+    let ferry = fx.start("");
+    assert_eq!(ferry.metrics().get("ferry_cache_objects", &[]), 1.0);
+    let hit = ferry.get(&target);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.body, first.body);
+    assert_eq!(fx.app_count(&target), 1);
+}
+
+#[test]
+fn hits_answer_ranges_and_conditionals_from_the_stored_validators() {
+    let fx = CacheFixture::new();
+    let len = 100 * KIB;
+    let file = fx.file("body.bin", len, 12);
+    let body = std::fs::read(&file).unwrap();
+    let ferry = fx.start("");
+    let target = cacheable("ranges", &file, &["Cache-Control: max-age=600"]);
+    let first = ferry.get(&target);
+    wait_objects(&ferry, 1);
+    let etag = first.header("etag").unwrap().to_string();
+
+    let r = get_with(&ferry, &target, &[("Range", "bytes=100-199")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(x_cache(&r), "HIT");
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 100-199/{len}").as_str())
+    );
+    assert_eq!(r.body, &body[100..200]);
+    let multi = get_with(&ferry, &target, &[("Range", "bytes=0-1,1000-1001")]);
+    assert_eq!(multi.status, 206);
+    assert!(
+        multi
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/byteranges"),
+    );
+    let r = get_with(&ferry, &target, &[("Range", "bytes=999999999-")]);
+    assert_eq!(r.status, 416);
+    let r = get_with(&ferry, &target, &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    assert_eq!(x_cache(&r), "HIT");
+    let r = get_with(&ferry, &target, &[("If-Match", "\"other\"")]);
+    assert_eq!(r.status, 412);
+    let stale_range = [("Range", "bytes=0-9"), ("If-Range", "\"other\"")];
+    let r = get_with(&ferry, &target, &stale_range);
+    assert_eq!((r.status, r.body.len() as u64), (200, len));
+    let head = ferry.request("HEAD", &target, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(x_cache(&head), "HIT");
+    assert_eq!(head.content_length(), Some(len));
+    assert_eq!(fx.app_count(&target), 1);
+}
+
+#[test]
+fn chunked_bodies_are_filled_from_the_buffer_and_hit_by_sendfile() {
+    let fx = CacheFixture::new();
+    let len = 200 * KIB;
+    let file = fx.file("body.bin", len, 13);
+    let ferry = fx.start("");
+    let target = format!(
+        "/file?path={}&mode=chunked&chunk=10000&h={}",
+        common::app::qenc(file.to_str().unwrap()),
+        common::app::qenc("Cache-Control:max-age=600")
+    );
+    let before = ferry.metrics();
+    let first = ferry.get(&target);
+    assert!(first.is_chunked());
+    assert_eq!(x_cache(&first), "MISS");
+    wait_objects(&ferry, 1);
+    let buffered = [("path", "buffered")];
+    let after = ferry.metrics();
+    assert_eq!(
+        delta(&before, &after, "ferry_cache_fill_bytes_total", &buffered),
+        len as f64
+    );
+    let hit = ferry.get(&target);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.content_length(), Some(len));
+    assert_eq!(hit.body, std::fs::read(&file).unwrap());
+    assert_eq!(fx.app_count(&target), 1);
+}
+
+#[test]
+fn purge_removes_one_target_or_a_prefix() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 8 * KIB, 14);
+    let ferry = fx.start("");
+    let fresh = ["Cache-Control: max-age=600"];
+    let a = cacheable("p/a", &file, &fresh);
+    let b = cacheable("p/b", &file, &fresh);
+    let q = cacheable("q", &file, &fresh);
+    for (i, target) in [&a, &b, &q].into_iter().enumerate() {
+        ferry.get(target);
+        wait_objects(&ferry, i + 1);
+    }
+    let r = purge(&ferry, &format!("target={}", common::app::qenc(&a)));
+    assert_eq!((r.status, r.text()), (200, "purged 1\n".to_string()));
+    assert_eq!(ferry.metrics().get("ferry_cache_objects", &[]), 2.0);
+    assert_eq!(x_cache(&ferry.get(&a)), "MISS");
+    assert_eq!(x_cache(&ferry.get(&b)), "HIT");
+    wait_objects(&ferry, 3);
+    let r = purge(&ferry, "prefix=/cacheable/p/");
+    assert_eq!((r.status, r.text()), (200, "purged 2\n".to_string()));
+    assert_eq!(x_cache(&ferry.get(&b)), "MISS");
+    assert_eq!(x_cache(&ferry.get(&q)), "HIT");
+    assert_eq!(fx.cache_files().len(), 2);
+    // Bad purges say what is wrong.
+    assert_eq!(purge(&ferry, "").status, 400);
+    assert_eq!(purge(&ferry, "prefix=nope").status, 400);
+    assert_eq!(ferry.admin_get("/cache/purge?prefix=/").status, 405);
+}
