@@ -3,7 +3,9 @@
 //! same for splice(2) from a file. This is how the tests prove the sendfile → splice →
 //! buffered fallbacks on a kernel where the real calls always work. `FERRY_FAULT_KTLS_ULP`
 //! (e.g. ENOENT) makes attaching the `tls` ULP to a connection fail, for the kTLS
-//! `install_failed` fallback. Release builds compile
+//! `install_failed` fallback, and `FERRY_FAULT_KTLS_CIPHERS=none` makes the start-up probe
+//! report no cipher suite, for `cipher_unsupported` (every suite rustls offers installs on
+//! the kernels tested). Release builds compile
 //! the hooks out: `Faults::get()` is then always empty.
 
 use std::sync::OnceLock;
@@ -14,6 +16,7 @@ pub struct Faults {
     pub sendfile: Option<i32>,
     pub splice: Option<i32>,
     pub ktls_ulp: Option<i32>,
+    pub ktls_ciphers_none: bool,
 }
 
 impl Faults {
@@ -34,6 +37,7 @@ impl Faults {
             ktls_ulp: std::env::var("FERRY_FAULT_KTLS_ULP")
                 .ok()
                 .and_then(|v| errno(&v)),
+            ktls_ciphers_none: std::env::var("FERRY_FAULT_KTLS_CIPHERS").as_deref() == Ok("none"),
         }
     }
 

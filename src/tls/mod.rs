@@ -18,10 +18,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-pub use probe::{ULP_PATH, ulp_available};
+pub use probe::{ULP_PATH, kernel_carries, ulp_available};
 
 use crate::config::{self, Alpn, KtlsMode};
 use crate::metrics::Metrics;
+use crate::sys::Faults;
 use crate::transport::Transport;
 use install::Installed;
 
@@ -152,7 +153,12 @@ impl Tls {
             KtlsMode::Off => Kernel::Off,
             mode => {
                 if ulp_available() {
-                    Kernel::Ciphers(CompatibleCiphers::new().await.map_err(TlsError::Probe)?)
+                    let probed = CompatibleCiphers::new().await.map_err(TlsError::Probe)?;
+                    if Faults::get().ktls_ciphers_none {
+                        Kernel::Ciphers(CompatibleCiphers::default())
+                    } else {
+                        Kernel::Ciphers(probed)
+                    }
                 } else if mode == KtlsMode::Require {
                     return Err(TlsError::KtlsRequired);
                 } else {
@@ -200,7 +206,7 @@ impl Tls {
             Kernel::NoUlp => Some(Fallback::UlpUnavailable),
             Kernel::Ciphers(_) if conn.alpn_protocol() == Some(b"h2") => Some(Fallback::Http2),
             Kernel::Ciphers(ciphers) => match conn.negotiated_cipher_suite() {
-                Some(suite) if ciphers.is_compatible(suite) => None,
+                Some(suite) if kernel_carries(ciphers, suite) => None,
                 _ => Some(Fallback::CipherUnsupported),
             },
         };
