@@ -645,10 +645,9 @@ fn ktls_auto_http2_is_served_on_tls_buffered_with_reason_http2() {
     ktls_control(&fx, &ferry, &["--http1.1"]);
 }
 
-/// A TLS 1.2 client and an RSA certificate, `ktls = "auto"`: the negotiated ECDHE-RSA suite is
-/// not one ferry hands to the kernel (the ktls crate maps only the ECDSA TLS 1.2 suites), so
-/// the connection stays on rustls with `reason="cipher_unsupported"`. A TLS 1.3 client of
-/// the same ferry gets kTLS.
+/// The start-up probe finding no suite the kernel installs (`FERRY_FAULT_KTLS_CIPHERS=none`, a
+/// debug build's fault injection: every suite rustls offers installs on this kernel), with
+/// `ktls = "auto"`: the connection stays on rustls with `reason="cipher_unsupported"`.
 #[test]
 fn ktls_auto_unsupported_suite_is_served_on_tls_buffered_with_reason_cipher_unsupported() {
     let test =
@@ -657,16 +656,105 @@ fn ktls_auto_unsupported_suite_is_served_on_tls_buffered_with_reason_cipher_unsu
         return;
     };
     assert_tls_ulp();
-    let fx = Fixture::small_rsa();
-    let ferry = Ferry::start_config(fx.config("auto"), &[], None);
+    let fx = Fixture::small();
+    let fault = [("FERRY_FAULT_KTLS_CIPHERS", "none")];
+    let ferry = Ferry::start_config(fx.config("auto"), &fault, None);
+    fallback_case(&fx, &ferry, &["--http1.1"], "cipher_unsupported");
     let tls12 = ["--http1.1", "--tlsv1.2", "--tls-max", "1.2"];
-    let got = fallback_case(&fx, &ferry, &tls12, "cipher_unsupported");
+    fallback_case(&fx, &ferry, &tls12, "cipher_unsupported");
+}
+
+/// TLS 1.2 with an RSA certificate (suite ECDHE-RSA-AES-GCM) goes to the kernel like TLS 1.3:
+/// two requests on one connection (`curl URL URL`), both bodies identical, both sent by
+/// `ktls_sendfile`, one kTLS connection with TX and RX keys installed.
+#[test]
+fn ktls_tls12_ecdhe_rsa_is_carried_by_the_kernel_with_keep_alive() {
+    let test = "ktls_tls12_ecdhe_rsa_is_carried_by_the_kernel_with_keep_alive";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small_rsa();
+    let ferry = Ferry::start(&fx, "require");
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
+    let url = format!("https://{}/static/{SMALL_NAME}", ferry.https);
+    let outs = [
+        fx.dir.path().join("tls12-1.bin"),
+        fx.dir.path().join("tls12-2.bin"),
+    ];
+    let result = Command::new("curl")
+        .args([
+            "-sSkv",
+            "--http1.1",
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--max-time",
+            "120",
+        ])
+        .args(["-w", "%{http_code}\\n", "-o"])
+        .arg(&outs[0])
+        .arg(&url)
+        .arg("-o")
+        .arg(&outs[1])
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl: {e}"));
+    let codes = String::from_utf8_lossy(&result.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
     assert!(
-        got.stderr.contains("TLSv1.2 / ECDHE-RSA-"),
-        "curl did not negotiate TLS 1.2 with an ECDHE-RSA suite\n{}",
-        got.stderr
+        result.status.success() && codes.lines().collect::<Vec<_>>() == ["200", "200"],
+        "curl (TLS 1.2, two URLs): {} codes {codes:?}\n{stderr}\n{}",
+        result.status,
+        ferry.diagnostics()
     );
-    ktls_control(&fx, &ferry, &["--http1.1", "--tlsv1.3"]);
+    assert!(
+        stderr.contains("TLSv1.2 / ECDHE-RSA-") && stderr.contains("Re-using existing connection"),
+        "want TLS 1.2 with an ECDHE-RSA suite and the second request on the same connection\n\
+         {stderr}"
+    );
+    for out in &outs {
+        assert_eq!(
+            sha256sum(out),
+            fx.small_sha256,
+            "{} differs from files/{SMALL_NAME}\n{}",
+            out.display(),
+            ferry.diagnostics()
+        );
+    }
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
+    let sendfile = [
+        ("path", "ktls_sendfile"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    let after = ferry.wait_for(&before, "ferry_responses_total", &sendfile, 2.0);
+    let connections = delta(
+        &before,
+        &after,
+        "ferry_connections_total",
+        &[("transport", "ktls")],
+    );
+    assert_eq!(
+        connections,
+        1.0,
+        "both responses must come over one kTLS connection\n{}",
+        ferry.diagnostics()
+    );
+    let suite = stderr
+        .lines()
+        .find(|l| l.contains("SSL connection using"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    eprintln!(
+        "ktls TLS 1.2 RSA: {suite:?}; 2 responses identical on 1 kTLS connection, TlsTxSw \
+         {tx_before} -> {}, TlsRxSw {rx_before} -> {}",
+        tls_stat("TlsTxSw"),
+        tls_stat("TlsRxSw")
+    );
 }
 
 /// The kernel refusing the `tls` ULP on a connection (`FERRY_FAULT_KTLS_ULP=ENOENT`, a debug
