@@ -256,11 +256,18 @@ pub fn code_class(status: u16) -> &'static str {
 const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The `(from, to)` send path fallbacks this build can take, and their reasons.
-const FALLBACKS: [(&str, &str); 4] = [
+const FALLBACKS: [(&str, &str); 10] = [
     ("sendfile", "splice"),
     ("splice", "buffered"),
     ("ktls_sendfile", "ktls_splice"),
     ("ktls_splice", "buffered"),
+    // A filesystem refusing O_DIRECT: the connection's file path (per send_path and transport).
+    ("directio", "sendfile"),
+    ("directio", "splice"),
+    ("directio", "buffered"),
+    ("directio", "ktls_sendfile"),
+    ("directio", "ktls_splice"),
+    ("directio", "tls_buffered"),
 ];
 const FALLBACK_REASONS: [&str; 3] = ["einval", "enosys", "error"];
 

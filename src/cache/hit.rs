@@ -51,6 +51,7 @@ pub fn reply(
             file: Arc::clone(&file),
             offset: object.body_offset + offset,
             len,
+            direct: false,
         })
     };
     if meta.status != 200 {
@@ -102,6 +103,7 @@ pub fn reply(
                     file: Arc::clone(&file),
                     offset: object.body_offset + r.start,
                     len: r.len(),
+                    direct: false,
                 }));
             }
             parts.push(Part::Bytes(Bytes::from(multipart_end(&boundary))));

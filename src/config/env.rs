@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 30] = [
+const OVERRIDABLE: [&str; 31] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -35,6 +35,7 @@ const OVERRIDABLE: [&str; 30] = [
     "tls.handshake_timeout",
     "io.send_path",
     "io.chunk",
+    "io.directio_threshold",
     "upstream.address",
     "upstream.connect_timeout",
     "upstream.response_timeout",

@@ -24,7 +24,7 @@ mod tests;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -257,6 +257,9 @@ pub struct Io {
     pub send_path: SendPathSetting,
     /// Bytes moved per sendfile/splice/read call before yielding; 4 KiB ..= 1 GiB.
     pub chunk: NonZeroUsize,
+    /// Files at least this large are read with O_DIRECT, bypassing the page cache (nginx
+    /// `directio`); `None` ("0"): never.
+    pub directio_threshold: Option<NonZeroU64>,
 }
 
 /// Smallest accepted `io.chunk`: one page.
@@ -272,6 +275,7 @@ impl Default for Io {
         Self {
             send_path: SendPathSetting::Auto,
             chunk: DEFAULT_CHUNK,
+            directio_threshold: None,
         }
     }
 }
@@ -413,6 +417,9 @@ pub struct Location {
     /// Reachable only through `X-Accel-Redirect` from the upstream; clients get 404 (nginx
     /// `internal;`). Never with prefix `/`.
     pub internal: bool,
+    /// This location's `directio_threshold`: `None` takes `io.directio_threshold`,
+    /// `Some(None)` ("0") turns direct I/O off here.
+    pub directio_threshold: Option<Option<NonZeroU64>>,
 }
 
 /// One problem with one key: `"{key}: {message}"`.

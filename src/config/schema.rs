@@ -21,7 +21,7 @@ mod upstream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use ::config::{Map, Value, ValueKind};
@@ -48,7 +48,7 @@ const SERVER_KEYS: [&str; 7] = [
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const TLS_KEYS: [&str; 6] = ["listen", "cert", "key", "ktls", "alpn", "handshake_timeout"];
-const IO_KEYS: [&str; 2] = ["send_path", "chunk"];
+const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
 const UPSTREAM_KEYS: [&str; 5] = [
     "address",
     "connect_timeout",
@@ -69,7 +69,14 @@ const CACHE_KEYS: [&str; 5] = [
     "lock_timeout",
     "stale_if_error",
 ];
-const LOCATION_KEYS: [&str; 5] = ["prefix", "root", "index", "expires", "internal"];
+const LOCATION_KEYS: [&str; 6] = [
+    "prefix",
+    "root",
+    "index",
+    "expires",
+    "internal",
+    "directio_threshold",
+];
 
 const ACCESS_LOGS: [(&str, AccessLog); 3] = [
     ("text", AccessLog::Text),
@@ -306,7 +313,16 @@ impl Walker<'_> {
         if let Some(chunk) = self.field(table, "io", "chunk", Self::chunk) {
             io.chunk = chunk;
         }
+        if let Some(threshold) = self.field(table, "io", "directio_threshold", Self::threshold) {
+            io.directio_threshold = threshold;
+        }
         io
+    }
+
+    /// A `directio_threshold`: a size, where 0 (`"0"`) means off.
+    fn threshold(&mut self, key: &str, value: &Value) -> Option<Option<NonZeroU64>> {
+        let bytes = self.size(key, value)?;
+        Some(NonZeroU64::new(bytes))
     }
 
     fn string<'v>(&mut self, key: &str, value: &'v Value, expected: &str) -> Option<&'v str> {
@@ -441,6 +457,20 @@ impl Walker<'_> {
     }
 
     fn chunk(&mut self, key: &str, value: &Value) -> Option<NonZeroUsize> {
+        let bytes = self.size(key, value)?;
+        let chunk = usize::try_from(bytes)
+            .ok()
+            .filter(|n| (MIN_CHUNK..=MAX_CHUNK).contains(n))
+            .and_then(NonZeroUsize::new);
+        if chunk.is_none() {
+            let message = format!("must be between 4KiB and 1GiB, got {bytes} bytes");
+            self.fail(key, Some(value), message);
+        }
+        chunk
+    }
+
+    /// A size: a string with a unit ("2MiB") or a plain number of bytes.
+    fn size(&mut self, key: &str, value: &Value) -> Option<u64> {
         let bytes = match (&value.kind, as_integer(value)) {
             (_, Some(n)) => match u64::try_from(n) {
                 Ok(bytes) => bytes,
@@ -466,15 +496,7 @@ impl Walker<'_> {
                 return None;
             }
         };
-        let chunk = usize::try_from(bytes)
-            .ok()
-            .filter(|n| (MIN_CHUNK..=MAX_CHUNK).contains(n))
-            .and_then(NonZeroUsize::new);
-        if chunk.is_none() {
-            let message = format!("must be between 4KiB and 1GiB, got {bytes} bytes");
-            self.fail(key, Some(value), message);
-        }
-        chunk
+        Some(bytes)
     }
 }
 

@@ -10,6 +10,7 @@ mod static_file;
 
 use static_file::Lookup;
 
+use std::num::NonZeroU64;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +101,9 @@ pub struct StaticLocation {
     pub expires: Option<Duration>,
     /// Reachable only through X-Accel-Redirect.
     pub internal: bool,
+    /// Files at least this large are read with O_DIRECT (the location's or `[io]`'s
+    /// `directio_threshold`); `None`: never.
+    pub directio: Option<NonZeroU64>,
 }
 
 impl StaticLocation {
@@ -109,6 +113,7 @@ impl StaticLocation {
         index: Option<String>,
         expires: Option<Duration>,
         internal: bool,
+        directio: Option<NonZeroU64>,
     ) -> std::io::Result<StaticLocation> {
         let root_fd = crate::sys::open_root(root)?;
         Ok(StaticLocation {
@@ -118,6 +123,7 @@ impl StaticLocation {
             index,
             expires,
             internal,
+            directio,
         })
     }
 }
@@ -153,6 +159,8 @@ impl Router {
                 loc.index.clone(),
                 loc.expires,
                 loc.internal,
+                loc.directio_threshold
+                    .unwrap_or(config.io.directio_threshold),
             ) {
                 Ok(opened) => locations.push(Arc::new(opened)),
                 Err(err) => {
@@ -161,7 +169,9 @@ impl Router {
             }
         }
         for (i, root) in config.offload.x_sendfile_roots.iter().enumerate() {
-            match StaticLocation::open(root.display().to_string(), root, None, None, true) {
+            let directio = config.io.directio_threshold;
+            match StaticLocation::open(root.display().to_string(), root, None, None, true, directio)
+            {
                 Ok(opened) => sendfile_roots.push(Arc::new(opened)),
                 Err(err) => errors.push(format!(
                     "offload.x_sendfile_roots[{i}]: {}: {err}",

@@ -1,5 +1,6 @@
 //! A static location's file: opened beneath the root (blocking; the router runs this off the
-//! reactor), then turned into a reply — validators, conditional requests, ranges.
+//! reactor), then turned into a reply — validators, conditional requests, ranges. Whether the
+//! body is read with O_DIRECT (the location's directio threshold) is decided here too.
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
@@ -69,6 +70,8 @@ pub struct Opened {
     pub file: File,
     pub meta: Metadata,
     pub name: OsString,
+    /// At or above the location's directio threshold: to be read with O_DIRECT.
+    pub direct: bool,
 }
 
 /// How a path may be looked up.
@@ -90,6 +93,7 @@ pub fn open(
     let (file, meta) = open_checked(loc, &rel, lookup)?;
     if meta.is_file() {
         return Ok(Opened {
+            direct: is_direct(loc, &meta),
             file,
             meta,
             name: rel,
@@ -114,6 +118,7 @@ pub fn open(
     let index_rel = OsString::from_vec(index_rel);
     match open_checked(loc, &index_rel, lookup) {
         Ok((file, meta)) if meta.is_file() => Ok(Opened {
+            direct: is_direct(loc, &meta),
             file,
             meta,
             name: index_rel,
@@ -122,6 +127,12 @@ pub fn open(
         Ok(_) | Err(OpenError::NotFound) => Err(OpenError::Forbidden),
         Err(err) => Err(err),
     }
+}
+
+/// Whether a file of this location is read with O_DIRECT: the choice is made here, once per
+/// response, and the send path follows it (`send::SendPath::Directio`).
+fn is_direct(loc: &StaticLocation, meta: &Metadata) -> bool {
+    loc.directio.is_some_and(|threshold| meta.len() >= threshold.get())
 }
 
 fn open_checked(
@@ -180,11 +191,13 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         Precondition::Failed => return Reply::error(412, Source::Static),
     }
     let ctype = content_type(std::path::Path::new(&opened.name));
+    let direct = opened.direct;
     let file = Arc::new(opened.file);
     let whole = Body::File(FileRange {
         file: Arc::clone(&file),
         offset: 0,
         len,
+        direct,
     });
     let range = match req.header("range") {
         Some(value) if req.method == Method::Get && if_range_allows(req, &validators) => {
@@ -213,6 +226,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
                     file,
                     offset: r.start,
                     len: r.len(),
+                    direct,
                 }),
             )
         }
@@ -231,6 +245,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
                     file: Arc::clone(&file),
                     offset: r.start,
                     len: r.len(),
+                    direct,
                 }));
             }
             parts.push(Part::Bytes(Bytes::from(multipart_end(&boundary))));

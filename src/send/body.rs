@@ -14,6 +14,9 @@ pub struct FileRange {
     pub file: Arc<File>,
     pub offset: u64,
     pub len: u64,
+    /// Read with O_DIRECT, bypassing the page cache (path `directio`): the file is at or
+    /// above its location's `directio_threshold`. HTTP/2 ignores it.
+    pub direct: bool,
 }
 
 /// One piece of a multi-part body.

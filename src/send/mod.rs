@@ -9,6 +9,7 @@
 //! themselves (sys).
 
 mod body;
+mod directio;
 pub mod fill;
 mod path;
 mod relay;
@@ -117,6 +118,8 @@ pub struct Sender {
     buf: Vec<u8>,
     /// TCP_CORK is set and is to be cleared once the first body bytes are out.
     corked: bool,
+    /// The current response's direct reads, when it takes the `directio` path.
+    direct: Option<directio::Direct>,
 }
 
 /// Outcome of one capped step of a file path.
@@ -142,6 +145,7 @@ impl Sender {
             pipe: None,
             buf: Vec::new(),
             corked: false,
+            direct: None,
         }
     }
 
@@ -173,9 +177,9 @@ impl Sender {
                     stream,
                     head,
                     async |this: &mut Sender, stream: &mut Transport| {
-                        let mut path = this.file_path;
+                        let mut path = this.direct_path(Some(&range), metrics);
                         let mut pace = Pace::new(rate);
-                        this.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
+                        this.send_range(stream, &range, &mut path, &mut pace, metrics, tally)
                             .await
                     },
                 )
@@ -186,7 +190,12 @@ impl Sender {
                     stream,
                     head,
                     async |this: &mut Sender, stream: &mut Transport| {
-                        let mut path = this.file_path;
+                        // The parts are ranges of one file: one path for all of them.
+                        let first = parts.iter().find_map(|part| match part {
+                            Part::File(range) => Some(range),
+                            Part::Bytes(_) => None,
+                        });
+                        let mut path = this.direct_path(first, metrics);
                         let mut pace = Pace::new(rate);
                         for part in &parts {
                             match part {
@@ -195,7 +204,7 @@ impl Sender {
                                     tally.add(SendPath::Memory, bytes.len());
                                 }
                                 Part::File(range) => {
-                                    this.send_file(
+                                    this.send_range(
                                         stream, range, &mut path, &mut pace, metrics, tally,
                                     )
                                     .await?

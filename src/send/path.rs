@@ -1,6 +1,7 @@
 //! The closed set of I/O paths a response body can take (the `path` label of every body
 //! metric; see DESIGN.md), and how the path is chosen from the configuration and the
-//! transport, once per response.
+//! transport, once per response. A file the route marked `direct` takes `directio` on every
+//! transport instead (see `send::directio`).
 
 use crate::config::SendPathSetting;
 use crate::transport::Kind;
@@ -22,10 +23,13 @@ pub enum SendPath {
     TlsBuffered,
     /// A small generated body written from memory.
     Memory,
+    /// A file at or above its directio threshold: O_DIRECT pread(2) off the reactor into an
+    /// aligned buffer (the page cache bypassed), then the transport's write: one CPU copy.
+    Directio,
 }
 
 impl SendPath {
-    pub const ALL: [SendPath; 7] = [
+    pub const ALL: [SendPath; 8] = [
         SendPath::Sendfile,
         SendPath::Splice,
         SendPath::KtlsSendfile,
@@ -33,6 +37,7 @@ impl SendPath {
         SendPath::Buffered,
         SendPath::TlsBuffered,
         SendPath::Memory,
+        SendPath::Directio,
     ];
 
     pub fn label(self) -> &'static str {
@@ -44,6 +49,7 @@ impl SendPath {
             SendPath::Buffered => "buffered",
             SendPath::TlsBuffered => "tls_buffered",
             SendPath::Memory => "memory",
+            SendPath::Directio => "directio",
         }
     }
 
@@ -97,6 +103,8 @@ impl SendPath {
             SendPath::KtlsSendfile => Some(SendPath::KtlsSplice),
             SendPath::Splice | SendPath::KtlsSplice => Some(SendPath::Buffered),
             SendPath::Buffered | SendPath::TlsBuffered | SendPath::Memory => None,
+            // Directio falls back to the connection's file path (`Sender::direct_path`).
+            SendPath::Directio => None,
         }
     }
 

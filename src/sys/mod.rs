@@ -13,6 +13,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
 pub mod bench;
+pub mod directio;
 mod fault;
 mod tee;
 pub mod ktls;

@@ -80,6 +80,7 @@ impl Walker<'_> {
         let index_file = self.field(table, &key, "index", Self::index_file);
         let expires = self.field(table, &key, "expires", Self::duration);
         let internal = self.field(table, &key, "internal", Self::boolean);
+        let directio_threshold = self.field(table, &key, "directio_threshold", Self::threshold);
         let prefix = prefix?;
         if let Some(first) = seen.get(&prefix) {
             let message = format!("duplicate prefix {prefix:?} (also location[{first}].prefix)");
@@ -108,6 +109,7 @@ impl Walker<'_> {
             index: index_file,
             expires,
             internal,
+            directio_threshold,
         })
     }
 

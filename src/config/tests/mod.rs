@@ -66,6 +66,7 @@ fn embedded_default_is_the_documented_defaults() {
         io: Io {
             send_path: SendPathSetting::Auto,
             chunk: NonZeroUsize::new(2 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            directio_threshold: None,
         },
         locations: vec![Location {
             prefix: "/".into(),
@@ -73,6 +74,7 @@ fn embedded_default_is_the_documented_defaults() {
             index: Some("index.html".into()),
             expires: None,
             internal: false,
+            directio_threshold: None,
         }],
         upstream: None,
         offload: Offload {
@@ -161,6 +163,7 @@ fn every_key_is_read() {
                 index: None,
                 expires: Some(secs(86_400)),
                 internal: false,
+                directio_threshold: None,
             },
             Location {
                 prefix: "/".into(),
@@ -168,6 +171,7 @@ fn every_key_is_read() {
                 index: Some("index.htm".into()),
                 expires: None,
                 internal: false,
+                directio_threshold: None,
             },
         ]
     );

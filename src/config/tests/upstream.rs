@@ -76,6 +76,7 @@ fn the_documented_examples_parse_together() {
             index: None,
             expires: None,
             internal: true,
+            directio_threshold: None,
         }
     );
     assert_eq!(config.locations[0].expires, Some(secs(3_600)));
