@@ -887,7 +887,10 @@ fn prometheus_scrapes_loaded_ferry_and_every_dashboard_and_rule_query_answers() 
         } else {
             "tls_buffered"
         };
-        for want in zero_copy.iter().chain(&["buffered", "memory", tls_path]) {
+        for want in zero_copy
+            .iter()
+            .chain(&["buffered", "memory", "directio", tls_path])
+        {
             if !paths.contains(&want.to_string()) {
                 missing.push(format!("responses on path {want}"));
             }

@@ -1,7 +1,8 @@
 //! The traffic tests/deploy.rs puts through ferry before asking Prometheus about it: a little
 //! of every kind this build serves, each answer checked so a broken path fails here rather
 //! than as a mysteriously empty panel. Three ferry processes, scraped as one job:
-//! `main` (send_path auto: static sendfile, proxied splice and chunked/buffered bodies,
+//! `main` (send_path auto: static sendfile, O_DIRECT reads above a location's
+//! directio_threshold, proxied splice and chunked/buffered bodies,
 //! X-Accel-Redirect, the disk cache, a protocol upgrade, 404s and 502s, HTTPS over HTTP/1.1
 //! and HTTP/2 with its kTLS decision and fallback), `splice` and `buffered` (static files on
 //! the send paths `io.send_path` forces).
@@ -26,6 +27,8 @@ pub struct Load {
     pub main: TlsServer,
     pub splice: Server,
     pub buffered: Server,
+    /// Served at /direct/ with a directio_threshold below its file's size.
+    direct: TempDir,
     small: Vec<u8>,
     small_path: PathBuf,
     big_path: PathBuf,
@@ -45,23 +48,30 @@ impl Load {
         std::fs::create_dir(&files).unwrap();
         pattern_file(&files.join("report.bin"), REPORT, 3);
         let cache = fx.dir.path().join("cache");
+        // O_DIRECT needs a file system that has it (tmpfs does not): the target directory's
+        let direct = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        pattern_file(&direct.path().join("big.bin"), BIG, 4);
         let app = App::start();
         let toml = format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [upstream]\naddress = {app}\n\n[offload]\nx_accel_redirect = true\n\n\
              [cache]\ndir = {cache}\nmax_size = \"64MiB\"\nmax_object_size = \"16MiB\"\n\n\
              [[location]]\nprefix = \"/static/\"\nroot = {root}\n\n\
-             [[location]]\nprefix = \"/protected/\"\nroot = {files}\ninternal = true\n{tls}",
+             [[location]]\nprefix = \"/protected/\"\nroot = {files}\ninternal = true\n\n\
+             [[location]]\nprefix = \"/direct/\"\nroot = {direct}\n\
+             directio_threshold = \"256KiB\"\n{tls}",
             app = serde_json::to_string(&app.address).unwrap(),
             cache = toml_s(&cache),
             root = toml_s(&fx.root),
             files = toml_s(&files),
+            direct = toml_s(direct.path()),
             tls = TlsSection::new(&fx.certs).to_toml(),
         );
         let main = TlsServer::start(&toml, 1);
         let splice = Server::start(&Config::static_root(&fx.root).send_path("splice"));
         let buffered = Server::start(&Config::static_root(&fx.root).send_path("buffered"));
         Load {
+            direct,
             small_path: fx.root.join("small.txt"),
             big_path: fx.root.join("big.bin"),
             fx,
@@ -103,6 +113,10 @@ impl Load {
                 "{name}: /static/small.txt body differs"
             );
         }
+        // at or above the location's directio_threshold: O_DIRECT reads, path directio
+        let r = self.main.get("/direct/big.bin");
+        assert_eq!(r.status, 200, "GET /direct/big.bin");
+        assert_eq!(r.body.len() as u64, BIG, "GET /direct/big.bin");
         let r = self.main.get("/static/missing.txt");
         assert_eq!(r.status, 404, "GET /static/missing.txt");
     }
