@@ -28,7 +28,7 @@ pub struct Load {
     pub splice: Server,
     pub buffered: Server,
     /// Served at /direct/ with a directio_threshold below its file's size.
-    direct: TempDir,
+    _direct: TempDir,
     small: Vec<u8>,
     small_path: PathBuf,
     big_path: PathBuf,
@@ -71,7 +71,7 @@ impl Load {
         let splice = Server::start(&Config::static_root(&fx.root).send_path("splice"));
         let buffered = Server::start(&Config::static_root(&fx.root).send_path("buffered"));
         Load {
-            direct,
+            _direct: direct,
             small_path: fx.root.join("small.txt"),
             big_path: fx.root.join("big.bin"),
             fx,
