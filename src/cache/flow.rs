@@ -86,11 +86,11 @@ pub async fn before(
     let (revalidate, max_age) = match policy::request_use(req) {
         RequestUse::Bypass(why) => {
             tracing::trace!(reason = why, "cache bypassed");
+            let key = Key::new(req);
             if !matches!(req.method, Method::Get | Method::Head | Method::Options) {
                 // An unsafe method invalidates what is stored for its target (RFC 9111 §4.4).
-                cache.purge(Some(&req.target), None);
+                cache.invalidate(&key);
             }
-            let key = Key::new(req);
             return Before::Forward(pending(key, None, None, CacheResult::Bypass, None));
         }
         RequestUse::Lookup {
@@ -217,7 +217,7 @@ pub async fn after(
         }
     }
     cache.metrics.request(pending.result);
-    After::Relay(start_fill(pending, req, head, framing, now))
+    After::Relay(start_fill(pending, req, head, framing, now).await)
 }
 
 /// The app could not be reached, or gave no answer in time: a stale object may stand in.
@@ -233,7 +233,7 @@ pub async fn on_error(pending: Pending, req: &RequestHead) -> Option<Reply> {
 }
 
 /// A fill for the app's answer when it may be stored, else `None` (and the lock released).
-fn start_fill(
+async fn start_fill(
     pending: Pending,
     req: &RequestHead,
     head: &ResponseHead,
@@ -280,7 +280,7 @@ fn start_fill(
         no_stale: freshness.no_stale,
         body_len: 0,
     };
-    match cache.begin_fill(meta, expected, pending.guard) {
+    match cache.begin_fill(meta, expected, pending.guard).await {
         Ok(target) => Some(Fill::start(target, cache.metrics.clone())),
         Err(err) => {
             tracing::warn!(dir = %cache.config.dir.display(), error = %err, "cache: starting a fill");
@@ -446,7 +446,8 @@ async fn background_refresh(
         return;
     };
     let mut conn = exchange.conn;
-    let Some(mut fill) = start_fill(pending, &client, &exchange.head, exchange.framing, now) else {
+    let fill = start_fill(pending, &client, &exchange.head, exchange.framing, now).await;
+    let Some(mut fill) = fill else {
         conn.discard(Framing::Length(len)).await;
         return;
     };

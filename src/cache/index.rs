@@ -37,6 +37,11 @@ impl Index {
         self.vary.get(primary).map_or(&[], Vec::as_slice)
     }
 
+    /// Whether anything was ever stored for `primary` (so it may have objects).
+    pub fn vary_known(&self, primary: &str) -> bool {
+        self.vary.contains_key(primary)
+    }
+
     /// The object `id`, marked as just used.
     pub fn get(&mut self, id: &Id) -> Option<Entry> {
         let tick = self.next_tick();

@@ -271,14 +271,17 @@ impl Cache {
     }
 
     /// Starts writing a new object for `meta` (its body comes next); `expected` is the
-    /// announced body length.
-    pub fn begin_fill(
+    /// announced body length. The temporary file is created on the blocking pool.
+    pub async fn begin_fill(
         self: &Arc<Self>,
         meta: Meta,
         expected: Option<u64>,
         guard: Option<FillGuard>,
     ) -> io::Result<FillTarget> {
-        FillTarget::create(Arc::clone(self), meta, expected, guard)
+        let cache = Arc::clone(self);
+        tokio::task::spawn_blocking(move || FillTarget::create(cache, meta, expected, guard))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Indexes a complete object just renamed into place, evicting to stay under max_size.
@@ -336,6 +339,36 @@ impl Cache {
         if removed {
             self.store.remove(id);
         }
+    }
+
+    /// Drops every object stored for `key` (every variant) from the index at once, and
+    /// deletes their files on the blocking pool: for unsafe methods (RFC 9111 §4.4), on the
+    /// reactor. Costs one map lookup when nothing is stored for the key.
+    pub fn invalidate(self: &Arc<Self>, key: &Key) {
+        let ids = {
+            let mut state = self.locked();
+            if state.index.vary_known(&key.primary()) {
+                let ids = state
+                    .index
+                    .select(|meta| meta.host == key.host && meta.target == key.target);
+                for id in &ids {
+                    state.index.remove(id);
+                }
+                self.publish(&state.index);
+                ids
+            } else {
+                Vec::new()
+            }
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let cache = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                cache.store.remove(id);
+            }
+        });
     }
 
     /// Removes every object whose target is `target` (any host, every variant), or starts
