@@ -176,6 +176,13 @@ fn every_method_shows_the_copies_and_calls_it_must_have() {
 
     assert_ktls_row(&report, size);
 
+    let tls = row(&report, "userspace TLS");
+    assert_measured(tls, size);
+    assert_eq!(num(tls, "user_space_bytes"), size);
+    // read in, ciphertext (the file plus record overhead) written out
+    assert!(num(tls, "cpu_copied_bytes") > 2 * size, "{tls:#}");
+    assert!(num(tls, "syscalls") >= 2 * chunks, "{tls:#}");
+
     let advice = report["recommendation"].as_array().unwrap();
     assert!(
         advice[0].as_str().unwrap().contains("send_path"),
@@ -235,6 +242,9 @@ fn the_table_lists_every_method_and_a_pipe_gets_no_progress_bar() {
     if !has_tls_ulp() {
         assert!(line("kTLS sendfile").contains("unavailable: the kernel has no `tls` ULP"));
     }
+    let tls = fields("userspace TLS");
+    assert!(tls[0].parse::<f64>().unwrap() > 0.0, "{tls:?}");
+    assert_eq!(tls[4..6], ["4.0", "MiB"]);
     assert!(table.contains("recommendation: "), "{table}");
 }
 

@@ -123,8 +123,10 @@ pub fn send(
             Some(direct) => direct_write(direct, range, sock, counters),
             None => Err(SendError::Unsupported("no O_DIRECT descriptor".into())),
         },
-        Method::KtlsSendfile | Method::TlsBuffered => Err(SendError::Unsupported(
-            "TLS methods are set up by the caller, not sent here".into(),
+        // After `tls::install_tx`, the kTLS socket takes plain sendfile.
+        Method::KtlsSendfile => sendfile(file.file, range, sock, counters),
+        Method::TlsBuffered => Err(SendError::Unsupported(
+            "userspace TLS sends through its rustls connection (tls::send_userspace)".into(),
         )),
     }
 }
@@ -206,7 +208,7 @@ fn mmap_write(
     Ok(())
 }
 
-fn sendfile(
+pub fn sendfile(
     file: &std::fs::File,
     range: std::ops::Range<u64>,
     sock: &TcpStream,

@@ -10,6 +10,7 @@
 pub mod methods;
 pub mod report;
 pub mod source;
+pub mod tls;
 pub mod transfer;
 
 use std::io::{IsTerminal, Write};
@@ -92,10 +93,11 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     };
     let connections = options.connections.get();
     let rounds = options.rounds.get();
+    let tls = tls::configs();
     // Per method: the rounds measured so far, or the row that says why it cannot run.
     let mut results: Vec<Result<Vec<Row>, Box<Row>>> = Method::ALL
         .iter()
-        .map(|&method| match unavailable(method) {
+        .map(|&method| match unavailable(method, tls.as_ref().err()) {
             Some(reason) => Err(Box::new(Row::unavailable(method, reason))),
             None => Ok(Vec::new()),
         })
@@ -107,7 +109,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
             let Ok(done) = result else { continue };
             let label = format!("{} {round}/{rounds}", method.name());
             let mut draw = |bytes| bar.draw(&label, bytes, source.size);
-            match transfer::run(method, &source, connections, &mut draw) {
+            match transfer::run(method, &source, connections, tls.as_ref().ok(), &mut draw) {
                 Ok(measured) => done.push(Row::measured(method, &measured)),
                 Err(SendError::Unsupported(reason)) => {
                     *result = Err(Box::new(Row::unavailable(method, reason)))
@@ -141,27 +143,20 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     })
 }
 
-/// Why a method cannot run on this machine, decided before trying.
-fn unavailable(method: Method) -> Option<String> {
-    match method {
-        Method::KtlsSendfile | Method::TlsBuffered if !crate::tls::ulp_available() => {
-            let own = if method == Method::KtlsSendfile {
-                "the kernel has no `tls` ULP"
-            } else {
-                "compared only against kTLS sendfile, and the kernel has no `tls` ULP"
-            };
-            Some(format!(
-                "{own} (not listed in {}; load it with `modprobe tls`)",
-                crate::tls::ULP_PATH
-            ))
-        }
-        Method::KtlsSendfile | Method::TlsBuffered => Some(
-            "the kernel has the `tls` ULP, but this build of ferry bench does not measure TLS \
-             yet"
-            .into(),
-        ),
-        _ => None,
+/// Why a method cannot run on this machine, decided before trying. `tls_error` is why the
+/// TLS configuration could not be made, if it could not.
+fn unavailable(method: Method, tls_error: Option<&String>) -> Option<String> {
+    let tls = matches!(method, Method::KtlsSendfile | Method::TlsBuffered);
+    if tls && let Some(err) = tls_error {
+        return Some(format!("no TLS configuration: {err}"));
     }
+    if method == Method::KtlsSendfile && !crate::tls::ulp_available() {
+        return Some(format!(
+            "the kernel has no `tls` ULP (not listed in {}; load it with `modprobe tls`)",
+            crate::tls::ULP_PATH
+        ));
+    }
+    None
 }
 
 /// MemTotal from /proc/meminfo, in bytes.

@@ -290,22 +290,31 @@ fn directio_advice(rows: &[Row], mem_total: Option<u64>) -> String {
 }
 
 fn tls_advice(rows: &[Row]) -> String {
-    match (
-        Row::find(rows, Method::KtlsSendfile),
-        Row::find(rows, Method::TlsBuffered),
-    ) {
-        (Some((_, ktls)), Some((_, user))) => format!(
+    let user = Row::find(rows, Method::TlsBuffered).map(|(_, f)| f);
+    let plain = Row::find(rows, Method::Sendfile).map(|(_, f)| f);
+    match (Row::find(rows, Method::KtlsSendfile), user) {
+        (Some((_, ktls)), Some(user)) => format!(
             "[tls] ktls = \"auto\": kTLS sendfile used {:.3} CPU s/GiB against userspace TLS's \
              {:.3} ({:.0} vs {:.0} MiB/s)",
             ktls.cpu_s_per_gib, user.cpu_s_per_gib, ktls.throughput_mib_s, user.throughput_mib_s
         ),
-        _ => {
-            let why = rows
-                .iter()
-                .find(|row| row.method == Method::KtlsSendfile.name())
-                .and_then(|row| row.reason.clone())
-                .unwrap_or_else(|| "not measured".into());
-            format!("TLS bodies will take tls_buffered (rustls) here: kTLS {why}")
+        (ktls, user) => {
+            let why = match ktls {
+                Some(_) => "userspace TLS was not measured".to_string(),
+                None => rows
+                    .iter()
+                    .find(|row| row.method == Method::KtlsSendfile.name())
+                    .and_then(|row| row.reason.clone())
+                    .unwrap_or_else(|| "not measured".into()),
+            };
+            let cost = match (user, plain) {
+                (Some(user), Some(plain)) => format!(
+                    ", at {:.3} CPU s/GiB against plain sendfile's {:.3}",
+                    user.cpu_s_per_gib, plain.cpu_s_per_gib
+                ),
+                _ => String::new(),
+            };
+            format!("TLS bodies will take tls_buffered (rustls) here{cost}: kTLS: {why}")
         }
     }
 }

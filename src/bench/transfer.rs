@@ -14,6 +14,7 @@ use rustix::net::RecvFlags;
 
 use super::methods::{CHUNK, Counters, Method, SendError, SenderFile};
 use super::source::Source;
+use super::tls;
 use crate::sys::bench::{ThreadUsage, thread_usage};
 
 /// What one method did, summed over its connections.
@@ -46,12 +47,22 @@ pub fn split(size: u64, n: usize) -> Vec<Range<u64>> {
 
 /// Runs `method` over `connections` pairs; `progress` sees the bytes received so far about
 /// ten times a second (the bar on a terminal).
+/// `tls` carries the configurations for the TLS methods (the handshakes happen before the
+/// clock starts).
 pub fn run(
     method: Method,
     source: &Source,
     connections: usize,
+    tls: Option<&tls::Configs>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Measured, SendError> {
+    let tls = match (method, tls) {
+        (Method::KtlsSendfile | Method::TlsBuffered, None) => {
+            return Err(SendError::Unsupported("no TLS configuration".into()));
+        }
+        (Method::KtlsSendfile | Method::TlsBuffered, Some(tls)) => Some(tls),
+        _ => None,
+    };
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
     let addr = listener.local_addr()?;
     let mut pairs = Vec::with_capacity(connections);
@@ -82,15 +93,22 @@ pub fn run(
         let mut senders = Vec::new();
         for (i, ((sender, receiver), range)) in pairs.into_iter().zip(ranges).enumerate() {
             let received = &received;
-            receivers.push(scope.spawn(move || discard(receiver, received)));
+            receivers.push(scope.spawn(move || {
+                if let Some(tls) = tls {
+                    tls::connect(tls, &receiver)?;
+                }
+                discard(receiver, received)
+            }));
             let file = SenderFile {
                 file: &source.file,
                 direct: direct.as_ref().map(|fds| &fds[i]),
             };
             let start_line = &start_line;
             senders.push(scope.spawn(move || {
+                let prepared = prepare(method, tls, &sender);
+                // Every sender reaches the start line, ready or not, so none waits forever.
                 start_line.wait();
-                send_measured(method, &file, range, sender)
+                send_measured(method, &file, range, sender, prepared?)
             }));
         }
         start_line.wait();
@@ -128,10 +146,15 @@ pub fn run(
         if let Some(err) = failure {
             return Err(err);
         }
-        if measured.received != source.size {
+        // TLS records add their headers and tags to what the receivers count.
+        let complete = match tls {
+            Some(_) => measured.received >= source.size,
+            None => measured.received == source.size,
+        };
+        if !complete || measured.counters.sent != source.size {
             return Err(SendError::Io(io::Error::other(format!(
-                "the receivers got {} bytes of {}",
-                measured.received, source.size
+                "sent {} and received {} bytes of {}",
+                measured.counters.sent, measured.received, source.size
             ))));
         }
         Ok(measured)
@@ -161,16 +184,36 @@ fn add_usage(a: &ThreadUsage, b: &ThreadUsage) -> ThreadUsage {
     }
 }
 
+/// Before the clock starts: the TLS handshake, and for kTLS the key handed to the kernel.
+/// Returns the rustls connection that userspace TLS sends through.
+fn prepare(
+    method: Method,
+    tls: Option<&tls::Configs>,
+    sock: &TcpStream,
+) -> Result<Option<rustls::ServerConnection>, SendError> {
+    let Some(tls) = tls else { return Ok(None) };
+    let conn = tls::accept(tls, sock)?;
+    if method == Method::KtlsSendfile {
+        tls::install_tx(conn, sock)?;
+        return Ok(None);
+    }
+    Ok(Some(conn))
+}
+
 /// The sender thread: its own CPU time around the send loop, then FIN so the receiver ends.
 fn send_measured(
     method: Method,
     file: &SenderFile<'_>,
     range: Range<u64>,
     sock: TcpStream,
+    conn: Option<rustls::ServerConnection>,
 ) -> Result<(Counters, ThreadUsage), SendError> {
     let mut counters = Counters::default();
     let before = thread_usage()?;
-    let result = super::methods::send(method, file, range, &sock, &mut counters);
+    let result = match conn {
+        Some(mut conn) => tls::send_userspace(&mut conn, file.file, range, &sock, &mut counters),
+        None => super::methods::send(method, file, range, &sock, &mut counters),
+    };
     let after = thread_usage()?;
     let _ = sock.shutdown(Shutdown::Write);
     result.map(|()| (counters, after.since(&before)))
