@@ -568,6 +568,48 @@ fn manifests_compose_file_config_and_rules_agree() {
     );
 }
 
+/// Whether every field of `part` is in `whole` with the same value (arrays element-wise).
+fn is_part_of(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| is_part_of(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_part_of(a, b))
+        }
+        _ => part == whole,
+    }
+}
+
+#[test]
+fn readme_snippet_is_the_shipped_ferry_container() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let section = readme
+        .split("\n## Deploy\n")
+        .nth(1)
+        .expect("README.md has a Deploy section");
+    let snippet = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the Deploy section has a yaml snippet");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snippet.yaml");
+    std::fs::write(&file, snippet).unwrap();
+    let snippet = &yaml_docs(&[file])[0].1;
+    let docs = yaml_docs(&[repo_path("deploy/k8s/deployment.yaml")]);
+    let pod = &doc(&docs, "Deployment", "ferry-demo")["spec"]["template"]["spec"];
+    assert_eq!(
+        snippet["terminationGracePeriodSeconds"],
+        pod["terminationGracePeriodSeconds"]
+    );
+    let shown = &snippet["containers"][0];
+    assert!(
+        is_part_of(shown, container(pod, "ferry")),
+        "README's ferry container differs from deploy/k8s/deployment.yaml:\n{shown:#}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // the shipped config, running
 
