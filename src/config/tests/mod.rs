@@ -8,6 +8,7 @@
 //! parent module.
 
 mod cache;
+mod directio;
 mod env;
 mod errors;
 mod offload;
