@@ -15,7 +15,7 @@
 //!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
 //!         sendfile | splice | ktls_* | buffered | tls_buffered | memory,
-//!         falling back on EINVAL/ENOSYS
+//!         falling back on EINVAL/ENOSYS; directio (O_DIRECT) for files over a threshold
 //! ```
 //!
 //! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.

@@ -4,6 +4,7 @@
 //! (EINVAL/ENOSYS), falling to the next path for the rest of that response and counting the
 //! fallback once. Every kernel call is capped at `io.chunk` bytes and yields to the scheduler
 //! between chunks, so one large download cannot starve other connections on the same worker.
+//! Files the route marked `direct` take the `directio` path instead (`directio.rs`).
 //!
 //! Not here: deciding what to send (route), framing and keep-alive (frontend), the syscalls
 //! themselves (sys).
