@@ -3,13 +3,14 @@
 #   static: ferry (sendfile / splice / buffered) vs nginx (sendfile on)
 #   proxy:  1 MiB via X-Accel-Redirect and 1 MiB proxied from bench/app.py
 #   tls:    1 GiB over TLS (ferry tls_buffered vs nginx TLS, no kTLS on this kernel)
+#   cache:  1 MiB cache hits and 64 MiB fills, ferry [cache] (tee, buffered) vs nginx proxy_cache
 # See bench/README.md for what is measured and how to read the results (kTLS: bench/vm.sh).
 #
 #   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S] [--netns | --netns-plain | --loopback]
 #
 #   --quick        1 download of the 1 GiB file instead of 6, wrk runs of 3 s instead of 10 s
 #   --only LIST    comma-separated subset of: static, proxy, tls, ferry, sendfile, splice,
-#                  buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx
+#                  buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache
 #                  (ferry = the three ferry static send paths, nginx = nginx static, static =
 #                  both, proxy / tls = ferry and nginx rows of that table). Default: everything.
 #   --no-record    print the results section to stdout but do not append it to bench/RESULTS.md
@@ -44,7 +45,7 @@ NET_MODE=netns     # netns | netns-plain | loopback (the static rows' 1 GiB down
 NET_MODE_SET=0     # 1 when given on the command line (then a failed netns setup is fatal)
 NETNS_CC=          # --netns-cc: congestion control on the veth /30 route (empty: host default)
 
-usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 die() {
     log "FATAL: $*"
@@ -108,10 +109,12 @@ for tok in "${_only[@]}"; do
         proxy) RUNS+=(proxy:ferry proxy:nginx) ;;
         tls) RUNS+=(tls:ferry tls:nginx) ;;
         proxy-ferry | proxy-nginx | tls-ferry | tls-nginx) RUNS+=("${tok%-*}:${tok#*-}") ;;
+        directio) ((${#_only[@]} == 1)) || die "--only directio runs alone"; exec "$BENCH_DIR/directio.sh" $( ((QUICK)) && echo --quick) $( ((RECORD)) || echo --no-record) ;; # bench/directio.sh
+        cache) RUNS+=(cache:ferry cache:ferry-buffered cache:nginx) ;; # bench/cache.sh
         *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx)" ;;
     esac
 done
-NEED_FERRY=0 HAVE_STATIC=0 HAVE_PROXY=0 HAVE_TLS=0
+NEED_FERRY=0 HAVE_STATIC=0 HAVE_PROXY=0 HAVE_TLS=0 HAVE_CACHE=0
 for r in "${RUNS[@]}"; do
     case $r in
         ferry:* | *:ferry) NEED_FERRY=1 ;;
@@ -119,6 +122,7 @@ for r in "${RUNS[@]}"; do
     case $r in
         proxy:*) HAVE_PROXY=1 ;;
         tls:*) HAVE_TLS=1 ;;
+        cache:*) HAVE_CACHE=1 ;;
         *) HAVE_STATIC=1 ;;
     esac
 done
@@ -129,6 +133,10 @@ STATIC_ADDR=127.0.0.1   # where the static rows' servers listen (10.203.0.1 once
 NET_ACTIVE=0            # 1 once the namespace and the veth pair are set up and checked
 NET_INFO=()             # lines for the results section
 NAPI0_PIDS="" NAPI1_PIDS="" KSOFTIRQD_PIDS=""
+
+# the cache rows (cache_* functions, run_cache)
+# shellcheck source=bench/cache.sh
+source "$BENCH_DIR/cache.sh"
 
 # ---------------------------------------------------------------- cleanup
 WORK=
@@ -1026,7 +1034,7 @@ run_one() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     case $run in
-        proxy:* | tls:*) port=$(free_port) ;;
+        proxy:* | tls:* | cache:*) port=$(free_port) ;;
         *) port=$(free_port "$STATIC_ADDR") ;;
     esac
     case $run in
@@ -1040,6 +1048,7 @@ run_one() {
     case $run in
         proxy:*) run_proxy "$port" ;;
         tls:*) run_tls "$port" ;;
+        cache:*) run_cache "$port" ;;
         *) run_static "$port" ;;
     esac
 
@@ -1185,6 +1194,7 @@ SECTION=$WORK/section.md
             echo "**The two servers negotiated different ciphers: the TLS rows do not compare like with like.**"
         fi
     fi
+    ((HAVE_CACHE == 0)) || cache_report
     notes=$(cat "$WORK"/results/*/notes 2>/dev/null || true)
     if [[ -n $notes || ${#FAILED[@]} -gt 0 ]]; then
         echo

@@ -403,3 +403,7 @@ impl Cache {
         self.metrics.bytes.set(index.bytes() as i64);
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod store_tests;
