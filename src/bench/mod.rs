@@ -126,6 +126,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         .map(|result| result.map_or_else(|row| *row, Row::median))
         .collect();
     let mem_total = mem_total();
+    let kernel_aes_gcm = kernel_aes_gcm();
     Ok(Report {
         ferry_version: env!("CARGO_PKG_VERSION"),
         file: source.describe(),
@@ -138,7 +139,8 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
             .unwrap_or_else(|_| "unknown".into()),
         cpus: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         mem_total,
-        recommendation: report::recommend(&rows, mem_total),
+        recommendation: report::recommend(&rows, mem_total, kernel_aes_gcm.as_deref()),
+        kernel_aes_gcm,
         rows,
     })
 }
@@ -157,6 +159,29 @@ fn unavailable(method: Method, tls_error: Option<&String>) -> Option<String> {
         ));
     }
     None
+}
+
+/// The driver the kernel uses for `gcm(aes)` (what kTLS encrypts with): the highest-priority
+/// entry in /proc/crypto, e.g. `generic-gcm-aesni`, or a `gcm_base(...)` of generic parts.
+fn kernel_aes_gcm() -> Option<String> {
+    let crypto = std::fs::read_to_string("/proc/crypto").ok()?;
+    crypto
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |key: &str| {
+                block.lines().find_map(|line| {
+                    let (k, v) = line.split_once(':')?;
+                    (k.trim() == key).then(|| v.trim().to_string())
+                })
+            };
+            if field("name")? != "gcm(aes)" {
+                return None;
+            }
+            let priority: i64 = field("priority")?.parse().ok()?;
+            Some((priority, field("driver")?))
+        })
+        .max_by_key(|(priority, _)| *priority)
+        .map(|(_, driver)| driver)
 }
 
 /// MemTotal from /proc/meminfo, in bytes.
@@ -204,7 +229,7 @@ impl Progress {
             .collect();
         let percent = (done.min(total) * 100).checked_div(total).unwrap_or(100);
         let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\r\x1b[K{label:<15} [{bar}] {percent:>3}%");
+        let _ = write!(stderr, "\r\x1b[K{label:<20} [{bar}] {percent:>3}%");
         let _ = stderr.flush();
     }
 

@@ -126,6 +126,8 @@ pub struct Report {
     pub kernel: String,
     pub cpus: usize,
     pub mem_total: Option<u64>,
+    /// The kernel's `gcm(aes)` driver (/proc/crypto), which kTLS encrypts with.
+    pub kernel_aes_gcm: Option<String>,
     pub rows: Vec<Row>,
     pub recommendation: Vec<String>,
 }
@@ -141,13 +143,15 @@ impl Report {
 
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let plural = if self.connections == 1 { "" } else { "s" };
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
         out.push_str(&format!(
-            "ferry bench: {} file, {}, {} loopback TCP connection{plural}, median of {} rounds\n",
+            "ferry bench: {} file, {}, {} loopback TCP connection{}, median of {} round{}\n",
             human_bytes(self.size),
             self.file,
             self.connections,
+            plural(self.connections),
             self.rounds,
+            plural(self.rounds),
         ));
         out.push_str(&format!(
             "Linux {}, {} CPUs, {} per call; sender CPU from getrusage(RUSAGE_THREAD)\n\n",
@@ -201,10 +205,10 @@ impl Report {
 }
 
 /// What this machine should use, explained by the measured figures.
-pub fn recommend(rows: &[Row], mem_total: Option<u64>) -> Vec<String> {
+pub fn recommend(rows: &[Row], mem_total: Option<u64>, aes_gcm: Option<&str>) -> Vec<String> {
     let mut lines = vec![send_path_advice(rows)];
     lines.push(directio_advice(rows, mem_total));
-    lines.push(tls_advice(rows));
+    lines.push(tls_advice(rows, aes_gcm));
     lines
 }
 
@@ -289,14 +293,26 @@ fn directio_advice(rows: &[Row], mem_total: Option<u64>) -> String {
     )
 }
 
-fn tls_advice(rows: &[Row]) -> String {
+fn tls_advice(rows: &[Row], aes_gcm: Option<&str>) -> String {
     let user = Row::find(rows, Method::TlsBuffered).map(|(_, f)| f);
     let plain = Row::find(rows, Method::Sendfile).map(|(_, f)| f);
     match (Row::find(rows, Method::KtlsSendfile), user) {
-        (Some((_, ktls)), Some(user)) => format!(
+        (Some((_, ktls)), Some(user)) if ktls.cpu_s_per_gib <= user.cpu_s_per_gib => format!(
             "[tls] ktls = \"auto\": kTLS sendfile used {:.3} CPU s/GiB against userspace TLS's \
-             {:.3} ({:.0} vs {:.0} MiB/s)",
-            ktls.cpu_s_per_gib, user.cpu_s_per_gib, ktls.throughput_mib_s, user.throughput_mib_s
+             {:.3} ({:.0} vs {:.0} MiB/s; kernel gcm(aes): {})",
+            ktls.cpu_s_per_gib,
+            user.cpu_s_per_gib,
+            ktls.throughput_mib_s,
+            user.throughput_mib_s,
+            aes_gcm.unwrap_or("unknown")
+        ),
+        (Some((_, ktls)), Some(user)) => format!(
+            "[tls] ktls = \"off\" until the kernel's AES-GCM is fast: kTLS sendfile used {:.3} \
+             CPU s/GiB against userspace TLS's {:.3}; the kernel encrypts with {} (rustls uses \
+             its own AES-NI code; `modprobe aesni_intel` gives the kernel the same)",
+            ktls.cpu_s_per_gib,
+            user.cpu_s_per_gib,
+            aes_gcm.unwrap_or("an unknown gcm(aes) driver")
         ),
         (ktls, user) => {
             let why = match ktls {
@@ -389,7 +405,7 @@ mod tests {
             Row::measured(Method::DirectWrite, &measured(1 << 30, 1024, 1 << 30, 400)),
             Row::unavailable(Method::KtlsSendfile, "no ULP".into()),
         ];
-        let lines = recommend(&rows, Some(16 << 30));
+        let lines = recommend(&rows, Some(16 << 30), None);
         assert!(
             lines[0].contains("send_path = \"auto\" (sendfile)"),
             "{lines:?}"
@@ -404,9 +420,9 @@ mod tests {
         );
         assert!(lines[2].contains("no ULP"), "{lines:?}");
         // A RAM size that is not a power of two rounds down; small machines get 64 MiB.
-        let lines = recommend(&rows, Some(3 << 30));
+        let lines = recommend(&rows, Some(3 << 30), None);
         assert!(lines[1].contains("\"256MiB\""), "{lines:?}");
-        let lines = recommend(&rows, Some(256 << 20));
+        let lines = recommend(&rows, Some(256 << 20), None);
         assert!(lines[1].contains("\"64MiB\""), "{lines:?}");
     }
 
@@ -416,12 +432,28 @@ mod tests {
             Method::DirectWrite,
             "tmpfs refuses O_DIRECT".into(),
         )];
-        let lines = recommend(&rows, Some(16 << 30));
+        let lines = recommend(&rows, Some(16 << 30), None);
         assert!(lines[0].contains("no send path"), "{lines:?}");
         assert!(
             lines[1].contains("off") && lines[1].contains("tmpfs"),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn ktls_is_advised_only_where_it_costs_less() {
+        let ktls = |cpu_ms| Row::measured(Method::KtlsSendfile, &measured(1 << 30, 512, 0, cpu_ms));
+        let user = Row::measured(Method::TlsBuffered, &measured(1 << 30, 1536, 2 << 30, 900));
+        let lines = recommend(&[ktls(300), user.clone()], None, Some("generic-gcm-aesni"));
+        assert!(lines[2].contains("ktls = \"auto\""), "{lines:?}");
+        assert!(lines[2].contains("generic-gcm-aesni"), "{lines:?}");
+        let lines = recommend(
+            &[ktls(2000), user],
+            None,
+            Some("gcm_base(ctr(aes-generic),ghash-generic)"),
+        );
+        assert!(lines[2].contains("ktls = \"off\""), "{lines:?}");
+        assert!(lines[2].contains("aes-generic"), "{lines:?}");
     }
 
     #[test]
