@@ -24,6 +24,8 @@
 //!   place allowed to contain `unsafe`.
 //! - `metrics`: the Prometheus families whose names DESIGN.md fixes; `admin` serves them.
 //! - `server`: start-up, signals and graceful shutdown.
+//! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
+//!   side by side over loopback on the user's machine; not used by the server.
 //!
 //! The on-disk cache of upstream responses plugs into `route` and `send` in later work; see
 //! DESIGN.md.

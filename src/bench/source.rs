@@ -49,7 +49,11 @@ impl Source {
             )));
         }
         let mut buf = vec![0u8; super::methods::CHUNK];
-        while file.read(&mut buf).map_err(|err| io_err("read", err))? > 0 {}
+        let read_err = |err| BenchError::Io {
+            what: format!("--file {}: read", path.display()),
+            source: err,
+        };
+        while file.read(&mut buf).map_err(read_err)? > 0 {}
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
