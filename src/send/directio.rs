@@ -8,11 +8,12 @@
 //! ending inside a block is read from the block boundary before it and only the requested
 //! bytes are sent; the file's last partial block comes back short from the kernel. Each read
 //! runs on the blocking pool, at most `MAX_READS` at once across the process, into aligned
-//! buffers kept in a small pool; two buffers per response, so the disk read of chunk n+1
-//! runs while chunk n is being written to the socket.
+//! buffers kept in a small pool; the disk reads of chunks n+1 and n+2 run while chunk n is
+//! being written to the socket (`READ_AHEAD`).
 //!
 //! Not here: the syscalls (sys::directio), the choice of which files (route::static_file).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -30,9 +31,14 @@ use crate::transport::Transport;
 /// also need, and a disk gains little from a deeper queue of large sequential reads.
 const MAX_READS: usize = 8;
 
-/// Idle buffers kept for the next responses (two per response in flight); beyond this they
-/// are freed.
-const POOL_IDLE: usize = 8;
+/// Reads in flight per response, besides the buffer being written: the disk works on chunks
+/// n+1 and n+2 while chunk n goes to the socket. One would leave the disk idle whenever a
+/// read completes before the previous write; more only holds memory.
+const READ_AHEAD: usize = 2;
+
+/// Idle buffers kept for the next responses (a response uses `READ_AHEAD + 1`); beyond this
+/// they are freed.
+const POOL_IDLE: usize = 12;
 
 /// Buffer sizes: `io.chunk` within these bounds. Smaller reads waste the disk's sequential
 /// bandwidth; larger ones only cost memory per download.
@@ -162,7 +168,7 @@ impl Sender {
             .await
     }
 
-    /// Sends `range` with direct reads, the next read running while the last one is written.
+    /// Sends `range` with direct reads, the next ones running while the last one is written.
     /// Returns the part not sent when the kernel refused a read (after turning O_DIRECT off
     /// and counting the fallback), for the caller to send another way.
     async fn send_direct(
@@ -173,25 +179,14 @@ impl Sender {
         metrics: &Metrics,
         tally: &mut Tally,
     ) -> Result<Option<FileRange>, SendError> {
-        let Some(Direct { block, buffer }) = self.direct else {
+        let Some(direct) = self.direct else {
             return Err(io::Error::other("directio path without direct reads set up").into());
         };
-        let end = range.offset + range.len;
-        if range.len == 0 {
-            return Ok(None);
-        }
-        // The next byte to send, and the aligned position of the next read.
+        let mut reads = Reads::new(range, direct);
+        // The next byte to send.
         let mut next = range.offset;
-        let first = range.offset - range.offset % block as u64;
-        let want = |at: u64| buffer.min(((end - at) as usize).next_multiple_of(block));
-        let mut pending = Some(start_read(
-            Arc::clone(&range.file),
-            take_buffer(buffer, block)?,
-            first,
-            want(first),
-        ));
-        let mut spare: Option<AlignedBuf> = None;
-        while let Some(read) = pending.take() {
+        reads.fill()?;
+        while let Some(read) = reads.pending.pop_front() {
             let Read {
                 buf,
                 at,
@@ -207,43 +202,74 @@ impl Sender {
                     return Ok(Some(FileRange {
                         file: Arc::clone(&range.file),
                         offset: next,
-                        len: end - next,
+                        len: reads.end - next,
                         direct: false,
                     }));
                 }
                 Err(err) => return Err(err.into()),
             };
             let got_to = at + n as u64;
-            if got_to < end && n < len {
+            if got_to < reads.end && n < len {
                 // Short before the end of the range: the file shrank.
                 return Err(SendError::Truncated);
             }
-            if got_to < end {
-                let buf = match spare.take() {
-                    Some(buf) => buf,
-                    None => take_buffer(buffer, block)?,
-                };
-                pending = Some(start_read(
-                    Arc::clone(&range.file),
-                    buf,
-                    got_to,
-                    want(got_to),
-                ));
-            }
             let from = (next - at) as usize;
-            let to = (got_to.min(end) - at) as usize;
+            let to = (got_to.min(reads.end) - at) as usize;
             for piece in buf.as_slice()[from..to].chunks(pace.step(self.chunk).max(1)) {
                 self.write_all(stream, piece).await?;
                 tally.add(SendPath::Directio, piece.len());
                 pace.sent(piece.len()).await;
             }
             next = at + to as u64;
-            spare = Some(buf);
+            reads.spares.push(buf);
+            reads.fill()?;
             tokio::task::consume_budget().await;
         }
-        if let Some(buf) = spare {
+        for buf in reads.spares {
             give_buffer(buf);
         }
         Ok(None)
+    }
+}
+
+/// The direct reads of one range: up to `READ_AHEAD` in flight, in file order, each into its
+/// own buffer; a buffer whose bytes have been written goes back to `spares`.
+struct Reads {
+    file: Arc<File>,
+    direct: Direct,
+    /// Where the next read starts (aligned) and where the range ends.
+    ahead: u64,
+    end: u64,
+    pending: VecDeque<JoinHandle<io::Result<Read>>>,
+    spares: Vec<AlignedBuf>,
+}
+
+impl Reads {
+    fn new(range: &FileRange, direct: Direct) -> Reads {
+        Reads {
+            file: Arc::clone(&range.file),
+            direct,
+            ahead: range.offset - range.offset % direct.block as u64,
+            end: range.offset + range.len,
+            pending: VecDeque::with_capacity(READ_AHEAD),
+            spares: Vec::with_capacity(READ_AHEAD),
+        }
+    }
+
+    /// Starts reads until `READ_AHEAD` are in flight or the range is covered. The last one is
+    /// rounded up to a whole block: the kernel stops at the end of the file.
+    fn fill(&mut self) -> io::Result<()> {
+        let Direct { block, buffer } = self.direct;
+        while self.pending.len() < READ_AHEAD && self.ahead < self.end {
+            let len = buffer.min(((self.end - self.ahead) as usize).next_multiple_of(block));
+            let buf = match self.spares.pop() {
+                Some(buf) => buf,
+                None => take_buffer(buffer, block)?,
+            };
+            let read = start_read(Arc::clone(&self.file), buf, self.ahead, len);
+            self.pending.push_back(read);
+            self.ahead += len as u64;
+        }
+        Ok(())
     }
 }
