@@ -320,6 +320,44 @@ fn bad_arguments_exit_64_with_the_reason() {
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
 
+#[test]
+fn a_filesystem_refusing_o_direct_gets_an_unavailable_row_and_no_threshold() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: FERRY_FAULT_DIRECTIO only works in debug builds");
+        return;
+    }
+    // Debug builds: setting O_DIRECT fails with EINVAL, as on ramfs (or tmpfs before 6.6).
+    let args = ["bench", "--size", "4MiB", "--rounds", "1", "--json"];
+    let child = Command::new(BIN)
+        .args(args)
+        .env("FERRY_FAULT_DIRECTIO", "EINVAL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, &args);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let direct = row(&report, "O_DIRECT+write");
+    assert_eq!(direct["status"], "unavailable", "{direct:#}");
+    let reason = direct["reason"].as_str().unwrap();
+    assert!(reason.contains("refuses O_DIRECT (EINVAL"), "{reason}");
+    assert!(
+        direct.get("bytes").is_none(),
+        "no figures for a row that did not run"
+    );
+    for method in ["read+write", "sendfile", "splice"] {
+        assert_measured(row(&report, method), 4 * MIB);
+    }
+    let advice = report["recommendation"][1].as_str().unwrap();
+    assert!(
+        advice.starts_with("leave [io] directio_threshold off"),
+        "{advice}"
+    );
+    assert!(advice.contains("refuses O_DIRECT"), "{advice}");
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()

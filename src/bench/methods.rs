@@ -5,7 +5,6 @@
 
 use std::io::{self, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use crate::sys;
@@ -103,7 +102,7 @@ impl From<io::Error> for SendError {
 /// opened with O_DIRECT.
 pub struct SenderFile<'a> {
     pub file: &'a std::fs::File,
-    pub direct: Option<&'a std::os::fd::OwnedFd>,
+    pub direct: Option<&'a std::fs::File>,
 }
 
 /// Sends `range` of the file over `sock` with `method`, counting into `counters`.
@@ -289,34 +288,35 @@ fn splice(
 }
 
 fn direct_write(
-    direct: &std::os::fd::OwnedFd,
+    direct: &std::fs::File,
     range: std::ops::Range<u64>,
     sock: &TcpStream,
     counters: &mut Counters,
 ) -> Result<(), SendError> {
-    let (mem_align, offset_align) = sys::bench::dio_alignment(direct);
-    if !range.start.is_multiple_of(offset_align as u64) {
+    let align = sys::directio::alignment(direct);
+    if !range.start.is_multiple_of(align.offset as u64) {
         return Err(SendError::Unsupported(format!(
-            "range start {} is not a multiple of the O_DIRECT alignment {offset_align}",
-            range.start
+            "range start {} is not a multiple of the O_DIRECT alignment {}",
+            range.start, align.offset
         )));
     }
-    let mut buf = sys::bench::AlignedBuf::new(CHUNK, mem_align.max(offset_align));
+    let mut buf = sys::directio::AlignedBuf::new(CHUNK, align.block())?;
     let mut offset = range.start;
     while offset < range.end {
         // Read whole aligned blocks; the file's last block comes back short.
         counters.syscalls += 1;
-        let n = match rustix::io::pread(direct.as_fd(), buf.as_mut_slice(), offset) {
+        let n = match sys::directio::read_at(direct, buf.as_mut_slice(), offset) {
             Ok(0) => return Err(file_ended(offset)),
             Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::INVAL) => {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
                 return Err(SendError::Unsupported(format!(
-                    "O_DIRECT read refused (EINVAL) with {mem_align}-byte memory and \
-                     {offset_align}-byte offset alignment"
+                    "O_DIRECT read refused (EINVAL) with {}-byte memory and {}-byte offset \
+                     alignment",
+                    align.memory, align.offset
                 )));
             }
-            Err(err) => return Err(io::Error::from(err).into()),
+            Err(err) => return Err(err.into()),
         };
         let take = n.min(chunk_len(&range, offset, CHUNK));
         counters.user_bytes += take as u64;

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FsWord, Mode, OFlags};
@@ -98,12 +98,16 @@ impl Source {
         })
     }
 
-    /// A descriptor on the same file opened with O_DIRECT.
-    pub fn open_direct(&self) -> io::Result<OwnedFd> {
-        match &self.path {
-            Some(path) => sys::bench::open_direct(path),
-            None => sys::bench::reopen_direct(&self.file),
-        }
+    /// A second open file description of the same file, with O_DIRECT switched on (through
+    /// /proc/self/fd for the unlinked file, which has no other name).
+    pub fn open_direct(&self) -> io::Result<File> {
+        let path = match &self.path {
+            Some(path) => path.clone(),
+            None => PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd())),
+        };
+        let file = File::open(path)?;
+        sys::directio::set_direct(&file, true)?;
+        Ok(file)
     }
 
     /// How the table and the JSON describe the file.

@@ -164,7 +164,7 @@ pub fn run(
 fn direct_refused(source: &Source, err: io::Error) -> SendError {
     if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
         SendError::Unsupported(format!(
-            "{} refuses O_DIRECT (EINVAL on open)",
+            "{} refuses O_DIRECT (EINVAL from fcntl F_SETFL O_DIRECT)",
             source.filesystem
         ))
     } else {

@@ -1,19 +1,13 @@
-//! The calls only `ferry bench` makes: a read-only mapping of a file range (mmap+write), the
-//! CPU time and context switches of the calling thread (getrusage `RUSAGE_THREAD`), and
-//! O_DIRECT opens with the alignment statx reports plus a buffer aligned to it.
-//!
-//! The O_DIRECT pieces here are deliberately minimal (open, alignment, one aligned buffer);
-//! the serving path's directio module is the fuller version and these can fold into it.
+//! The calls only `ferry bench` makes: a read-only mapping of a file range (mmap+write) and
+//! the CPU time and context switches of the calling thread (getrusage `RUSAGE_THREAD`). Its
+//! O_DIRECT row uses the serving path's `sys::directio`.
 
 // The crate denies unsafe code; this file is one of the places in src/sys/ allowed it.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
-
-use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
 
 /// A read-only, private mapping of `len` bytes of a file; unmapped on drop.
 #[derive(Debug)]
@@ -123,86 +117,10 @@ pub fn thread_usage() -> io::Result<ThreadUsage> {
     })
 }
 
-/// Opens `path` read-only with O_DIRECT. Filesystems without direct I/O answer EINVAL.
-pub fn open_direct(path: &Path) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECT | OFlags::CLOEXEC;
-    Ok(rustix::fs::open(path, flags, Mode::empty())?)
-}
-
-/// Opens the file behind `fd` again, read-only with O_DIRECT, through /proc/self/fd: this
-/// works for an unlinked (O_TMPFILE) file too, which has no other name.
-pub fn reopen_direct(fd: impl AsFd) -> io::Result<OwnedFd> {
-    let path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
-    open_direct(Path::new(&path))
-}
-
-/// Direct-I/O alignment of an open file: (memory, file offset), from statx `STATX_DIOALIGN`
-/// (Linux 6.1); 4096 for both where the kernel or filesystem does not say.
-pub fn dio_alignment(fd: impl AsFd) -> (usize, usize) {
-    const FALLBACK: usize = 4096;
-    let statx = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN);
-    match statx {
-        Ok(st)
-            if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::DIOALIGN)
-                && st.stx_dio_mem_align > 0
-                && st.stx_dio_offset_align > 0 =>
-        {
-            (
-                st.stx_dio_mem_align as usize,
-                st.stx_dio_offset_align as usize,
-            )
-        }
-        _ => (FALLBACK, FALLBACK),
-    }
-}
-
-/// A zeroed byte buffer whose start is aligned to `align` (a power of two), as O_DIRECT
-/// reads need. Over-allocates by `align` and starts at the first aligned byte, so no
-/// allocator tricks are needed.
-#[derive(Debug)]
-pub struct AlignedBuf {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    pub fn new(len: usize, align: usize) -> AlignedBuf {
-        assert!(
-            align.is_power_of_two(),
-            "alignment {align} is not a power of two"
-        );
-        let storage = vec![0u8; len + align];
-        let start = storage.as_ptr().align_offset(align);
-        AlignedBuf {
-            storage,
-            start,
-            len,
-        }
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-
-    #[test]
-    fn aligned_buf_starts_aligned() {
-        for align in [512, 4096, 65536] {
-            let mut buf = AlignedBuf::new(8192, align);
-            assert_eq!(buf.as_mut_slice().as_ptr() as usize % align, 0);
-            assert_eq!(buf.as_slice().len(), 8192);
-        }
-    }
 
     #[test]
     fn mapping_reads_the_file() {
