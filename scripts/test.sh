@@ -62,6 +62,8 @@ done
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The Dockerfile's build step (no Docker engine runs here; tests/deploy.rs lints the Dockerfile).
+cargo build --release --locked
 
 # Coverage-guided fuzzing of every parser of untrusted bytes (nightly + cargo-fuzz), briefly.
 scripts/fuzz.sh 10
