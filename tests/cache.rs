@@ -593,3 +593,78 @@ fn purge_removes_one_target_or_a_prefix() {
     assert_eq!(purge(&ferry, "prefix=nope").status, 400);
     assert_eq!(ferry.admin_get("/cache/purge?prefix=/").status, 405);
 }
+
+/// `curl -k --resolve ... PROTO -D HEAD -o BODY URL`: the X-Cache header and the body.
+fn tls_get(
+    srv: &common::tls::TlsServer,
+    dir: &std::path::Path,
+    proto: &str,
+    target: &str,
+) -> (String, Vec<u8>) {
+    let head = dir.join("head");
+    let body = dir.join("body");
+    let url = srv.url(target);
+    let out = srv.curl(&[
+        proto,
+        "-D",
+        head.to_str().unwrap(),
+        "-o",
+        body.to_str().unwrap(),
+        "-w",
+        common::tls::W,
+        &url,
+    ]);
+    assert!(out.status.success(), "curl {proto} {target}: {out:?}");
+    let got = common::tls::parse_w(&out.stdout);
+    let version = if proto == "--http2" { "2" } else { "1.1" };
+    assert_eq!((got[0].code, got[0].version.as_str()), (200, version));
+    let head = std::fs::read_to_string(&head).unwrap();
+    let x_cache = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-cache")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    (x_cache, std::fs::read(&body).unwrap())
+}
+
+#[test]
+fn http2_and_userspace_tls_fill_from_the_buffer_and_hit_from_the_file() {
+    let fx = CacheFixture::new();
+    let tls = common::tls::Fx::new();
+    let len = 512 * KIB;
+    let file = fx.file("body.bin", len, 15);
+    let body = std::fs::read(&file).unwrap();
+    let toml = format!(
+        "{}{}\n[cache]\ndir = {:?}\n",
+        common::app::ProxyConfig::new(&fx.app.address).to_toml(),
+        common::tls::TlsSection::new(&tls.certs).to_toml(),
+        fx.cache_dir.to_str().unwrap()
+    );
+    let srv = common::tls::TlsServer::start(&toml, 1);
+    for (n, proto) in ["--http2", "--http1.1"].into_iter().enumerate() {
+        let target = cacheable(&format!("tls{n}"), &file, &["Cache-Control: max-age=600"]);
+        let before = srv.metrics();
+        let (first, got) = tls_get(&srv, tls.dir.path(), proto, &target);
+        assert_eq!(first, "MISS", "{proto}");
+        assert_eq!(got, body, "{proto}");
+        wait_objects(&srv, n + 1);
+        let (second, got) = tls_get(&srv, tls.dir.path(), proto, &target);
+        assert_eq!(second, "HIT", "{proto}");
+        assert_eq!(got, body, "{proto}");
+        assert_eq!(fx.app_count(&target), 1, "{proto}");
+        // No pipe to tee from on userspace TLS: the fill is written from the buffer.
+        let buffered = [("path", "buffered")];
+        let after = srv.metrics();
+        let filled = delta(&before, &after, "ferry_cache_fill_bytes_total", &buffered);
+        assert_eq!(filled, len as f64, "{proto}");
+        let hit = [("path", "tls_buffered"), ("source", "cache")];
+        assert_eq!(
+            wait_delta(&srv, &before, "ferry_responses_total", &hit, 1.0),
+            1.0,
+            "{proto}"
+        );
+    }
+}

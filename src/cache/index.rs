@@ -25,8 +25,9 @@ pub struct Index {
     entries: HashMap<Id, Entry>,
     /// Use tick → id; the smallest tick is the least recently used.
     lru: BTreeMap<u64, Id>,
-    /// Primary key → the request headers its responses vary on (lowercased, sorted).
-    vary: HashMap<String, Vec<String>>,
+    /// Primary key → the request headers its responses vary on (lowercased, sorted), and
+    /// how many objects it has (the entry goes with the last of them).
+    vary: HashMap<String, (Vec<String>, usize)>,
     tick: u64,
     bytes: u64,
 }
@@ -34,7 +35,9 @@ pub struct Index {
 impl Index {
     /// The headers responses for `primary` vary on (empty when none, or unknown).
     pub fn vary(&self, primary: &str) -> &[String] {
-        self.vary.get(primary).map_or(&[], Vec::as_slice)
+        self.vary
+            .get(primary)
+            .map_or(&[], |(names, _)| names.as_slice())
     }
 
     /// Whether anything was ever stored for `primary` (so it may have objects).
@@ -66,7 +69,8 @@ impl Index {
     ) -> Vec<Id> {
         self.remove(&id);
         let names: Vec<String> = meta.vary.iter().map(|(name, _)| name.clone()).collect();
-        self.vary.insert(primary, names);
+        let known = self.vary.entry(primary).or_insert((Vec::new(), 0));
+        *known = (names, known.1 + 1);
         let tick = self.next_tick();
         self.lru.insert(tick, id);
         self.bytes += size;
@@ -108,6 +112,13 @@ impl Index {
         let entry = self.entries.remove(id)?;
         self.lru.remove(&entry.tick);
         self.bytes -= entry.size;
+        let primary = format!("{}{}", entry.meta.host, entry.meta.target);
+        if let Some((_, count)) = self.vary.get_mut(&primary) {
+            *count -= 1;
+            if *count == 0 {
+                self.vary.remove(&primary);
+            }
+        }
         Some(entry)
     }
 
@@ -189,6 +200,9 @@ mod tests {
         assert_eq!(index.bytes(), 150);
         assert_eq!(index.vary("h/4"), ["accept"]);
         assert_eq!(index.vary("h/none"), [] as [String; 0]);
+        // The Vary names of a key go with its last object: nothing accumulates.
+        assert!(!index.vary_known("h/1") && !index.vary_known("h/2"));
+        assert_eq!(index.vary.len(), 1);
     }
 
     #[test]
