@@ -1,7 +1,8 @@
 //! `ferry bench`: the classic "read+write vs mmap vs sendfile vs splice" table, measured on
 //! the user's own machine and disk instead of quoted. Each method moves the same file over
 //! loopback TCP (`transfer`), counting its own syscalls and user-space copies (`methods`);
-//! the sender threads' CPU comes from getrusage(RUSAGE_THREAD). `report` turns the figures
+//! the sender threads' CPU comes from their thread CPU clocks (getrusage(RUSAGE_THREAD) for
+//! the user/system split and context switches). `report` turns the figures
 //! into a table, JSON and a recommendation; `source` provides the file.
 //!
 //! The kTLS rows need the kernel's `tls` upper-layer protocol (probed by `tls::ulp_available`);

@@ -1,7 +1,7 @@
 //! One measured transfer: N loopback TCP connections, each with a sender thread moving its
 //! share of the file by one method and a receiver thread throwing the bytes away with
 //! `recv(MSG_TRUNC)` (the kernel drops them without copying), so what costs CPU is the
-//! sender, and the sender is what getrusage(RUSAGE_THREAD) measures.
+//! sender, and the sender thread's CPU clock is what is measured.
 
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -177,6 +177,7 @@ fn direct_refused(source: &Source, err: io::Error) -> SendError {
 
 fn add_usage(a: &ThreadUsage, b: &ThreadUsage) -> ThreadUsage {
     ThreadUsage {
+        cpu: a.cpu + b.cpu,
         user: a.user + b.user,
         system: a.system + b.system,
         voluntary_switches: a.voluntary_switches + b.voluntary_switches,
