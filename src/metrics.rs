@@ -564,11 +564,17 @@ mod tests {
         let metrics = Metrics::new();
         let text = String::from_utf8(metrics.encode()).unwrap_or_default();
         for result in CacheResult::ALL {
-            let line = format!("ferry_cache_requests_total{{result=\"{}\"}} 0", result.label());
+            let line = format!(
+                "ferry_cache_requests_total{{result=\"{}\"}} 0",
+                result.label()
+            );
             assert!(text.contains(&line), "{line} missing");
         }
         for path in FillPath::ALL {
-            let line = format!("ferry_cache_fill_bytes_total{{path=\"{}\"}} 0", path.label());
+            let line = format!(
+                "ferry_cache_fill_bytes_total{{path=\"{}\"}} 0",
+                path.label()
+            );
             assert!(text.contains(&line), "{line} missing");
         }
         for line in [

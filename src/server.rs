@@ -106,7 +106,11 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
                 .upstream
                 .as_ref()
                 .map(|up| Upstream::new(up, &config.offload, client_timeout));
-            Some(Arc::new(Cache::open(cache, metrics.cache.clone(), refresher)?))
+            Some(Arc::new(Cache::open(
+                cache,
+                metrics.cache.clone(),
+                refresher,
+            )?))
         }
         None => None,
     };

@@ -83,7 +83,10 @@ fn answer(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
 /// host and variant); `?prefix=P` those whose target starts with P. Answers with the count.
 async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use POST\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use POST\n",
+        );
     }
     let Some(cache) = admin.cache.clone() else {
         return text(StatusCode::NOT_FOUND, "no cache configured\n");
@@ -108,10 +111,9 @@ async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> 
             "give target=/path or prefix=/path (starting with /)\n",
         );
     }
-    let removed = tokio::task::spawn_blocking(move || {
-        cache.purge(target.as_deref(), prefix.as_deref())
-    })
-    .await;
+    let removed =
+        tokio::task::spawn_blocking(move || cache.purge(target.as_deref(), prefix.as_deref()))
+            .await;
     match removed {
         Ok(n) => {
             let mut response = Response::new(Full::new(Bytes::from(format!("purged {n}\n"))));

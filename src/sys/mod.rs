@@ -15,8 +15,8 @@ use rustix::pipe::{PipeFlags, SpliceFlags};
 pub mod bench;
 pub mod directio;
 mod fault;
-mod tee;
 pub mod ktls;
+mod tee;
 
 pub use fault::Faults;
 pub use tee::{TeeSource, TeeTarget, fill_pipe};
