@@ -251,3 +251,30 @@ fn age_follows_rfc_9111_section_4_2_3() {
     assert_eq!(age_header(&resp(200, "Age: 42\r\n")), Some(42));
     assert_eq!(age_header(&resp(200, "Age: -1\r\n")), None);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever an app or client puts in Cache-Control, parsing never panics, and a
+        /// delta-seconds never exceeds 2^31.
+        #[test]
+        fn cache_control_of_any_bytes(value in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let d = Directives::parse([value.as_slice()]);
+            for n in [d.max_age, d.s_maxage, d.stale_if_error, d.stale_while_revalidate]
+                .into_iter()
+                .flatten()
+            {
+                prop_assert!(n <= 1 << 31);
+            }
+        }
+
+        /// Damaged metadata (a crash mid-rewrite, a bad disk) is refused, never a panic.
+        #[test]
+        fn metadata_of_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = crate::cache::meta::Meta::decode(&bytes);
+            let _ = crate::cache::meta::decode_header(&bytes);
+        }
+    }
+}
