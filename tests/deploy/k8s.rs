@@ -1,0 +1,372 @@
+//! deploy/k8s: every manifest through `kubernetes-validate --strict` (the ServiceMonitor, a CRD,
+//! through tests/deploy/servicemonitor.schema.json), and the manifests agreeing with the shipped
+//! ferry.toml, the alert rules and the README's snippet.
+
+use super::common::*;
+use super::tools::*;
+use ferry::config::Config as FerryConfig;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes
+
+/// `kubernetes-validate --strict FILES`.
+fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {
+    let mut cmd = tool("kubernetes-validate");
+    cmd.arg("--strict").args(files);
+    run(cmd)
+}
+
+#[test]
+fn kubernetes_validate_accepts_every_manifest_and_the_servicemonitor_its_schema() {
+    let files = yaml_files(&repo_path("deploy/k8s"));
+    let docs = yaml_docs(&files);
+    let builtin = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] != "ServiceMonitor")
+        .count();
+    assert!(
+        builtin >= 6,
+        "ConfigMaps, Deployment, Services, DaemonSet: {docs:?}"
+    );
+
+    let out = kubernetes_validate(&files);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "kubernetes-validate: {}", both(&out));
+    // every built-in kind validated against the Kubernetes schema, strictly
+    let passed = stdout
+        .lines()
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
+    assert_eq!(passed, builtin, "{stdout}");
+    // the only document without a schema there is the ServiceMonitor (a CRD) ...
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("WARN")).collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("kind ServiceMonitor"),
+        "{stdout}"
+    );
+    // ... which is validated against the schema in tests/deploy
+    let monitors: Vec<&PathBuf> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "ServiceMonitor")
+        .map(|(f, _)| f)
+        .collect();
+    let mut cmd = k8s_python();
+    cmd.arg(repo_path("tests/deploy/k8s_tool.py"))
+        .arg("validate")
+        .arg(repo_path("tests/deploy/servicemonitor.schema.json"))
+        .arg("ServiceMonitor")
+        .args(&monitors);
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "ServiceMonitor schema: {}",
+        both(&out)
+    );
+
+    // controls: both validators refuse a mistyped field
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = std::fs::read_to_string(repo_path("deploy/k8s/deployment.yaml")).unwrap();
+    let bad = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &bad,
+        deployment.replace("terminationGracePeriodSeconds", "terminationGracePeriod"),
+    )
+    .unwrap();
+    let out = kubernetes_validate(&[bad]);
+    assert!(
+        !out.status.success(),
+        "a mistyped field passed: {}",
+        both(&out)
+    );
+    let monitor = std::fs::read_to_string(monitors[0]).unwrap();
+    let bad = dir.path().join("servicemonitor.yaml");
+    std::fs::write(
+        &bad,
+        monitor.replace("interval: 15s", "interval: 15 seconds"),
+    )
+    .unwrap();
+    let mut cmd = k8s_python();
+    cmd.arg(repo_path("tests/deploy/k8s_tool.py"))
+        .arg("validate")
+        .arg(repo_path("tests/deploy/servicemonitor.schema.json"))
+        .arg("ServiceMonitor")
+        .arg(&bad);
+    let out = run(cmd);
+    assert!(
+        !out.status.success(),
+        "a bad interval passed: {}",
+        both(&out)
+    );
+}
+
+/// The shipped ferry.toml (deploy/compose, and the ConfigMap), loaded by ferry itself.
+pub fn shipped_config() -> FerryConfig {
+    FerryConfig::load(&repo_path("deploy/compose/ferry.toml"))
+        .unwrap_or_else(|e| panic!("deploy/compose/ferry.toml: {e:?}"))
+}
+
+/// The one document of `kind` named `name`.
+fn doc<'a>(docs: &'a [(PathBuf, Value)], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} {name}");
+    found[0]
+}
+
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("container {name}"))
+}
+
+fn port_named(c: &Value, name: &str) -> u64 {
+    c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("port {name} of {}", c["name"]))["containerPort"]
+        .as_u64()
+        .unwrap()
+}
+
+fn mount<'a>(c: &'a Value, path: &str) -> &'a Value {
+    c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == path)
+        .unwrap_or_else(|| panic!("{} mounts nothing at {path}", c["name"]))
+}
+
+/// "1Gi" and friends (what the manifests use) in bytes.
+fn quantity(q: &str) -> u64 {
+    let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+    let n: u64 = n.parse().unwrap();
+    n * match unit {
+        "" => 1,
+        "Ki" => KIB,
+        "Mi" => MIB,
+        "Gi" => GIB,
+        other => panic!("unit {other} in {q}"),
+    }
+}
+
+#[test]
+fn deployment_agrees_with_the_shipped_config_and_rules() {
+    let config = shipped_config();
+    let shipped = std::fs::read_to_string(repo_path("deploy/compose/ferry.toml")).unwrap();
+    let docs = yaml_docs(&yaml_files(&repo_path("deploy/k8s")));
+
+    // the ConfigMaps carry the shipped files word for word
+    let cm = doc(&docs, "ConfigMap", "ferry-config");
+    assert_eq!(cm["data"]["ferry.toml"].as_str(), Some(shipped.as_str()));
+    let app_cm = doc(&docs, "ConfigMap", "ferry-demo-app");
+    let app_py = std::fs::read_to_string(repo_path("deploy/app/app.py")).unwrap();
+    assert_eq!(app_cm["data"]["app.py"].as_str(), Some(app_py.as_str()));
+
+    let deployment = doc(&docs, "Deployment", "ferry-demo");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let ferry = container(pod, "ferry");
+    let app = container(pod, "app");
+    let http_port = config.server.listen[0].port() as u64;
+    let admin_port = config.admin.listen.port() as u64;
+    assert_eq!(port_named(ferry, "http"), http_port);
+    assert_eq!(port_named(ferry, "admin"), admin_port);
+    assert_eq!(
+        ferry["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "admin"})
+    );
+    assert_eq!(
+        ferry["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "admin"})
+    );
+    assert_eq!(
+        ferry["args"],
+        json!(["serve", "--config", "/etc/ferry/ferry.toml"])
+    );
+    assert_eq!(mount(ferry, "/etc/ferry")["readOnly"], true);
+
+    // the grace period covers the preStop sleep plus shutdown_grace, and the app outlives
+    // ferry's drain
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let ferry_sleep = ferry["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    let app_sleep = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    let drain = ferry_sleep + config.server.shutdown_grace.as_secs();
+    assert!(
+        app_sleep >= drain,
+        "app preStop {app_sleep}s < ferry's {drain}s drain"
+    );
+    assert!(
+        grace > app_sleep && grace > drain,
+        "terminationGracePeriodSeconds {grace}"
+    );
+
+    // restrictive security context, resources everywhere
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    for c in [ferry, app] {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{}", c["name"]);
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{}", c["name"]);
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{}", c["name"]);
+        for kind in ["requests", "limits"] {
+            for r in ["cpu", "memory"] {
+                assert!(
+                    c["resources"][kind][r].is_string(),
+                    "{} {kind}.{r}",
+                    c["name"]
+                );
+            }
+        }
+    }
+
+    // the cache is an emptyDir at cache.dir, bigger than max_size, which the alert knows
+    let cache = config
+        .cache
+        .as_ref()
+        .expect("the shipped config has a [cache]");
+    let cache_mount = mount(ferry, cache.dir.to_str().unwrap());
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == cache_mount["name"])
+        .unwrap();
+    let limit = quantity(volume["emptyDir"]["sizeLimit"].as_str().unwrap());
+    assert!(
+        cache.max_size < limit,
+        "max_size {} >= sizeLimit {limit}",
+        cache.max_size
+    );
+    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/ferry-rules.yml")).unwrap();
+    assert!(
+        rules.contains(&format!("> 0.9 * {}", cache.max_size)),
+        "FerryCacheNearMaxSize uses cache.max_size = {} bytes",
+        cache.max_size
+    );
+    // the files volume is shared: the app writes it, ferry reads it
+    assert_eq!(
+        mount(ferry, "/srv/files")["name"],
+        mount(app, "/srv/files")["name"]
+    );
+    assert_eq!(mount(ferry, "/srv/files")["readOnly"], true);
+}
+
+#[test]
+fn services_servicemonitor_and_daemonset_fit_the_deployment() {
+    let config = shipped_config();
+    let admin_port = config.admin.listen.port() as u64;
+    let docs = yaml_docs(&yaml_files(&repo_path("deploy/k8s")));
+    let deployment = doc(&docs, "Deployment", "ferry-demo");
+    // scrape annotations and the Services point at the admin port
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], admin_port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let service = doc(&docs, "Service", "ferry-demo");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    let metrics = doc(&docs, "Service", "ferry-metrics");
+    assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "admin");
+    let labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    for s in [service, metrics] {
+        for (k, v) in s["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(
+                labels.get(k),
+                Some(v),
+                "{} selects the pods",
+                s["metadata"]["name"]
+            );
+        }
+    }
+    // the ServiceMonitor selects ferry-metrics, its port, and names the job "ferry"
+    let monitor = doc(&docs, "ServiceMonitor", "ferry");
+    let service_labels = metrics["metadata"]["labels"].as_object().unwrap();
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            service_labels.get(k),
+            Some(v),
+            "ServiceMonitor selects ferry-metrics"
+        );
+    }
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        metrics["spec"]["ports"][0]["name"]
+    );
+    let job_label = monitor["spec"]["jobLabel"].as_str().unwrap();
+    assert_eq!(
+        service_labels[job_label], "ferry",
+        "job=\"ferry\", as the rules expect"
+    );
+
+    // the DaemonSet loads the tls module with the node's modprobe
+    let ds = doc(&docs, "DaemonSet", "ferry-ktls-module");
+    let init = ds["spec"]["template"]["spec"]["initContainers"][0].to_string();
+    assert!(
+        init.contains("modprobe tls") && init.contains("tcp_available_ulp"),
+        "{init}"
+    );
+}
+
+/// Whether every field of `part` is in `whole` with the same value (arrays element-wise).
+fn is_part_of(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| is_part_of(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_part_of(a, b))
+        }
+        _ => part == whole,
+    }
+}
+
+#[test]
+fn readme_snippet_is_the_shipped_ferry_container() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let section = readme
+        .split("\n## Deploy\n")
+        .nth(1)
+        .expect("README.md has a Deploy section");
+    let snippet = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the Deploy section has a yaml snippet");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snippet.yaml");
+    std::fs::write(&file, snippet).unwrap();
+    let snippet = &yaml_docs(&[file])[0].1;
+    let docs = yaml_docs(&[repo_path("deploy/k8s/deployment.yaml")]);
+    let pod = &doc(&docs, "Deployment", "ferry-demo")["spec"]["template"]["spec"];
+    assert_eq!(
+        snippet["terminationGracePeriodSeconds"],
+        pod["terminationGracePeriodSeconds"]
+    );
+    let shown = &snippet["containers"][0];
+    assert!(
+        is_part_of(shown, container(pod, "ferry")),
+        "README's ferry container differs from deploy/k8s/deployment.yaml:\n{shown:#}"
+    );
+}
