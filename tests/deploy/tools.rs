@@ -24,10 +24,15 @@ pub fn repo_path(rel: &str) -> PathBuf {
 /// Bound on one tool run (hadolint and kubernetes-validate take about a second).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Where `name` is on PATH, if anywhere.
+/// Where scripts/test.sh links the PyPI and npm tools it installs.
+const TOOLS_PATH: &str = "target/deploy-tools/path";
+
+/// Where `name` is: on PATH, or where scripts/test.sh installed it (so `cargo test --test
+/// deploy` finds the tools after one run of the script).
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain([repo_path(TOOLS_PATH)])
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
@@ -41,11 +46,10 @@ pub fn tool(name: &str) -> Command {
         "dclint" => "npm install dclint",
         _ => "see scripts/test.sh",
     };
-    assert!(
-        which(name).is_some(),
-        "this test needs `{name}` on PATH ({hint}; scripts/test.sh installs it)"
-    );
-    Command::new(name)
+    let path = which(name).unwrap_or_else(|| {
+        panic!("this test needs `{name}` on PATH ({hint}; scripts/test.sh installs it)")
+    });
+    Command::new(path)
 }
 
 /// Runs `cmd` (bounded) and returns its output.
