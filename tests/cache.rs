@@ -668,3 +668,78 @@ fn http2_and_userspace_tls_fill_from_the_buffer_and_hit_from_the_file() {
         );
     }
 }
+
+#[test]
+fn oversized_or_abandoned_fills_leave_nothing_behind() {
+    let fx = CacheFixture::new();
+    let ferry = fx.start("max_size = \"1MiB\"\nmax_object_size = \"100KiB\"");
+    let fresh = ["Cache-Control: max-age=600"];
+    // Announced larger than max_object_size: relayed, never stored.
+    let big = fx.file("big.bin", 300 * KIB, 16);
+    let target = cacheable("big", &big, &fresh);
+    for _ in 0..2 {
+        let r = ferry.get(&target);
+        assert_eq!(x_cache(&r), "MISS");
+        assert_eq!(r.body, std::fs::read(&big).unwrap());
+    }
+    // Chunked, so the size shows only on the way: the fill is given up, the client served.
+    let chunked = format!(
+        "/file?path={}&mode=chunked&chunk=16384&h={}",
+        common::app::qenc(big.to_str().unwrap()),
+        common::app::qenc("Cache-Control:max-age=600")
+    );
+    for _ in 0..2 {
+        let r = ferry.get(&chunked);
+        assert_eq!(x_cache(&r), "MISS");
+        assert_eq!(r.body, std::fs::read(&big).unwrap());
+    }
+    let m = ferry.metrics();
+    assert_eq!(m.get("ferry_cache_objects", &[]), 0.0);
+    assert!(fx.cache_files().is_empty(), "{:?}", fx.cache_files());
+    drop(ferry);
+
+    // The client goes away mid-body (32 MiB cannot all wait in socket buffers): the fill is
+    // abandoned with the response, and nothing of it remains.
+    let ferry = fx.start("");
+    let large = fx.file("large.bin", 32 * MIB, 17);
+    let gone = format!(
+        "/file?path={}&mode=chunked&chunk=65536&h={}",
+        common::app::qenc(large.to_str().unwrap()),
+        common::app::qenc("Cache-Control:max-age=600")
+    );
+    let mut c = ferry.connect();
+    c.send(&req("GET", &gone, &[]));
+    let head = c.read_head();
+    assert_eq!(x_cache(&head), "MISS");
+    drop(c);
+    poll_until("no file left in the cache directory", DEADLINE, || {
+        fx.cache_files().is_empty().then_some(())
+    });
+    let m = ferry.metrics();
+    assert_eq!(m.get("ferry_cache_objects", &[]), 0.0);
+    assert_eq!(m.get("ferry_cache_bytes", &[]), 0.0);
+    // Not stored: the next request is a miss again, served in full.
+    let r = ferry.get(&gone);
+    assert_eq!(x_cache(&r), "MISS");
+    assert_eq!(r.body.len() as u64, 32 * MIB);
+    assert_eq!(r.body, std::fs::read(&large).unwrap());
+}
+
+#[test]
+fn hits_close_every_file_they_open() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 64 * KIB, 18);
+    let ferry = fx.start("");
+    let target = cacheable("fds", &file, &["Cache-Control: max-age=600"]);
+    ferry.get(&target);
+    wait_objects(&ferry, 1);
+    assert_eq!(x_cache(&ferry.get(&target)), "HIT");
+    let baseline = ferry.fd_count();
+    for _ in 0..50 {
+        let r = ferry.get(&target);
+        assert_eq!((r.status, x_cache(&r)), (200, "HIT".to_string()));
+    }
+    poll_until("ferry's open fds back to the baseline", DEADLINE, || {
+        (ferry.fd_count() <= baseline).then_some(())
+    });
+}
