@@ -743,3 +743,43 @@ fn hits_close_every_file_they_open() {
         (ferry.fd_count() <= baseline).then_some(())
     });
 }
+
+#[test]
+fn misses_that_waited_lock_timeout_go_to_the_app_themselves() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 64 * KIB, 19);
+    let ferry = fx.start("lock_timeout = \"200ms\"");
+    // The fill takes far longer than the waiters are willing to wait.
+    let target = format!(
+        "{}&delay_ms=2000",
+        cacheable("slow", &file, &["Cache-Control: max-age=600"])
+    );
+    let addr = ferry.addr();
+    let first = {
+        let target = target.clone();
+        thread::spawn(move || {
+            let mut c = Conn::connect(addr);
+            c.send(&req("GET", &target, &[]));
+            c.read_response("GET")
+        })
+    };
+    fx.app.wait_request(&target);
+    let others: Vec<_> = (0..4)
+        .map(|_| {
+            let target = target.clone();
+            thread::spawn(move || {
+                let mut c = Conn::connect(addr);
+                c.send(&req("GET", &target, &[]));
+                c.read_response("GET")
+            })
+        })
+        .collect();
+    let body = std::fs::read(&file).unwrap();
+    let first = first.join().unwrap();
+    assert_eq!((x_cache(&first), &first.body), ("MISS".to_string(), &body));
+    for other in others {
+        let r = other.join().unwrap();
+        assert_eq!((x_cache(&r), &r.body), ("MISS".to_string(), &body));
+    }
+    assert_eq!(fx.app_count(&target), 5);
+}
