@@ -1,6 +1,6 @@
-//! deploy/k8s: every manifest through `kubernetes-validate --strict` (the ServiceMonitor, a CRD,
-//! through tests/deploy/servicemonitor.schema.json), and the manifests agreeing with the shipped
-//! ferry.toml, the alert rules and the README's snippet.
+//! deploy/k8s: every manifest through `kubernetes-validate --strict` (the prometheus-operator
+//! kinds, which it has no schema for, through tests/deploy/*.schema.json), and the manifests
+//! agreeing with the shipped ferry.toml, the alert rules and the README's snippet.
 
 use super::common::*;
 use super::tools::*;
@@ -8,8 +8,12 @@ use ferry::config::Config as FerryConfig;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-// ---------------------------------------------------------------------------------------------
-// Kubernetes
+/// The prometheus-operator kinds kubernetes-validate has no schema for, and the schema in
+/// tests/deploy that checks each instead.
+const CRDS: [(&str, &str); 2] = [
+    ("ServiceMonitor", "tests/deploy/servicemonitor.schema.json"),
+    ("PrometheusRule", "tests/deploy/prometheusrule.schema.json"),
+];
 
 /// `kubernetes-validate --strict FILES`.
 fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {
@@ -18,14 +22,23 @@ fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {
     run(cmd)
 }
 
+/// tests/deploy/k8s_tool.py: every document of `kind` in `files` against `schema`.
+fn crd_validate(kind: &str, schema: &str, files: &[&PathBuf]) -> std::process::Output {
+    let mut cmd = k8s_python();
+    cmd.arg(repo_path("tests/deploy/k8s_tool.py"))
+        .arg("validate")
+        .arg(repo_path(schema))
+        .arg(kind)
+        .args(files);
+    run(cmd)
+}
+
 #[test]
-fn kubernetes_validate_accepts_every_manifest_and_the_servicemonitor_its_schema() {
+fn kubernetes_validate_accepts_every_manifest_and_the_crds_their_schemas() {
     let files = yaml_files(&repo_path("deploy/k8s"));
     let docs = yaml_docs(&files);
-    let builtin = docs
-        .iter()
-        .filter(|(_, d)| d["kind"] != "ServiceMonitor")
-        .count();
+    let is_crd = |d: &Value| CRDS.iter().any(|(kind, _)| d["kind"] == *kind);
+    let builtin = docs.iter().filter(|(_, d)| !is_crd(d)).count();
     assert!(
         builtin >= 6,
         "ConfigMaps, Deployment, Services, DaemonSet: {docs:?}"
@@ -40,32 +53,29 @@ fn kubernetes_validate_accepts_every_manifest_and_the_servicemonitor_its_schema(
         .filter(|l| l.contains(" passed for resource "))
         .count();
     assert_eq!(passed, builtin, "{stdout}");
-    // the only document without a schema there is the ServiceMonitor (a CRD) ...
+    // the only documents without a schema there are the operator's kinds ...
     let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("WARN")).collect();
-    assert!(
-        warnings.len() == 1 && warnings[0].contains("kind ServiceMonitor"),
-        "{stdout}"
-    );
-    // ... which is validated against the schema in tests/deploy
-    let monitors: Vec<&PathBuf> = docs
-        .iter()
-        .filter(|(_, d)| d["kind"] == "ServiceMonitor")
-        .map(|(f, _)| f)
-        .collect();
-    let mut cmd = k8s_python();
-    cmd.arg(repo_path("tests/deploy/k8s_tool.py"))
-        .arg("validate")
-        .arg(repo_path("tests/deploy/servicemonitor.schema.json"))
-        .arg("ServiceMonitor")
-        .args(&monitors);
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "ServiceMonitor schema: {}",
-        both(&out)
-    );
+    assert_eq!(warnings.len(), docs.len() - builtin, "{stdout}");
+    for w in &warnings {
+        assert!(
+            CRDS.iter()
+                .any(|(kind, _)| w.contains(&format!("kind {kind} "))),
+            "{w}"
+        );
+    }
+    // ... which are validated against the schemas in tests/deploy
+    for (kind, schema) in CRDS {
+        let of_kind: Vec<&PathBuf> = docs
+            .iter()
+            .filter(|(_, d)| d["kind"] == kind)
+            .map(|(f, _)| f)
+            .collect();
+        assert!(!of_kind.is_empty(), "deploy/k8s has a {kind}");
+        let out = crd_validate(kind, schema, &of_kind);
+        assert!(out.status.success(), "{kind} schema: {}", both(&out));
+    }
 
-    // controls: both validators refuse a mistyped field
+    // controls: the validators refuse a mistyped field and a bad duration
     let dir = tempfile::tempdir().unwrap();
     let deployment = std::fs::read_to_string(repo_path("deploy/k8s/deployment.yaml")).unwrap();
     let bad = dir.path().join("deployment.yaml");
@@ -80,25 +90,45 @@ fn kubernetes_validate_accepts_every_manifest_and_the_servicemonitor_its_schema(
         "a mistyped field passed: {}",
         both(&out)
     );
-    let monitor = std::fs::read_to_string(monitors[0]).unwrap();
-    let bad = dir.path().join("servicemonitor.yaml");
-    std::fs::write(
-        &bad,
-        monitor.replace("interval: 15s", "interval: 15 seconds"),
-    )
-    .unwrap();
-    let mut cmd = k8s_python();
-    cmd.arg(repo_path("tests/deploy/k8s_tool.py"))
-        .arg("validate")
-        .arg(repo_path("tests/deploy/servicemonitor.schema.json"))
-        .arg("ServiceMonitor")
-        .arg(&bad);
-    let out = run(cmd);
-    assert!(
-        !out.status.success(),
-        "a bad interval passed: {}",
-        both(&out)
-    );
+    for (kind, schema, file, good, wrong) in [
+        (
+            "ServiceMonitor",
+            CRDS[0].1,
+            "servicemonitor.yaml",
+            "interval: 15s",
+            "interval: 15 seconds",
+        ),
+        (
+            "PrometheusRule",
+            CRDS[1].1,
+            "prometheusrule.yaml",
+            "for: 2m",
+            "fore: 2m",
+        ),
+    ] {
+        let text =
+            std::fs::read_to_string(repo_path(&format!("deploy/k8s/prometheus-operator/{file}")))
+                .unwrap();
+        assert!(text.contains(good), "{file}: {good}");
+        let bad = dir.path().join(file);
+        std::fs::write(&bad, text.replace(good, wrong)).unwrap();
+        let out = crd_validate(kind, schema, &[&bad]);
+        assert!(
+            !out.status.success(),
+            "{kind}: {wrong:?} passed: {}",
+            both(&out)
+        );
+    }
+}
+
+/// The PrometheusRule carries deploy/prometheus/ferry-rules.yml's groups unchanged.
+#[test]
+fn prometheusrule_holds_the_shipped_alert_rules() {
+    let rule = yaml_docs(&[repo_path(
+        "deploy/k8s/prometheus-operator/prometheusrule.yaml",
+    )]);
+    let shipped = yaml_docs(&[repo_path("deploy/prometheus/ferry-rules.yml")]);
+    assert_eq!(rule[0].1["spec"], shipped[0].1);
 }
 
 /// The shipped ferry.toml (deploy/compose, and the ConfigMap), loaded by ferry itself.
