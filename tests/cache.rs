@@ -783,3 +783,34 @@ fn misses_that_waited_lock_timeout_go_to_the_app_themselves() {
     }
     assert_eq!(fx.app_count(&target), 5);
 }
+
+#[test]
+fn an_unusable_cache_directory_stops_the_start_with_its_key() {
+    let fx = CacheFixture::new();
+    // A directory cannot be created beneath a regular file.
+    let blocker = fx.files.join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let dir = blocker.join("cache");
+    let toml = format!(
+        "{}\n[cache]\ndir = {:?}\n",
+        common::app::ProxyConfig::new(&fx.app.address).to_toml(),
+        dir.to_str().unwrap()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ferry.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = poll_until("ferry to exit", DEADLINE, || child.try_wait().unwrap());
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let expected = format!("cache.dir {}: ", dir.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
