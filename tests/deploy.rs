@@ -39,6 +39,8 @@ mod prometheus;
 #[path = "deploy/tools.rs"]
 mod tools;
 
+use common::*;
+use std::process::Command;
 use tools::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -176,6 +178,61 @@ fn hadolint_accepts_the_dockerfile_and_it_builds_what_ci_builds() {
             assert!(repo_path(src).exists(), "{src} exists");
         }
     }
+}
+
+/// The `ENV` settings of the Dockerfile (continuation lines joined), as (name, value).
+fn dockerfile_env(text: &str) -> Vec<(String, String)> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ENV "))
+        .flat_map(|l| l.split_whitespace())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("ENV NAME=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// What the image runs, run here: `ferry check` on the config the image copies, with the
+/// image's environment, from a directory laid out like the image's WORKDIR (/srv/public).
+#[test]
+fn the_image_config_and_environment_pass_ferry_check() {
+    let text = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    let env = dockerfile_env(&text);
+    assert!(
+        env.iter().any(|(k, _)| k == "FERRY__SERVER__LISTEN")
+            && env.iter().any(|(k, _)| k == "FERRY__ADMIN__LISTEN"),
+        "{env:?}"
+    );
+    assert!(text.contains("COPY public /srv/public") && text.contains("WORKDIR /srv"));
+    let workdir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo_path("public"), workdir.path().join("public")).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check")
+        .arg("--config")
+        .arg(repo_path("config/ferry.toml"))
+        .current_dir(workdir.path())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = run(cmd);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("configuration ok"),
+        "ferry check with the image's environment: {}",
+        both(&out)
+    );
+    // control: the same check refuses a misspelt variable
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check")
+        .arg("--config")
+        .arg(repo_path("config/ferry.toml"))
+        .current_dir(workdir.path())
+        .env_clear()
+        .env("FERRY__ADMIN__LISTN", "0.0.0.0:9090");
+    assert!(
+        !run(cmd).status.success(),
+        "a misspelt FERRY__ variable passed"
+    );
 }
 
 #[test]
