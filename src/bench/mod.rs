@@ -22,8 +22,8 @@ use methods::{Method, SendError};
 use report::{Report, Row};
 use source::Source;
 
-/// Most connections `--connections` accepts: each is two threads.
-pub const MAX_CONNECTIONS: usize = 256;
+/// Most connections `--connections` accepts: each is two threads and a 2 MiB buffer.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]

@@ -249,9 +249,9 @@ fn send_path_advice(rows: &[Row]) -> String {
         ),
         _ => format!(
             "keep [io] send_path = \"auto\" unless a run over the real network agrees: on \
-             loopback, read+write used the least sender CPU here, {:.3} s/GiB{others}, because \
-             copies are cheap on this CPU while zero-copy pays per page; zero-copy still keeps \
-             file data out of ferry's memory",
+             loopback, read+write used the least sender CPU here, {:.3} s/GiB{others}; \
+             loopback is not a NIC (the kernel delivers to the receiver on the sender's CPU), \
+             and zero-copy keeps file data out of ferry's memory",
             cheapest.cpu_s_per_gib
         ),
     }
@@ -428,6 +428,24 @@ mod tests {
         assert!(lines[1].contains("\"256MiB\""), "{lines:?}");
         let lines = recommend(&rows, Some(256 << 20), None);
         assert!(lines[1].contains("\"64MiB\""), "{lines:?}");
+    }
+
+    #[test]
+    fn a_cheaper_read_write_does_not_turn_into_advice_to_copy() {
+        let rows = vec![
+            Row::measured(Method::ReadWrite, &measured(1 << 30, 1024, 2 << 30, 150)),
+            Row::measured(Method::Sendfile, &measured(1 << 30, 512, 0, 230)),
+        ];
+        let lines = recommend(&rows, None, None);
+        assert!(
+            lines[0].starts_with("keep [io] send_path = \"auto\" unless"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("0.150 s/GiB (against sendfile 0.230)"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("not measured"), "{lines:?}");
     }
 
     #[test]
