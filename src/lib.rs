@@ -10,8 +10,11 @@
 //!             └─ router: longest-prefix location     route::Router
 //!                  ├─ static location → safe path → file reply (route::static_file)
 //!                  └─ upstream (own HTTP/1.1 client, pooled)   upstream::Upstream
+//!                       ├─ [cache] lookup first: hit → file reply from the cache file,
+//!                       │  expired → revalidate, miss → one request per key   cache::flow
 //!                       ├─ X-Accel-Redirect / X-Sendfile → file reply (route::accel)
-//!                       └─ otherwise body spliced (Content-Length) or re-framed
+//!                       └─ otherwise body spliced (Content-Length) or re-framed, teed
+//!                          into a cache fill when storable                    send::fill
 //!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
 //!         sendfile | splice | ktls_* | buffered | tls_buffered | memory,
@@ -27,8 +30,8 @@
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
-//! The on-disk cache of upstream responses plugs into `route` and `send` in later work; see
-//! DESIGN.md.
+//! - `cache`: the disk cache of upstream responses: RFC 9111 policy, the object files and
+//!   their index, eviction, purge; `send::fill` writes fills off the reactor.
 
 #![deny(unsafe_code)]
 
