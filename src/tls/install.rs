@@ -3,9 +3,10 @@
 //!
 //! 1. attach the `tls` ULP to the socket. A socket with the ULP and no keys still behaves as
 //!    plain TCP, and rustls is untouched, so if this fails the connection goes on with rustls
-//!    (`tls_buffered`, reason `install_failed`);
+//!    (`tls_buffered`, reason `install_failed`); the same if the record boundaries were not
+//!    followed (cannot happen after a handshake rustls accepted);
 //! 2. let rustls finish the record it may be in the middle of, and take the plaintext it has
-//!    already decrypted (the ktls crate's `CorkStream` stops reads at a record boundary);
+//!    already decrypted (`transport::RecordCork` stops reads at a record boundary);
 //! 3. take the traffic secrets out of rustls (this consumes it) and install the send and
 //!    receive keys. Only this step cannot be undone; the start-up probe has already installed
 //!    the negotiated suite on a loopback socket, so it fails only if the kernel runs out of
@@ -50,8 +51,16 @@ pub enum InstallError {
 }
 
 /// Converts `stream` (handshake done, suite known to install) to kTLS; see the module comment.
-pub async fn install(stream: Box<RustlsStream>) -> Installed {
+pub async fn install(mut stream: Box<RustlsStream>) -> Installed {
     if let Err(err) = set_tls_ulp(&stream.get_ref().0.io) {
+        return Installed::Kept(stream, err);
+    }
+    // The ULP without keys passes everything through, so rustls can still go on here.
+    if !stream.get_mut().0.cork() {
+        let err = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the TLS record stream was not followed",
+        );
         return Installed::Kept(stream, err);
     }
     match finish(stream).await {
@@ -61,7 +70,6 @@ pub async fn install(stream: Box<RustlsStream>) -> Installed {
 }
 
 async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallError> {
-    stream.get_mut().0.corked = true;
     let early = drain(&mut stream).await.map_err(InstallError::Drain)?;
     let (cork, conn) = stream.into_inner();
     let suite = conn

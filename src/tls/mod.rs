@@ -11,7 +11,7 @@ mod probe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ktls::{CompatibleCiphers, CorkStream};
+use ktls::CompatibleCiphers;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -23,7 +23,7 @@ pub use probe::{ULP_PATH, kernel_carries, ulp_available};
 use crate::config::{self, Alpn, KtlsMode};
 use crate::metrics::Metrics;
 use crate::sys::Faults;
-use crate::transport::Transport;
+use crate::transport::{RecordCork, RustlsStream, Transport};
 use install::Installed;
 
 /// Why kTLS is not used for a connection (`reason` label).
@@ -137,6 +137,19 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
     Ok(config)
 }
 
+/// How many bytes of encrypted records rustls may hold for a userspace-TLS connection (its
+/// default is 64 KiB). A body chunk (256 KiB by default) is then encrypted in one go, and its
+/// 16 records leave in one writev(2) instead of four.
+const SEND_BUFFER_LIMIT: usize = 256 * 1024;
+
+/// A connection that stays on rustls, with room to queue a whole body chunk of records.
+fn userspace(
+    mut stream: tokio_rustls::server::TlsStream<RecordCork<TcpStream>>,
+) -> Box<RustlsStream> {
+    stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+    Box::new(stream)
+}
+
 /// The ALPN protocols offered, in the configured order: rustls picks the first of them the
 /// client also offers, so the order is the server's preference.
 fn alpn_protocols(alpn: &[Alpn]) -> Vec<Vec<u8>> {
@@ -184,7 +197,7 @@ impl Tls {
     pub async fn accept(&self, tcp: TcpStream, metrics: &Metrics) -> Option<Transport> {
         let handshake = tokio::time::timeout(
             self.handshake_timeout,
-            self.acceptor.accept(CorkStream::new(tcp)),
+            self.acceptor.accept(RecordCork::new(tcp)),
         )
         .await;
         let stream = match handshake {
@@ -213,18 +226,19 @@ impl Tls {
         if let Some(reason) = fallback {
             metrics.tls_handshake("ok", false);
             metrics.fallback("ktls", "tls_buffered", reason.label());
-            return Some(Transport::Tls(Box::new(stream)));
+            return Some(Transport::Tls(userspace(stream)));
         }
         match install::install(Box::new(stream)).await {
             Installed::Ktls(ktls) => {
                 metrics.tls_handshake("ok", true);
                 Some(Transport::Ktls(ktls))
             }
-            Installed::Kept(stream, err) => {
+            Installed::Kept(mut stream, err) => {
                 // Nothing was taken from rustls: the connection goes on in user space.
                 tracing::warn!(error = %err, "kTLS: attaching the tls ULP failed; this connection stays on rustls");
                 metrics.tls_handshake("ok", false);
                 metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
+                stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
                 Some(Transport::Tls(stream))
             }
             Installed::Lost(err) => {

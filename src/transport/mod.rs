@@ -5,6 +5,7 @@
 //! response instead of probing per write. The kTLS stream (`ktls`) reads records itself, so
 //! alerts and post-handshake messages are seen when they arrive.
 
+mod cork;
 mod ktls;
 
 use std::io;
@@ -12,16 +13,16 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use ::ktls::CorkStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+pub use self::cork::RecordCork;
 pub use self::ktls::{KtlsStream, RecordError};
 
 /// A userspace TLS stream (the cork wrapper is what lets a connection be handed to kTLS
-/// after the handshake; it is transparent otherwise).
-pub type RustlsStream = TlsStream<CorkStream<TcpStream>>;
+/// after the handshake, and passes rustls's records to the socket in one writev).
+pub type RustlsStream = TlsStream<RecordCork<TcpStream>>;
 
 /// A client connection's transport.
 pub enum Transport {
