@@ -456,3 +456,51 @@ fn over_tls_http1_uses_directio_and_http2_reads_through_the_cache() {
         body_bytes(&after, "directio")
     );
 }
+
+#[test]
+fn a_file_truncated_during_a_directio_download_ends_the_response() {
+    let Some(tmp) = direct_dir() else { return };
+    let size = 64 * MIB;
+    let path = tmp.path().join("shrinks.bin");
+    let pattern = pattern_file(&path, size, SEED + 1);
+    let server = start(tmp.path(), "16MiB", &[]);
+    // A small receive buffer: the server cannot run far ahead of what is read here.
+    let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    c.send(&req("GET", "/d/shrinks.bin", &[]));
+    let r = c.read_head();
+    assert_eq!((r.status, r.content_length()), (200, Some(size)));
+    let mut start = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < start.len() {
+        let n = c.read_some(&mut start[got..]).expect("body start");
+        assert!(n > 0, "closed before the truncation");
+        got += n;
+    }
+    assert!(start == pattern.bytes(0, got), "the first 64 KiB differ");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(MIB))
+        .expect("truncate");
+    // What was read before the cut is sent as read (directio copies); then the response ends.
+    let mut scratch = Vec::new();
+    let mut wrong = None;
+    let (rest, err) = c.stream_body(size - got as u64, |at, chunk| {
+        if wrong.is_none() && !pattern.matches(got as u64 + at, chunk, &mut scratch) {
+            wrong = Some(got as u64 + at);
+        }
+    });
+    assert_eq!(
+        wrong, None,
+        "a byte after the truncation differs from the file"
+    );
+    let total = got as u64 + rest;
+    assert!(total < size, "all {size} bytes of a truncated file arrived");
+    let err = err.expect("a short body ends with the connection");
+    assert!(
+        err.kind() == std::io::ErrorKind::UnexpectedEof || is_closed_err(&err),
+        "the response neither completed nor closed: {err} after {total} bytes"
+    );
+    let r = server.get("/d/shrinks.bin");
+    assert_eq!((r.status, r.body.len() as u64), (200, MIB), "still serving");
+}
