@@ -238,6 +238,58 @@ mod tests {
         assert_eq!(rest, vec![3, 3, 0, 2, 1, 0]);
     }
 
+    /// Records every write call it gets, as vectored writes of so many slices.
+    #[derive(Default)]
+    struct Calls(Vec<usize>);
+
+    impl AsyncWrite for Calls {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().0.push(1);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().0.push(bufs.len());
+            Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_records_reach_the_socket_in_one_vectored_write() {
+        use tokio::io::AsyncWriteExt;
+        let records = [
+            record(23, &[1; 100]),
+            record(23, &[2; 100]),
+            record(23, &[3; 7]),
+        ];
+        let slices: Vec<IoSlice<'_>> = records.iter().map(|r| IoSlice::new(r)).collect();
+        let mut cork = RecordCork::new(Calls::default());
+        assert!(cork.is_write_vectored());
+        let n = cork.write_vectored(&slices).await.unwrap();
+        assert_eq!(n, 105 + 105 + 12);
+        assert_eq!(cork.io.0, vec![3], "one call carrying all three records");
+    }
+
     #[tokio::test]
     async fn bytes_that_are_not_records_turn_tracking_off() {
         let wire = b"GET / HTTP/1.1\r\n\r\n".to_vec();

@@ -305,3 +305,82 @@ impl AsyncWrite for KtlsStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A KtlsStream over a loopback TCP connection: `control_record` only interprets bytes,
+    /// so no kernel TLS is needed to check what each record does to the stream's state.
+    async fn stream() -> (KtlsStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (KtlsStream::new(accepted.unwrap().0, None), client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn close_notify_ends_the_stream_and_is_answered() {
+        let (mut s, _peer) = stream().await;
+        assert!(!s.control_record(CONTENT_ALERT, &[1, 0]).unwrap());
+        assert_eq!(s.rx, Rx::Ended);
+        assert_eq!(s.tx, Tx::Open, "ferry still owes its own close_notify");
+    }
+
+    #[tokio::test]
+    async fn a_fatal_alert_stops_reading_and_no_close_notify_follows() {
+        let (mut s, _peer) = stream().await;
+        let err = s.control_record(CONTENT_ALERT, &[2, 40]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(
+            s.stopped(),
+            Some(RecordError::Alert {
+                level: 2,
+                description: 40
+            })
+        );
+        assert_eq!(s.tx, Tx::Notified);
+    }
+
+    #[tokio::test]
+    async fn user_canceled_is_skipped() {
+        let (mut s, _peer) = stream().await;
+        assert!(
+            s.control_record(CONTENT_ALERT, &[1, USER_CANCELED])
+                .unwrap()
+        );
+        assert_eq!(s.rx, Rx::Open);
+    }
+
+    #[tokio::test]
+    async fn key_update_stops_reading_and_says_whether_it_was_requested() {
+        for (request, requested) in [(0u8, false), (1, true)] {
+            let (mut s, _peer) = stream().await;
+            let err = s
+                .control_record(CONTENT_HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, request])
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert_eq!(
+                s.stopped(),
+                Some(RecordError::KeyUpdate {
+                    update_requested: requested
+                })
+            );
+            assert_eq!(s.tx, Tx::Open, "a close_notify is still to be sent");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_records_stop_reading() {
+        let (mut s, _peer) = stream().await;
+        s.control_record(CONTENT_HANDSHAKE, &[1, 0, 0, 0])
+            .unwrap_err();
+        assert_eq!(s.stopped(), Some(RecordError::Handshake(1)));
+        let (mut s, _peer) = stream().await;
+        s.control_record(CONTENT_ALERT, &[1]).unwrap_err();
+        assert_eq!(s.stopped(), Some(RecordError::Malformed("alert")));
+        let (mut s, _peer) = stream().await;
+        s.control_record(20, &[1]).unwrap_err();
+        assert_eq!(s.stopped(), Some(RecordError::ContentType(20)));
+    }
+}
