@@ -5,8 +5,8 @@
 //! the user/system split and context switches). `report` turns the figures
 //! into a table, JSON and a recommendation; `source` provides the file.
 //!
-//! The kTLS rows need the kernel's `tls` upper-layer protocol (probed by `tls::ulp_available`);
-//! where it is missing they say so instead of being left out.
+//! The kTLS row needs the kernel's `tls` upper-layer protocol (probed by `tls::ulp_available`);
+//! where it is missing the row says so instead of being left out. `tls` does both TLS rows.
 
 pub mod methods;
 pub mod report;
