@@ -785,8 +785,21 @@ struct CurlGot {
 
 /// `curl -sSkv ARGS https://FERRY/static/small.bin`: asserts a 200 and the body's sha256.
 fn curl_small(fx: &Fixture, ferry: &Ferry, args: &[&str], out_name: &str) -> CurlGot {
+    let target = format!("/static/{SMALL_NAME}");
+    curl_small_at(fx, ferry, args, &target, out_name)
+}
+
+/// `curl -sSkv ARGS https://FERRY/TARGET`, whose body must be files/small.bin's: asserts a
+/// 200 and the body's sha256.
+fn curl_small_at(
+    fx: &Fixture,
+    ferry: &Ferry,
+    args: &[&str],
+    target: &str,
+    out_name: &str,
+) -> CurlGot {
     let out = fx.dir.path().join(out_name);
-    let url = format!("https://{}/static/{SMALL_NAME}", ferry.https);
+    let url = format!("https://{}{target}", ferry.https);
     let result = Command::new("curl")
         .args(["-sSkv", "--max-time", "120"])
         .args(args)
@@ -922,4 +935,73 @@ fn ktls_control(fx: &Fixture, ferry: &Ferry, args: &[&str]) {
         ferry.diagnostics()
     );
     eprintln!("control (curl {args:?}): ktls_sendfile, TlsTxSw {tx_before} -> {tx_after}");
+}
+
+/// A body from the app (tests/app/app.py in the guest, Content-Length) to a kTLS client goes
+/// by splice(2) into the kTLS socket: `ktls_splice`, zero-copy bytes equal to the body, the
+/// body byte-identical.
+#[test]
+fn ktls_proxied_body_is_spliced_into_the_kernel_tls_socket() {
+    let test = "ktls_proxied_body_is_spliced_into_the_kernel_tls_socket";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let app_py = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/app/app.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(app_py)
+        .arg("--log")
+        .arg(fx.dir.path().join("app.log"));
+    let mut app = Proc::spawn("tests/app/app.py", command);
+    let ready = app.wait_until(DEADLINE, |a| {
+        a.line("ready").is_some() || a.exited().is_some()
+    });
+    let port = app
+        .line("port ")
+        .and_then(|l| l.trim_start_matches("port ").trim().parse::<u16>().ok());
+    let Some(port) = port.filter(|_| ready && app.exited().is_none()) else {
+        panic!("the app did not start\n{}", app.report());
+    };
+    let config = format!(
+        "{}[upstream]\naddress = \"127.0.0.1:{port}\"\n",
+        fx.config("require")
+    );
+    let ferry = Ferry::start_config(config, &[], None);
+    let before = ferry.scrape();
+    let tx_before = tls_stat("TlsTxSw");
+    let small = fx.dir.path().join("files").join(SMALL_NAME);
+    let target = format!("/file?path={}&mode=length", small.display());
+    curl_small_at(&fx, &ferry, &["--http1.1"], &target, "spliced.bin");
+    let tx_after = tls_stat("TlsTxSw");
+    let spliced = [
+        ("path", "ktls_splice"),
+        ("source", "upstream"),
+        ("code", "2xx"),
+    ];
+    ferry.wait_for(&before, "ferry_responses_total", &spliced, 1.0);
+    let zero_copy = [("path", "ktls_splice")];
+    let after = ferry.wait_for(
+        &before,
+        "ferry_zero_copy_bytes_total",
+        &zero_copy,
+        SMALL_SIZE as f64,
+    );
+    let grew = delta(&before, &after, "ferry_zero_copy_bytes_total", &zero_copy);
+    assert_eq!(
+        grew,
+        SMALL_SIZE as f64,
+        "ferry_zero_copy_bytes_total{{path=\"ktls_splice\"}} must grow by exactly the body\n{}",
+        ferry.diagnostics()
+    );
+    assert!(
+        tx_after > tx_before,
+        "TlsTxSw did not rise ({tx_before} -> {tx_after})\n{}",
+        ferry.diagnostics()
+    );
+    eprintln!(
+        "ktls splice: {SMALL_SIZE} bytes from the app identical, ktls_splice zero-copy +{grew}, \
+         TlsTxSw {tx_before} -> {tx_after}"
+    );
 }
