@@ -1,6 +1,7 @@
 //! Cache fills: while a relay sends the app's body to the client, a copy goes into the cache
-//! object's temporary file, written by a thread of the blocking pool so the reactor never
-//! waits on the disk.
+//! object's temporary file, written by a writer thread of its own so the reactor never waits
+//! on the disk (and a fill that lasts as long as a slow client's download does not hold one
+//! of tokio's blocking-pool threads, which file opens need).
 //!
 //! Two ways in, counted in `ferry_cache_fill_bytes_total{path}`:
 //! - `tee`: on the splice relay (plaintext or kTLS client, Content-Length body) the bytes in
@@ -34,6 +35,9 @@ use crate::sys::{Pipe, TeeSource, TeeTarget, fill_pipe};
 
 /// The most buffered bytes that may wait for the writer before the fill is given up.
 pub const MAX_BEHIND: u64 = 16 << 20;
+
+/// The writer's stack: it holds a few locals and calls into the kernel, nothing deep.
+const WRITER_STACK: usize = 256 << 10;
 
 /// Below this much room in the fill pipe the relay waits for the writer.
 const MIN_ROOM: usize = 64 << 10;
@@ -71,15 +75,23 @@ pub struct Fill {
 }
 
 impl Fill {
-    /// Starts the writer for `target` on the blocking pool.
+    /// Starts the writer thread for `target`. A thread that cannot be started is a fill
+    /// given up (dropping `target` removes its file).
     pub fn start(target: FillTarget, metrics: CacheMetrics) -> Fill {
         let (tx, rx) = mpsc::channel();
         let behind = Arc::new(AtomicU64::new(0));
         let max_len = target.max_len();
         let progress = Arc::new(Notify::new());
         let writer = (Arc::clone(&behind), Arc::clone(&progress));
-        tokio::task::spawn_blocking(move || write(target, rx, &writer.0, &writer.1, &metrics));
+        let spawned = std::thread::Builder::new()
+            .name("ferry-fill".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || write(target, rx, &writer.0, &writer.1, &metrics));
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "cache fill: no writer thread; nothing stored");
+        }
         Fill {
+            // With no writer, the channel is closed and the first send gives the fill up.
             tx: Some(tx),
             tee: None,
             behind,
