@@ -131,6 +131,14 @@ fn every_method_shows_the_copies_and_calls_it_must_have() {
         "a read and a write copy"
     );
     assert!(num(read_write, "syscalls") >= 2 * chunks, "{read_write:#}");
+    assert!(
+        float(read_write, "mode_switches_per_chunk") >= 4.0,
+        "{read_write:#}"
+    );
+    assert!(
+        float(read_write, "receiver_cpu_seconds") > 0.0,
+        "{read_write:#}"
+    );
 
     let mmap = row(&report, "mmap+write");
     assert_measured(mmap, size);
@@ -144,6 +152,10 @@ fn every_method_shows_the_copies_and_calls_it_must_have() {
     assert_eq!(num(sendfile, "user_space_bytes"), 0);
     assert_eq!(num(sendfile, "cpu_copied_bytes"), 0);
     assert!(num(sendfile, "syscalls") >= chunks, "{sendfile:#}");
+    assert!(
+        float(sendfile, "mode_switches_per_chunk") >= 2.0,
+        "{sendfile:#}"
+    );
     assert!(
         num(sendfile, "syscalls") < num(read_write, "syscalls"),
         "sendfile needs fewer calls than read+write"
@@ -222,7 +234,8 @@ fn the_table_lists_every_method_and_a_pipe_gets_no_progress_bar() {
             .unwrap_or_else(|| panic!("no {method} line in\n{table}"))
             .to_string()
     };
-    // method, MiB/s, CPU s/GiB, syscalls/MiB, ctx sw/MiB, user-space bytes (2 words), copies
+    // after the method: MiB/s, CPU s/GiB, syscalls/MiB, mode sw/chunk, ctx sw/MiB,
+    // user-space bytes (2 words), CPU copies
     let fields = |method: &str| -> Vec<String> {
         let l = line(method);
         l[method.len()..]
@@ -235,16 +248,22 @@ fn the_table_lists_every_method_and_a_pipe_gets_no_progress_bar() {
         read_write[0].parse::<f64>().unwrap() > 0.0,
         "{read_write:?}"
     );
-    assert_eq!(read_write[4..], ["4.0", "MiB", "2.00"]);
-    assert_eq!(fields("mmap+write")[4..], ["4.0", "MiB", "1.00"]);
-    assert_eq!(fields("sendfile")[4..], ["0", "B", "0.00"]);
-    assert_eq!(fields("splice")[4..], ["0", "B", "0.00"]);
+    assert_eq!(read_write[5..], ["4.0", "MiB", "2.00"]);
+    assert_eq!(fields("mmap+write")[5..], ["4.0", "MiB", "1.00"]);
+    assert_eq!(fields("sendfile")[5..], ["0", "B", "0.00"]);
+    assert_eq!(fields("splice")[5..], ["0", "B", "0.00"]);
+    // The classic table's context switches: two per syscall, per 2 MiB chunk.
+    let switches = |method: &str| fields(method)[3].parse::<f64>().unwrap();
+    assert!(switches("read+write") >= 4.0, "{table}");
+    assert!(switches("sendfile") >= 2.0, "{table}");
+    assert!(switches("sendfile") < switches("read+write"), "{table}");
+    assert!(switches("splice") >= 4.0, "{table}");
     if !has_tls_ulp() {
         assert!(line("kTLS sendfile").contains("unavailable: the kernel has no `tls` ULP"));
     }
     let tls = fields("userspace TLS");
     assert!(tls[0].parse::<f64>().unwrap() > 0.0, "{tls:?}");
-    assert_eq!(tls[4..6], ["4.0", "MiB"]);
+    assert_eq!(tls[5..7], ["4.0", "MiB"]);
     assert!(table.contains("recommendation: "), "{table}");
 }
 

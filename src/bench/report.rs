@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::methods::{Counters, Method};
+use super::methods::{CHUNK, Counters, Method};
 use super::transfer::Measured;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -37,6 +37,9 @@ pub struct Figures {
     pub cpu_s_per_gib: f64,
     pub syscalls: u64,
     pub syscalls_per_mib: f64,
+    /// User/kernel mode switches (two per syscall) per CHUNK of file: the classic table's
+    /// "context switches" per read/write round.
+    pub mode_switches_per_chunk: f64,
     /// Scheduler context switches of the sender threads (voluntary + involuntary).
     pub context_switches: u64,
     pub context_switches_per_mib: f64,
@@ -46,6 +49,8 @@ pub struct Figures {
     pub cpu_copied_bytes: u64,
     /// `cpu_copied_bytes / bytes`: the classic table's "CPU copies".
     pub cpu_copies: f64,
+    /// The receivers' CPU time (recv with MSG_TRUNC), for comparison; not in the table.
+    pub receiver_cpu_seconds: f64,
 }
 
 impl Row {
@@ -74,11 +79,13 @@ impl Row {
                 cpu_s_per_gib: cpu / (bytes / GIB),
                 syscalls,
                 syscalls_per_mib: syscalls as f64 / (bytes / MIB),
+                mode_switches_per_chunk: 2.0 * syscalls as f64 / (bytes / CHUNK as f64),
                 context_switches: switches,
                 context_switches_per_mib: switches as f64 / (bytes / MIB),
                 user_space_bytes: user_bytes,
                 cpu_copied_bytes: cpu_copied,
                 cpu_copies: cpu_copied as f64 / bytes,
+                receiver_cpu_seconds: measured.receiver_cpu.as_secs_f64(),
             }),
         }
     }
@@ -163,11 +170,12 @@ impl Report {
             human_bytes(self.chunk as u64),
         ));
         out.push_str(&format!(
-            "{:<15} {:>9} {:>10} {:>13} {:>11} {:>17} {:>11}\n",
+            "{:<15} {:>9} {:>10} {:>13} {:>14} {:>11} {:>17} {:>11}\n",
             "method",
             "MiB/s",
             "CPU s/GiB",
             "syscalls/MiB",
+            "mode sw/chunk",
             "ctx sw/MiB",
             "user-space bytes",
             "CPU copies"
@@ -175,11 +183,12 @@ impl Report {
         for row in &self.rows {
             match &row.figures {
                 Some(f) => out.push_str(&format!(
-                    "{:<15} {:>9.1} {:>10.3} {:>13.2} {:>11.2} {:>17} {:>11.2}\n",
+                    "{:<15} {:>9.1} {:>10.3} {:>13.2} {:>14.1} {:>11.2} {:>17} {:>11.2}\n",
                     row.method,
                     f.throughput_mib_s,
                     f.cpu_s_per_gib,
                     f.syscalls_per_mib,
+                    f.mode_switches_per_chunk,
                     f.context_switches_per_mib,
                     human_bytes(f.user_space_bytes),
                     f.cpu_copies,
@@ -193,12 +202,13 @@ impl Report {
             }
         }
         out.push_str(
-            "\nsyscalls: the send loop's own calls; each is two user/kernel mode switches (the\n\
-             classic table's \"context switches\"). ctx sw: the scheduler's switches of the sender\n\
-             thread. CPU copies: bytes the CPU copied between user and kernel space per byte sent\n\
-             (an O_DIRECT read is DMA into the buffer, not a copy). DMA copies (disk to RAM, RAM\n\
-             to NIC) are the same for every method and not visible from user space; loopback has\n\
-             no NIC, and the receiver discards with recv(MSG_TRUNC).\n\n",
+            "\nsyscalls: the send loop's own calls. mode sw/chunk: two user/kernel mode switches per\n\
+             syscall, per 2 MiB chunk (the classic table's \"context switches\"). ctx sw: the\n\
+             scheduler's switches of the sender thread. CPU copies: bytes the CPU copied between\n\
+             user and kernel space per byte sent (an O_DIRECT read is DMA into the buffer, not a\n\
+             copy). DMA copies (disk to RAM, RAM to NIC) are the same for every method and not\n\
+             visible from user space; loopback has no NIC, and the receiver discards with\n\
+             recv(MSG_TRUNC).\n\n",
         );
         for line in &self.recommendation {
             out.push_str(&format!("recommendation: {line}\n"));
@@ -386,6 +396,7 @@ mod tests {
                 involuntary_switches: 1,
             },
             received: sent,
+            receiver_cpu: Duration::from_millis(10),
         }
     }
 
@@ -396,6 +407,8 @@ mod tests {
         assert_eq!(f.throughput_mib_s, 2048.0);
         assert!((f.cpu_s_per_gib - 0.8).abs() < 1e-9);
         assert_eq!(f.syscalls_per_mib, 1.0);
+        // 1024 syscalls over 512 chunks of 2 MiB: 2 per chunk, 4 mode switches.
+        assert_eq!(f.mode_switches_per_chunk, 4.0);
         assert_eq!(f.cpu_copies, 2.0);
         assert_eq!(f.context_switches, 4);
     }

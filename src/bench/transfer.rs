@@ -26,6 +26,8 @@ pub struct Measured {
     /// Sender threads' CPU time and context switches.
     pub usage: ThreadUsage,
     pub received: u64,
+    /// Receiver threads' CPU time from their first recv to EOF.
+    pub receiver_cpu: Duration,
 }
 
 /// Splits `0..size` into `n` contiguous ranges on CHUNK boundaries (so O_DIRECT offsets stay
@@ -122,6 +124,7 @@ pub fn run(
             elapsed: Duration::ZERO,
             usage: ThreadUsage::default(),
             received: 0,
+            receiver_cpu: Duration::ZERO,
         };
         let mut failure = None;
         for sender in senders {
@@ -135,9 +138,11 @@ pub fn run(
         }
         for receiver in receivers {
             match receiver.join().expect("receiver thread panicked") {
-                Ok((bytes, end)) => {
-                    measured.received += bytes;
-                    measured.elapsed = measured.elapsed.max(end.saturating_duration_since(start));
+                Ok(done) => {
+                    measured.received += done.bytes;
+                    measured.receiver_cpu += done.cpu;
+                    let elapsed = done.end.saturating_duration_since(start);
+                    measured.elapsed = measured.elapsed.max(elapsed);
                 }
                 Err(err) => failure = failure.or(Some(SendError::Io(err))),
             }
@@ -220,16 +225,32 @@ fn send_measured(
     result.map(|()| (counters, after.since(&before)))
 }
 
-/// The receiver thread: discards everything until EOF; returns the byte count and when the
-/// last byte arrived.
-fn discard(sock: TcpStream, received: &AtomicU64) -> io::Result<(u64, Instant)> {
+/// What one receiver saw.
+struct Discarded {
+    bytes: u64,
+    /// When the last byte arrived.
+    end: Instant,
+    cpu: Duration,
+}
+
+/// The receiver thread: discards everything until EOF.
+fn discard(sock: TcpStream, received: &AtomicU64) -> io::Result<Discarded> {
     // Never written: with MSG_TRUNC, TCP only advances past the data. Its length is what one
     // call may discard.
     let mut sink = vec![0u8; 4 * 1024 * 1024];
     let mut total = 0u64;
+    let before = thread_usage()?;
     loop {
         match rustix::net::recv(&sock, &mut sink[..], RecvFlags::TRUNC) {
-            Ok((_, 0)) => return Ok((total, Instant::now())),
+            Ok((_, 0)) => {
+                let end = Instant::now();
+                let cpu = thread_usage()?.since(&before).cpu;
+                return Ok(Discarded {
+                    bytes: total,
+                    end,
+                    cpu,
+                });
+            }
             Ok((_, n)) => {
                 total += n as u64;
                 received.fetch_add(n as u64, Ordering::Relaxed);
