@@ -132,7 +132,8 @@ pub fn open(
 /// Whether a file of this location is read with O_DIRECT: the choice is made here, once per
 /// response, and the send path follows it (`send::SendPath::Directio`).
 fn is_direct(loc: &StaticLocation, meta: &Metadata) -> bool {
-    loc.directio.is_some_and(|threshold| meta.len() >= threshold.get())
+    loc.directio
+        .is_some_and(|threshold| meta.len() >= threshold.get())
 }
 
 fn open_checked(
