@@ -7,7 +7,8 @@
 //! path="directio"; a filesystem refusing O_DIRECT (ramfs, mounted here as root) and an
 //! injected refusal fall back to sendfile, counted once per response; over TLS the bytes go
 //! through rustls on HTTP/1.1 (path directio) and through the page cache on HTTP/2
-//! (tls_buffered, the documented fallback).
+//! (tls_buffered, the documented fallback); files the app hands over (X-Accel-Redirect,
+//! X-Sendfile) take directio too; a file truncated mid-download ends the response cleanly.
 mod common;
 
 use std::fs::File;
@@ -15,6 +16,7 @@ use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use common::app::{App, ProxyConfig, qenc};
 use common::tls::{TlsSection, TlsServer, W, curl_ok, gen_cert};
 use common::*;
 use ferry::sys::directio::{AlignedBuf, evict, read_at, resident_pages};
@@ -503,4 +505,68 @@ fn a_file_truncated_during_a_directio_download_ends_the_response() {
     );
     let r = server.get("/d/shrinks.bin");
     assert_eq!((r.status, r.body.len() as u64), (200, MIB), "still serving");
+}
+
+#[test]
+fn files_the_app_hands_over_take_directio_too() {
+    let Some(tmp) = direct_dir() else { return };
+    let pattern = big_file(tmp.path());
+    let file = tmp.path().join("big.bin");
+    let app = App::start();
+    // X-Accel-Redirect into an internal location, X-Sendfile under a root: both inherit
+    // [io] directio_threshold.
+    let toml = ProxyConfig::new(&app.address)
+        .location("/protected/", tmp.path(), true)
+        .sendfile_root(tmp.path())
+        .to_toml()
+        .replacen("[io]\n", "[io]\ndirectio_threshold = \"16MiB\"\n", 1);
+    assert!(toml.contains("directio_threshold"), "{toml}");
+    let dir = tempfile::tempdir().expect("config dir");
+    std::fs::write(dir.path().join("ferry.toml"), toml).expect("write config");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("ferry.toml"));
+    let server = Server::launch(cmd, 1, Some(dir));
+
+    evict_file(&file);
+    let base = server.metrics();
+    let mut c = server.connect();
+    get_range(
+        &mut c,
+        &format!("/accel?to={}", qenc("/protected/big.bin")),
+        &pattern,
+        None,
+    );
+    let path = file.to_str().expect("utf-8 path");
+    get_range(
+        &mut c,
+        &format!("/sendfile?path={}&cl=0", qenc(path)),
+        &pattern,
+        Some((4095, 3 * MIB)),
+    );
+    let total = SIZE + 3 * MIB - 4095 + 1;
+    let filter = [("path", "directio")];
+    let body = wait_delta(
+        &server,
+        &base,
+        "ferry_body_bytes_total",
+        &filter,
+        total as f64,
+    );
+    assert_eq!(
+        body, total as f64,
+        "ferry_body_bytes_total{{path=directio}} delta"
+    );
+    let accel = [("path", "directio"), ("source", "accel"), ("code", "2xx")];
+    let after = server.metrics();
+    assert_eq!(
+        after.get("ferry_responses_total", &accel) - base.get("ferry_responses_total", &accel),
+        2.0
+    );
+    let (resident, pages) = residency(&file);
+    assert!(
+        resident <= pages / 100,
+        "after offloaded directio downloads {resident} of {pages} pages are cached"
+    );
 }
