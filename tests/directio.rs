@@ -570,3 +570,58 @@ fn files_the_app_hands_over_take_directio_too() {
         "after offloaded directio downloads {resident} of {pages} pages are cached"
     );
 }
+
+#[test]
+fn a_refused_read_falls_back_for_the_rest_of_the_response() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: FERRY_FAULT_DIRECTIO_READ only works in debug builds");
+        return;
+    }
+    let Some(tmp) = direct_dir() else { return };
+    let pattern = big_file(tmp.path());
+    let server = start(
+        tmp.path(),
+        "1MiB",
+        &[("FERRY_FAULT_DIRECTIO_READ", "EINVAL")],
+    );
+    let fallbacks = [
+        ("from", "directio"),
+        ("to", "sendfile"),
+        ("reason", "einval"),
+    ];
+    let base = server.metrics();
+    let mut c = server.connect();
+    let mut total = get_range(&mut c, "/d/big.bin", &pattern, Some((1000, 3_000_000)));
+    // Several ranges: the first refused read moves every later part to sendfile too.
+    let spec = format!("bytes=0-0,4095-4097,{}-", SIZE - 3);
+    let r = c.get("/d/big.bin", &[("Range", spec.as_str())]);
+    assert_eq!(r.status, 206);
+    let ctype = r.header("content-type").expect("content-type").to_string();
+    let parts = parse_multipart(&ctype, &r.body);
+    for ((_, bytes), (a, len)) in parts.iter().zip([(0u64, 1u64), (4095, 3), (SIZE - 3, 3)]) {
+        assert_eq!(bytes, &pattern.bytes(a, len as usize), "part at {a}");
+        total += len;
+    }
+    let sent = wait_delta(
+        &server,
+        &base,
+        "ferry_body_bytes_total",
+        &[("path", "sendfile")],
+        total as f64,
+    );
+    assert_eq!(
+        sent, total as f64,
+        "ferry_body_bytes_total{{path=sendfile}} delta"
+    );
+    let after = server.metrics();
+    assert_eq!(
+        after.get("ferry_fallbacks_total", &fallbacks)
+            - base.get("ferry_fallbacks_total", &fallbacks),
+        2.0,
+        "one fallback per response"
+    );
+    assert_eq!(
+        body_bytes(&after, "directio"),
+        body_bytes(&base, "directio")
+    );
+}

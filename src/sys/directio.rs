@@ -62,15 +62,27 @@ pub fn set_direct(file: impl AsFd, on: bool) -> io::Result<()> {
 
 /// In debug builds, `FERRY_FAULT_DIRECTIO=EINVAL` (or ENOSYS) makes every `set_direct(on)`
 /// fail with that error: the fallback tests use it where no filesystem refusing `O_DIRECT`
-/// can be mounted.
+/// can be mounted. `FERRY_FAULT_DIRECTIO_READ` does the same for every `read_at`, as a
+/// filesystem would that takes the flag but not the reads.
 #[cfg(debug_assertions)]
 fn fault() -> Option<i32> {
     static FAULT: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
-    *FAULT.get_or_init(|| match std::env::var("FERRY_FAULT_DIRECTIO").as_deref() {
+    *FAULT.get_or_init(|| env_errno("FERRY_FAULT_DIRECTIO"))
+}
+
+#[cfg(debug_assertions)]
+fn read_fault() -> Option<i32> {
+    static FAULT: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| env_errno("FERRY_FAULT_DIRECTIO_READ"))
+}
+
+#[cfg(debug_assertions)]
+fn env_errno(name: &str) -> Option<i32> {
+    match std::env::var(name).as_deref() {
         Ok("EINVAL") => Some(rustix::io::Errno::INVAL.raw_os_error()),
         Ok("ENOSYS") => Some(rustix::io::Errno::NOSYS.raw_os_error()),
         _ => None,
-    })
+    }
 }
 
 /// The direct-I/O alignment of `file` from statx(2) `STATX_DIOALIGN`; 4096 for what the kernel
@@ -108,6 +120,10 @@ pub fn alignment(file: impl AsFd) -> Alignment {
 /// length aligned. Near the end of the file the kernel returns fewer bytes (the last partial
 /// block included), and 0 at or past it.
 pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(debug_assertions)]
+    if let Some(err) = read_fault() {
+        return Err(io::Error::from_raw_os_error(err));
+    }
     Ok(rustix::io::pread(file, buf, offset)?)
 }
 
