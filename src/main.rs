@@ -77,6 +77,10 @@ fn main() -> ExitCode {
         json,
     }) = cli.command
     {
+        if cli.config.is_some() {
+            eprintln!("ferry bench: --config is not used: the bench reads no configuration");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         let options = ferry::bench::Options {
             size: size.unwrap_or(1 << 30),
             file,

@@ -335,6 +335,13 @@ fn bad_arguments_exit_64_with_the_reason() {
         "{}",
         stderr(&out)
     );
+    let out = bench(&["--config", "ferry.toml"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reads no configuration"),
+        "{}",
+        stderr(&out)
+    );
     let out = bench(&["--bogus"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
