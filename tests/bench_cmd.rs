@@ -430,12 +430,16 @@ fn the_generated_file_never_appears_and_is_gone_after_ctrl_c() {
         assert!(Instant::now() < deadline, "ferry bench wrote nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill(1)");
-    assert!(kill.success());
+    // Ctrl-C: SIGINT to the process.
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("kill(2)");
     let out = wait(child, &args);
-    assert!(!out.status.success(), "interrupted, not finished");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(2),
+        "ended by the SIGINT: {:?}",
+        out.status
+    );
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }
