@@ -161,4 +161,14 @@ mod tests {
             Some(SendPath::KtlsSplice)
         );
     }
+
+    #[test]
+    fn directio_is_a_copying_path_of_its_own() {
+        assert_eq!(SendPath::Directio.label(), "directio");
+        assert!(!SendPath::Directio.is_zero_copy());
+        assert!(!SendPath::Directio.uses_sendfile() && !SendPath::Directio.uses_splice());
+        // Its fallback is the connection's file path, chosen by the sender.
+        assert_eq!(SendPath::Directio.fallback(), None);
+        assert!(SendPath::ALL.contains(&SendPath::Directio));
+    }
 }
