@@ -388,6 +388,26 @@ impl Walker<'_> {
     }
 
     fn listen(&mut self, key: &str, value: &Value) -> Option<Vec<SocketAddr>> {
+        let shape = ListShape {
+            expected: "an array of \"ip:port\" strings, e.g. [\"127.0.0.1:8080\"]",
+            empty: "at least one address is required",
+            // Port 0 asks the kernel for a free port each time: listing it twice is fine.
+            same: |a: &SocketAddr, b: &SocketAddr| a == b && a.port() != 0,
+            describe: |addr: &SocketAddr| format!("address {addr}"),
+        };
+        self.list(key, value, &shape, Self::addr)
+    }
+
+    /// A non-empty array of items of which none is the `same` as an earlier one. From the
+    /// environment, lists are comma-separated (see `config::env`) and a lone scalar is one
+    /// item. Every bad item is reported with its index.
+    fn list<T>(
+        &mut self,
+        key: &str,
+        value: &Value,
+        shape: &ListShape<T>,
+        mut item: impl FnMut(&mut Self, &str, &Value) -> Option<T>,
+    ) -> Option<Vec<T>> {
         let single;
         let items: &[Value] = match &value.kind {
             ValueKind::Array(items) => items,
@@ -397,35 +417,33 @@ impl Walker<'_> {
                 &single
             }
             _ => {
-                let expected = "an array of \"ip:port\" strings, e.g. [\"127.0.0.1:8080\"]";
-                self.wrong_type(key, value, expected);
+                self.wrong_type(key, value, shape.expected);
                 return None;
             }
         };
         if items.is_empty() {
-            self.fail(key, Some(value), "at least one address is required");
+            self.fail(key, Some(value), shape.empty);
             return None;
         }
-        let mut found: Vec<(usize, SocketAddr)> = Vec::new();
+        let mut found: Vec<(usize, T)> = Vec::new();
         let mut all_valid = true;
-        for (index, item) in items.iter().enumerate() {
+        for (index, value) in items.iter().enumerate() {
             let item_key = format!("{key}[{index}]");
-            let Some(addr) = self.addr(&item_key, item) else {
+            let Some(parsed) = item(self, &item_key, value) else {
                 all_valid = false;
                 continue;
             };
-            // Port 0 asks the kernel for a free port each time: listing it twice is fine.
-            let first = found
-                .iter()
-                .find(|(_, seen)| *seen == addr && addr.port() != 0);
-            if let Some((first, _)) = first {
-                let message = format!("duplicate address {addr} (also {key}[{first}])");
-                self.fail(&item_key, Some(item), message);
+            if let Some((first, _)) = found.iter().find(|(_, seen)| (shape.same)(seen, &parsed)) {
+                let message = format!(
+                    "duplicate {} (also {key}[{first}])",
+                    (shape.describe)(&parsed)
+                );
+                self.fail(&item_key, Some(value), message);
                 all_valid = false;
             }
-            found.push((index, addr));
+            found.push((index, parsed));
         }
-        all_valid.then(|| found.into_iter().map(|(_, addr)| addr).collect())
+        all_valid.then(|| found.into_iter().map(|(_, parsed)| parsed).collect())
     }
 
     fn max_connections(&mut self, key: &str, value: &Value) -> Option<NonZeroUsize> {
@@ -498,6 +516,18 @@ impl Walker<'_> {
         };
         Some(bytes)
     }
+}
+
+/// What [`Walker::list`] needs to know of a list's items.
+struct ListShape<T> {
+    /// The wrong-type message: what the key should hold.
+    expected: &'static str,
+    /// The message for an empty array.
+    empty: &'static str,
+    /// Whether an item repeats an earlier one.
+    same: fn(&T, &T) -> bool,
+    /// An item, as a duplicate's message names it.
+    describe: fn(&T) -> String,
 }
 
 fn as_integer(value: &Value) -> Option<i128> {

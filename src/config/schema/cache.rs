@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
-use ::config::{Value, ValueKind};
+use ::config::Value;
 
-use super::{CACHE_KEYS, Walker, as_integer};
+use super::{CACHE_KEYS, Walker};
 use crate::config::Cache;
-use crate::config::units::parse_size;
 
 impl Walker<'_> {
     /// `None` when the section is absent, or when anything in it is invalid.
@@ -61,28 +60,7 @@ impl Walker<'_> {
 
     /// A byte size greater than zero: `"10GiB"` or a number of bytes.
     fn cache_size(&mut self, key: &str, value: &Value) -> Option<u64> {
-        let bytes = match (&value.kind, as_integer(value)) {
-            (_, Some(n)) => match u64::try_from(n) {
-                Ok(bytes) => bytes,
-                Err(_) => {
-                    let message = format!("invalid size {n}: must not be negative");
-                    self.fail(key, Some(value), message);
-                    return None;
-                }
-            },
-            (ValueKind::String(text), None) => match parse_size(text) {
-                Ok(bytes) => bytes,
-                Err(message) => {
-                    self.fail(key, Some(value), message);
-                    return None;
-                }
-            },
-            _ => {
-                let expected = "a size string, e.g. \"10GiB\", or a number of bytes";
-                self.wrong_type(key, value, expected);
-                return None;
-            }
-        };
+        let bytes = self.size(key, value)?;
         if bytes == 0 {
             self.fail(key, Some(value), "must be greater than 0");
             return None;

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::{TLS_KEYS, Walker};
-use crate::config::env::ENV_ORIGIN;
+use super::{ListShape, TLS_KEYS, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
 
 const KTLS_MODES: [(&str, KtlsMode); 3] = [
@@ -75,43 +74,13 @@ impl Walker<'_> {
     /// A non-empty array of distinct protocols, in the order given (the server's preference);
     /// from the environment a comma-separated list.
     fn alpn(&mut self, key: &str, value: &Value) -> Option<Vec<Alpn>> {
-        let single;
-        let items: &[Value] = match &value.kind {
-            ValueKind::Array(items) => items,
-            // The environment gives a scalar where try_parsing saw a number or a boolean.
-            _ if value.origin() == Some(ENV_ORIGIN) => {
-                single = [value.clone()];
-                &single
-            }
-            _ => {
-                let expected = "an array of protocols, e.g. [\"h2\", \"http/1.1\"]";
-                self.wrong_type(key, value, expected);
-                return None;
-            }
+        let shape = ListShape {
+            expected: "an array of protocols, e.g. [\"h2\", \"http/1.1\"]",
+            empty: "at least one protocol is required",
+            same: |a: &Alpn, b: &Alpn| a == b,
+            describe: |alpn: &Alpn| format!("protocol {:?}", alpn.as_str()),
         };
-        if items.is_empty() {
-            self.fail(key, Some(value), "at least one protocol is required");
-            return None;
-        }
-        let mut found: Vec<(usize, Alpn)> = Vec::new();
-        let mut all_valid = true;
-        for (index, item) in items.iter().enumerate() {
-            let item_key = format!("{key}[{index}]");
-            let Some(alpn) = self.alpn_protocol(&item_key, item) else {
-                all_valid = false;
-                continue;
-            };
-            if let Some((first, _)) = found.iter().find(|(_, seen)| *seen == alpn) {
-                let message = format!(
-                    "duplicate protocol {:?} (also {key}[{first}])",
-                    alpn.as_str()
-                );
-                self.fail(&item_key, Some(item), message);
-                all_valid = false;
-            }
-            found.push((index, alpn));
-        }
-        all_valid.then(|| found.into_iter().map(|(_, alpn)| alpn).collect())
+        self.list(key, value, &shape, Self::alpn_protocol)
     }
 
     /// One of [`ALPNS`], spelled exactly as its protocol ID (ALPN IDs are case-sensitive).
