@@ -30,6 +30,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use ktls_vm_support::offload::{App, Got, curl_get, direct_dir, evict_file, qenc, residency};
 use ktls_vm_support::tls_client::{End, TlsClient};
 use ktls_vm_support::*;
 
@@ -948,26 +949,8 @@ fn ktls_proxied_body_is_spliced_into_the_kernel_tls_socket() {
     };
     assert_tls_ulp();
     let fx = Fixture::small();
-    let app_py = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/app/app.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(app_py)
-        .arg("--log")
-        .arg(fx.dir.path().join("app.log"));
-    let mut app = Proc::spawn("tests/app/app.py", command);
-    let ready = app.wait_until(DEADLINE, |a| {
-        a.line("ready").is_some() || a.exited().is_some()
-    });
-    let port = app
-        .line("port ")
-        .and_then(|l| l.trim_start_matches("port ").trim().parse::<u16>().ok());
-    let Some(port) = port.filter(|_| ready && app.exited().is_none()) else {
-        panic!("the app did not start\n{}", app.report());
-    };
-    let config = format!(
-        "{}[upstream]\naddress = \"127.0.0.1:{port}\"\n",
-        fx.config("require")
-    );
+    let app = App::start(&fx);
+    let config = format!("{}{}", fx.config("require"), app.upstream_toml());
     let ferry = Ferry::start_config(config, &[], None);
     let before = ferry.scrape();
     let tx_before = tls_stat("TlsTxSw");
@@ -1003,5 +986,289 @@ fn ktls_proxied_body_is_spliced_into_the_kernel_tls_socket() {
     eprintln!(
         "ktls splice: {SMALL_SIZE} bytes from the app identical, ktls_splice zero-copy +{grew}, \
          TlsTxSw {tx_before} -> {tx_after}"
+    );
+}
+
+/// The cached body: a few MiB and an odd tail, so the fill spans many pipe loads.
+const CACHED_SIZE: u64 = 3 * 1024 * 1024 + 4321;
+
+/// Asserts a download's status, `X-Cache` and body (byte for byte).
+fn assert_got(got: &Got, code: u16, x_cache: &str, want: &[u8], what: &str, ferry: &Ferry) {
+    assert!(
+        got.code == code && got.header("x-cache") == Some(x_cache),
+        "{what}: want {code} with X-Cache: {x_cache}, got {} with {:?}\n{}\n{}",
+        got.code,
+        got.header("x-cache"),
+        got.head,
+        ferry.diagnostics()
+    );
+    assert!(
+        got.body == want,
+        "{what}: the body ({} bytes) differs from the file ({} bytes)\n{}",
+        got.body.len(),
+        want.len(),
+        ferry.diagnostics()
+    );
+}
+
+/// Polls until `name{filter}` grew by at least `want` since `before`, then asserts it grew by
+/// exactly `want`; returns that scrape.
+fn grew_exactly(
+    ferry: &Ferry,
+    before: &Metrics,
+    name: &str,
+    filter: &[(&str, &str)],
+    want: f64,
+) -> Metrics {
+    let after = ferry.wait_for(before, name, filter, want);
+    let grew = delta(before, &after, name, filter);
+    assert_eq!(
+        grew,
+        want,
+        "{name}{} must grow by exactly {want}\n{}\n{}",
+        show(filter),
+        after.lines(name),
+        ferry.diagnostics()
+    );
+    after
+}
+
+/// A cacheable response from the app (tests/app/app.py, `Cache-Control: max-age=600`) fetched
+/// twice by curl over kTLS. The first is a MISS: spliced into the kTLS socket (`ktls_splice`)
+/// while tee(2) fills the cache (`ferry_cache_fill_bytes_total{path="tee"}` + exactly the body,
+/// nothing `buffered`). The second is a HIT sent from the cache file by sendfile(2) on the kTLS
+/// socket (`ktls_sendfile`, source `cache`, zero-copy + exactly the body) that never reaches the
+/// app. Both bodies byte-identical to the file; a kTLS TX key installed for each.
+#[test]
+fn ktls_cache_miss_is_teed_into_the_cache_and_the_hit_goes_out_by_ktls_sendfile() {
+    let test = "ktls_cache_miss_is_teed_into_the_cache_and_the_hit_goes_out_by_ktls_sendfile";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let file = fx.dir.path().join("files").join("cached.bin");
+    write_pseudo_random(&file, CACHED_SIZE);
+    let want = std::fs::read(&file).expect("read cached.bin");
+    let app = App::start(&fx);
+    let config = format!(
+        "{}{}[cache]\ndir = {}\n",
+        fx.config("require"),
+        app.upstream_toml(),
+        toml_str(&fx.dir.path().join("cache"))
+    );
+    let ferry = Ferry::start_config(config, &[], None);
+    let target = format!(
+        "/cacheable/ktls?path={}&h={}",
+        qenc(file.to_str().expect("utf-8 path")),
+        qenc("Cache-Control:max-age=600")
+    );
+
+    let before = ferry.scrape();
+    let tx_before = tls_stat("TlsTxSw");
+    let miss = curl_get(&fx, &ferry, &target, None, "miss");
+    assert_got(&miss, 200, "MISS", &want, "first GET", &ferry);
+    let tx_miss = tls_stat("TlsTxSw");
+    // The object is renamed into place once the fill thread has it all.
+    ferry.wait_for(&before, "ferry_cache_objects", &[], 1.0);
+    let tee = [("path", "tee")];
+    let filled = grew_exactly(
+        &ferry,
+        &before,
+        "ferry_cache_fill_bytes_total",
+        &tee,
+        CACHED_SIZE as f64,
+    );
+    let spliced = [
+        ("path", "ktls_splice"),
+        ("source", "upstream"),
+        ("code", "2xx"),
+    ];
+    grew_exactly(&ferry, &before, "ferry_responses_total", &spliced, 1.0);
+    let buffered_fill = delta(
+        &before,
+        &filled,
+        "ferry_cache_fill_bytes_total",
+        &[("path", "buffered")],
+    );
+    assert_eq!(
+        buffered_fill,
+        0.0,
+        "a fill over kTLS must be teed, not copied from a buffer\n{}",
+        ferry.diagnostics()
+    );
+
+    let filled = ferry.scrape();
+    let hit = curl_get(&fx, &ferry, &target, None, "hit");
+    assert_got(&hit, 200, "HIT", &want, "second GET", &ferry);
+    let tx_hit = tls_stat("TlsTxSw");
+    assert!(
+        hit.header("age").is_some_and(|a| a.parse::<u64>().is_ok()),
+        "a hit carries an Age header\n{}",
+        hit.head
+    );
+    let from_cache = [
+        ("path", "ktls_sendfile"),
+        ("source", "cache"),
+        ("code", "2xx"),
+    ];
+    grew_exactly(&ferry, &filled, "ferry_responses_total", &from_cache, 1.0);
+    let zero_copy = [("path", "ktls_sendfile")];
+    let after = grew_exactly(
+        &ferry,
+        &filled,
+        "ferry_zero_copy_bytes_total",
+        &zero_copy,
+        CACHED_SIZE as f64,
+    );
+    let hits = delta(
+        &filled,
+        &after,
+        "ferry_cache_requests_total",
+        &[("result", "hit")],
+    );
+    let ktls_connections = delta(
+        &before,
+        &after,
+        "ferry_connections_total",
+        &[("transport", "ktls")],
+    );
+    let app_requests = app.count(&target);
+    eprintln!(
+        "ktls cache: {CACHED_SIZE} bytes; MISS by ktls_splice, tee fill +{CACHED_SIZE}; HIT by \
+         ktls_sendfile from the cache (cache hits +{hits}); app requests {app_requests}; kTLS \
+         connections +{ktls_connections}; TlsTxSw {tx_before} -> {tx_miss} -> {tx_hit}"
+    );
+    assert_eq!(
+        app_requests,
+        1,
+        "the hit must not reach the app\n{}",
+        ferry.diagnostics()
+    );
+    assert!(
+        hits == 1.0 && ktls_connections == 2.0 && tx_miss > tx_before && tx_hit > tx_miss,
+        "want one cache hit, two kTLS connections and a kTLS TX install for each download: \
+         hits +{hits}, kTLS connections +{ktls_connections}, TlsTxSw {tx_before} -> {tx_miss} \
+         -> {tx_hit}\n{}",
+        ferry.diagnostics()
+    );
+}
+
+/// The file served by the directio test: above the 1 MiB threshold, with a partial last
+/// block.
+const DIRECT_SIZE: u64 = 6 * 1024 * 1024 + 1234;
+
+/// `[io] directio_threshold = "1MiB"` and a file above it, on a filesystem that takes O_DIRECT
+/// (the guest's ext4 root disk), fetched over kTLS by curl, whole and with an unaligned Range:
+/// both bodies byte-identical, both responses on `directio` with exactly their bytes and no
+/// fallback, the file's pages still out of the page cache afterwards (mincore), and both
+/// connections kTLS (`ferry_connections_total{transport="ktls"}` +2, TlsTxSw rose).
+#[test]
+fn ktls_directio_reads_a_file_above_the_threshold_and_the_kernel_encrypts_it() {
+    let test = "ktls_directio_reads_a_file_above_the_threshold_and_the_kernel_encrypts_it";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let direct = direct_dir();
+    let file = direct.path().join("huge.bin");
+    write_pseudo_random(&file, DIRECT_SIZE);
+    let want = std::fs::read(&file).expect("read huge.bin");
+    evict_file(&file);
+    let config = format!(
+        "{}[[location]]\nprefix = \"/direct/\"\nroot = {}\n[io]\ndirectio_threshold = \"1MiB\"\n",
+        fx.config("require"),
+        toml_str(direct.path())
+    );
+    let ferry = Ferry::start_config(config, &[], None);
+
+    let before = ferry.scrape();
+    let tx_before = tls_stat("TlsTxSw");
+    let whole = curl_get(&fx, &ferry, "/direct/huge.bin", None, "direct-whole");
+    assert!(
+        whole.code == 200 && whole.body == want,
+        "whole file: HTTP {} and {} bytes, want 200 and the file's {DIRECT_SIZE} bytes \
+         identical\n{}\n{}",
+        whole.code,
+        whole.body.len(),
+        whole.head,
+        ferry.diagnostics()
+    );
+    let (first, last) = (1_000_001_u64, 5_000_000_u64);
+    let range = format!("{first}-{last}");
+    let part = curl_get(
+        &fx,
+        &ferry,
+        "/direct/huge.bin",
+        Some(&range),
+        "direct-range",
+    );
+    let content_range = format!("bytes {first}-{last}/{DIRECT_SIZE}");
+    assert!(
+        part.code == 206
+            && part.header("content-range") == Some(content_range.as_str())
+            && part.body == want[first as usize..=last as usize],
+        "range {range}: HTTP {}, Content-Range {:?}, {} bytes; want 206, {content_range:?} and \
+         the file's bytes\n{}\n{}",
+        part.code,
+        part.header("content-range"),
+        part.body.len(),
+        part.head,
+        ferry.diagnostics()
+    );
+    let tx_after = tls_stat("TlsTxSw");
+    let (resident, pages) = residency(&file);
+
+    let directio = [("path", "directio"), ("source", "static"), ("code", "2xx")];
+    grew_exactly(&ferry, &before, "ferry_responses_total", &directio, 2.0);
+    let sent = (DIRECT_SIZE + last - first + 1) as f64;
+    let after = grew_exactly(
+        &ferry,
+        &before,
+        "ferry_body_bytes_total",
+        &[("path", "directio")],
+        sent,
+    );
+    let fallbacks = delta(
+        &before,
+        &after,
+        "ferry_fallbacks_total",
+        &[("from", "directio")],
+    );
+    let ktls_connections = delta(
+        &before,
+        &after,
+        "ferry_connections_total",
+        &[("transport", "ktls")],
+    );
+    let tls_connections = delta(
+        &before,
+        &after,
+        "ferry_connections_total",
+        &[("transport", "tls")],
+    );
+    eprintln!(
+        "ktls directio ({}): whole {DIRECT_SIZE} and range {range} identical, directio bytes \
+         +{sent}, fallbacks +{fallbacks}, {resident} of {pages} pages cached after; kTLS \
+         connections +{ktls_connections}, TlsTxSw {tx_before} -> {tx_after}",
+        direct.path().display()
+    );
+    assert_eq!(
+        fallbacks,
+        0.0,
+        "directio fell back\n{}\n{}",
+        after.lines("ferry_fallbacks_total"),
+        ferry.diagnostics()
+    );
+    assert!(
+        resident <= pages / 100,
+        "after the directio downloads {resident} of {pages} pages are in the page cache"
+    );
+    assert!(
+        ktls_connections == 2.0 && tls_connections == 0.0 && tx_after >= tx_before + 2,
+        "both downloads must be on kTLS: kTLS connections +{ktls_connections}, userspace TLS \
+         +{tls_connections}, TlsTxSw {tx_before} -> {tx_after}\n{}",
+        ferry.diagnostics()
     );
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod offload;
 pub mod tls_client;
 
 pub const IN_VM_VAR: &str = "FERRY_IN_KTLS_VM";
