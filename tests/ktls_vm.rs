@@ -7,7 +7,10 @@
 //!   over kTLS), a TLS close_notify when ferry shuts down (SIGTERM) while it is idle, the
 //!   client's close_notify answered with ferry's, and a TLS 1.3 KeyUpdate from the client
 //!   (the kernel cannot take the new key: ferry answers what came before it, then closes with
-//!   close_notify and FIN, never a reset, never a spin).
+//!   close_notify and FIN, never a reset, never a spin);
+//! - the other bodies a kTLS socket carries: the app's body spliced in (`ktls_splice`), a disk
+//!   cache MISS teed into the cache on the way and its HIT sent by `ktls_sendfile`, and a file
+//!   above `directio_threshold` read with O_DIRECT (`directio`, whole and a Range).
 //!
 //! These tests need a kernel with the `tls` ULP, which the development and CI hosts do not have.
 //! `scripts/vm-test.sh` builds this test binary and ferry on the host and runs the binary inside
