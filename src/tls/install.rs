@@ -71,7 +71,12 @@ pub async fn install(mut stream: Box<RustlsStream>) -> Installed {
 
 async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallError> {
     let early = drain(&mut stream).await.map_err(InstallError::Drain)?;
-    let (cork, conn) = stream.into_inner();
+    let (cork, mut conn) = stream.into_inner();
+    // A close_notify sent with the client's Finished was read by rustls, not the kernel: the
+    // stream must still end there.
+    let peer_closed = conn
+        .process_new_packets()
+        .is_ok_and(|state| state.peer_has_closed());
     let suite = conn
         .negotiated_cipher_suite()
         .ok_or(InstallError::NoSuite)?;
@@ -84,7 +89,12 @@ async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallErro
             .map_err(|err| InstallError::Suite(ktls::Error::KtlsCompatibility(err)))?;
         set_crypto_info(&tcp, direction, &info).map_err(|err| InstallError::Key(direction, err))?;
     }
-    Ok(KtlsStream::new(tcp, (!early.is_empty()).then_some(early)))
+    let stream = KtlsStream::new(tcp, (!early.is_empty()).then_some(early));
+    if peer_closed {
+        tracing::debug!("ktls: close_notify from the peer, read by rustls before the install");
+        return Ok(stream.with_peer_closed());
+    }
+    Ok(stream)
 }
 
 /// Reads the plaintext rustls has decrypted (and the rest of a record it had started) until

@@ -110,6 +110,14 @@ impl KtlsStream {
         }
     }
 
+    /// The receive side ended before the install: rustls had already read the peer's
+    /// close_notify (it came in one write with the client's Finished). Reads return what
+    /// rustls decrypted before it, then 0.
+    pub fn with_peer_closed(mut self) -> KtlsStream {
+        self.rx = Rx::Ended;
+        self
+    }
+
     pub fn get_ref(&self) -> &TcpStream {
         &self.tcp
     }
