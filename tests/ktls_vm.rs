@@ -348,17 +348,39 @@ fn ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_no
 #[test]
 fn ktls_peer_close_notify_is_answered_with_close_notify() {
     let test = "ktls_peer_close_notify_is_answered_with_close_notify";
-    let Some(_serial) = vm_only(test) else {
-        return;
-    };
+    if let Some(_serial) = vm_only(test) {
+        peer_close_notify(false);
+    }
+}
+
+/// The same, with the request and the close_notify in the write of the client's handshake
+/// Finished: rustls reads all three before the keys move to the kernel, so the close_notify
+/// never reaches the kernel. It must still end the stream once the request is answered,
+/// rather than leave the connection waiting for a request that never comes.
+#[test]
+fn ktls_close_notify_sent_with_the_handshake_finished_is_answered_with_close_notify() {
+    let test = "ktls_close_notify_sent_with_the_handshake_finished_is_answered_with_close_notify";
+    if let Some(_serial) = vm_only(test) {
+        peer_close_notify(true);
+    }
+}
+
+/// A request and a close_notify in one write (with the client's Finished when
+/// `with_finished`): the response in full, then ferry's close_notify and FIN.
+fn peer_close_notify(with_finished: bool) {
     assert_tls_ulp();
     let fx = Fixture::small();
     let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug"));
     let before = ferry.scrape();
     let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
 
-    let mut client = TlsClient::connect(ferry.https)
-        .unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
+    let connected = if with_finished {
+        TlsClient::connect_holding_finished(ferry.https)
+    } else {
+        TlsClient::connect(ferry.https)
+    };
+    let mut client =
+        connected.unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
     let request = format!("GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     client.queue(request.as_bytes());
     client.queue_close_notify();
@@ -367,7 +389,8 @@ fn ktls_peer_close_notify_is_answered_with_close_notify() {
     assert_ktls_connection(&ferry, &before, tx_before, rx_before);
     let responses = split_responses(&plain);
     eprintln!(
-        "ktls peer close_notify: {} response(s), then {end:?}",
+        "ktls peer close_notify (with the Finished: {with_finished}): {} response(s), then \
+         {end:?}",
         responses.len()
     );
     assert_eq!(

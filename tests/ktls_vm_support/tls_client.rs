@@ -1,5 +1,5 @@
 //! A TLS 1.3 client on rustls, for what the guest's clients cannot do: put a request, a
-//! KeyUpdate and more data in one write, send a close_notify and then watch for ferry's, and
+//! KeyUpdate and more data in one write (or in the write of its handshake Finished), send a close_notify and then watch for ferry's, and
 //! tell exactly how a connection ended (close_notify, then FIN or a reset). It accepts any
 //! server certificate (the tests' is self-signed); blocking std sockets with a timeout on every
 //! read and write.
@@ -40,6 +40,38 @@ pub struct TlsClient {
 impl TlsClient {
     /// Connects and completes a TLS 1.3 handshake offering ALPN http/1.1.
     pub fn connect(addr: SocketAddr) -> io::Result<TlsClient> {
+        let mut client = TlsClient::open(addr)?;
+        while client.conn.is_handshaking() {
+            client.conn.complete_io(&mut client.sock)?;
+        }
+        Ok(client)
+    }
+
+    /// As `connect`, but the client's last handshake flight (its Finished) stays queued: the
+    /// next `flush` sends it in one write with what was queued after it, so the server reads
+    /// them together while it is still finishing the handshake.
+    pub fn connect_holding_finished(addr: SocketAddr) -> io::Result<TlsClient> {
+        let mut client = TlsClient::open(addr)?;
+        while client.conn.is_handshaking() {
+            while client.conn.wants_write() {
+                client.conn.write_tls(&mut client.sock)?;
+            }
+            if client.conn.read_tls(&mut client.sock)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed during the handshake",
+                ));
+            }
+            client
+                .conn
+                .process_new_packets()
+                .map_err(io::Error::other)?;
+        }
+        Ok(client)
+    }
+
+    /// A TCP connection and a TLS 1.3 client offering ALPN http/1.1, before the handshake.
+    fn open(addr: SocketAddr) -> io::Result<TlsClient> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -53,11 +85,7 @@ impl TlsClient {
         let sock = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
         sock.set_read_timeout(Some(IO_TIMEOUT))?;
         sock.set_write_timeout(Some(IO_TIMEOUT))?;
-        let mut client = TlsClient { conn, sock };
-        while client.conn.is_handshaking() {
-            client.conn.complete_io(&mut client.sock)?;
-        }
-        Ok(client)
+        Ok(TlsClient { conn, sock })
     }
 
     /// The negotiated suite, for the evidence line.
