@@ -1064,7 +1064,8 @@ fn grew_exactly(
 /// while tee(2) fills the cache (`ferry_cache_fill_bytes_total{path="tee"}` + exactly the body,
 /// nothing `buffered`). The second is a HIT sent from the cache file by sendfile(2) on the kTLS
 /// socket (`ktls_sendfile`, source `cache`, zero-copy + exactly the body) that never reaches the
-/// app. Both bodies byte-identical to the file; a kTLS TX key installed for each.
+/// app. Both bodies byte-identical to the file; a kTLS TX key installed for each. A third GET
+/// with a Range is a HIT too: 206, exactly the bytes asked for, by `ktls_sendfile`.
 #[test]
 fn ktls_cache_miss_is_teed_into_the_cache_and_the_hit_goes_out_by_ktls_sendfile() {
     let test = "ktls_cache_miss_is_teed_into_the_cache_and_the_hit_goes_out_by_ktls_sendfile";
@@ -1178,6 +1179,36 @@ fn ktls_cache_miss_is_teed_into_the_cache_and_the_hit_goes_out_by_ktls_sendfile(
          -> {tx_hit}\n{}",
         ferry.diagnostics()
     );
+
+    // A Range on the stored object is answered from the cache file as well.
+    let (first, last) = (100_000_u64, 2_000_000_u64);
+    let range = format!("{first}-{last}");
+    let part = curl_get(&fx, &ferry, &target, Some(&range), "hit-range");
+    let slice = &want[first as usize..=last as usize];
+    assert_got(&part, 206, "HIT", slice, "ranged GET", &ferry);
+    let content_range = format!("bytes {first}-{last}/{CACHED_SIZE}");
+    assert_eq!(
+        part.header("content-range"),
+        Some(content_range.as_str()),
+        "ranged hit\n{}",
+        part.head
+    );
+    grew_exactly(&ferry, &after, "ferry_responses_total", &from_cache, 1.0);
+    let sent = slice.len() as f64;
+    grew_exactly(
+        &ferry,
+        &after,
+        "ferry_zero_copy_bytes_total",
+        &zero_copy,
+        sent,
+    );
+    assert_eq!(
+        app.count(&target),
+        1,
+        "the ranged hit must not reach the app\n{}",
+        ferry.diagnostics()
+    );
+    eprintln!("ktls cache: Range {range} HIT, 206, ktls_sendfile +{sent} bytes");
 }
 
 /// The file served by the directio test: above the 1 MiB threshold, with a partial last
