@@ -1,6 +1,6 @@
 //! The `ferry` command: `serve` (the default), `check`, `bench` and `--version`. Exit status
-//! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse,
-//! 1 for other start-up failures.
+//! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse
+//! (TLS files or a cache.dir that cannot be used included), 1 for other start-up failures.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -200,6 +200,12 @@ fn serve(config: Config) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Err(ferry::server::StartError::Tls(err @ ferry::tls::TlsError::Config(_))) => {
+            eprintln!("{err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        // cache.dir that cannot be created or opened is the configuration's fault, like a TLS
+        // certificate path that does not exist.
+        Err(err @ ferry::server::StartError::Cache(_)) => {
             eprintln!("{err}");
             ExitCode::from(EXIT_CONFIG)
         }
