@@ -131,6 +131,8 @@ pub struct CacheMetrics {
     pub bytes: IntGauge,
     /// `ferry_cache_objects`: objects stored.
     pub objects: IntGauge,
+    /// `ferry_cache_max_bytes`: the configured `cache.max_size` (0 without [cache]).
+    pub max_bytes: IntGauge,
     /// `ferry_cache_evictions_total`: objects removed to stay under `cache.max_size`.
     pub evictions: IntCounter,
     fill_bytes: Vec<IntCounter>,
@@ -153,6 +155,11 @@ impl CacheMetrics {
         .expect("valid metric");
         let objects = IntGauge::new("ferry_cache_objects", "Objects stored in the disk cache.")
             .expect("valid metric");
+        let max_bytes = IntGauge::new(
+            "ferry_cache_max_bytes",
+            "The configured cache.max_size in bytes (0 without a [cache] section).",
+        )
+        .expect("valid metric");
         let evictions = IntCounter::new(
             "ferry_cache_evictions_total",
             "Objects removed from the disk cache to stay under cache.max_size.",
@@ -170,6 +177,7 @@ impl CacheMetrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes.clone()),
             Box::new(objects.clone()),
+            Box::new(max_bytes.clone()),
             Box::new(evictions.clone()),
             Box::new(fill_bytes.clone()),
         ] {
@@ -184,6 +192,7 @@ impl CacheMetrics {
                 .collect(),
             bytes,
             objects,
+            max_bytes,
             evictions,
             fill_bytes: FillPath::ALL
                 .iter()
@@ -580,6 +589,7 @@ mod tests {
         for line in [
             "ferry_cache_bytes 0",
             "ferry_cache_objects 0",
+            "ferry_cache_max_bytes 0",
             "ferry_cache_evictions_total 0",
         ] {
             assert!(text.contains(line), "{line} missing");

@@ -461,6 +461,8 @@ fn eviction_keeps_the_directory_under_max_size() {
     assert_eq!(m.get("ferry_cache_objects", &[]), 3.0);
     assert_eq!(m.get("ferry_cache_evictions_total", &[]), 3.0);
     assert!(m.get("ferry_cache_bytes", &[]) <= max as f64);
+    // The configured max_size is exported for the alert to compare with.
+    assert_eq!(m.get("ferry_cache_max_bytes", &[]), max as f64);
     // The least recently used went first.
     assert_eq!(x_cache(&ferry.get(&targets[5])), "HIT");
     assert_eq!(x_cache(&ferry.get(&targets[0])), "MISS");

@@ -197,6 +197,9 @@ impl Cache {
         metrics.evictions.inc_by(evicted.len() as u64);
         metrics.objects.set(index.len() as i64);
         metrics.bytes.set(index.bytes() as i64);
+        metrics
+            .max_bytes
+            .set(i64::try_from(config.max_size).unwrap_or(i64::MAX));
         tracing::info!(dir = %config.dir.display(), objects = index.len(), bytes = index.bytes(), "cache opened");
         Ok(Cache {
             config: config.clone(),

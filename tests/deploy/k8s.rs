@@ -267,7 +267,8 @@ fn deployment_agrees_with_the_shipped_config_and_rules() {
         }
     }
 
-    // the cache is an emptyDir at cache.dir, bigger than max_size, which the alert knows
+    // the cache is an emptyDir at cache.dir, bigger than max_size, which the alert reads from
+    // ferry_cache_max_bytes rather than a number of its own
     let cache = config
         .cache
         .as_ref()
@@ -287,8 +288,9 @@ fn deployment_agrees_with_the_shipped_config_and_rules() {
     );
     let rules = std::fs::read_to_string(repo_path("deploy/prometheus/ferry-rules.yml")).unwrap();
     assert!(
-        rules.contains(&format!("> 0.9 * {}", cache.max_size)),
-        "FerryCacheNearMaxSize uses cache.max_size = {} bytes",
+        rules.contains("> 0.9 * max by (instance) (ferry_cache_max_bytes)")
+            && !rules.contains(&cache.max_size.to_string()),
+        "FerryCacheNearMaxSize compares with ferry_cache_max_bytes, not a hard-coded {}",
         cache.max_size
     );
     // the files volume is shared: the app writes it, ferry reads it
