@@ -817,3 +817,35 @@ fn an_unusable_cache_directory_stops_the_start_with_its_key() {
     let expected = format!("cache.dir {}: ", dir.display());
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+/// A cache disk that cannot keep up (FERRY_FAULT_FILL_STALL: the writer sleeps 2 s before
+/// each write, debug builds) never holds the client back: the fill is given up, the body
+/// arrives whole, nothing is stored and the temporary file goes.
+#[test]
+fn a_stalled_cache_disk_gives_the_fill_up_and_the_client_gets_everything() {
+    let fx = CacheFixture::new();
+    let file = fx.file("big.bin", 32 * MIB, 41);
+    let ferry = fx.start_env(
+        common::app::ProxyConfig::new(&fx.app.address),
+        "",
+        &[("FERRY_FAULT_FILL_STALL", "2000")],
+    );
+    let target = cacheable("stalled", &file, &["Cache-Control: max-age=600"]);
+    let first = ferry.get(&target);
+    assert_eq!(first.status, 200);
+    assert_eq!(x_cache(&first), "MISS");
+    assert!(
+        first.body == std::fs::read(&file).unwrap(),
+        "the body, byte for byte"
+    );
+    // The writer wakes, finds the fill given up and removes its temporary file.
+    poll_until("the abandoned fill's file removed", DEADLINE, || {
+        fx.cache_files().is_empty().then_some(())
+    });
+    let m = ferry.metrics();
+    assert_eq!(m.get("ferry_cache_objects", &[]), 0.0);
+    let second = ferry.get(&target);
+    assert_eq!(x_cache(&second), "MISS");
+    assert!(second.body == first.body);
+    assert_eq!(fx.app_count(&target), 2);
+}

@@ -224,8 +224,14 @@ fn write(
 ) {
     let mut source: Option<TeeSource> = None;
     let mut written = 0u64;
+    // Debug builds only: a cache disk that cannot keep up (see `sys::fault`).
+    let stall = crate::sys::Faults::get().fill_stall;
     let result = loop {
-        let step = match rx.recv() {
+        let cmd = rx.recv();
+        if let (Some(stall), Ok(Cmd::Bytes(_) | Cmd::Pipe(_))) = (stall, &cmd) {
+            std::thread::sleep(stall);
+        }
+        let step = match cmd {
             Ok(Cmd::Source(s)) => {
                 source = Some(s);
                 Ok(())

@@ -5,7 +5,8 @@
 //! (e.g. ENOENT) makes attaching the `tls` ULP to a connection fail, for the kTLS
 //! `install_failed` fallback, and `FERRY_FAULT_KTLS_CIPHERS=none` makes the start-up probe
 //! report no cipher suite, for `cipher_unsupported` (every suite rustls offers installs on
-//! the kernels tested). Release builds compile
+//! the kernels tested). `FERRY_FAULT_FILL_STALL=MS` makes the cache fill's writer sleep that
+//! many milliseconds before each write, a cache disk too slow to keep up. Release builds compile
 //! the hooks out: `Faults::get()` is then always empty.
 
 use std::sync::OnceLock;
@@ -17,6 +18,7 @@ pub struct Faults {
     pub splice: Option<i32>,
     pub ktls_ulp: Option<i32>,
     pub ktls_ciphers_none: bool,
+    pub fill_stall: Option<std::time::Duration>,
 }
 
 impl Faults {
@@ -38,6 +40,10 @@ impl Faults {
                 .ok()
                 .and_then(|v| errno(&v)),
             ktls_ciphers_none: std::env::var("FERRY_FAULT_KTLS_CIPHERS").as_deref() == Ok("none"),
+            fill_stall: std::env::var("FERRY_FAULT_FILL_STALL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis),
         }
     }
 

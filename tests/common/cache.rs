@@ -40,6 +40,11 @@ impl CacheFixture {
     }
 
     pub fn start_with(&self, proxy: ProxyConfig, extra: &str) -> Server {
+        self.start_env(proxy, extra, &[])
+    }
+
+    /// `start_with` with environment variables for ferry (e.g. FERRY_FAULT_*).
+    pub fn start_env(&self, proxy: ProxyConfig, extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ferry.toml");
         let toml = format!(
@@ -50,6 +55,7 @@ impl CacheFixture {
         std::fs::write(&path, toml).unwrap();
         let mut cmd = std::process::Command::new(BIN);
         cmd.arg("serve").arg("--config").arg(&path);
+        cmd.envs(env.iter().copied());
         Server::launch(cmd, 1, Some(dir))
     }
 
