@@ -402,9 +402,9 @@ async fn serve(
     now: u64,
 ) -> Option<Reply> {
     match cache.open_body(object).await {
-        Ok(file) => {
+        Ok((file, opened)) => {
             cache.metrics.request(result);
-            Some(hit::reply(req, object, file, result, now))
+            Some(hit::reply(req, &opened, file, result, now))
         }
         Err(err) => {
             tracing::debug!(error = %err, "cache: stored object unreadable");

@@ -1,6 +1,11 @@
 //! The in-memory index of stored objects: metadata by object id, least-recently-used order,
 //! the bytes they take on disk, and which request headers each primary key varies on.
 //! Rebuilt from the directory at start-up; the disk is the truth, this is its map.
+//!
+//! Each entry carries the `version` of the file it describes: a new one whenever a file is
+//! renamed over the object's name (a fill, or a refresh that moved the body), and a
+//! `swapping` mark while such a rename is under way. A hit that opened the file by name checks
+//! both afterwards to know that the file it holds is the one whose body offset it has.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +21,11 @@ pub struct Entry {
     pub body_offset: u64,
     /// Bytes the file takes (header, metadata, padding and body).
     pub size: u64,
+    /// Which file under the object's name this entry describes (never 0).
+    pub version: u64,
+    /// A new file is being renamed over the object's name: which one a fresh open gets is
+    /// not known until the swap ends.
+    pub swapping: bool,
     tick: u64,
 }
 
@@ -29,6 +39,8 @@ pub struct Index {
     /// how many objects it has (the entry goes with the last of them).
     vary: HashMap<String, (Vec<String>, usize)>,
     tick: u64,
+    /// The last file version handed out.
+    versions: u64,
     bytes: u64,
 }
 
@@ -74,21 +86,30 @@ impl Index {
         let tick = self.next_tick();
         self.lru.insert(tick, id);
         self.bytes += size;
+        self.versions += 1;
         self.entries.insert(
             id,
             Entry {
                 meta,
                 body_offset,
                 size,
+                version: self.versions,
+                swapping: false,
                 tick,
             },
         );
+        self.evict_over(max_bytes, &id)
+    }
+
+    /// Removes least recently used objects other than `keep` while the total is over
+    /// `max_bytes`; returns their ids.
+    fn evict_over(&mut self, max_bytes: u64, keep: &Id) -> Vec<Id> {
         let mut evicted = Vec::new();
         while self.bytes > max_bytes {
             let Some((_, &oldest)) = self.lru.iter().next() else {
                 break;
             };
-            if oldest == id {
+            if oldest == *keep {
                 break;
             }
             self.remove(&oldest);
@@ -97,15 +118,69 @@ impl Index {
         evicted
     }
 
-    /// Replaces the metadata of object `id` (after a 304), keeping its place.
-    pub fn refresh(&mut self, id: &Id, meta: Arc<Meta>) -> bool {
+    /// The object `id`, without marking it as used.
+    pub fn peek(&self, id: &Id) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// Whether `version` is the file now under `id`'s name, with no swap under way.
+    pub fn is_current(&self, id: &Id, version: u64) -> bool {
+        self.entries
+            .get(id)
+            .is_some_and(|e| e.version == version && !e.swapping)
+    }
+
+    /// Whether object `id` is still what `then` (a copy of its entry) says: the same file,
+    /// no swap under way, the same metadata.
+    pub fn unchanged(&self, id: &Id, then: &Entry) -> bool {
+        self.entries.get(id).is_some_and(|now| {
+            now.version == then.version && !now.swapping && Arc::ptr_eq(&now.meta, &then.meta)
+        })
+    }
+
+    /// Replaces the metadata of object `id` (after a 304), keeping its place; only when the
+    /// object is still the file `version` (a fill may have replaced it meanwhile).
+    pub fn refresh(&mut self, id: &Id, version: u64, meta: Arc<Meta>) -> bool {
+        match self.entries.get_mut(id) {
+            Some(entry) if entry.version == version => {
+                entry.meta = meta;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks (or unmarks) a rename over object `id`'s file as under way; false when there is
+    /// no such object.
+    pub fn set_swapping(&mut self, id: &Id, on: bool) -> bool {
         match self.entries.get_mut(id) {
             Some(entry) => {
-                entry.meta = meta;
+                entry.swapping = on;
                 true
             }
             None => false,
         }
+    }
+
+    /// Object `id` now has a new file, its body at `body_offset`, `size` bytes: a new version,
+    /// the swap mark cleared, the same metadata and LRU place. Then evicts (never `id`) while
+    /// the total is over `max_bytes`, returning the ids removed. False (and nothing evicted)
+    /// when the object is gone.
+    pub fn relocate(
+        &mut self,
+        id: &Id,
+        body_offset: u64,
+        size: u64,
+        max_bytes: u64,
+    ) -> Option<Vec<Id>> {
+        let entry = self.entries.get_mut(id)?;
+        self.bytes = self.bytes - entry.size + size;
+        self.versions += 1;
+        entry.body_offset = body_offset;
+        entry.size = size;
+        entry.version = self.versions;
+        entry.swapping = false;
+        Some(self.evict_over(max_bytes, id))
     }
 
     pub fn remove(&mut self, id: &Id) -> Option<Entry> {
@@ -206,13 +281,46 @@ mod tests {
     }
 
     #[test]
+    fn a_relocated_object_gets_a_new_version_and_exact_accounting() {
+        let mut index = Index::default();
+        index.insert(id(1), "h/1".into(), meta("/1"), 0, 40, 100);
+        index.insert(id(2), "h/2".into(), meta("/2"), 4096, 4100, 10_000);
+        let v2 = index.peek(&id(2)).map_or(0, |e| e.version);
+        assert!(index.is_current(&id(2), v2));
+        // While a new file is renamed into place, no version is current.
+        assert!(index.set_swapping(&id(2), true));
+        assert!(!index.is_current(&id(2), v2));
+        assert!(index.refresh(&id(2), v2, meta("/2")));
+        assert_eq!(index.relocate(&id(2), 8192, 8196, 10_000), Some(vec![]));
+        let entry = index.peek(&id(2)).cloned();
+        assert!(
+            entry
+                .as_ref()
+                .is_some_and(|e| e.version > v2 && !e.swapping)
+        );
+        assert!(!index.is_current(&id(2), v2));
+        assert_eq!(entry.map(|e| (e.body_offset, e.size)), Some((8192, 8196)));
+        assert_eq!(index.bytes(), 40 + 8196);
+        // Growing past max_bytes evicts the least recently used, never the object itself.
+        assert_eq!(
+            index.relocate(&id(2), 12288, 12292, 12_300),
+            Some(vec![id(1)])
+        );
+        assert_eq!(index.bytes(), 12292);
+        assert_eq!(index.relocate(&id(1), 0, 1, 100), None);
+        assert!(!index.set_swapping(&id(1), true));
+    }
+
+    #[test]
     fn replace_refresh_remove_and_select() {
         let mut index = Index::default();
         index.insert(id(1), "h/a".into(), meta("/a"), 0, 10, 100);
         index.insert(id(1), "h/a".into(), meta("/a"), 0, 30, 100);
         assert_eq!((index.len(), index.bytes()), (1, 30));
-        assert!(index.refresh(&id(1), meta("/b")));
-        assert!(!index.refresh(&id(9), meta("/b")));
+        let version = index.peek(&id(1)).map_or(0, |e| e.version);
+        assert!(index.refresh(&id(1), version, meta("/b")));
+        assert!(!index.refresh(&id(1), version + 1, meta("/c")));
+        assert!(!index.refresh(&id(9), version, meta("/b")));
         assert_eq!(index.select(|m| m.target == "/b"), [id(1)]);
         assert!(index.remove(&id(1)).is_some());
         assert_eq!(index.len(), 0);

@@ -3,8 +3,9 @@
 //! An object file is `[header][metadata][padding][body]`: a fixed header (magic, where the
 //! body starts, the metadata's length and SHA-256), the metadata in a length-prefixed binary
 //! encoding, then the body at a page-aligned offset that hits send from with sendfile. The
-//! room left before the body lets a 304 rewrite the metadata in place; a checksum that does
-//! not match at start-up (a rewrite a crash cut short) drops the object.
+//! room left before the body lets a 304 rewrite the metadata in place (metadata that outgrows
+//! it gets the object written anew, see `store`); a checksum that does not match at start-up
+//! (a rewrite a crash cut short) drops the object.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

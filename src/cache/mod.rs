@@ -3,8 +3,9 @@
 //!
 //! - `policy`: what RFC 9111 lets a shared cache store and serve (pure).
 //! - `meta`: a stored response's metadata and the object file's layout.
-//! - `store`: the directory: temporary files renamed into place when complete, the start-up
-//!   scan, removal.
+//! - `store`: the directory: temporary files renamed into place when complete (fills, and
+//!   objects written anew when a 304's headers outgrow their room), the start-up scan,
+//!   removal.
 //! - `index`: the in-memory map of objects, LRU order and the Vary names per key.
 //! - `hit`: a stored object turned into a reply (Range, conditionals, Age, X-Cache).
 //! - `flow`: the decisions around one proxied request (lookup, lock, revalidate, fill).
@@ -36,7 +37,7 @@ use crate::http::RequestHead;
 use crate::metrics::CacheMetrics;
 use crate::upstream::Upstream;
 use index::Index;
-use store::Store;
+use store::{CopyPath, Store};
 
 /// An object's id: SHA-256 of its primary and secondary key; also its file name (in hex).
 pub type Id = [u8; 32];
@@ -113,6 +114,20 @@ pub struct Object {
     pub id: Id,
     pub meta: Arc<Meta>,
     pub body_offset: u64,
+    /// The version of the file the index described (0: read from the opened file itself).
+    pub version: u64,
+}
+
+/// What [`Cache::persist`] did with refreshed metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persisted {
+    /// Rewritten in the room before the body.
+    InPlace,
+    /// Written as a new file, the body copied as said, renamed over the old one.
+    Moved(CopyPath),
+    /// Nothing written: the object is gone, or kept changing under the writer (whoever
+    /// changed it writes it).
+    Skipped,
 }
 
 /// Held by the one request filling a key; dropping it wakes the requests waiting for it.
@@ -147,6 +162,11 @@ pub struct Cache {
     pub config: config::Cache,
     store: Store,
     state: Mutex<State>,
+    /// Held (off the reactor only) around every rename over an object's name and every
+    /// in-place head rewrite, with the index update that goes with it. So, while it is held,
+    /// an index entry of version v means the name holds v's file (or nothing, when a removal
+    /// raced it). Taken before `state`, never while holding it.
+    disk: Mutex<()>,
     pub metrics: CacheMetrics,
     /// The app, for background refreshes (stale-while-revalidate), with its own pool.
     refresher: Option<Arc<Upstream>>,
@@ -208,6 +228,7 @@ impl Cache {
                 index,
                 locks: HashMap::new(),
             }),
+            disk: Mutex::new(()),
             metrics,
             refresher: refresher.map(Arc::new),
         })
@@ -215,6 +236,10 @@ impl Cache {
 
     fn locked(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn disk_locked(&self) -> MutexGuard<'_, ()> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id `req` would be stored under, given what is known of the key's Vary.
@@ -234,6 +259,7 @@ impl Cache {
             id,
             meta: entry.meta,
             body_offset: entry.body_offset,
+            version: entry.version,
         })
     }
 
@@ -253,8 +279,21 @@ impl Cache {
     }
 
     /// Opens the file of `object`: on the reactor when the kernel has it cached, else on the
-    /// blocking pool. A file gone (evicted or purged meanwhile) drops the index entry.
-    pub async fn open_body(self: &Arc<Self>, object: &Object) -> io::Result<File> {
+    /// blocking pool. Returns it with the object as that file lays it out. A file gone
+    /// (evicted or purged meanwhile) drops the index entry.
+    ///
+    /// The file is opened by name some time after the index was read, and the name may have
+    /// been given a new file in between (a fill, or a 304 that moved the body further in):
+    /// `object.body_offset` would then point into the new file's head. Every rename over an
+    /// object's name happens after its entry is marked `swapping` and before the entry gets
+    /// a new version (both under the state lock, see [`Cache::place`] and
+    /// [`Cache::persist`]). So the index is asked again after the open: an entry that still
+    /// has `object.version` and no swap under way means no rename happened between the
+    /// lookup and now (one would have left the mark or a new version), and the file opened is
+    /// the one the lookup described. Otherwise (rare) the opened file's own head says where
+    /// its body starts, read on the blocking pool. A hit already sending holds its fd on the
+    /// file it checked, which a rename does not change.
+    pub async fn open_body(self: &Arc<Self>, object: &Object) -> io::Result<(File, Object)> {
         let opened = match self.store.open_object_cached(&object.id) {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 let cache = Arc::clone(self);
@@ -265,12 +304,31 @@ impl Cache {
             }
             done => done,
         };
-        if let Err(err) = &opened
-            && err.kind() == io::ErrorKind::NotFound
-        {
-            self.forget(&object.id);
+        let file = match opened {
+            Ok(file) => file,
+            Err(err) => {
+                if err.kind() == io::ErrorKind::NotFound {
+                    self.forget(&object.id, object.version);
+                }
+                return Err(err);
+            }
+        };
+        if self.locked().index.is_current(&object.id, object.version) {
+            return Ok((file, object.clone()));
         }
-        opened
+        let id = object.id;
+        tokio::task::spawn_blocking(move || {
+            let found = store::read_head(&file, &id).map_err(io::Error::other)?;
+            let object = Object {
+                id,
+                meta: Arc::new(found.meta),
+                body_offset: found.body_offset,
+                version: 0,
+            };
+            Ok((file, object))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     /// Starts writing a new object for `meta` (its body comes next); `expected` is the
@@ -285,6 +343,28 @@ impl Cache {
         tokio::task::spawn_blocking(move || FillTarget::create(cache, meta, expected, guard))
             .await
             .map_err(io::Error::other)?
+    }
+
+    /// Renames a complete file over object `id`'s name (`rename`) and indexes it, as one
+    /// step for hits: the entry it replaces, if any, is marked `swapping` before the rename
+    /// and replaced by a new version after it (see [`Cache::open_body`]). Evicts to stay
+    /// under max_size.
+    fn place(
+        &self,
+        id: &Id,
+        meta: Meta,
+        body_offset: u64,
+        size: u64,
+        rename: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        let _disk = self.disk_locked();
+        self.locked().index.set_swapping(id, true);
+        if let Err(err) = rename() {
+            self.locked().index.set_swapping(id, false);
+            return Err(err);
+        }
+        self.install(*id, meta, body_offset, size);
+        Ok(())
     }
 
     /// Indexes a complete object just renamed into place, evicting to stay under max_size.
@@ -314,28 +394,140 @@ impl Cache {
     }
 
     /// Replaces the metadata of `object` after a 304: in memory at once, on disk on the
-    /// blocking pool (when it fits in place; otherwise the disk keeps the old headers, and
-    /// after a restart the object is revalidated again).
+    /// blocking pool ([`Cache::persist`]): in place when it fits before the body, else in a
+    /// new file renamed over the old one, so that a restart finds the refreshed headers either
+    /// way. An object replaced or removed since `object` was looked up is left alone.
     pub fn refresh(self: &Arc<Self>, object: &Object, meta: Meta) -> Arc<Meta> {
         let meta = Arc::new(meta);
-        self.locked().index.refresh(&object.id, Arc::clone(&meta));
+        let refreshed = self
+            .locked()
+            .index
+            .refresh(&object.id, object.version, Arc::clone(&meta));
+        if !refreshed {
+            return meta;
+        }
         let cache = Arc::clone(self);
-        let (id, offset, on_disk) = (object.id, object.body_offset, Arc::clone(&meta));
-        tokio::task::spawn_blocking(move || {
-            match cache.store.rewrite_head(&id, &on_disk, offset) {
-                Ok(true) => {}
-                Ok(false) => tracing::debug!("cache: refreshed headers kept in memory only"),
-                Err(err) => tracing::warn!(error = %err, "cache: rewriting refreshed headers"),
+        let id = object.id;
+        tokio::task::spawn_blocking(move || match cache.persist(&id) {
+            Ok(Persisted::Moved(CopyPath::Buffered)) => {
+                tracing::debug!("cache: refreshed object rewritten, body copied through a buffer");
             }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(
+                dir = %cache.store.dir().display(),
+                error = %err,
+                "cache: writing refreshed headers"
+            ),
         });
         meta
     }
 
-    /// Drops `id` from the index and deletes its file.
-    pub fn forget(&self, id: &Id) {
+    /// Writes object `id`'s metadata, as the index has it now, to its file. When it fits in
+    /// the room before the body, in place. Otherwise a new file (the new head, the body
+    /// copied from the old file by copy_file_range(2), synced) is renamed over the old one,
+    /// then the entry gets the new body offset, size and version; the bytes counted change by
+    /// the difference, evicting others if that goes over max_size. Blocks on the disk.
+    ///
+    /// The copy runs without the disk lock; if the object changed meanwhile (a newer 304, a
+    /// fill, a removal) the new file is dropped and the work starts over from the index, a
+    /// few times at most (whoever changed it also writes it). Concurrent 304s for one object
+    /// each write the metadata current when they hold the disk lock, so the last to write
+    /// leaves the latest.
+    fn persist(&self, id: &Id) -> io::Result<Persisted> {
+        for _ in 0..4 {
+            let Some(entry) = self.locked().index.peek(id).cloned() else {
+                return Ok(Persisted::Skipped);
+            };
+            if entry.swapping {
+                // A new file is going in under the disk lock: wait for it, then look again.
+                drop(self.disk_locked());
+                continue;
+            }
+            let done = if meta::encode_head(&entry.meta, entry.body_offset).is_some() {
+                self.persist_in_place(id, &entry)?
+            } else {
+                self.persist_moved(id, &entry)?
+            };
+            if let Some(done) = done {
+                return Ok(done);
+            }
+        }
+        Ok(Persisted::Skipped)
+    }
+
+    /// `entry`'s head written over object `id`'s; `None` when the entry changed first.
+    fn persist_in_place(&self, id: &Id, entry: &index::Entry) -> io::Result<Option<Persisted>> {
+        let _disk = self.disk_locked();
+        if !self.locked().index.unchanged(id, entry) {
+            return Ok(None);
+        }
+        // Under the disk lock the name holds this entry's file (or nothing).
+        let written = self
+            .store
+            .rewrite_head(id, &entry.meta, entry.body_offset)?;
+        Ok(Some(if written {
+            Persisted::InPlace
+        } else {
+            Persisted::Skipped
+        }))
+    }
+
+    /// A new file for object `id` with `entry`'s metadata and the body of its current file,
+    /// renamed over it; `None` when the entry changed before the rename.
+    fn persist_moved(&self, id: &Id, entry: &index::Entry) -> io::Result<Option<Persisted>> {
+        let old = match self.store.open_object(id) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok(Some(Persisted::Skipped));
+            }
+            Err(err) => return Err(err),
+        };
+        // As for a hit: the file opened is the entry's only if no swap came in between.
+        if !self.locked().index.is_current(id, entry.version) {
+            return Ok(None);
+        }
+        let mut moved = self
+            .store
+            .write_moved(id, &entry.meta, &old, entry.body_offset)?;
+        let _disk = self.disk_locked();
+        {
+            let mut state = self.locked();
+            if !state.index.unchanged(id, entry) {
+                return Ok(None);
+            }
+            state.index.set_swapping(id, true);
+        }
+        if let Err(err) = self.store.rename_over(&mut moved, id) {
+            self.locked().index.set_swapping(id, false);
+            return Err(err);
+        }
+        let evicted = {
+            let mut state = self.locked();
+            let max = self.config.max_size;
+            let evicted = state.index.relocate(id, moved.body_offset, moved.size, max);
+            self.publish(&state.index);
+            evicted
+        };
+        let Some(evicted) = evicted else {
+            // Removed (purged, evicted) between the mark and now: the file just renamed in is
+            // no one's. Nothing else renames onto the name while the disk lock is held.
+            self.store.remove(id);
+            return Ok(Some(Persisted::Skipped));
+        };
+        for id in &evicted {
+            self.store.remove(id);
+        }
+        self.metrics.evictions.inc_by(evicted.len() as u64);
+        Ok(Some(Persisted::Moved(moved.copy)))
+    }
+
+    /// Drops `id` from the index and deletes its file, if the index still has the file
+    /// `version` for it (a newer file under the name is left alone).
+    pub fn forget(&self, id: &Id, version: u64) {
         let removed = {
             let mut state = self.locked();
-            let removed = state.index.remove(id).is_some();
+            let current = state.index.peek(id).is_some_and(|e| e.version == version);
+            let removed = current && state.index.remove(id).is_some();
             self.publish(&state.index);
             removed
         };

@@ -3,6 +3,10 @@
 //! and of the length announced. What a crash leaves behind is a temporary file, removed at
 //! the next start, never a servable object. Calls here block on the disk: they run at
 //! start-up, on the fill writer threads, or on the blocking pool.
+//!
+//! A 304 whose headers no longer fit before the body gets the object written anew the same
+//! way ([`Store::write_moved`]): the new head, then the body copied from the old file by
+//! copy_file_range(2), synced, then renamed over the old file by the cache.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -88,7 +92,8 @@ impl Store {
     }
 
     /// Rewrites the header and metadata of object `id` in place (after a 304). False when the
-    /// new metadata does not fit before the body, or the object is gone.
+    /// new metadata does not fit before the body, or the object is gone. The caller makes sure
+    /// the file under the name is the one whose body starts at `body_offset`.
     pub fn rewrite_head(&self, id: &Id, meta: &Meta, body_offset: u64) -> io::Result<bool> {
         let Some(head) = meta::encode_head(meta, body_offset) else {
             return Ok(false);
@@ -100,6 +105,53 @@ impl Store {
         };
         file.write_all_at(&head, 0)?;
         Ok(true)
+    }
+
+    /// Writes a new file for object `id`: `meta`'s head, then the `meta.body_len` body bytes
+    /// of `old` (whose body starts at `old_offset`) copied in the kernel to the offset the new
+    /// metadata needs, synced to the disk. The caller renames it over the old file
+    /// ([`Store::rename_over`]); dropped instead, it is removed.
+    pub fn write_moved(
+        &self,
+        id: &Id,
+        meta: &Meta,
+        old: &File,
+        old_offset: u64,
+    ) -> io::Result<Moved> {
+        let body_offset = meta::body_offset(meta);
+        let head = meta::encode_head(meta, body_offset)
+            .ok_or_else(|| io::Error::other("metadata outgrew its room"))?;
+        let old_len = old.metadata()?.len();
+        if old_len != old_offset + meta.body_len {
+            return Err(io::Error::other(format!(
+                "old file is {old_len} bytes, {old_offset} + {} expected",
+                meta.body_len
+            )));
+        }
+        let (path, file) = self.create_temp(id)?;
+        let mut moved = Moved {
+            path,
+            body_offset,
+            size: body_offset + meta.body_len,
+            copy: CopyPath::Kernel,
+            placed: false,
+        };
+        file.write_all_at(&head, 0)?;
+        moved.copy = copy_range(old, old_offset, &file, body_offset, meta.body_len)?;
+        file.set_len(moved.size)?;
+        // The rename replaces a good object: its data must be on the disk first, or a power
+        // cut could leave the name on a file of the right length whose blocks never got
+        // written (the checksum covers the metadata only). The directory is not synced: losing
+        // the rename keeps the old file, still a whole object, with the old headers.
+        file.sync_data()?;
+        Ok(moved)
+    }
+
+    /// Renames the new file `moved` over object `id`'s file.
+    pub fn rename_over(&self, moved: &mut Moved, id: &Id) -> io::Result<()> {
+        fs::rename(&moved.path, self.path(id))?;
+        moved.placed = true;
+        Ok(())
     }
 
     /// Reads the directory: removes temporary files (fills a crash interrupted) and files that
@@ -132,6 +184,12 @@ impl Store {
 /// Reads and checks the head of the object file at `path`.
 fn read_object(path: &Path, id: &Id) -> Result<Found, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
+    read_head(&file, id)
+}
+
+/// Reads and checks the head of `file`, object `id`'s file: its metadata and where its body
+/// starts.
+pub fn read_head(file: &File, id: &Id) -> Result<Found, String> {
     let stat = file.metadata().map_err(|e| e.to_string())?;
     let mut head = [0u8; HEADER_LEN];
     file.read_exact_at(&mut head, 0)
@@ -159,6 +217,94 @@ fn read_object(path: &Path, id: &Id) -> Result<Found, String> {
         mtime: stat.mtime(),
         meta,
     })
+}
+
+/// A new file for an object whose head outgrew its room, not yet renamed into place: removed
+/// when dropped unless it was.
+#[derive(Debug)]
+pub struct Moved {
+    path: PathBuf,
+    /// Where the body starts in it.
+    pub body_offset: u64,
+    /// Its length.
+    pub size: u64,
+    /// How the body got there.
+    pub copy: CopyPath,
+    placed: bool,
+}
+
+impl Drop for Moved {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// How [`copy_range`] moved the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyPath {
+    /// copy_file_range(2) all the way: no user-space copy.
+    Kernel,
+    /// The kernel refused (part of) it; a read/write loop did the rest.
+    Buffered,
+}
+
+/// Bytes asked of one copy_file_range(2) call. On the blocking pool there is no reactor to
+/// keep responsive; the cap only bounds one call's length.
+const COPY_CHUNK: u64 = 64 * 1024 * 1024;
+
+/// Copies `len` bytes of `src` at `from` to `dst` at `to` with copy_file_range(2): within
+/// the kernel (or as a reflink where the file system shares extents). Where the kernel
+/// refuses the pair of files (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP) the rest goes through
+/// [`copy_buffered`].
+pub fn copy_range(src: &File, from: u64, dst: &File, to: u64, len: u64) -> io::Result<CopyPath> {
+    let (mut from, mut to, mut left) = (from, to, len);
+    while left > 0 {
+        let chunk = left.min(COPY_CHUNK) as usize;
+        match rustix::fs::copy_file_range(src, Some(&mut from), dst, Some(&mut to), chunk) {
+            Ok(0) => return Err(short_source(from)),
+            Ok(n) => left -= n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(
+                err @ (rustix::io::Errno::XDEV
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP),
+            ) => {
+                tracing::debug!(error = %err, "cache: copy_file_range refused, copying through a buffer");
+                copy_buffered(src, from, dst, to, left)?;
+                return Ok(CopyPath::Buffered);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(CopyPath::Kernel)
+}
+
+/// Copies `len` bytes of `src` at `from` to `dst` at `to` through a buffer (pread/pwrite).
+pub fn copy_buffered(src: &File, from: u64, dst: &File, to: u64, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; len.min(1024 * 1024) as usize];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        let n = match src.read_at(&mut buf[..want], from + done) {
+            Ok(0) => return Err(short_source(from + done)),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        dst.write_all_at(&buf[..n], to + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+fn short_source(at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("source file ends at {at}, before the body's end"),
+    )
 }
 
 /// A fill in progress: the temporary file the body is written into, and what it becomes.
@@ -238,10 +384,12 @@ impl FillTarget {
             .ok_or_else(|| io::Error::other("metadata outgrew its room"))?;
         self.file.write_all_at(&head, 0)?;
         self.file.set_len(end)?;
-        fs::rename(&self.temp, self.cache.store.path(&self.id))?;
-        self.done = true;
         let meta = std::mem::replace(&mut self.meta, empty_meta());
-        self.cache.install(self.id, meta, self.body_offset, end);
+        let (temp, id, body_offset) = (self.temp.clone(), self.id, self.body_offset);
+        self.cache.place(&id, meta, body_offset, end, || {
+            fs::rename(&temp, self.cache.store.path(&id))
+        })?;
+        self.done = true;
         Ok(())
     }
 }
