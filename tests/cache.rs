@@ -3,7 +3,8 @@
 //! app (metric deltas and the app's log), the RFC 9111 rules for what is not stored, Vary,
 //! revalidation with 304, stale-if-error with the app failing or stopped,
 //! stale-while-revalidate, one app request for 100 concurrent misses, a kill -9 during a
-//! 256 MiB fill, eviction under max_size, objects surviving a restart, and purges.
+//! 256 MiB fill, eviction under max_size, objects surviving a restart (also after a 304 whose
+//! headers outgrew the room in the object file), and purges.
 mod common;
 
 use common::cache::*;
@@ -486,6 +487,69 @@ fn objects_survive_a_restart() {
     assert_eq!(x_cache(&hit), "HIT");
     assert_eq!(hit.body, first.body);
     assert_eq!(fx.app_count(&target), 1);
+}
+
+/// A 304 whose headers no longer fit in the room before the body: the object file is written
+/// anew (body copied in the kernel, moved to a later offset) and renamed over the old one, so
+/// the refresh survives a restart and hits keep sending exactly the body.
+#[test]
+fn a_304_that_outgrows_the_stored_head_is_kept_across_a_restart() {
+    let fx = CacheFixture::new();
+    let file = fx.file("body.bin", 300 * KIB + 123, 14);
+    let body = std::fs::read(&file).unwrap();
+    let mut ferry = fx.start("");
+    // Stored expired (revalidated on use); the 304 makes it fresh for 600 s (X-Accel-Expires
+    // wins) and adds a 6000-byte header: more than the room left before the body.
+    let long = "r".repeat(6000);
+    let mut target = cacheable("outgrow", &file, &["Cache-Control: max-age=0"]);
+    for h in [
+        "X-Accel-Expires:600".to_string(),
+        format!("X-Refreshed:{long}"),
+    ] {
+        target.push_str(&format!("&h304={}", common::app::qenc(&h)));
+    }
+    let first = ferry.get(&target);
+    assert_eq!(x_cache(&first), "MISS");
+    assert_eq!(first.body, body);
+    assert_eq!(first.header("x-refreshed"), None);
+    wait_objects(&ferry, 1);
+    let stored = ferry.metrics().get("ferry_cache_bytes", &[]);
+    let on_disk = |fx: &CacheFixture| -> u64 { fx.cache_files().iter().map(|(_, s)| s).sum() };
+    assert_eq!(stored, on_disk(&fx) as f64);
+
+    let revalidated = ferry.get(&target);
+    assert_eq!(x_cache(&revalidated), "REVALIDATED");
+    assert_eq!(revalidated.header("x-refreshed"), Some(long.as_str()));
+    assert_eq!(revalidated.body, body);
+    assert_eq!(fx.app_count(&target), 2);
+    // The new file is in place once the cache's size counts its larger head.
+    let grown = poll_until("the refreshed object file in place", DEADLINE, || {
+        let bytes = ferry.metrics().get("ferry_cache_bytes", &[]);
+        (bytes > stored).then_some(bytes)
+    });
+    let files = fx.cache_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(grown, on_disk(&fx) as f64);
+    let hit = ferry.get(&target);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.header("x-refreshed"), Some(long.as_str()));
+    assert_eq!(hit.body, body);
+    ferry.signal("TERM");
+    ferry.wait_exit(DEADLINE);
+
+    let ferry = fx.start("");
+    let m = ferry.metrics();
+    assert_eq!(m.get("ferry_cache_objects", &[]), 1.0);
+    assert_eq!(m.get("ferry_cache_bytes", &[]), grown);
+    let hit = ferry.get(&target);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.header("x-refreshed"), Some(long.as_str()));
+    assert_eq!(hit.header("etag"), first.header("etag"));
+    assert_eq!(hit.body, body);
+    let range = get_with(&ferry, &target, &[("Range", "bytes=4000-4199")]);
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, body[4000..4200]);
+    assert_eq!(fx.app_count(&target), 2);
 }
 
 #[test]

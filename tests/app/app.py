@@ -40,13 +40,14 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              request)
   /ws                        101 Switching Protocols (websocket), then echoes every byte
                              until EOF; logs "eof" with the number of bytes echoed
-  /cacheable/... [path, delay_ms, fail_if, h=...]
+  /cacheable/... [path, delay_ms, fail_if, h=..., h304=...]
                              for the cache tests (any path under /cacheable/): the bytes of the
                              file at `path` with Content-Length, an ETag ("size-mtime_ns" in
                              hex) and Last-Modified of that file, and the h= headers (which
                              set Cache-Control, Expires, Vary, ...); 304 Not Modified when
                              If-None-Match has that ETag (or, without If-None-Match,
-                             If-Modified-Since is at or after the file's mtime). Waits
+                             If-Modified-Since is at or after the file's mtime), with the
+                             h304=Name:Value headers after the h= ones (only on a 304). Waits
                              `delay_ms` before answering; answers 503 while the file `fail_if`
                              exists.
 """
@@ -311,7 +312,8 @@ def handle(conn, method, target, version, headers, body_info):
                 pass
         extra = validators + extra_headers(query)
         if not_modified:
-            conn.send(response(304, "Not Modified", extra, length=False))
+            only_304 = [tuple(item.split(":", 1)) for item in query.get("h304", [])]
+            conn.send(response(304, "Not Modified", extra + only_304, length=False))
             return True
         conn.send(response(200, "OK", extra + [("Content-Length", str(st.st_size))], length=False))
         if not head_only:
