@@ -7,6 +7,8 @@
 //! (see `chunked`), touch sockets, or build responses (see `response`).
 //! Target, Host and framing rules live in the private `validate` module.
 
+use std::mem::MaybeUninit;
+
 use super::validate;
 
 /// Largest accepted head (request line + headers + final CRLF), in bytes.
@@ -235,9 +237,9 @@ fn scan_head(buf: &[u8]) -> Scan {
 /// `Ok(complete)`; `Err(Some(e))` a definite error; `Err(None)` the bytes may
 /// still become valid.
 fn httparse_pass(buf: &[u8]) -> Result<bool, Option<ParseError>> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(status) => Ok(status.is_complete()),
         Err(e) => Err(map_httparse_error(e, buf)),
     }
@@ -285,9 +287,11 @@ fn classify_version(buf: &[u8]) -> Option<ParseError> {
 
 /// Parses and validates a complete head (`buf` ends with CRLF CRLF).
 fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut raw);
-    match req.parse(buf) {
+    // Left uninitialised: httparse fills only as many as the head has, and writing all
+    // MAX_HEADERS empty ones first cost more than parsing a short head.
+    let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut raw) {
         Ok(httparse::Status::Complete(n)) if n == buf.len() => {}
         Ok(_) => return Err(ParseError::Bad("malformed request head")),
         Err(e) => {

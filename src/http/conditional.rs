@@ -22,7 +22,22 @@ pub struct Validators {
 /// nanoseconds since the epoch: `"{inode:x}-{size:x}-{mtime_nanos:x}"`.
 /// A pre-epoch mtime is hex-encoded as its 128-bit two's complement.
 pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> String {
-    format!("\"{inode:x}-{size:x}-{:x}\"", mtime_nanos.cast_unsigned())
+    // By hand rather than `format!`: one per file response, and `fmt` was most of its cost.
+    fn push_hex(n: u128, out: &mut Vec<u8>) {
+        let digits = (128 - n.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            out.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+        }
+    }
+    let mut etag = Vec::with_capacity(2 + 16 + 1 + 16 + 1 + 32);
+    etag.push(b'"');
+    push_hex(u128::from(inode), &mut etag);
+    etag.push(b'-');
+    push_hex(u128::from(size), &mut etag);
+    etag.push(b'-');
+    push_hex(mtime_nanos.cast_unsigned(), &mut etag);
+    etag.push(b'"');
+    String::from_utf8(etag).expect("quotes, hex digits and dashes")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +123,63 @@ pub(super) fn if_range_allows_at(req: &RequestHead, v: &Validators, now: SystemT
 
 /// IMF-fixdate, e.g. `"Sun, 06 Nov 1994 08:49:37 GMT"`.
 pub fn http_date(t: SystemTime) -> String {
-    httpdate::fmt_http_date(t)
+    let mut out = [0u8; 29];
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.as_secs() <= LAST_FOUR_DIGIT_SECOND => {
+            write_http_date(d.as_secs(), &mut out);
+            String::from_utf8(out.to_vec()).expect("an IMF-fixdate is ASCII")
+        }
+        // Outside what four year digits can say: httpdate decides (as before).
+        _ => httpdate::fmt_http_date(t),
+    }
+}
+
+/// 9999-12-31T23:59:59Z, the last second an IMF-fixdate can write.
+const LAST_FOUR_DIGIT_SECOND: u64 = 253_402_300_799;
+
+/// Writes the IMF-fixdate of `secs` after the epoch (at most `LAST_FOUR_DIGIT_SECOND`)
+/// into `out`: done by hand because this runs for every file response (Last-Modified),
+/// where going through `fmt` cost more than the rest of the head together.
+fn write_http_date(secs: u64, out: &mut [u8; 29]) {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = secs / 86_400;
+    let second_of_day = secs % 86_400;
+    // Civil date from days since 1970-01-01, counted in 400-year eras that start on
+    // 0000-03-01 (so the leap day is the last day of an era's year).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    out[3..5].copy_from_slice(b", ");
+    out[5..7].copy_from_slice(&two(day));
+    out[7] = b' ';
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    out[11] = b' ';
+    out[12..14].copy_from_slice(&two(year / 100));
+    out[14..16].copy_from_slice(&two(year));
+    out[16] = b' ';
+    out[17..19].copy_from_slice(&two(second_of_day / 3600));
+    out[19] = b':';
+    out[20..22].copy_from_slice(&two(second_of_day / 60 % 60));
+    out[22] = b':';
+    out[23..25].copy_from_slice(&two(second_of_day % 60));
+    out[25..].copy_from_slice(b" GMT");
 }
 
 /// Whole seconds since the epoch (negative before it).

@@ -1,14 +1,44 @@
 //! Content-Type for a file path, guessed from its extension.
 //!
 //! Only the extension is looked at (via mime_guess); file contents are never
-//! sniffed.
+//! sniffed. Answers are remembered per extension and worker thread, since
+//! mime_guess's case-insensitive table search cost more than the rest of a
+//! small file's response head.
 
+use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::path::Path;
+
+/// Extensions remembered per thread; past this the memory starts over (a site has a
+/// handful of extensions; a client naming random ones must not grow it).
+const REMEMBERED: usize = 64;
 
 /// Media type for `path`: mime_guess by extension, `"; charset=utf-8"`
 /// appended for `text/*`, `application/javascript` and `application/json`;
 /// `application/octet-stream` when the extension is unknown or missing.
 pub fn content_type(path: &Path) -> String {
+    thread_local! {
+        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, String)>> = const { RefCell::new(Vec::new()) };
+    }
+    // The answer depends on the extension alone (mime_guess looks at nothing else).
+    let Some(ext) = path.extension() else {
+        return guess(path);
+    };
+    BY_EXTENSION.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if let Some((_, ctype)) = memory.iter().find(|(known, _)| **known == *ext) {
+            return ctype.clone();
+        }
+        let ctype = guess(path);
+        if memory.len() == REMEMBERED {
+            memory.clear();
+        }
+        memory.push((ext.into(), ctype.clone()));
+        ctype
+    })
+}
+
+fn guess(path: &Path) -> String {
     let Some(mime) = mime_guess::from_path(path).first_raw() else {
         return "application/octet-stream".to_owned();
     };
@@ -43,6 +73,21 @@ mod tests {
         assert_eq!(ct("logo.png"), "image/png");
         assert_eq!(ct("x.svg"), "image/svg+xml");
         assert_eq!(ct("m.wasm"), "application/wasm");
+    }
+
+    #[test]
+    fn remembered_answers_are_the_same_as_fresh_ones() {
+        // Twice each (the second from memory), in an order that mixes cases of one extension.
+        for p in [
+            "a.html", "b.HTML", "c.png", "a.html", "b.HTML", "c.png", "x.zzz", "x.zzz",
+        ] {
+            assert_eq!(ct(p), super::guess(Path::new(p)), "{p}");
+        }
+        // More extensions than are remembered: still right after the memory starts over.
+        for i in 0..(super::REMEMBERED * 2 + 3) {
+            assert_eq!(ct(&format!("f.e{i}")), "application/octet-stream");
+        }
+        assert_eq!(ct("late.css"), "text/css; charset=utf-8");
     }
 
     #[test]

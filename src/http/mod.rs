@@ -28,4 +28,4 @@ pub use range::{
     ByteRange, MAX_RANGES, RangeRequest, content_range, multipart_boundary, multipart_end,
     multipart_len, multipart_part_head, parse_range, unsatisfied_range,
 };
-pub use response::{encode_response_head, reason};
+pub use response::{HeadEncoder, encode_response_head, reason};

@@ -68,50 +68,148 @@ pub fn reason(status: u16) -> &'static str {
 /// space, then leading/trailing whitespace is trimmed, so no value can start
 /// a new line.
 pub fn encode_response_head(status: u16, headers: &[(&str, &str)], out: &mut Vec<u8>) {
-    let status = if (100..=999).contains(&status) {
-        status
-    } else {
-        500
-    };
     out.reserve(
         64 + headers
             .iter()
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum::<usize>(),
     );
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let mut head = HeadEncoder::new(status, out);
     for (name, value) in headers {
-        if !is_token(name) {
-            continue;
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        push_sanitized(value.as_bytes(), out);
-        out.extend_from_slice(b"\r\n");
+        head.header(name, value.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
+    head.finish();
 }
 
+/// [`encode_response_head`] one header at a time, for callers whose headers live in
+/// several places (no list of pairs to build first). The same rules apply: the status
+/// line on creation, names that are not tokens skipped, values sanitized, and the final
+/// CRLF on [`HeadEncoder::finish`].
+pub struct HeadEncoder<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> HeadEncoder<'a> {
+    /// Appends the status line to `out`.
+    pub fn new(status: u16, out: &'a mut Vec<u8>) -> HeadEncoder<'a> {
+        let status = if (100..=999).contains(&status) {
+            status
+        } else {
+            500
+        };
+        let digits = [
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(&digits);
+        out.push(b' ');
+        out.extend_from_slice(reason(status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        HeadEncoder { out }
+    }
+
+    /// Appends `name: value`, or nothing when `name` is not a token.
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        if !is_token(name) {
+            return;
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        push_sanitized(value, self.out);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends `name: n` in decimal (Content-Length).
+    pub fn header_u64(&mut self, name: &str, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.header(name, &digits[at..]);
+    }
+
+    /// Ends the header section.
+    pub fn finish(self) {
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// RFC 9110 `tchar`, by byte.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| TCHAR[usize::from(b)])
+}
+
+/// A byte that `push_sanitized` turns into a space.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Whether `value` has a byte below 0x20 (HTAB included) or DEL, eight bytes at a time:
+/// header values are checked on every response, and byte by byte this was most of the
+/// cost of encoding a head.
+fn has_control_or_tab(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // "Some byte of x is below n" (n <= 0x80) is (x - n*ONES) & !x & HIGH != 0: a byte's
+    // high bit survives only where the subtraction borrowed from a byte that had it clear.
+    let below = |x: u64, n: u64| x.wrapping_sub(n * ONES) & !x & HIGH != 0;
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+        if below(x, 0x20) || below(x ^ (0x7f * ONES), 1) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b < 0x20 || b == 0x7f)
 }
 
 /// Appends `value` with control bytes (except HTAB) turned into spaces and
 /// surrounding whitespace removed.
 pub(super) fn push_sanitized(value: &[u8], out: &mut Vec<u8>) {
-    let clean = |b: u8| {
-        if (b < 0x20 && b != b'\t') || b == 0x7f {
-            b' '
-        } else {
-            b
-        }
-    };
+    // The usual value has nothing to clean or trim: copy it as it is.
+    let untrimmed = value.first() == Some(&b' ') || value.last() == Some(&b' ');
+    if !untrimmed && !has_control_or_tab(value) {
+        out.extend_from_slice(value);
+        return;
+    }
+    let clean = |b: u8| if is_control(b) { b' ' } else { b };
     let blank = |b: &u8| matches!(clean(*b), b' ' | b'\t');
     let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
     let end = value
@@ -171,6 +269,75 @@ mod tests {
             head(200, &[("X-C", "a\tb")]),
             "HTTP/1.1 200 OK\r\nX-C: a\tb\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn encoder_writes_numbers_and_byte_values() {
+        let mut out = Vec::new();
+        let mut head = HeadEncoder::new(206, &mut out);
+        head.header_u64("Content-Length", 0);
+        head.header_u64("X-Max", u64::MAX);
+        head.header_u64("X-N", 4096);
+        head.header("X-V", b" a\rb ");
+        head.header("Bad Name", b"1");
+        head.finish();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: 0\r\n\
+             X-Max: 18446744073709551615\r\nX-N: 4096\r\nX-V: a b\r\n\r\n"
+        );
+    }
+
+    /// The rules as first written, one byte at a time: the fast path must agree.
+    fn sanitized_reference(value: &[u8]) -> Vec<u8> {
+        let clean = |b: u8| {
+            if (b < 0x20 && b != b'\t') || b == 0x7f {
+                b' '
+            } else {
+                b
+            }
+        };
+        let blank = |b: &u8| matches!(clean(*b), b' ' | b'\t');
+        let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+        let end = value
+            .iter()
+            .rposition(|b| !blank(b))
+            .map_or(start, |e| e + 1);
+        value[start..end].iter().map(|&b| clean(b)).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sanitizing_matches_the_reference(value in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                proptest::sample::select(vec![b' ', b'\t', b'\r', b'\n', 0, 0x7f, b'a']),
+            ],
+            0..24,
+        )) {
+            let mut out = b"x".to_vec();
+            push_sanitized(&value, &mut out);
+            proptest::prop_assert_eq!(&out[1..], &sanitized_reference(&value)[..]);
+        }
+
+        #[test]
+        fn word_check_finds_what_the_byte_check_finds(value in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                0x20u8..0x7f,
+                proptest::sample::select(vec![0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff, b'\t']),
+            ],
+            0..40,
+        )) {
+            let bytewise = value.iter().any(|&b| b < 0x20 || b == 0x7f);
+            proptest::prop_assert_eq!(has_control_or_tab(&value), bytewise);
+        }
+
+        #[test]
+        fn token_table_matches_rfc_tchar(b in proptest::prelude::any::<u8>()) {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            proptest::prop_assert_eq!(TCHAR[usize::from(b)], tchar);
+        }
     }
 
     #[test]

@@ -203,3 +203,33 @@ fn etag_and_date_formatting() {
         "Thu, 01 Jan 1970 00:00:00 GMT"
     );
 }
+
+#[test]
+fn date_formatting_at_calendar_edges() {
+    // 2000-02-29 (a leap day of a year divisible by 400), 2100-03-01 (after the 28th of a
+    // non-leap century), 1972-12-31, the last second four year digits can write.
+    for (secs, text) in [
+        (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+        (4_107_542_400, "Mon, 01 Mar 2100 00:00:00 GMT"),
+        (94_694_399, "Sun, 31 Dec 1972 23:59:59 GMT"),
+        (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ] {
+        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(secs)), text);
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn date_formatting_matches_httpdate(secs in 0u64..=253_402_300_799, nanos in 0u32..1_000_000_000) {
+        let t = UNIX_EPOCH + Duration::new(secs, nanos);
+        proptest::prop_assert_eq!(http_date(t), httpdate::fmt_http_date(t));
+    }
+
+    #[test]
+    fn etag_matches_the_format_string(inode: u64, size: u64, mtime: i128) {
+        proptest::prop_assert_eq!(
+            strong_etag(inode, size, mtime),
+            format!("\"{inode:x}-{size:x}-{:x}\"", mtime.cast_unsigned())
+        );
+    }
+}
