@@ -172,14 +172,18 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         ),
         last_modified: modified,
     };
-    let mut headers: Vec<(&'static str, String)> = vec![
-        ("Last-Modified", http_date(modified)),
-        ("ETag", validators.etag.clone()),
-    ];
-    if let Some(max_age) = expires {
-        headers.push(("Cache-Control", format!("max-age={}", max_age.as_secs())));
-        headers.push(("Expires", http_date(SystemTime::now() + max_age)));
-    }
+    // The validators and caching headers every 200, 206 and 304 carries; the ETag moves
+    // in once the validators are no longer needed (no copy of it per response).
+    let validator_headers = |etag: String| {
+        let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(7);
+        headers.push(("Last-Modified", http_date(modified)));
+        headers.push(("ETag", etag));
+        if let Some(max_age) = expires {
+            headers.push(("Cache-Control", format!("max-age={}", max_age.as_secs())));
+            headers.push(("Expires", http_date(SystemTime::now() + max_age)));
+        }
+        headers
+    };
     let reply = |status, mut headers: Vec<(&'static str, String)>, body| {
         headers.push(("Accept-Ranges", "bytes".to_string()));
         let mut reply = Reply::new(status, Source::Static, body);
@@ -188,7 +192,9 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     };
     match evaluate(req, &validators) {
         Precondition::Proceed => {}
-        Precondition::NotModified => return reply(304, headers, Body::Empty),
+        Precondition::NotModified => {
+            return reply(304, validator_headers(validators.etag), Body::Empty);
+        }
         Precondition::Failed => return Reply::error(412, Source::Static),
     }
     let ctype = content_type(std::path::Path::new(&opened.name));
@@ -208,6 +214,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     };
     match range {
         RangeRequest::Full => {
+            let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
             reply(200, headers, whole)
         }
@@ -218,6 +225,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         }
         RangeRequest::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
+            let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
             headers.push(("Content-Range", content_range(r, len)));
             reply(
@@ -233,6 +241,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         }
         RangeRequest::Partial(ranges) => {
             let boundary = multipart_boundary(boundary_seed(&validators, &ranges));
+            let mut headers = validator_headers(validators.etag);
             headers.push((
                 "Content-Type",
                 format!("multipart/byteranges; boundary={boundary}"),
