@@ -17,6 +17,8 @@ mod relay;
 
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, Interest};
@@ -119,6 +121,8 @@ pub struct Sender {
     buf: Vec<u8>,
     /// TCP_CORK is set and is to be cleared once the first body bytes are out.
     corked: bool,
+    /// The response head being built, kept between responses (`take_head_buffer`).
+    head: Vec<u8>,
     /// The current response's direct reads, when it takes the `directio` path.
     direct: Option<directio::Direct>,
 }
@@ -146,7 +150,23 @@ impl Sender {
             pipe: None,
             buf: Vec::new(),
             corked: false,
+            head: Vec::new(),
             direct: None,
+        }
+    }
+
+    /// An empty buffer to encode a response head into, with the capacity the connection's
+    /// earlier heads left (hand it back with `put_head_buffer`).
+    pub fn take_head_buffer(&mut self) -> Vec<u8> {
+        let mut head = std::mem::take(&mut self.head);
+        head.clear();
+        head
+    }
+
+    /// Keeps `head`'s memory for the next response (unless an unusually large head grew it).
+    pub fn put_head_buffer(&mut self, head: Vec<u8>) {
+        if head.capacity() <= KEPT_HEAD_CAPACITY {
+            self.head = head;
         }
     }
 
@@ -172,6 +192,16 @@ impl Sender {
                 self.write_all(stream, &out).await?;
                 tally.add(SendPath::Memory, bytes.len());
                 Ok(())
+            }
+            Body::File(range) if self.head_more(stream, &range) => {
+                // A body one kernel call sends (a small file): the head goes with MSG_MORE
+                // and leaves in the body's segment, as under TCP_CORK, without the two
+                // setsockopt calls around it. Every path ends its last write without "more".
+                self.send_more(stream.tcp(), head).await?;
+                let mut path = self.direct_path(Some(&range), metrics);
+                let mut pace = Pace::new(rate);
+                self.send_range(stream, &range, &mut path, &mut pace, metrics, tally)
+                    .await
             }
             Body::File(range) => {
                 self.corked(
@@ -230,10 +260,43 @@ impl Sender {
         };
         result?;
         // Userspace TLS holds the last record until flushed; TCP and kTLS return at once.
-        match tokio::time::timeout(self.send_timeout, stream.flush()).await {
+        if matches!(stream, Transport::Plain(_)) {
+            return Ok(());
+        }
+        match within(self.send_timeout, stream.flush()).await {
             Ok(flushed) => Ok(flushed?),
             Err(_) => Err(SendError::Timeout(self.send_timeout)),
         }
+    }
+
+    /// Whether `head` can go with MSG_MORE before this file body instead of under TCP_CORK:
+    /// plain TCP, and a body that is not empty (its last write is what sends the head) and
+    /// that one capped kernel call covers (a larger body keeps the cork, so that its
+    /// chunks leave in full segments as before).
+    fn head_more(&self, stream: &Transport, range: &FileRange) -> bool {
+        matches!(stream, Transport::Plain(_)) && range.len > 0 && range.len <= self.chunk as u64
+    }
+
+    /// Writes all of `bytes` with MSG_MORE: the kernel holds them until a later write without
+    /// it (rustix's `send` is a safe call, so it needs no wrapper in `sys`).
+    async fn send_more(&self, stream: &TcpStream, bytes: &[u8]) -> Result<(), SendError> {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match stream.try_io(Interest::WRITABLE, || {
+                Ok(rustix::net::send(
+                    stream,
+                    &bytes[sent..],
+                    rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
+                )?)
+            }) {
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable(stream).await?
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Writes `head` with TCP_CORK set, runs `body`, then uncorks: the head waits for the
@@ -252,14 +315,14 @@ impl Sender {
     }
 
     async fn write_all(&self, stream: &mut Transport, bytes: &[u8]) -> Result<(), SendError> {
-        match tokio::time::timeout(self.send_timeout, stream.write_all(bytes)).await {
+        match within(self.send_timeout, stream.write_all(bytes)).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(SendError::Timeout(self.send_timeout)),
         }
     }
 
     async fn writable(&self, stream: &TcpStream) -> Result<(), SendError> {
-        match tokio::time::timeout(self.send_timeout, stream.writable()).await {
+        match within(self.send_timeout, stream.writable()).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(SendError::Timeout(self.send_timeout)),
         }
@@ -417,20 +480,38 @@ impl Sender {
     }
 }
 
+/// The most head capacity a connection keeps between responses.
+const KEPT_HEAD_CAPACITY: usize = 16 * 1024;
+
+/// Runs `fut` with a time limit that is set up only if it does not finish at once: most
+/// writes complete in their first poll, and then no timer is armed nor the clock read.
+/// The limit counts from that first poll.
+async fn within<F: Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = pin!(fut);
+    if let Poll::Ready(out) = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Ok(out);
+    }
+    tokio::time::timeout(limit, fut).await
+}
+
 /// Paces a response to at most `rate` bytes per second (X-Accel-Limit-Rate), by sleeping
 /// between capped steps once ahead of schedule.
 #[derive(Debug)]
 pub struct Pace {
-    rate: Option<u64>,
-    start: std::time::Instant,
+    /// The rate and when the response started; `None` when not limited (no clock read).
+    limit: Option<(u64, std::time::Instant)>,
     sent: u64,
 }
 
 impl Pace {
     pub fn new(rate: Option<u64>) -> Pace {
         Pace {
-            rate: rate.filter(|&r| r > 0),
-            start: std::time::Instant::now(),
+            limit: rate
+                .filter(|&r| r > 0)
+                .map(|rate| (rate, std::time::Instant::now())),
             sent: 0,
         }
     }
@@ -438,18 +519,20 @@ impl Pace {
     /// The most to send in one step: a quarter second's worth when limited, so the limit
     /// holds smoothly rather than in bursts of a whole chunk.
     pub fn step(&self, chunk: usize) -> usize {
-        match self.rate {
-            Some(rate) => chunk.min((rate / 4).max(1) as usize),
+        match self.limit {
+            Some((rate, _)) => chunk.min((rate / 4).max(1) as usize),
             None => chunk,
         }
     }
 
     /// Counts `n` bytes sent and sleeps while ahead of the rate.
     pub async fn sent(&mut self, n: usize) {
-        let Some(rate) = self.rate else { return };
+        let Some((rate, start)) = self.limit else {
+            return;
+        };
         self.sent += n as u64;
         let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
+        let elapsed = start.elapsed();
         if due > elapsed {
             tokio::time::sleep(due - elapsed).await;
         }
