@@ -4,18 +4,20 @@
 //! gets its status and the connection closed; a failed write just closes.
 
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Shared;
 use super::proxy::{self, Forwarded};
 use crate::http::{
-    BodyLength, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, encode_response_head,
-    http_date, parse_request,
+    BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
+    parse_request,
 };
 use crate::metrics::Source;
 use crate::route::{Dispatch, Reply};
@@ -47,6 +49,10 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
+    // The connection waits on its own child of the server's token: waiting registers with
+    // the token per request, and on the shared token every connection of every worker
+    // took the same lock for it. Cancelling the server's token cancels every child.
+    let shutdown = shutdown.child_token();
     let kind = transport.kind();
     let label = kind.label();
     shared
@@ -70,8 +76,14 @@ pub async fn serve(
     );
     let mut buf = BytesMut::with_capacity(4096);
     let mut first = true;
+    let mut waits = Waits {
+        sleep: pin!(tokio::time::sleep_until(
+            tokio::time::Instant::now() + shared.server.header_timeout
+        )),
+        shutdown: pin!(shutdown.cancelled()),
+    };
     loop {
-        let head = match read_head(&mut transport, &mut buf, first, &shared, &shutdown).await {
+        let head = match read_head(&mut transport, &mut buf, first, &shared, &mut waits).await {
             Ok(head) => head,
             Err(NoHead::Quiet) => {
                 // Idle, timed out, shutting down, closed or broken: say goodbye properly (a
@@ -173,22 +185,34 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// What a connection waits on besides its socket while it reads a head, kept for the
+/// connection's whole life so that waiting costs no timer registration and no shutdown
+/// registration per request: the sleep is moved to an earlier deadline when one is needed,
+/// but a later deadline (the next request's keep-alive limit) is only taken up when the
+/// sleep fires early, about once per keep-alive period instead of once per request.
+struct Waits<'a, 'b> {
+    sleep: Pin<&'a mut Sleep>,
+    shutdown: Pin<&'a mut WaitForCancellationFuture<'b>>,
+}
+
 /// Reads until `buf` holds a complete head, then removes it from `buf`.
 async fn read_head(
     transport: &mut Transport,
     buf: &mut BytesMut,
     first: bool,
     shared: &Shared,
-    shutdown: &CancellationToken,
+    waits: &mut Waits<'_, '_>,
 ) -> Result<RequestHead, NoHead> {
     let header_timeout = shared.server.header_timeout;
-    // The head timer runs from accept for a new connection, and from the first byte of each
-    // later request; between requests the keep-alive timer applies.
-    let mut deadline =
-        (first || !buf.is_empty()).then(|| tokio::time::Instant::now() + header_timeout);
+    let entered = tokio::time::Instant::now();
+    // Between requests the keep-alive timer applies; the head timer runs from accept for a
+    // new connection, and from the first byte of each later request.
+    let idle_deadline = entered + shared.server.keepalive_timeout;
+    let mut head_deadline = (first || !buf.is_empty()).then(|| entered + header_timeout);
     // A head can only complete (or turn out bad) once a line ends or the size limit is hit,
     // so a client trickling bytes does not make ferry rescan the whole head per byte.
     let mut may_parse = !buf.is_empty();
+    let mut first_bytes = false;
     loop {
         if may_parse {
             match parse_request(buf) {
@@ -200,36 +224,36 @@ async fn read_head(
                 Err(err) => return Err(NoHead::Bad(err)),
             }
         }
+        if std::mem::take(&mut first_bytes) {
+            // Set only now, so a head that arrives whole costs no clock read for it.
+            head_deadline = Some(tokio::time::Instant::now() + header_timeout);
+        }
+        let deadline = head_deadline.unwrap_or(idle_deadline);
+        if waits.sleep.deadline() > deadline {
+            waits.sleep.as_mut().reset(deadline);
+        }
+        // Part of a head is waited for until it is complete or too late (408), shutdown or
+        // not; before any byte, shutdown and the timers end the connection quietly.
+        let partial = !buf.is_empty();
         buf.reserve(4096);
-        let stream = &mut *transport;
-        let read = match deadline {
-            Some(deadline) if !buf.is_empty() => {
-                match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
-                    Ok(read) => read,
-                    Err(_) => return Err(NoHead::Timeout),
+        let read = tokio::select! {
+            biased;
+            read = transport.read_buf(buf) => read,
+            () = waits.sleep.as_mut() => {
+                if tokio::time::Instant::now() < deadline {
+                    // Armed for an earlier request's deadline: wait on for this one.
+                    waits.sleep.as_mut().reset(deadline);
+                    continue;
                 }
+                return Err(if partial { NoHead::Timeout } else { NoHead::Quiet });
             }
-            _ => {
-                let wait = match deadline {
-                    Some(deadline) => {
-                        deadline.saturating_duration_since(tokio::time::Instant::now())
-                    }
-                    None => shared.server.keepalive_timeout,
-                };
-                tokio::select! {
-                    read = tokio::time::timeout(wait, stream.read_buf(buf)) => match read {
-                        Ok(read) => read,
-                        Err(_) => return Err(NoHead::Quiet),
-                    },
-                    () = shutdown.cancelled() => return Err(NoHead::Quiet),
-                }
-            }
+            () = waits.shutdown.as_mut(), if !partial => return Err(NoHead::Quiet),
         };
         match read {
             Ok(0) | Err(_) => return Err(NoHead::Quiet),
             Ok(n) => {
                 may_parse = buf[buf.len() - n..].contains(&b'\n') || buf.len() >= MAX_REQUEST_LINE;
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+                first_bytes |= head_deadline.is_none();
             }
         }
     }
@@ -260,20 +284,18 @@ pub(super) async fn respond(
     let no_body_status = status == 304 || status == 204 || status < 200;
     let head_request = req.is_some_and(|r| r.method == Method::Head);
     let http10 = req.is_none_or(|r| r.version == Version::Http10);
-    let mut headers: Vec<(&str, String)> =
-        Vec::with_capacity(own_headers.len() + extra_headers.len() + 4);
-    headers.push(("Date", date_now()));
-    headers.push(("Server", "ferry".to_string()));
-    headers.extend(
-        own_headers
-            .iter()
-            .map(|(name, value)| (*name, value.clone())),
-    );
-    headers.extend(
-        extra_headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.clone())),
-    );
+    // The head is encoded straight from where each value lives, into the connection's
+    // reused buffer: no list of copied pairs per response.
+    let mut head = sender.take_head_buffer();
+    let mut encoder = HeadEncoder::new(status, &mut head);
+    with_date(|date| encoder.header("Date", date.as_bytes()));
+    encoder.header("Server", b"ferry");
+    for (name, value) in &own_headers {
+        encoder.header(name, value.as_bytes());
+    }
+    for (name, value) in &extra_headers {
+        encoder.header(name, value.as_bytes());
+    }
     if !no_body_status {
         // A proxied HEAD has no body to measure: announce what the app announced, if anything.
         let length = if head_request && matches!(body, Body::Upstream(_)) {
@@ -282,11 +304,11 @@ pub(super) async fn respond(
             body.length()
         };
         match length {
-            Some(length) => headers.push(("Content-Length", length.to_string())),
+            Some(length) => encoder.header_u64("Content-Length", length),
             None if head_request => {}
             // A body of unknown length: chunked for HTTP/1.1, delimited by the close for 1.0.
             None if !http10 => {
-                headers.push(("Transfer-Encoding", "chunked".to_string()));
+                encoder.header("Transfer-Encoding", b"chunked");
                 if let Body::Upstream(up) = &mut body {
                     up.chunked = true;
                 }
@@ -295,13 +317,11 @@ pub(super) async fn respond(
         }
     }
     match (keep_alive, http10) {
-        (true, true) => headers.push(("Connection", "keep-alive".to_string())),
-        (false, _) => headers.push(("Connection", "close".to_string())),
+        (true, true) => encoder.header("Connection", b"keep-alive"),
+        (false, _) => encoder.header("Connection", b"close"),
         (true, false) => {}
     }
-    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let mut head = Vec::with_capacity(256);
-    encode_response_head(status, &pairs, &mut head);
+    encoder.finish();
 
     let announced = body.length();
     let body = if no_body_status || head_request {
@@ -313,6 +333,7 @@ pub(super) async fn respond(
     let result = sender
         .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
         .await;
+    sender.put_head_buffer(head);
     let seconds = started.elapsed().as_secs_f64();
     shared.metrics.response(source, status, &tally, seconds);
     if let Err(err) = &result {
@@ -369,8 +390,8 @@ pub(super) async fn linger(stream: &mut Transport) {
     .await;
 }
 
-/// The Date header value, formatted at most once a second per worker thread.
-pub(super) fn date_now() -> String {
+/// Runs `f` with the Date header value, formatted at most once a second per worker thread.
+fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {
@@ -383,6 +404,6 @@ pub(super) fn date_now() -> String {
         if cached.0 != second || cached.1.is_empty() {
             *cached = (second, http_date(now));
         }
-        cached.1.clone()
+        f(&cached.1)
     })
 }
