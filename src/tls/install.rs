@@ -7,15 +7,18 @@
 //!    followed (cannot happen after a handshake rustls accepted);
 //! 2. let rustls finish the record it may be in the middle of, and take the plaintext it has
 //!    already decrypted (`transport::RecordCork` stops reads at a record boundary);
-//! 3. take the traffic secrets out of rustls (this consumes it) and install the send and
+//! 3. send the records rustls still owes the peer (its answer to a KeyUpdate read with the
+//!    client's Finished: see `owed_records`), while the socket is still plain TCP;
+//! 4. take the traffic secrets out of rustls (this consumes it) and install the send and
 //!    receive keys. Only this step cannot be undone; the start-up probe has already installed
 //!    the negotiated suite on a loopback socket, so it fails only if the kernel runs out of
 //!    memory, and then the connection is closed.
 
-use std::io;
+use std::io::{self, Write};
 
 use ktls::CryptoInfo;
-use tokio::io::AsyncReadExt;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sys::ktls::{Direction, set_crypto_info, set_tls_ulp};
 use crate::transport::{KtlsStream, RustlsStream};
@@ -42,6 +45,8 @@ pub enum InstallError {
     Drain(io::Error),
     #[error("ktls install: no negotiated cipher suite after the handshake")]
     NoSuite,
+    #[error("ktls install: sending the records rustls owed the peer: {0}")]
+    Owed(io::Error),
     #[error("ktls install: rustls would not give the secrets: {0}")]
     Secrets(rustls::Error),
     #[error("ktls install: {0}")]
@@ -77,13 +82,19 @@ async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallErro
     let peer_closed = conn
         .process_new_packets()
         .is_ok_and(|state| state.peer_has_closed());
+    let owed = owed_records(&mut conn).map_err(InstallError::Drain)?;
     let suite = conn
         .negotiated_cipher_suite()
         .ok_or(InstallError::NoSuite)?;
     let secrets = conn
         .dangerous_extract_secrets()
         .map_err(InstallError::Secrets)?;
-    let tcp = cork.io;
+    let mut tcp = cork.io;
+    if !owed.is_empty() {
+        // Still plain TCP under the ULP: these records go out as rustls sealed them, before the
+        // kernel takes over the send sequence that follows them.
+        tcp.write_all(&owed).await.map_err(InstallError::Owed)?;
+    }
     for (direction, secret) in [(Direction::Tx, secrets.tx), (Direction::Rx, secrets.rx)] {
         let info = CryptoInfo::from_rustls(suite, secret)
             .map_err(|err| InstallError::Suite(ktls::Error::KtlsCompatibility(err)))?;
@@ -95,6 +106,23 @@ async fn finish(mut stream: Box<RustlsStream>) -> Result<KtlsStream, InstallErro
         return Ok(stream.with_peer_closed());
     }
     Ok(stream)
+}
+
+/// The TLS records rustls owes the peer, sealed under the keys and sequence numbers that come
+/// before the ones it hands over. The one that matters: a KeyUpdate with update_requested read
+/// with the client's Finished (before the install) makes rustls switch its send key at once but
+/// hold back its own KeyUpdate, sealed under the old key, until it next queues a record. The
+/// secrets it then gives up are the new ones, so without that record the peer could not decrypt
+/// anything ferry sends. An empty `write` queues it and seals no data record (`write_all`
+/// would not call it for an empty buffer).
+fn owed_records(conn: &mut rustls::ServerConnection) -> io::Result<Vec<u8>> {
+    let taken = conn.writer().write(&[])?;
+    debug_assert_eq!(taken, 0);
+    let mut owed = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut owed)?;
+    }
+    Ok(owed)
 }
 
 /// Reads the plaintext rustls has decrypted (and the rest of a record it had started) until
