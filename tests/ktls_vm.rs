@@ -7,7 +7,8 @@
 //!   over kTLS), a TLS close_notify when ferry shuts down (SIGTERM) while it is idle, the
 //!   client's close_notify answered with ferry's, and a TLS 1.3 KeyUpdate from the client
 //!   (the kernel cannot take the new key: ferry answers what came before it, then closes with
-//!   close_notify and FIN, never a reset, never a spin);
+//!   close_notify and FIN, never a reset, never a spin; one read by rustls with the client's
+//!   Finished is answered before the install, and the connection goes on);
 //! - the other bodies a kTLS socket carries: the app's body spliced in (`ktls_splice`), a disk
 //!   cache MISS teed into the cache on the way and its HIT sent by `ktls_sendfile`, and a file
 //!   above `directio_threshold` read with O_DIRECT (`directio`, whole and a Range).
@@ -278,9 +279,10 @@ fn ktls_peer_key_update_requested_closes_with_close_notify() {
     }
 }
 
-/// A request, a KeyUpdate and a second request (under the new key) in one write: ferry answers
-/// the first request in full, then closes with close_notify and FIN (no reset); the second
-/// request, which ferry cannot decrypt, gets no answer.
+/// A request, a KeyUpdate and a second request (under the new key) in one write, sent once the
+/// kernel holds the keys: ferry answers the first request in full, then closes with
+/// close_notify and FIN (no reset); the second request, which ferry cannot decrypt, gets no
+/// answer.
 #[test]
 fn ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_notify() {
     let test = "ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_notify";
@@ -295,6 +297,10 @@ fn ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_no
 
     let mut client = TlsClient::connect(ferry.https)
         .unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
+    // Only once the keys are in the kernel does the KeyUpdate reach it (sent earlier, it can
+    // arrive with the client's Finished and be read by rustls: the next test).
+    let handshakes = [("result", "ok"), ("ktls", "true")];
+    ferry.wait_for(&before, "ferry_tls_handshakes_total", &handshakes, 1.0);
     let request = format!("GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     client.queue(request.as_bytes());
     client.queue_key_update();
@@ -340,6 +346,73 @@ fn ktls_key_update_after_a_request_in_one_flight_gets_the_response_then_close_no
     ];
     ferry.wait_for(&before, "ferry_responses_total", &sendfile, 1.0);
     assert_key_update_logged(&ferry, true);
+    ferry.wait_no_active("ktls");
+}
+
+/// A request, a KeyUpdate with update_requested, a second request under the client's new key
+/// and a close_notify, all in the write of the client's handshake Finished: rustls reads them
+/// before the keys move to the kernel, answers the KeyUpdate by switching its own send key and
+/// owes the client its KeyUpdate. ferry must send that record before the kernel encrypts with
+/// the new key: the client then decrypts both responses (each the whole file, on
+/// `ktls_sendfile`), then ferry's close_notify and FIN. (Without it the client cannot decrypt
+/// the first response.)
+#[test]
+fn ktls_key_update_sent_with_the_handshake_finished_is_answered_before_the_install() {
+    let test = "ktls_key_update_sent_with_the_handshake_finished_is_answered_before_the_install";
+    let Some(_serial) = vm_only(test) else {
+        return;
+    };
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let ferry = Ferry::start_logged(&fx, "require", Some("info,ferry=debug"));
+    let before = ferry.scrape();
+    let (tx_before, rx_before) = (tls_stat("TlsTxSw"), tls_stat("TlsRxSw"));
+
+    let mut client = TlsClient::connect_holding_finished(ferry.https)
+        .unwrap_or_else(|e| panic!("TLS 1.3 connect: {e}\n{}", ferry.diagnostics()));
+    let request = format!("GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client.queue(request.as_bytes());
+    client.queue_key_update();
+    client.queue(request.as_bytes());
+    client.queue_close_notify();
+    client.flush().expect("send the flight");
+    let (plain, end) = client.read_to_end();
+    assert_ktls_connection(&ferry, &before, tx_before, rx_before);
+    let responses = split_responses(&plain);
+    eprintln!(
+        "ktls KeyUpdate with the Finished ({}): {} response(s) {:?}, then {end:?}",
+        client.suite(),
+        responses.len(),
+        responses
+            .iter()
+            .map(|r| (r.status, r.body.len()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        end,
+        End::CloseNotifyThenFin,
+        "the client must decrypt everything ferry sends after the KeyUpdate, then get \
+         close_notify and FIN\n{}",
+        ferry.diagnostics()
+    );
+    assert!(
+        responses.len() == 2
+            && responses
+                .iter()
+                .all(|r| r.status == 200 && r.body == fx.small_bytes()),
+        "want both requests answered with the whole file; got {:?}\n{}",
+        responses
+            .iter()
+            .map(|r| (r.status, r.body.len(), r.rest.len()))
+            .collect::<Vec<_>>(),
+        ferry.diagnostics()
+    );
+    let sendfile = [
+        ("path", "ktls_sendfile"),
+        ("source", "static"),
+        ("code", "2xx"),
+    ];
+    ferry.wait_for(&before, "ferry_responses_total", &sendfile, 2.0);
     ferry.wait_no_active("ktls");
 }
 
