@@ -2,6 +2,7 @@
 //! to stdout as text or JSON (or nowhere) apart from the diagnostic log on stderr.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::http::RequestHead;
 use crate::metrics::Source;
@@ -9,6 +10,16 @@ use crate::send::Tally;
 
 /// The tracing target of access log events.
 pub const TARGET: &str = "access";
+
+/// False once `main` has routed the access log nowhere (`access_log = "off"`). Asking
+/// tracing instead costs a dispatcher lookup and a filter walk per response, because the
+/// per-layer filters leave every callsite's interest at "sometimes".
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether access log events are produced at all (on unless turned off).
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
 
 /// Logs one response. `req` is absent when the head could not be parsed.
 pub fn log(
@@ -19,6 +30,9 @@ pub fn log(
     source: Source,
     seconds: f64,
 ) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
     let (method, target) = req.map_or(("-", "-"), |r| (r.method.as_str(), r.target.as_str()));
     tracing::info!(
         target: "access",

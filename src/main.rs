@@ -218,6 +218,7 @@ fn serve(config: Config) -> ExitCode {
 
 /// Diagnostics go to stderr (level from RUST_LOG, default info); the access log to stdout.
 fn init_tracing(access_log: AccessLog) {
+    ferry::access::set_enabled(access_log != AccessLog::Off);
     let is_access = |meta: &tracing::Metadata<'_>| meta.target() == ferry::access::TARGET;
     let diagnostics = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
