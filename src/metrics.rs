@@ -253,12 +253,17 @@ impl UpstreamOutcome {
 
 /// `code` label: the status class.
 pub fn code_class(status: u16) -> &'static str {
+    CODES[code_index(status)]
+}
+
+/// The position of `code_class(status)` in `CODES`.
+fn code_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
@@ -348,10 +353,7 @@ impl PerResponse {
     }
 
     fn response(&self, path: SendPath, source: Source, status: u16) -> &IntCounter {
-        let code = CODES
-            .iter()
-            .position(|c| *c == code_class(status))
-            .unwrap_or(CODES.len() - 1);
+        let code = code_index(status);
         &self.responses[(path as usize * Source::ALL.len() + source as usize) * CODES.len() + code]
     }
 }

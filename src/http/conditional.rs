@@ -23,21 +23,33 @@ pub struct Validators {
 /// A pre-epoch mtime is hex-encoded as its 128-bit two's complement.
 pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> String {
     // By hand rather than `format!`: one per file response, and `fmt` was most of its cost.
-    fn push_hex(n: u128, out: &mut Vec<u8>) {
-        let digits = (128 - n.leading_zeros()).div_ceil(4).max(1);
-        for i in (0..digits).rev() {
-            out.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+    // Each number is written backwards from the end of a stack buffer.
+    fn put_hex(mut n: u128, out: &mut [u8], end: &mut usize) {
+        loop {
+            *end -= 1;
+            out[*end] = b"0123456789abcdef"[(n & 0xf) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
         }
     }
-    let mut etag = Vec::with_capacity(2 + 16 + 1 + 16 + 1 + 32);
-    etag.push(b'"');
-    push_hex(u128::from(inode), &mut etag);
-    etag.push(b'-');
-    push_hex(u128::from(size), &mut etag);
-    etag.push(b'-');
-    push_hex(mtime_nanos.cast_unsigned(), &mut etag);
-    etag.push(b'"');
-    String::from_utf8(etag).expect("quotes, hex digits and dashes")
+    let mut out = [0u8; 1 + 16 + 1 + 16 + 1 + 32 + 1];
+    let mut at = out.len();
+    at -= 1;
+    out[at] = b'"';
+    put_hex(mtime_nanos.cast_unsigned(), &mut out, &mut at);
+    at -= 1;
+    out[at] = b'-';
+    put_hex(u128::from(size), &mut out, &mut at);
+    at -= 1;
+    out[at] = b'-';
+    put_hex(u128::from(inode), &mut out, &mut at);
+    at -= 1;
+    out[at] = b'"';
+    std::str::from_utf8(&out[at..])
+        .expect("quotes, hex digits and dashes")
+        .to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

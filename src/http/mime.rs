@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Extensions remembered per thread; past this the memory starts over (a site has a
@@ -21,7 +22,7 @@ pub fn content_type(path: &Path) -> String {
         static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, String)>> = const { RefCell::new(Vec::new()) };
     }
     // The answer depends on the extension alone (mime_guess looks at nothing else).
-    let Some(ext) = path.extension() else {
+    let Some(ext) = extension(path) else {
         return guess(path);
     };
     BY_EXTENSION.with(|memory| {
@@ -36,6 +37,21 @@ pub fn content_type(path: &Path) -> String {
         memory.push((ext.into(), ctype.clone()));
         ctype
     })
+}
+
+/// `path.extension()` without its component parsing for the names ferry serves (a last
+/// segment that is not empty, `.` or `..`, which `relative_path` guarantees); any other
+/// name is left to `Path`.
+fn extension(path: &Path) -> Option<&OsStr> {
+    let bytes = path.as_os_str().as_bytes();
+    let name = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+    if name.is_empty() || name == b"." || name == b".." {
+        return path.extension();
+    }
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(0) | None => None,
+        Some(dot) => Some(OsStr::from_bytes(&name[dot + 1..])),
+    }
 }
 
 fn guess(path: &Path) -> String {
@@ -88,6 +104,14 @@ mod tests {
             assert_eq!(ct(&format!("f.e{i}")), "application/octet-stream");
         }
         assert_eq!(ct("late.css"), "text/css; charset=utf-8");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extension_is_what_path_says(name in "[a./]{0,12}") {
+            let path = Path::new(&name);
+            proptest::prop_assert_eq!(super::extension(path), path.extension());
+        }
     }
 
     #[test]

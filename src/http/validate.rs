@@ -110,8 +110,26 @@ fn is_authority(v: &[u8]) -> bool {
 }
 
 fn is_reg_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
+    REG_NAME[usize::from(b)]
 }
+
+/// unreserved, sub-delims and `%`, by byte (checked for every request's Host).
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0,
 /// and its value must look like an authority.

@@ -3,6 +3,7 @@
 //! ambiguous (`..`, encoded slashes, NUL); containment itself is enforced by the kernel at
 //! open time, so a symlink pointing out of the root is refused there, without a race.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -27,14 +28,15 @@ pub fn relative_path(rest: &str) -> Result<OsString, BadPath> {
     check_escapes(rest)?;
     let mut out: Vec<u8> = Vec::with_capacity(rest.len());
     for raw in rest.split('/') {
-        let segment: Vec<u8> = percent_decode_str(raw).collect();
+        // Borrowed unless it has escapes to decode (no copy per plain segment).
+        let segment: Cow<'_, [u8]> = percent_decode_str(raw).into();
         if segment.is_empty() {
             continue;
         }
         if segment.contains(&0) {
             return Err(BadPath::Nul);
         }
-        if segment == b"." || segment == b".." {
+        if *segment == *b"." || *segment == *b".." {
             return Err(BadPath::DotSegment);
         }
         if !out.is_empty() {
