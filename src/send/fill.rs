@@ -21,7 +21,7 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -69,6 +69,9 @@ pub struct Fill {
     behind: Arc<AtomicU64>,
     /// Signalled by the writer each time it has written something.
     progress: Arc<Notify>,
+    /// Set when the fill is given up, so the writer stops before the commands still queued
+    /// (a slow disk would otherwise go on writing a file that is only to be removed).
+    abandoned: Arc<AtomicBool>,
     /// Body bytes handed over so far.
     queued: u64,
     max_len: u64,
@@ -82,11 +85,16 @@ impl Fill {
         let behind = Arc::new(AtomicU64::new(0));
         let max_len = target.max_len();
         let progress = Arc::new(Notify::new());
-        let writer = (Arc::clone(&behind), Arc::clone(&progress));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let shared = Shared {
+            behind: Arc::clone(&behind),
+            progress: Arc::clone(&progress),
+            abandoned: Arc::clone(&abandoned),
+        };
         let spawned = std::thread::Builder::new()
             .name("ferry-fill".into())
             .stack_size(WRITER_STACK)
-            .spawn(move || write(target, rx, &writer.0, &writer.1, &metrics));
+            .spawn(move || write(target, rx, &shared, &metrics));
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "cache fill: no writer thread; nothing stored");
         }
@@ -96,6 +104,7 @@ impl Fill {
             tee: None,
             behind,
             progress,
+            abandoned,
             queued: 0,
             max_len,
         }
@@ -175,6 +184,8 @@ impl Fill {
     /// The relay sent the whole body: the writer commits the object once it has written it.
     pub fn finish(mut self) {
         self.send(Cmd::Finish);
+        // Handed over: dropping `self` now is not giving up.
+        self.tx = None;
     }
 
     /// Counts `n` more body bytes; false (and the fill given up) past `max_object_size`.
@@ -202,6 +213,7 @@ impl Fill {
 
     fn give_up(&mut self, why: &str) {
         if self.tx.take().is_some() {
+            self.abandoned.store(true, Ordering::Release);
             tracing::debug!(reason = why, "cache fill given up");
         }
         self.tee = None;
@@ -213,15 +225,27 @@ impl Fill {
     }
 }
 
+impl Drop for Fill {
+    /// Dropped before [`Fill::finish`] (the client or the app went away): given up.
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            self.abandoned.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// What the relay and the writer share.
+struct Shared {
+    behind: Arc<AtomicU64>,
+    progress: Arc<Notify>,
+    abandoned: Arc<AtomicBool>,
+}
+
 /// The writer: appends what the relay sends to the temporary file, then commits it. Returns
-/// (dropping `target`, which removes the file) when the relay gives up or an error occurs.
-fn write(
-    target: FillTarget,
-    rx: mpsc::Receiver<Cmd>,
-    behind: &AtomicU64,
-    progress: &Notify,
-    metrics: &CacheMetrics,
-) {
+/// (dropping `target`, which removes the file) when the relay gives up or an error occurs,
+/// without writing what was still queued for it.
+fn write(target: FillTarget, rx: mpsc::Receiver<Cmd>, shared: &Shared, metrics: &CacheMetrics) {
+    let (behind, progress) = (&*shared.behind, &*shared.progress);
     let mut source: Option<TeeSource> = None;
     let mut written = 0u64;
     // Debug builds only: a cache disk that cannot keep up (see `sys::fault`).
@@ -230,6 +254,9 @@ fn write(
         let cmd = rx.recv();
         if let (Some(stall), Ok(Cmd::Bytes(_) | Cmd::Pipe(_))) = (stall, &cmd) {
             std::thread::sleep(stall);
+        }
+        if shared.abandoned.load(Ordering::Acquire) {
+            return;
         }
         let step = match cmd {
             Ok(Cmd::Source(s)) => {
