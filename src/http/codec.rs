@@ -185,6 +185,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseEr
     }
 }
 
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum Scan {
     /// A complete head of this many bytes (ends with CRLF CRLF).
     Complete(usize),
@@ -202,27 +203,33 @@ fn scan_head(buf: &[u8]) -> Scan {
         start += 2;
     }
     let mut line_done = false;
-    for i in start..limit {
-        match buf[i] {
-            b'\n' => {
-                if i == start || buf[i - 1] != b'\r' {
-                    return Scan::Fail(ParseError::Bad("bare lf in request head"), i + 1);
-                }
-                if !line_done {
-                    line_done = true;
-                } else if buf[i - 3..i] == *b"\r\n\r" {
-                    return Scan::Complete(i + 1);
-                }
+    let mut i = start;
+    while i < limit {
+        // Bytes other than CR and LF only matter to the request line's length limit.
+        let next = next_cr_or_lf(buf, i, limit);
+        if !line_done {
+            let first_too_far = i.max(start + MAX_REQUEST_LINE);
+            if first_too_far < next {
+                return Scan::Fail(ParseError::UriTooLong, first_too_far + 1);
             }
-            b'\r' if buf.get(i + 1).is_some_and(|&b| b != b'\n') => {
-                return Scan::Fail(ParseError::Bad("bare cr in request head"), i + 2);
-            }
-            b'\r' => {}
-            _ if !line_done && i - start >= MAX_REQUEST_LINE => {
-                return Scan::Fail(ParseError::UriTooLong, i + 1);
-            }
-            _ => {}
         }
+        i = next;
+        if i == limit {
+            break;
+        }
+        if buf[i] == b'\n' {
+            if i == start || buf[i - 1] != b'\r' {
+                return Scan::Fail(ParseError::Bad("bare lf in request head"), i + 1);
+            }
+            if !line_done {
+                line_done = true;
+            } else if buf[i - 3..i] == *b"\r\n\r" {
+                return Scan::Complete(i + 1);
+            }
+        } else if buf.get(i + 1).is_some_and(|&b| b != b'\n') {
+            return Scan::Fail(ParseError::Bad("bare cr in request head"), i + 2);
+        }
+        i += 1;
     }
     if buf.len() < MAX_HEAD {
         Scan::Partial
@@ -231,6 +238,30 @@ fn scan_head(buf: &[u8]) -> Scan {
     } else {
         Scan::Fail(ParseError::UriTooLong, MAX_HEAD)
     }
+}
+
+/// The index of the first CR or LF in `buf[from..limit]`, or `limit`; eight bytes at a
+/// time, since every request's head passes through here.
+fn next_cr_or_lf(buf: &[u8], from: usize, limit: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The lowest byte whose high bit is set in (v - ONES) & !v & HIGH is v's lowest zero
+    // byte (bits above it may be set spuriously by the borrow, never bits below it).
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut i = from;
+    while i + 8 <= limit {
+        let word = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+        let hits = zero_bytes(word ^ (ONES * u64::from(b'\r')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\n')));
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    buf[i..limit]
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map_or(limit, |at| i + at)
 }
 
 /// Runs httparse over a (possibly partial) head only to find syntax errors.
@@ -342,4 +373,91 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
         body,
         expect_continue,
     })
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `scan_head` as first written, one byte at a time.
+    fn scan_reference(buf: &[u8]) -> Scan {
+        let limit = buf.len().min(MAX_HEAD);
+        let mut start = 0;
+        while start + 1 < limit && buf[start] == b'\r' && buf[start + 1] == b'\n' {
+            start += 2;
+        }
+        let mut line_done = false;
+        for i in start..limit {
+            match buf[i] {
+                b'\n' => {
+                    if i == start || buf[i - 1] != b'\r' {
+                        return Scan::Fail(ParseError::Bad("bare lf in request head"), i + 1);
+                    }
+                    if !line_done {
+                        line_done = true;
+                    } else if buf[i - 3..i] == *b"\r\n\r" {
+                        return Scan::Complete(i + 1);
+                    }
+                }
+                b'\r' if buf.get(i + 1).is_some_and(|&b| b != b'\n') => {
+                    return Scan::Fail(ParseError::Bad("bare cr in request head"), i + 2);
+                }
+                b'\r' => {}
+                _ if !line_done && i - start >= MAX_REQUEST_LINE => {
+                    return Scan::Fail(ParseError::UriTooLong, i + 1);
+                }
+                _ => {}
+            }
+        }
+        if buf.len() < MAX_HEAD {
+            Scan::Partial
+        } else if line_done {
+            Scan::Fail(ParseError::HeadTooLarge, MAX_HEAD)
+        } else {
+            Scan::Fail(ParseError::UriTooLong, MAX_HEAD)
+        }
+    }
+
+    /// Heads made of ordinary bytes, CR and LF, with runs long enough to cross the
+    /// request-line and head limits.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            4 => proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b' ', b'\r', b'\n', b':', 0x80, 0x00]),
+                0..12,
+            ),
+            1 => Just(b"\r\n".to_vec()),
+            1 => Just(b"\r\n\r\n".to_vec()),
+            1 => (0usize..(MAX_HEAD + 64)).prop_map(|n| vec![b'x'; n]),
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn word_scan_matches_the_byte_scan(buf in bytes()) {
+            prop_assert_eq!(scan_head(&buf), scan_reference(&buf));
+        }
+
+        #[test]
+        fn next_cr_or_lf_matches_position(buf in bytes(), from in 0usize..40) {
+            let from = from.min(buf.len());
+            let expected = buf[from..]
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .map_or(buf.len(), |at| from + at);
+            prop_assert_eq!(next_cr_or_lf(&buf, from, buf.len()), expected);
+        }
+    }
+
+    #[test]
+    fn request_line_limit_edges() {
+        for extra in [0, 1, 2] {
+            let mut head = b"GET /".to_vec();
+            head.resize(MAX_REQUEST_LINE - 1 + extra, b'a');
+            head.extend_from_slice(b"\r\nHost: a\r\n\r\n");
+            assert_eq!(scan_head(&head), scan_reference(&head), "extra {extra}");
+        }
+    }
 }
