@@ -254,12 +254,12 @@ async fn open_file(
     rel: std::ffi::OsString,
     dir_request: bool,
 ) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
-    match static_file::open(&loc, rel.clone(), dir_request, Lookup::Cached) {
+    match static_file::open(&loc, &rel, dir_request, Lookup::Cached) {
         Err(static_file::OpenError::WouldBlock) => {}
         done => return done.map(|opened| (opened, loc)),
     }
     tokio::task::spawn_blocking(move || {
-        static_file::open(&loc, rel, dir_request, Lookup::Blocking).map(|f| (f, loc))
+        static_file::open(&loc, &rel, dir_request, Lookup::Blocking).map(|f| (f, loc))
     })
     .await
     .unwrap_or_else(|join| {
@@ -270,8 +270,9 @@ async fn open_file(
 
 /// Splits a request target into path and query (without the `?`).
 pub fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
+    // A byte search: `split_once` with a char pattern cost more than routing the request.
+    match target.bytes().position(|b| b == b'?') {
+        Some(at) => (&target[..at], Some(&target[at + 1..])),
         None => (target, None),
     }
 }

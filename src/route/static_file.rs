@@ -2,11 +2,12 @@
 //! reactor), then turned into a reply — validators, conditional requests, ranges. Whether the
 //! body is read with O_DIRECT (the location's directio threshold) is decided here too.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -64,12 +65,12 @@ impl OpenError {
     }
 }
 
-/// An opened regular file with its metadata and the name that decides its Content-Type.
+/// An opened regular file with its metadata and its Content-Type (from its name).
 #[derive(Debug)]
 pub struct Opened {
     pub file: File,
     pub meta: Metadata,
-    pub name: OsString,
+    pub content_type: String,
     /// At or above the location's directio threshold: to be read with O_DIRECT.
     pub direct: bool,
 }
@@ -86,17 +87,17 @@ pub enum Lookup {
 /// Opens `rel` beneath the location's root; a directory yields its index file.
 pub fn open(
     loc: &StaticLocation,
-    rel: OsString,
+    rel: &OsStr,
     dir_request: bool,
     lookup: Lookup,
 ) -> Result<Opened, OpenError> {
-    let (file, meta) = open_checked(loc, &rel, lookup)?;
+    let (file, meta) = open_checked(loc, rel, lookup)?;
     if meta.is_file() {
         return Ok(Opened {
             direct: is_direct(loc, &meta),
             file,
             meta,
-            name: rel,
+            content_type: content_type(Path::new(rel)),
         });
     }
     if !meta.is_dir() {
@@ -108,7 +109,7 @@ pub fn open(
     let Some(index) = &loc.index else {
         return Err(OpenError::Forbidden);
     };
-    let mut index_rel = rel.into_vec();
+    let mut index_rel = rel.as_bytes().to_vec();
     if index_rel == b"." {
         index_rel.clear();
     } else {
@@ -121,7 +122,7 @@ pub fn open(
             direct: is_direct(loc, &meta),
             file,
             meta,
-            name: index_rel,
+            content_type: content_type(Path::new(&index_rel)),
         }),
         // nginx answers a directory without a usable index with 403 (no autoindex).
         Ok(_) | Err(OpenError::NotFound) => Err(OpenError::Forbidden),
@@ -138,7 +139,7 @@ fn is_direct(loc: &StaticLocation, meta: &Metadata) -> bool {
 
 fn open_checked(
     loc: &StaticLocation,
-    rel: &OsString,
+    rel: &OsStr,
     lookup: Lookup,
 ) -> Result<(File, Metadata), OpenError> {
     let opened = match lookup {
@@ -197,7 +198,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         }
         Precondition::Failed => return Reply::error(412, Source::Static),
     }
-    let ctype = content_type(std::path::Path::new(&opened.name));
+    let ctype = opened.content_type;
     let direct = opened.direct;
     let file = Arc::new(opened.file);
     let whole = Body::File(FileRange {
