@@ -12,8 +12,8 @@
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
 //! Loading binds nothing, connects nowhere and does not touch the file system beyond reading
 //! the file itself: whether a location's root, an X-Sendfile root or the upstream's socket
-//! exists, whether the upstream answers, or whether the TLS certificate and key can be read
-//! and match, is for the server to find out.
+//! exists, whether the upstream's host name resolves, whether the upstream answers, or
+//! whether the TLS certificate and key can be read and match, is for the server to find out.
 
 mod env;
 mod schema;
@@ -337,20 +337,24 @@ impl Upstream {
     }
 }
 
-/// `upstream.address`: a TCP address or a unix socket.
+/// `upstream.address`: a TCP address, a host name and port, or a unix socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAddress {
-    /// `"ip:port"`; host names are not resolved (no DNS in this build).
+    /// `"ip:port"` or `"[v6]:port"`.
     Tcp(SocketAddr),
+    /// `"host:port"`: a DNS name (RFC 1123 labels, as written) and a non-zero port. Loading
+    /// does not resolve it; the upstream client does, when it needs a new connection.
+    Host { name: String, port: u16 },
     /// `"unix:/absolute/path"`; the path is absolute.
     Unix(PathBuf),
 }
 
 impl fmt::Display for UpstreamAddress {
-    /// The config file's spelling: `127.0.0.1:3000`, `unix:/run/app.sock`.
+    /// The config file's spelling: `127.0.0.1:3000`, `app:3000`, `unix:/run/app.sock`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Host { name, port } => write!(f, "{name}:{port}"),
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }

@@ -11,9 +11,11 @@ mod body;
 mod h2;
 mod head;
 mod pool;
+mod resolve;
 mod stream;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ pub use head::{
     encode_request, framing, parse_response, wants_upgrade,
 };
 pub use pool::Pool;
+pub use resolve::check_resolves;
 pub use stream::{ConnectError, UpStream};
 
 use crate::config::{self, UpstreamAddress};
@@ -132,10 +135,19 @@ impl UpConn {
     }
 }
 
+/// Where new connections to the app go.
+#[derive(Debug)]
+enum Target {
+    Tcp(SocketAddr),
+    /// A host name, resolved for new connections (its answer kept briefly).
+    Host(resolve::Resolver),
+    Unix(PathBuf),
+}
+
 /// The configured app and its connection pool.
 #[derive(Debug)]
 pub struct Upstream {
-    address: UpstreamAddress,
+    target: Target,
     label: String,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -152,8 +164,11 @@ impl Upstream {
         client_timeout: Duration,
     ) -> Upstream {
         let options = ForwardOptions {
+            // As nginx's `$proxy_host`: the address as configured.
             default_host: match &upstream.address {
-                UpstreamAddress::Tcp(addr) => addr.to_string(),
+                UpstreamAddress::Tcp(_) | UpstreamAddress::Host { .. } => {
+                    upstream.address.to_string()
+                }
                 // A unix socket has no host name; "localhost" is what apps expect there.
                 UpstreamAddress::Unix(_) => "localhost".to_string(),
             },
@@ -166,7 +181,13 @@ impl Upstream {
         };
         Upstream {
             label: upstream.address.to_string(),
-            address: upstream.address.clone(),
+            target: match &upstream.address {
+                UpstreamAddress::Tcp(addr) => Target::Tcp(*addr),
+                UpstreamAddress::Host { name, port } => {
+                    Target::Host(resolve::Resolver::new(name.clone(), *port))
+                }
+                UpstreamAddress::Unix(path) => Target::Unix(path.clone()),
+            },
             connect_timeout: upstream.connect_timeout,
             response_timeout: upstream.response_timeout,
             options,
@@ -249,12 +270,16 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<UpStream, ProxyError> {
-        UpStream::connect(&self.address, self.connect_timeout)
-            .await
-            .map_err(|source| ProxyError::Connect {
-                addr: self.label.clone(),
-                source,
-            })
+        let timeout = self.connect_timeout;
+        let connected = match &self.target {
+            Target::Tcp(addr) => UpStream::connect_tcp(*addr, timeout).await,
+            Target::Host(resolver) => resolver.connect(timeout).await,
+            Target::Unix(path) => UpStream::connect_unix(path, timeout).await,
+        };
+        connected.map_err(|source| ProxyError::Connect {
+            addr: self.label.clone(),
+            source,
+        })
     }
 
     fn closed(&self, detail: String) -> ProxyError {

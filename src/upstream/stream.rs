@@ -1,17 +1,18 @@
 //! A connection to the app: TCP or a unix socket, behind one type so the pool, the codec
 //! loop and the splice paths need not care which. Both are raw sockets ferry owns, which is
-//! what lets it splice the app's bytes to the client.
+//! what lets it splice the app's bytes to the client. Host names are resolved in
+//! `resolve.rs`, which connects through `connect_tcp` here.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
-
-use crate::config::UpstreamAddress;
 
 /// A socket to the app.
 #[derive(Debug)]
@@ -27,26 +28,33 @@ pub enum ConnectError {
     Io(#[from] io::Error),
     #[error("connect: timed out after {0:?}")]
     Timeout(Duration),
+    /// The host name gave no address: the resolver's error, or that it did not answer in
+    /// time. Nothing was connected to, so this is a connect failure (502), not a timeout.
+    #[error("resolve {name}: {detail}")]
+    Resolve { name: String, detail: String },
 }
 
 impl UpStream {
-    /// Connects within `timeout`.
-    pub async fn connect(
-        address: &UpstreamAddress,
+    /// Connects to `addr` within `timeout`.
+    pub async fn connect_tcp(
+        addr: SocketAddr,
         timeout: Duration,
     ) -> Result<UpStream, ConnectError> {
         let connect = async {
-            match address {
-                UpstreamAddress::Tcp(addr) => {
-                    let stream = TcpStream::connect(addr).await?;
-                    stream.set_nodelay(true)?;
-                    Ok::<_, io::Error>(UpStream::Tcp(stream))
-                }
-                UpstreamAddress::Unix(path) => Ok(UpStream::Unix(UnixStream::connect(path).await?)),
-            }
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, io::Error>(UpStream::Tcp(stream))
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(result) => Ok(result?),
+            Err(_) => Err(ConnectError::Timeout(timeout)),
+        }
+    }
+
+    /// Connects to the socket at `path` within `timeout`.
+    pub async fn connect_unix(path: &Path, timeout: Duration) -> Result<UpStream, ConnectError> {
+        match tokio::time::timeout(timeout, UnixStream::connect(path)).await {
+            Ok(result) => Ok(UpStream::Unix(result?)),
             Err(_) => Err(ConnectError::Timeout(timeout)),
         }
     }

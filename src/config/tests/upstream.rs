@@ -134,24 +134,20 @@ fn addresses_are_tcp_or_unix_and_display_as_written() {
 #[test]
 fn address_errors_say_what_is_wrong() {
     let error = |address: &str| load_err(&format!("[upstream]\naddress = \"{address}\"\n"), &[]);
-    let not_ip = "expected \"ip:port\" with a numeric ip (host names are not resolved: no DNS \
-                  in this build), e.g. \"127.0.0.1:3000\" or \"[::1]:3000\", or \
-                  \"unix:/absolute/path\"";
-    assert_eq!(
-        error("app:3000"),
-        [format!(
-            "upstream.address: invalid address \"app:3000\": {not_ip}"
-        )]
-    );
     assert_eq!(
         error("127.0.0.1"),
-        [format!(
-            "upstream.address: invalid address \"127.0.0.1\": {not_ip}"
-        )]
+        [
+            "upstream.address: invalid address \"127.0.0.1\": an IP address without a port: add \
+          the port the app listens on, e.g. \"127.0.0.1:3000\""
+        ]
     );
     assert_eq!(
         error(""),
-        [format!("upstream.address: invalid address \"\": {not_ip}")]
+        [
+            "upstream.address: invalid address \"\": expected \"host:port\", \"ip:port\" or \
+          \"unix:/absolute/path\", e.g. \"app:3000\", \"127.0.0.1:3000\", \"[::1]:3000\" or \
+          \"unix:/run/app/app.sock\""
+        ]
     );
     assert_eq!(
         error("http://127.0.0.1:3000/app"),
@@ -189,10 +185,197 @@ fn address_errors_say_what_is_wrong() {
     assert_eq!(
         load_err("[upstream]\naddress = 3000\n", &[]),
         [
-            "upstream.address: expected an \"ip:port\" or \"unix:/path\" string, e.g. \
-             \"127.0.0.1:3000\", found integer 3000"
+            "upstream.address: expected a \"host:port\", \"ip:port\" or \"unix:/path\" \
+             string, e.g. \"127.0.0.1:3000\", found integer 3000"
         ]
     );
+}
+
+#[test]
+fn host_names_with_a_port_are_accepted_as_written() {
+    let upstream = |address: &str| {
+        let text = format!("[upstream]\naddress = \"{address}\"\n");
+        load_ok(&text, &[])
+            .upstream
+            .map(|upstream| upstream.address)
+    };
+    let host = |name: &str, port: u16| {
+        Some(UpstreamAddress::Host {
+            name: name.into(),
+            port,
+        })
+    };
+    // A compose service, a Kubernetes Service (short and qualified), localhost, an FQDN.
+    assert_eq!(upstream("app:3000"), host("app", 3000));
+    assert_eq!(upstream(" app:3000 "), host("app", 3000));
+    assert_eq!(
+        upstream("api.shop.svc.cluster.local:8080"),
+        host("api.shop.svc.cluster.local", 8080)
+    );
+    assert_eq!(upstream("localhost:3000"), host("localhost", 3000));
+    assert_eq!(
+        upstream("App-2.Example.com.:65535"),
+        host("App-2.Example.com.", 65535)
+    );
+    // Labels may begin with a digit (RFC 1123 §2.1); only the last may not be all digits.
+    assert_eq!(upstream("3com.example:80"), host("3com.example", 80));
+    assert_eq!(
+        upstream("10-0-0-1.example:80"),
+        host("10-0-0-1.example", 80)
+    );
+    // The longest label and the longest name.
+    let label = "a".repeat(63);
+    assert_eq!(upstream(&format!("{label}:1")), host(&label, 1));
+    let longest = [
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(63),
+        "e".repeat(61),
+    ]
+    .join(".");
+    assert_eq!(longest.len(), 253);
+    assert_eq!(upstream(&format!("{longest}:1")), host(&longest, 1));
+    // Displayed as written; numeric addresses are still numeric.
+    assert_eq!(
+        UpstreamAddress::Host {
+            name: "app".into(),
+            port: 3000
+        }
+        .to_string(),
+        "app:3000"
+    );
+    assert_eq!(
+        upstream("10.0.0.2:8000"),
+        Some(UpstreamAddress::Tcp(addr("10.0.0.2:8000")))
+    );
+    assert_eq!(
+        upstream("[fd00::2]:8000"),
+        Some(UpstreamAddress::Tcp(addr("[fd00::2]:8000")))
+    );
+    // From the environment too.
+    let config = load_ok("", &[("FERRY__UPSTREAM__ADDRESS", "app:3000")]);
+    assert_eq!(
+        config.upstream.map(|upstream| upstream.address),
+        host("app", 3000)
+    );
+}
+
+#[test]
+fn host_name_errors_say_what_is_wrong_and_name_the_key() {
+    let error = |address: &str| {
+        let errors = load_err(&format!("[upstream]\naddress = \"{address}\"\n"), &[]);
+        assert_eq!(errors.len(), 1, "{address:?}: {errors:?}");
+        let prefix = format!("upstream.address: invalid address {address:?}: ");
+        errors[0]
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{address:?}: {:?} lacks {prefix:?}", errors[0]))
+            .to_string()
+    };
+    let long_label = "a".repeat(64);
+    let long_name = [
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(63),
+        "e".repeat(62),
+    ]
+    .join(".");
+    let cases = [
+        (
+            "app",
+            "a host without a port: add the port the app listens on, e.g. \"app:3000\"".into(),
+        ),
+        (
+            "app:",
+            "the port must be a number from 1 to 65535, found \"\"".into(),
+        ),
+        (
+            "app:http",
+            "the port must be a number from 1 to 65535, found \"http\"".into(),
+        ),
+        (
+            "app:+80",
+            "the port must be a number from 1 to 65535, found \"+80\"".into(),
+        ),
+        (
+            "app:65536",
+            "the port must be a number from 1 to 65535, found \"65536\"".into(),
+        ),
+        ("app:0", "port 0 cannot be connected to".to_string()),
+        (":3000", "no host before the port, e.g. \"app:3000\"".into()),
+        (
+            "my_app:3000",
+            "'_' cannot be in a host name: letters, digits, '-' and '.' only (RFC 1123)".into(),
+        ),
+        (
+            "app server:3000",
+            "' ' cannot be in a host name: letters, digits, '-' and '.' only (RFC 1123)".into(),
+        ),
+        (
+            "app/v1:3000",
+            "'/' cannot be in a host name: letters, digits, '-' and '.' only (RFC 1123)".into(),
+        ),
+        (
+            "-app:3000",
+            "the host name's label \"-app\" begins or ends with '-' (RFC 1123)".into(),
+        ),
+        (
+            "app.-x:3000",
+            "the host name's label \"-x\" begins or ends with '-' (RFC 1123)".into(),
+        ),
+        (
+            "app..example:3000",
+            "the host name has an empty label (two dots in a row, or a leading dot)".into(),
+        ),
+        (
+            ".app:3000",
+            "the host name has an empty label (two dots in a row, or a leading dot)".into(),
+        ),
+        (
+            "300.1.1.1:80",
+            "\"300.1.1.1\" is neither a valid IP address nor a host name (a host name does not \
+             end in an all-digit label)"
+                .into(),
+        ),
+        (
+            "3000:80",
+            "\"3000\" is neither a valid IP address nor a host name (a host name does not end \
+             in an all-digit label)"
+                .into(),
+        ),
+        (
+            "::1",
+            "an IPv6 address goes in brackets, followed by the port, e.g. \"[::1]:3000\"".into(),
+        ),
+        (
+            "::1:3000",
+            "an IPv6 address goes in brackets, followed by the port, e.g. \"[::1]:3000\"".into(),
+        ),
+        (
+            "[::1]",
+            "expected \"[ipv6]:port\" with a valid IPv6 address and port, e.g. \"[::1]:3000\""
+                .into(),
+        ),
+        (
+            "[app]:3000",
+            "expected \"[ipv6]:port\" with a valid IPv6 address and port, e.g. \"[::1]:3000\""
+                .into(),
+        ),
+        ("[::1]:0", "port 0 cannot be connected to".into()),
+        (
+            &format!("{long_label}:80"),
+            format!(
+                "the host name's label \"{long_label}\" is 64 characters, longer than the 63 \
+                 DNS allows"
+            ),
+        ),
+        (
+            &format!("{long_name}:80"),
+            "the host name is 254 characters, longer than the 253 DNS allows".into(),
+        ),
+    ];
+    for (address, why) in cases {
+        assert_eq!(error(address), why, "{address:?}");
+    }
 }
 
 #[test]
@@ -292,8 +475,32 @@ fn the_upstream_must_not_be_ferry_itself() {
         ["upstream.address: 127.0.0.1:9090 is ferry's own listener \
              (admin.listen = 127.0.0.1:9090); requests would be proxied back to ferry in a loop"]
     );
-    // Another port, another family, or a port-0 listener are not ferry.
-    for address in ["127.0.0.1:8082", "[::1]:8081", "10.0.0.1:8081"] {
+    // localhost is loopback (RFC 6761 §6.3), whichever family it resolves to.
+    for (localhost, listener) in [
+        ("localhost:8080", "server.listen[0] = 127.0.0.1:8080"),
+        ("LocalHost.:8081", "server.listen[1] = 0.0.0.0:8081"),
+        ("app.localhost:9090", "admin.listen = 127.0.0.1:9090"),
+    ] {
+        assert_eq!(
+            load_err(
+                &text.replace("127.0.0.1:8080\"\n", &format!("{localhost}\"\n")),
+                &[]
+            ),
+            [format!(
+                "upstream.address: {localhost} is ferry's own listener ({listener}); requests \
+                 would be proxied back to ferry in a loop"
+            )]
+        );
+    }
+    // Another port, another family, a port-0 listener, or a name that may be anything until
+    // it resolves, are not ferry.
+    for address in [
+        "127.0.0.1:8082",
+        "[::1]:8081",
+        "10.0.0.1:8081",
+        "localhost:8082",
+        "app:8080",
+    ] {
         load_ok(
             &text.replace("127.0.0.1:8080\"\n", &format!("{address}\"\n")),
             &[],
@@ -323,7 +530,10 @@ fn nothing_to_serve_is_an_error() {
         nothing
     );
     // An invalid address is reported once, without "nothing to serve" on top.
-    assert_eq!(load_err("[upstream]\naddress = \"app:80\"\n", &[]).len(), 1);
+    assert_eq!(
+        load_err("[upstream]\naddress = \"app_1:80\"\n", &[]).len(),
+        1
+    );
     let only_internal = "[[location]]\nprefix = \"/protected/\"\nroot = \"/srv\"\n\
                          internal = true\n";
     assert_eq!(
@@ -375,7 +585,7 @@ fn upstream_environment_values_are_validated_and_name_their_variable() {
     let errors = load_err(
         LOCATION,
         &[
-            ("FERRY__UPSTREAM__ADDRESS", "app:3000"),
+            ("FERRY__UPSTREAM__ADDRESS", "app:http"),
             ("FERRY__UPSTREAM__CONNECT_TIMEOUT", "1"),
             ("FERRY__UPSTREAM__IDLE_CONNECTIONS", "-2"),
             ("FERRY__UPSTREAM__FORWARDED_HEADERS", "yes"),
@@ -386,10 +596,8 @@ fn upstream_environment_values_are_validated_and_name_their_variable() {
     assert_eq!(
         errors,
         [
-            "upstream.address: invalid address \"app:3000\": expected \"ip:port\" with a \
-             numeric ip (host names are not resolved: no DNS in this build), e.g. \
-             \"127.0.0.1:3000\" or \"[::1]:3000\", or \"unix:/absolute/path\" \
-             (from environment variable FERRY__UPSTREAM__ADDRESS)",
+            "upstream.address: invalid address \"app:http\": the port must be a number from 1 \
+             to 65535, found \"http\" (from environment variable FERRY__UPSTREAM__ADDRESS)",
             "upstream.connect_timeout: invalid duration 1: add a unit, e.g. \"1s\" \
              (from environment variable FERRY__UPSTREAM__CONNECT_TIMEOUT)",
             "upstream.idle_connections: must not be negative, got -2 \
