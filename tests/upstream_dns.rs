@@ -169,12 +169,13 @@ fn check_accepts_host_names_and_rejects_malformed_ones_by_key() {
         "localhost:3000",
         "app.invalid:3000",
         "api.shop.svc.cluster.local:80",
+        "my_app:3000",
     ] {
         let (code, stderr) = check(address, None);
         assert_eq!(code, Some(0), "{address}: {stderr}");
     }
     for address in [
-        "my_app:3000",
+        "my app:3000",
         "app",
         "app:0",
         "app:http",
@@ -186,7 +187,7 @@ fn check_accepts_host_names_and_rejects_malformed_ones_by_key() {
         let expected = format!("upstream.address: invalid address {address:?}: ");
         assert!(stderr.starts_with(&expected), "{address}: {stderr}");
     }
-    let (code, stderr) = check("127.0.0.1:3000", Some("my_app:3000"));
+    let (code, stderr) = check("127.0.0.1:3000", Some("my app:3000"));
     assert_eq!(code, Some(64), "{stderr}");
     assert!(
         stderr.contains("(from environment variable FERRY__UPSTREAM__ADDRESS)"),

@@ -242,8 +242,11 @@ fn parse_host_port(text: &str) -> Result<UpstreamAddress, String> {
 
 /// A DNS host name as RFC 1123 §2.1 allows: dot-separated labels of 1 to 63 letters, digits
 /// and hyphens, not beginning or ending with a hyphen, 253 characters in all, optionally
-/// one trailing dot (a fully qualified name). The last label must not be all digits (RFC
-/// 3696 §2), which is what makes `300.1.1.1` a mistyped IP address rather than a name.
+/// one trailing dot (a fully qualified name). Underscores are let through as well: DNS
+/// itself takes them (RFC 2181 §11), Docker's resolver answers for compose service names
+/// such as `my_app`, and the system resolver looks them up. The last label must not be all
+/// digits (RFC 3696 §2), which is what makes `300.1.1.1` a mistyped IP address rather than
+/// a name.
 fn check_host_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("no host before the port, e.g. \"app:3000\"".into());
@@ -272,10 +275,10 @@ fn check_host_name(name: &str) -> Result<(), String> {
         }
         if let Some(c) = label
             .chars()
-            .find(|c| !c.is_ascii_alphanumeric() && *c != '-')
+            .find(|c| !c.is_ascii_alphanumeric() && *c != '-' && *c != '_')
         {
             return Err(format!(
-                "{c:?} cannot be in a host name: letters, digits, '-' and '.' only (RFC 1123)"
+                "{c:?} cannot be in a host name: letters, digits, '-', '_' and '.' only"
             ));
         }
         if label.starts_with('-') || label.ends_with('-') {
