@@ -161,6 +161,13 @@ fn check(config: &Config) -> ExitCode {
             );
         }
     }
+    if let Some(warning) = config
+        .upstream
+        .as_ref()
+        .and_then(ferry::upstream::check_resolves)
+    {
+        eprintln!("warning: {warning}");
+    }
     if errors.is_empty() {
         println!("configuration ok");
         ExitCode::SUCCESS
