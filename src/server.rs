@@ -2,8 +2,16 @@
 //! before serving anything, so a bad address fails fast), run the accept loops and the admin
 //! server, and on SIGTERM/SIGINT drain: /readyz turns 503, listeners close, idle keep-alive
 //! connections close, in-flight responses get up to `shutdown_grace` to finish.
+//!
+//! Client connections are served by one single-threaded runtime per core ("connection
+//! workers"), each accepting on its own SO_REUSEPORT socket of every client address, so a
+//! connection lives on the thread that accepted it, as in nginx's worker processes. On the
+//! work-stealing runtime, connections moved between the two cores of the bench machine and a
+//! 4 KiB response cost ~0.7 µs more CPU than with a single worker (bench/RESULTS.md). The
+//! admin server, signals and the cache's own tasks stay on the main runtime.
 
 use std::net::SocketAddr;
+use std::num::NonZero;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,6 +47,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Cache(#[from] crate::cache::CacheError),
+    #[error("connection worker: {0}")]
+    Worker(std::io::Error),
 }
 
 /// The addresses actually bound (port 0 resolved).
@@ -69,13 +79,17 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         Some(tls) => Some(Arc::new(Tls::new(tls).await?)),
         None => None,
     };
-    let mut listeners = Vec::new();
+    let workers = std::thread::available_parallelism().map_or(1, NonZero::get);
+    // One socket per connection worker for each client address; the first one resolves
+    // port 0, the others join it through SO_REUSEPORT.
+    let mut listeners: Vec<(Vec<std::net::TcpListener>, Option<Arc<Tls>>)> = Vec::new();
     for &addr in &config.server.listen {
-        listeners.push((bind("server.listen", addr)?, None));
+        listeners.push((bind_workers("server.listen", addr, workers)?, None));
     }
     if let (Some(tls_config), Some(tls)) = (&config.tls, &tls) {
         for &addr in &tls_config.listen {
-            listeners.push((bind("tls.listen", addr)?, Some(Arc::clone(tls))));
+            let sockets = bind_workers("tls.listen", addr, workers)?;
+            listeners.push((sockets, Some(Arc::clone(tls))));
         }
     }
     let admin_addr = config.admin.listen;
@@ -84,7 +98,7 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         listeners
             .iter()
             .filter(|(_, t)| t.is_some() == tls)
-            .filter_map(|(l, _)| l.local_addr().ok())
+            .filter_map(|(l, _)| l[0].local_addr().ok())
             .collect()
     };
     let bound = Bound {
@@ -142,16 +156,29 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         Arc::clone(&admin),
         admin_stop.clone(),
     ));
-    let mut accept_tasks = Vec::new();
-    for (listener, tls) in listeners {
-        accept_tasks.push(tokio::spawn(frontend::accept_loop(
-            listener,
-            tls,
-            Arc::clone(&shared),
-            Arc::clone(&limit),
-            shutdown.clone(),
-            tracker.clone(),
-        )));
+    // Worker i takes socket i of every client address.
+    let mut per_worker: Vec<Vec<(std::net::TcpListener, Option<Arc<Tls>>)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (sockets, tls) in listeners {
+        for (worker, socket) in per_worker.iter_mut().zip(sockets) {
+            worker.push((socket, tls.clone()));
+        }
+    }
+    let stop = CancellationToken::new();
+    let mut accepting = Vec::new();
+    let mut threads = Vec::new();
+    for (i, sockets) in per_worker.into_iter().enumerate() {
+        let (done, accepted_all) = tokio::sync::oneshot::channel::<()>();
+        accepting.push(accepted_all);
+        let worker = ConnectionWorker {
+            sockets,
+            shared: Arc::clone(&shared),
+            limit: Arc::clone(&limit),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            stop: stop.clone(),
+        };
+        threads.push(worker.start(i, done)?);
     }
     on_ready(&bound);
 
@@ -162,9 +189,9 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     tracing::info!(signal = signal_name, grace = ?grace, "shutting down");
     admin.draining.store(true, Ordering::Relaxed);
     shutdown.cancel();
-    for task in accept_tasks {
+    for accepted_all in accepting {
         // The loops return as soon as they see the cancellation, dropping their listeners.
-        let _ = task.await;
+        let _ = accepted_all.await;
     }
     tracker.close();
     let open = tracker.len();
@@ -176,9 +203,93 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     } else {
         tracing::info!(connections = open, "all connections finished");
     }
+    // Whatever is left on the connection workers ends with their runtimes.
+    stop.cancel();
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
     admin_stop.cancel();
     let _ = admin_task.await;
     Ok(())
+}
+
+/// A thread with its own single-threaded runtime that accepts on its sockets and serves the
+/// connections it accepted, until `stop`.
+struct ConnectionWorker {
+    sockets: Vec<(std::net::TcpListener, Option<Arc<Tls>>)>,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl ConnectionWorker {
+    /// Starts the thread; `done` is sent once its accept loops have ended (after `shutdown`).
+    fn start(
+        self,
+        index: usize,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<std::thread::JoinHandle<()>, StartError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Worker)?;
+        std::thread::Builder::new()
+            .name(format!("ferry-conn-{index}"))
+            .spawn(move || {
+                runtime.block_on(self.run(done));
+                // Blocking tasks still running (a cold open, a direct read) are not waited for.
+                runtime.shutdown_background();
+            })
+            .map_err(StartError::Worker)
+    }
+
+    async fn run(self, done: tokio::sync::oneshot::Sender<()>) {
+        let mut loops = Vec::new();
+        for (socket, tls) in self.sockets {
+            let local = socket.local_addr().ok();
+            let listener = match TcpListener::from_std(socket) {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::error!(listener = ?local, error = %err, "listener not served");
+                    continue;
+                }
+            };
+            loops.push(tokio::spawn(frontend::accept_loop(
+                listener,
+                tls,
+                Arc::clone(&self.shared),
+                Arc::clone(&self.limit),
+                self.shutdown.clone(),
+                self.tracker.clone(),
+            )));
+        }
+        for accept in loops {
+            let _ = accept.await;
+        }
+        let _ = done.send(());
+        self.stop.cancelled().await;
+    }
+}
+
+/// Binds `count` sockets on `addr` (SO_REUSEPORT), the first resolving port 0.
+fn bind_workers(
+    key: &'static str,
+    addr: SocketAddr,
+    count: usize,
+) -> Result<Vec<std::net::TcpListener>, StartError> {
+    let bind = |addr| frontend::bind(addr).map_err(|source| StartError::Bind { key, addr, source });
+    let first = bind(addr)?;
+    let resolved = first.local_addr().unwrap_or(addr);
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind(resolved)?);
+    }
+    Ok(sockets)
 }
 
 /// Binds one listener; a failure names the key it came from.
