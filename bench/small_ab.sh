@@ -41,7 +41,7 @@ head -c 4096 /dev/urandom >"$WORK/files/f4k.bin"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # start NAME BIN PORT: sets SRV and PIDS
-    local name=$1 bin=$2 port=$3 i
+    local name=$1 bin=$2 port=$3
     if [[ $name == nginx ]]; then
         cat >"$WORK/nginx.conf" <<EOF
 worker_processes 2;
@@ -77,7 +77,7 @@ EOF
         "$bin" serve --config "$WORK/ferry.toml" >"$WORK/ferry.log" 2>&1 &
     fi
     SRV=$!
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         curl -sf -o /dev/null "http://127.0.0.1:$port/static/f4k.bin" && break
         sleep 0.1
     done
@@ -89,7 +89,7 @@ NAMES=()
 for bin in "$@"; do NAMES+=("$bin"); done
 NAMES+=(nginx)
 printf '%-40s %10s %12s %10s %10s\n' server req/s "CPU µs/req" user sys
-for round in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
     for name in "${NAMES[@]}"; do
         port=$(free_port)
         start "$([[ $name == nginx ]] && echo nginx || echo ferry)" "$name" "$port"
