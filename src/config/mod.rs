@@ -28,6 +28,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::http::ContentCoding;
 pub use units::{parse_duration, parse_size};
 
 /// The text of `config/ferry.toml`: the documented default configuration.
@@ -424,6 +425,10 @@ pub struct Location {
     /// This location's `directio_threshold`: `None` takes `io.directio_threshold`,
     /// `Some(None)` ("0") turns direct I/O off here.
     pub directio_threshold: Option<Option<NonZeroU64>>,
+    /// Pre-compressed variants (`NAME.br`, `NAME.zst`, `NAME.gz`) served to clients that
+    /// accept them, in the server's order of preference on equal q; empty: off (nginx
+    /// `gzip_static on;`, `brotli_static on;`). No duplicates.
+    pub precompressed: Vec<ContentCoding>,
 }
 
 /// One problem with one key: `"{key}: {message}"`.

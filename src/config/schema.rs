@@ -69,13 +69,14 @@ const CACHE_KEYS: [&str; 5] = [
     "lock_timeout",
     "stale_if_error",
 ];
-const LOCATION_KEYS: [&str; 6] = [
+const LOCATION_KEYS: [&str; 7] = [
     "prefix",
     "root",
     "index",
     "expires",
     "internal",
     "directio_threshold",
+    "precompressed",
 ];
 
 const ACCESS_LOGS: [(&str, AccessLog); 3] = [

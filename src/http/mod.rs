@@ -1,9 +1,10 @@
 //! HTTP/1.1 codec: request-head parsing, chunked bodies, response heads,
-//! byte ranges, conditional requests and content types.
+//! byte ranges, conditional requests, content types and Accept-Encoding.
 //!
 //! Everything here is pure: it parses from byte slices and encodes into
 //! `Vec<u8>`/`String`. Sockets, files, timeouts and routing live elsewhere.
 
+pub mod accept_encoding;
 pub mod chunked;
 pub mod codec;
 pub mod conditional;
@@ -15,6 +16,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use accept_encoding::{AcceptEncoding, Codings, ContentCoding};
 pub use chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 pub use codec::{
     BodyLength, Header, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Method, ParseError, RequestHead,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::{LOCATION_KEYS, Walker};
-use crate::config::Location;
+use super::{LOCATION_KEYS, ListShape, Walker};
+use crate::config::{ContentCoding, Location};
 
 /// How many `[[location]]` sections the value holds: 0 when absent, `None` when it is not a
 /// list at all (an error already reported by [`Walker::locations`]).
@@ -81,6 +81,7 @@ impl Walker<'_> {
         let expires = self.field(table, &key, "expires", Self::duration);
         let internal = self.field(table, &key, "internal", Self::boolean);
         let directio_threshold = self.field(table, &key, "directio_threshold", Self::threshold);
+        let precompressed = self.field(table, &key, "precompressed", Self::precompressed);
         let prefix = prefix?;
         if let Some(first) = seen.get(&prefix) {
             let message = format!("duplicate prefix {prefix:?} (also location[{first}].prefix)");
@@ -110,6 +111,7 @@ impl Walker<'_> {
             expires,
             internal,
             directio_threshold,
+            precompressed: precompressed.unwrap_or_default(),
         })
     }
 
@@ -150,5 +152,27 @@ impl Walker<'_> {
             return None;
         }
         Some(text.to_owned())
+    }
+
+    /// The codings served pre-compressed, in the order given (the server's preference on
+    /// equal q); an empty array is the default (off), not an error.
+    fn precompressed(&mut self, key: &str, value: &Value) -> Option<Vec<ContentCoding>> {
+        if matches!(&value.kind, ValueKind::Array(items) if items.is_empty()) {
+            return Some(Vec::new());
+        }
+        let shape = ListShape {
+            expected: "an array of content codings, e.g. [\"br\", \"gzip\"]",
+            // Never reported: an empty array is the default, taken above.
+            empty: "at least one coding is required",
+            same: |a: &ContentCoding, b: &ContentCoding| a == b,
+            describe: |coding: &ContentCoding| format!("coding {:?}", coding.token()),
+        };
+        self.list(key, value, &shape, Self::coding)
+    }
+
+    /// One of [`ContentCoding::ALL`], spelled as its content-coding token.
+    fn coding(&mut self, key: &str, value: &Value) -> Option<ContentCoding> {
+        let options = ContentCoding::ALL.map(|coding| (coding.token(), coding));
+        self.choice(key, value, &options)
     }
 }

@@ -3,7 +3,7 @@
 //! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides,
 //! `upstream.rs` and `offload.rs` the `[upstream]` and `[offload]` sections, internal
 //! locations and the checks between them and the locations, `tls.rs` the `[tls]` section and
-//! its listeners against the others.
+//! its listeners against the others, `precompressed.rs` a location's `precompressed` list.
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
@@ -12,6 +12,7 @@ mod directio;
 mod env;
 mod errors;
 mod offload;
+mod precompressed;
 mod tls;
 mod upstream;
 
@@ -76,6 +77,7 @@ fn embedded_default_is_the_documented_defaults() {
             expires: None,
             internal: false,
             directio_threshold: None,
+            precompressed: Vec::new(),
         }],
         upstream: None,
         offload: Offload {
@@ -165,6 +167,7 @@ fn every_key_is_read() {
                 expires: Some(secs(86_400)),
                 internal: false,
                 directio_threshold: None,
+                precompressed: Vec::new(),
             },
             Location {
                 prefix: "/".into(),
@@ -173,6 +176,7 @@ fn every_key_is_read() {
                 expires: None,
                 internal: false,
                 directio_threshold: None,
+                precompressed: Vec::new(),
             },
         ]
     );

@@ -77,6 +77,7 @@ fn the_documented_examples_parse_together() {
             expires: None,
             internal: true,
             directio_threshold: None,
+            precompressed: Vec::new(),
         }
     );
     assert_eq!(config.locations[0].expires, Some(secs(3_600)));
