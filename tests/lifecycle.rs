@@ -173,6 +173,30 @@ fn max_connections_reached_then_recovers() {
     assert!(server.try_wait().is_none(), "ferry exited");
 }
 
+/// The limit is shared by every accept loop (one per connection worker, each on its own
+/// SO_REUSEPORT socket): with room for one connection, one client after another is served,
+/// whichever worker's socket the kernel hands each to. (When a loop took its permit before
+/// accepting, the permit could sit with a loop whose socket stayed empty while the client
+/// waited in the other socket's backlog: about one client in two, on two cores.)
+#[test]
+fn max_connections_is_shared_by_every_accepting_worker() {
+    let (tmp, _) = fixture(false);
+    let mut c = cfg(tmp.path());
+    c.max_connections = 1;
+    let server = Server::start(&c);
+    for round in 0..8 {
+        // The previous client has closed; ferry frees its permit when it sees that, and this
+        // one is served then at the latest.
+        let mut conn = server.connect();
+        let response = conn.get("/static/hello.txt", &[("Connection", "close")]);
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, HELLO),
+            "client {round}"
+        );
+    }
+}
+
 fn shutdown_during_download(sig: &str) {
     let (tmp, pattern) = fixture(true);
     let pattern = pattern.unwrap();

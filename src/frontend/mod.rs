@@ -41,9 +41,12 @@ pub struct Shared {
 }
 
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on
-/// `tracker`. At most `server.max_connections` connections are open at once (shared across
-/// listeners through `limit`): past it, ferry stops accepting and lets the backlog hold
-/// clients, as nginx does at worker_connections, rather than accepting and dropping them.
+/// `tracker`. At most `server.max_connections` connections are served at once (shared across
+/// listeners and connection workers through `limit`): past it, each accept loop holds the one
+/// connection it has just accepted until a permit frees and accepts no more, so the backlog
+/// holds the other clients rather than ferry accepting and dropping them. (A loop takes its
+/// permit after `accept`, not before: a permit held by a loop waiting on an idle socket would
+/// be kept from the connections queued on another worker's socket of the SO_REUSEPORT group.)
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
@@ -54,13 +57,6 @@ pub async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
@@ -75,6 +71,13 @@ pub async fn accept_loop(
                 }
                 continue;
             }
+        };
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
         };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "TCP_NODELAY");
