@@ -148,6 +148,14 @@ impl Codings {
     pub fn iter(&self) -> impl Iterator<Item = ContentCoding> + '_ {
         self.items[..self.len].iter().map(|&(coding, _)| coding)
     }
+
+    /// Without the first `n`.
+    pub fn skip(mut self, n: usize) -> Codings {
+        let n = n.min(self.len);
+        self.items.copy_within(n..self.len, 0);
+        self.len -= n;
+        self
+    }
 }
 
 /// One list element, `token *( OWS ";" OWS name=value )`: the token and its weight
@@ -311,6 +319,15 @@ mod tests {
         assert_eq!(pick(&["br;foo=bar"], &ALL), [Br]);
         assert_eq!(pick(&[";q=1, \"gzip\", gzip"], &ALL), [Gzip]);
         assert_eq!(pick(&["\u{e9}br, br"], &ALL), [Br]);
+    }
+
+    #[test]
+    fn skipping_the_tried_ones() {
+        let picked = parse(&["gzip, br;q=0.5, zstd"]).preferred(&ALL);
+        assert_eq!(picked.iter().collect::<Vec<_>>(), [Zstd, Gzip, Br]);
+        assert_eq!(picked.skip(1).iter().collect::<Vec<_>>(), [Gzip, Br]);
+        assert_eq!(picked.skip(2).iter().collect::<Vec<_>>(), [Br]);
+        assert!(picked.skip(3).is_empty() && picked.skip(9).is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! that must land in an `internal` location) and X-Sendfile (lighttpd semantics: an absolute
 //! path that must resolve beneath one of `offload.x_sendfile_roots`). Either way the file goes
 //! out on the same send paths as a static file, with the client's Range and conditional
-//! headers applied to it, and source `accel`.
+//! headers applied to it, and source `accel`. An internal location's `precompressed` variants
+//! apply to X-Accel-Redirect files as to a client's request (nginx's `gzip_static` does too).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use super::static_file::OpenError;
 use super::{Reply, Router, open_file, relative_path, split_target, static_file};
-use crate::http::{Method, RequestHead};
+use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
 use crate::upstream::ResponseHead;
 
@@ -64,7 +65,8 @@ impl Router {
             }
         };
         let file_req = as_file_request(req);
-        let mut reply = match open_file(Arc::clone(loc), rel, false).await {
+        let codings = loc.codings(req);
+        let mut reply = match open_file(Arc::clone(loc), rel, false, codings).await {
             Ok((opened, loc)) => static_file::reply(&file_req, opened, loc.expires),
             Err(err) => {
                 tracing::warn!(uri, error = ?err, "x-accel-redirect: file not served");
@@ -73,11 +75,14 @@ impl Router {
                 } else {
                     err.status()
                 };
-                return Reply::error(status, Source::Accel);
+                let mut reply = Reply::error(status, Source::Accel);
+                loc.add_vary(&mut reply);
+                return reply;
             }
         };
         reply.source = Source::Accel;
         take_app_headers(&mut reply, app, |name| ACCEL_KEPT.contains(&name));
+        loc.add_vary(&mut reply);
         reply.rate = limit_rate(app);
         reply
     }
@@ -102,7 +107,9 @@ impl Router {
             rest.as_os_str()
         };
         let file_req = as_file_request(req);
-        let mut reply = match open_file(Arc::clone(root), rel.to_os_string(), false).await {
+        let codings = Codings::default();
+        let mut reply = match open_file(Arc::clone(root), rel.to_os_string(), false, codings).await
+        {
             Ok((opened, _)) => static_file::reply(&file_req, opened, None),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = ?err, "x-sendfile: file not served");

@@ -1,5 +1,6 @@
 //! From a parsed request head to a `Reply`: the longest-prefix location decides who answers;
-//! static locations resolve the path safely beneath their root and answer with a file body.
+//! static locations resolve the path safely beneath their root and answer with a file body
+//! (a pre-compressed variant of it when the location offers them and the client accepts one).
 //! The proxy (upstream) and internal locations join here later.
 //!
 //! Not here: framing, keep-alive and writing (frontend, send).
@@ -21,7 +22,7 @@ use bytes::Bytes;
 pub use resolve::{BadPath, relative_path};
 
 use crate::config::Config;
-use crate::http::{Method, RequestHead, reason};
+use crate::http::{AcceptEncoding, Codings, ContentCoding, Method, RequestHead, reason};
 use crate::metrics::Source;
 use crate::send::Body;
 
@@ -104,6 +105,8 @@ pub struct StaticLocation {
     /// Files at least this large are read with O_DIRECT (the location's or `[io]`'s
     /// `directio_threshold`); `None`: never.
     pub directio: Option<NonZeroU64>,
+    /// The location's `precompressed` codings, in its order of preference; empty: off.
+    pub precompressed: Vec<ContentCoding>,
 }
 
 impl StaticLocation {
@@ -124,7 +127,25 @@ impl StaticLocation {
             expires,
             internal,
             directio,
+            precompressed: Vec::new(),
         })
+    }
+
+    /// The pre-compressed variants to look for, best first; none, without reading the
+    /// request, when the location offers none.
+    fn codings(&self, req: &RequestHead) -> Codings {
+        if self.precompressed.is_empty() {
+            return Codings::default();
+        }
+        AcceptEncoding::parse(req.headers_all("accept-encoding")).preferred(&self.precompressed)
+    }
+
+    /// Every response of a location that offers variants says the answer depends on
+    /// Accept-Encoding (identity ones too), so shared caches keep the variants apart.
+    fn add_vary(&self, reply: &mut Reply) {
+        if !self.precompressed.is_empty() {
+            reply.headers.push(("Vary", "Accept-Encoding".to_string()));
+        }
     }
 }
 
@@ -162,7 +183,10 @@ impl Router {
                 loc.directio_threshold
                     .unwrap_or(config.io.directio_threshold),
             ) {
-                Ok(opened) => locations.push(Arc::new(opened)),
+                Ok(mut opened) => {
+                    opened.precompressed = loc.precompressed.clone();
+                    locations.push(Arc::new(opened));
+                }
                 Err(err) => {
                     errors.push(format!("location[{i}].root: {}: {err}", loc.root.display()))
                 }
@@ -222,50 +246,73 @@ impl Router {
             // nginx's `internal;`: a client cannot name it, only an X-Accel-Redirect can.
             return Dispatch::Reply(Reply::error(404, Source::Static));
         }
-        if !matches!(req.method, Method::Get | Method::Head) {
-            return Dispatch::Reply(
-                Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD".to_string()),
-            );
-        }
-        let rel = match relative_path(&path[loc.prefix.len()..]) {
-            Ok(rel) => rel,
-            Err(err) => {
-                tracing::debug!(target = %req.target, error = %err, "path refused");
-                return Dispatch::Reply(Reply::error(400, Source::Static));
-            }
-        };
-        let dir_request = path.ends_with('/');
-        let reply = match open_file(Arc::clone(loc), rel, dir_request).await {
-            Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
-            Err(static_file::OpenError::Directory) => {
-                Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
-            }
-            Err(err) => Reply::error(err.status(), Source::Static),
-        };
+        let mut reply = serve_static(loc, req, path, query).await;
+        loc.add_vary(&mut reply);
         Dispatch::Reply(reply)
     }
 }
 
-/// Opens `rel` beneath `loc`: on the event loop when the kernel can resolve it from its
-/// caches (the common case: a dentry lookup and an open, a few microseconds), else on the
-/// blocking pool, so a cold lookup never stalls other connections.
+/// A client's request for a file of the static location `loc`.
+async fn serve_static(
+    loc: &Arc<StaticLocation>,
+    req: &RequestHead,
+    path: &str,
+    query: Option<&str>,
+) -> Reply {
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD".to_string());
+    }
+    let rel = match relative_path(&path[loc.prefix.len()..]) {
+        Ok(rel) => rel,
+        Err(err) => {
+            tracing::debug!(target = %req.target, error = %err, "path refused");
+            return Reply::error(400, Source::Static);
+        }
+    };
+    let dir_request = path.ends_with('/');
+    match open_file(Arc::clone(loc), rel, dir_request, loc.codings(req)).await {
+        Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
+        Err(static_file::OpenError::Directory) => {
+            Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
+        }
+        Err(err) => Reply::error(err.status(), Source::Static),
+    }
+}
+
+/// Opens `rel` beneath `loc` (or the first of its `codings` variants that is there): on the
+/// event loop when the kernel can resolve it from its caches (the common case: a dentry lookup
+/// and an open, a few microseconds), else on the blocking pool, so a cold lookup never stalls
+/// other connections. When only a variant's lookup would block, only the variants are looked
+/// for there.
 async fn open_file(
     loc: Arc<StaticLocation>,
     rel: std::ffi::OsString,
     dir_request: bool,
+    codings: Codings,
 ) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
-    match static_file::open(&loc, &rel, dir_request, Lookup::Cached) {
+    match static_file::open(&loc, &rel, dir_request, codings, Lookup::Cached) {
         Err(static_file::OpenError::WouldBlock) => {}
+        Ok(opened) if opened.untried.is_some() => {
+            return off_reactor(move || Ok((static_file::open_untried(&loc, opened), loc))).await;
+        }
         done => return done.map(|opened| (opened, loc)),
     }
-    tokio::task::spawn_blocking(move || {
-        static_file::open(&loc, &rel, dir_request, Lookup::Blocking).map(|f| (f, loc))
+    off_reactor(move || {
+        static_file::open(&loc, &rel, dir_request, codings, Lookup::Blocking).map(|f| (f, loc))
     })
     .await
-    .unwrap_or_else(|join| {
-        tracing::error!(error = %join, "file open task failed");
-        Err(static_file::OpenError::Internal)
-    })
+}
+
+/// Runs a blocking file lookup on the blocking pool.
+async fn off_reactor<T: Send + 'static>(
+    open: impl FnOnce() -> Result<T, static_file::OpenError> + Send + 'static,
+) -> Result<T, static_file::OpenError> {
+    tokio::task::spawn_blocking(open)
+        .await
+        .unwrap_or_else(|join| {
+            tracing::error!(error = %join, "file open task failed");
+            Err(static_file::OpenError::Internal)
+        })
 }
 
 /// Splits a request target into path and query (without the `?`).

@@ -1,6 +1,8 @@
 //! A static location's file: opened beneath the root (blocking; the router runs this off the
 //! reactor), then turned into a reply — validators, conditional requests, ranges. Whether the
-//! body is read with O_DIRECT (the location's directio threshold) is decided here too.
+//! body is read with O_DIRECT (the location's directio threshold) is decided here too, and
+//! which pre-compressed variant (`NAME.br`, ...) stands in for the file: it becomes the
+//! selected representation, so its bytes, length and validators are the reply's.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
@@ -15,9 +17,9 @@ use bytes::Bytes;
 
 use super::{Reply, StaticLocation};
 use crate::http::{
-    ByteRange, Method, Precondition, RangeRequest, RequestHead, Validators, content_range,
-    content_type, evaluate, http_date, if_range_allows, multipart_boundary, multipart_end,
-    multipart_part_head, parse_range, strong_etag, unsatisfied_range,
+    ByteRange, Codings, ContentCoding, Method, Precondition, RangeRequest, RequestHead, Validators,
+    content_range, content_type, evaluate, http_date, if_range_allows, multipart_boundary,
+    multipart_end, multipart_part_head, parse_range, strong_etag, unsatisfied_range,
 };
 use crate::metrics::Source;
 use crate::send::{Body, FileRange, Part};
@@ -73,6 +75,11 @@ pub struct Opened {
     pub content_type: String,
     /// At or above the location's directio threshold: to be read with O_DIRECT.
     pub direct: bool,
+    /// `Some`: `file` and `meta` are this pre-compressed variant of the file asked for.
+    pub encoding: Option<ContentCoding>,
+    /// Variants a cached-only lookup could not try, with the file's path: for
+    /// [`open_untried`] off the reactor. `None` once looked for.
+    pub untried: Option<(Codings, OsString)>,
 }
 
 /// How a path may be looked up.
@@ -84,21 +91,18 @@ pub enum Lookup {
     Blocking,
 }
 
-/// Opens `rel` beneath the location's root; a directory yields its index file.
+/// Opens `rel` beneath the location's root; a directory yields its index file. When that
+/// file is there, the first of `codings` whose variant is a regular file stands in for it.
 pub fn open(
     loc: &StaticLocation,
     rel: &OsStr,
     dir_request: bool,
+    codings: Codings,
     lookup: Lookup,
 ) -> Result<Opened, OpenError> {
     let (file, meta) = open_checked(loc, rel, lookup)?;
     if meta.is_file() {
-        return Ok(Opened {
-            direct: is_direct(loc, &meta),
-            file,
-            meta,
-            content_type: content_type(Path::new(rel)),
-        });
+        return with_variant(loc, rel, (file, meta), codings, lookup);
     }
     if !meta.is_dir() {
         return Err(OpenError::Forbidden);
@@ -118,16 +122,103 @@ pub fn open(
     index_rel.extend_from_slice(index.as_bytes());
     let index_rel = OsString::from_vec(index_rel);
     match open_checked(loc, &index_rel, lookup) {
-        Ok((file, meta)) if meta.is_file() => Ok(Opened {
-            direct: is_direct(loc, &meta),
-            file,
-            meta,
-            content_type: content_type(Path::new(&index_rel)),
-        }),
+        Ok((file, meta)) if meta.is_file() => {
+            with_variant(loc, &index_rel, (file, meta), codings, lookup)
+        }
         // nginx answers a directory without a usable index with 403 (no autoindex).
         Ok(_) | Err(OpenError::NotFound) => Err(OpenError::Forbidden),
         Err(err) => Err(err),
     }
+}
+
+/// The file `rel` (opened: `original`), or the first of `codings` whose variant is there.
+/// The Content-Type is the original's either way.
+fn with_variant(
+    loc: &StaticLocation,
+    rel: &OsStr,
+    original: (File, Metadata),
+    codings: Codings,
+    lookup: Lookup,
+) -> Result<Opened, OpenError> {
+    let (file, meta) = original;
+    let mut opened = Opened {
+        direct: is_direct(loc, &meta),
+        file,
+        meta,
+        content_type: content_type(Path::new(rel)),
+        encoding: None,
+        untried: None,
+    };
+    match open_variant(loc, rel, codings, lookup) {
+        Probe::Found(file, meta, coding) => opened.take_variant(loc, file, meta, coding),
+        Probe::Missing => {}
+        Probe::Blocked(rest) => opened.untried = Some((rest, rel.to_os_string())),
+    }
+    Ok(opened)
+}
+
+/// With blocking lookups, the variants a cached-only lookup left untried (the original stays
+/// open: only the variants' lookups move off the reactor).
+pub fn open_untried(loc: &StaticLocation, mut opened: Opened) -> Opened {
+    if let Some((codings, rel)) = opened.untried.take()
+        && let Probe::Found(file, meta, coding) = open_variant(loc, &rel, codings, Lookup::Blocking)
+    {
+        opened.take_variant(loc, file, meta, coding);
+    }
+    opened
+}
+
+impl Opened {
+    fn take_variant(
+        &mut self,
+        loc: &StaticLocation,
+        file: File,
+        meta: Metadata,
+        coding: ContentCoding,
+    ) {
+        self.direct = is_direct(loc, &meta);
+        self.file = file;
+        self.meta = meta;
+        self.encoding = Some(coding);
+    }
+}
+
+/// What looking for a pre-compressed variant found.
+enum Probe {
+    Found(File, Metadata, ContentCoding),
+    Missing,
+    /// A cached-only lookup would have blocked: these codings, best first, are still to try.
+    Blocked(Codings),
+}
+
+/// Tries `rel` + each coding's suffix, best first, through the same `RESOLVE_BENEATH` open as
+/// the original: one openat2 per coding at most, none when `codings` is empty or `rel`
+/// already names a variant (`app.js.gz` is served as the file it is). A variant that is
+/// missing, not a regular file, unreadable or reached by a symlink out of the root is
+/// skipped.
+fn open_variant(loc: &StaticLocation, rel: &OsStr, codings: Codings, lookup: Lookup) -> Probe {
+    let rel = rel.as_bytes();
+    let names_variant = ContentCoding::ALL
+        .iter()
+        .any(|coding| rel.ends_with(coding.suffix().as_bytes()));
+    if codings.is_empty() || names_variant {
+        return Probe::Missing;
+    }
+    let mut name = Vec::with_capacity(rel.len() + 4);
+    for (tried, coding) in codings.iter().enumerate() {
+        name.clear();
+        name.extend_from_slice(rel);
+        name.extend_from_slice(coding.suffix().as_bytes());
+        let path = OsStr::from_bytes(&name);
+        match open_checked(loc, path, lookup) {
+            Ok((file, meta)) if meta.is_file() => return Probe::Found(file, meta, coding),
+            Ok(_) => tracing::debug!(?path, "variant not a regular file: skipped"),
+            Err(OpenError::WouldBlock) => return Probe::Blocked(codings.skip(tried)),
+            Err(OpenError::NotFound) => {}
+            Err(err) => tracing::debug!(?path, error = ?err, "variant skipped"),
+        }
+    }
+    Probe::Missing
 }
 
 /// Whether a file of this location is read with O_DIRECT: the choice is made here, once per
@@ -176,7 +267,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     // The validators and caching headers every 200, 206 and 304 carries; the ETag moves
     // in once the validators are no longer needed (no copy of it per response).
     let validator_headers = |etag: String| {
-        let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(7);
+        let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(9);
         headers.push(("Last-Modified", http_date(modified)));
         headers.push(("ETag", etag));
         if let Some(max_age) = expires {
@@ -200,6 +291,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     }
     let ctype = opened.content_type;
     let direct = opened.direct;
+    let encoding = opened.encoding;
     let file = Arc::new(opened.file);
     let whole = Body::File(FileRange {
         file: Arc::clone(&file),
@@ -213,10 +305,24 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         }
         _ => RangeRequest::Full,
     };
+    let range = match range {
+        // Parts of encoded bytes in a multipart body would need a Content-Encoding each, which
+        // clients do not expect there: the whole variant instead (a server may ignore Range).
+        RangeRequest::Partial(ranges) if ranges.len() > 1 && encoding.is_some() => {
+            RangeRequest::Full
+        }
+        range => range,
+    };
+    let coded = |headers: &mut Vec<(&'static str, String)>| {
+        if let Some(coding) = encoding {
+            headers.push(("Content-Encoding", coding.token().to_string()));
+        }
+    };
     match range {
         RangeRequest::Full => {
             let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
+            coded(&mut headers);
             reply(200, headers, whole)
         }
         RangeRequest::Unsatisfiable => {
@@ -228,6 +334,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
             let r = ranges[0];
             let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
+            coded(&mut headers);
             headers.push(("Content-Range", content_range(r, len)));
             reply(
                 206,
