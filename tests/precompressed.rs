@@ -585,3 +585,30 @@ fn the_test_brotli_writer_is_valid_brotli() {
         assert!(body == data, "{name}");
     }
 }
+
+/// An internal location's variants serve X-Accel-Redirect answers too (nginx's gzip_static
+/// applies after an internal redirect as well).
+#[test]
+fn x_accel_redirect_into_an_internal_location_gets_variants() {
+    use common::app::{App, ProxyConfig, qenc};
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tmp.path().join("files");
+    fs::create_dir_all(&files).unwrap();
+    let js = b"console.log('offloaded');\n".repeat(50);
+    let gz = gzip(&js);
+    fs::write(files.join("app.js"), &js).unwrap();
+    fs::write(files.join("app.js.gz"), &gz).unwrap();
+    let app = App::start();
+    let cfg = ProxyConfig::new(&app.address).location("/protected/", &files, true);
+    let server = start_toml(&format!("{}precompressed = [\"gzip\"]\n", cfg.to_toml()));
+    let target = format!("/accel?to={}", qenc("/protected/app.js"));
+    let r = server.request("GET", &target, &ae("gzip"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(r.body == gz);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    let r = server.request("GET", &target, &[]);
+    assert_eq!((r.status, r.header("content-encoding")), (200, None));
+    assert!(r.body == js);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+}
