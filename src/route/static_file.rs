@@ -102,7 +102,7 @@ pub fn open(
 ) -> Result<Opened, OpenError> {
     let (file, meta) = open_checked(loc, rel, lookup)?;
     if meta.is_file() {
-        return with_variant(loc, rel, (file, meta), codings, lookup);
+        return Ok(with_variant(loc, rel, (file, meta), codings, lookup));
     }
     if !meta.is_dir() {
         return Err(OpenError::Forbidden);
@@ -123,7 +123,7 @@ pub fn open(
     let index_rel = OsString::from_vec(index_rel);
     match open_checked(loc, &index_rel, lookup) {
         Ok((file, meta)) if meta.is_file() => {
-            with_variant(loc, &index_rel, (file, meta), codings, lookup)
+            Ok(with_variant(loc, &index_rel, (file, meta), codings, lookup))
         }
         // nginx answers a directory without a usable index with 403 (no autoindex).
         Ok(_) | Err(OpenError::NotFound) => Err(OpenError::Forbidden),
@@ -139,7 +139,7 @@ fn with_variant(
     original: (File, Metadata),
     codings: Codings,
     lookup: Lookup,
-) -> Result<Opened, OpenError> {
+) -> Opened {
     let (file, meta) = original;
     let mut opened = Opened {
         direct: is_direct(loc, &meta),
@@ -154,7 +154,7 @@ fn with_variant(
         Probe::Missing => {}
         Probe::Blocked(rest) => opened.untried = Some((rest, rel.to_os_string())),
     }
-    Ok(opened)
+    opened
 }
 
 /// With blocking lookups, the variants a cached-only lookup left untried (the original stays
