@@ -590,6 +590,16 @@ fn hits_answer_ranges_and_conditionals_from_the_stored_validators() {
     let stale_range = [("Range", "bytes=0-9"), ("If-Range", "\"other\"")];
     let r = get_with(&ferry, &target, &stale_range);
     assert_eq!((r.status, r.body.len() as u64), (200, len));
+    let current_range = [("Range", "bytes=0-9"), ("If-Range", etag.as_str())];
+    let r = get_with(&ferry, &target, &current_range);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &body[..10]);
+    let modified = first.header("last-modified").unwrap().to_string();
+    let r = get_with(&ferry, &target, &[("If-Modified-Since", &modified)]);
+    assert_eq!(r.status, 304);
+    let epoch = "Thu, 01 Jan 1970 00:00:00 GMT";
+    let r = get_with(&ferry, &target, &[("If-Unmodified-Since", epoch)]);
+    assert_eq!(r.status, 412);
     let head = ferry.request("HEAD", &target, &[]);
     assert_eq!(head.status, 200);
     assert_eq!(x_cache(&head), "HIT");

@@ -25,6 +25,14 @@ use crate::send::{Body, FileRange, Part};
 /// matches it.
 const NO_ETAG: &str = "W/\"\u{1}\"";
 
+/// The request headers [`evaluate`] looks at: without any of them it answers `Proceed`.
+const PRECONDITIONS: [&str; 4] = [
+    "if-match",
+    "if-unmodified-since",
+    "if-none-match",
+    "if-modified-since",
+];
+
 /// The reply for `req` from `object` (its file opened as `file`), `now` in seconds.
 pub fn reply(
     req: &RequestHead,
@@ -59,18 +67,24 @@ pub fn reply(
         reply.extra_headers = headers;
         return tag(reply);
     }
-    let validators = validators(meta);
-    match evaluate(req, &validators) {
-        Precondition::Proceed => {}
-        Precondition::NotModified => {
-            let mut reply = Reply::new(304, Source::Cache, Body::Empty);
-            reply.extra_headers = headers;
-            return tag(reply);
+    // Most hits carry neither preconditions nor Range: then the validators (an ETag copy and
+    // a Last-Modified parse) are not needed, and evaluating them would change nothing.
+    let conditional = PRECONDITIONS.iter().any(|name| req.header(name).is_some());
+    let range = req.header("range").filter(|_| req.method == Method::Get);
+    let validators = (conditional || range.is_some()).then(|| validators(meta));
+    if let Some(validators) = validators.as_ref().filter(|_| conditional) {
+        match evaluate(req, validators) {
+            Precondition::Proceed => {}
+            Precondition::NotModified => {
+                let mut reply = Reply::new(304, Source::Cache, Body::Empty);
+                reply.extra_headers = headers;
+                return tag(reply);
+            }
+            Precondition::Failed => return tag(Reply::error(412, Source::Cache)),
         }
-        Precondition::Failed => return tag(Reply::error(412, Source::Cache)),
     }
-    let range = match req.header("range") {
-        Some(value) if req.method == Method::Get && if_range_allows(req, &validators) => {
+    let range = match (range, &validators) {
+        (Some(value), Some(validators)) if if_range_allows(req, validators) => {
             parse_range(value, len)
         }
         _ => RangeRequest::Full,

@@ -419,9 +419,16 @@ fn empty_meta() -> Meta {
     }
 }
 
-/// Lowercase hex of an id: the object's file name.
+/// Lowercase hex of an id: the object's file name. By hand: it is built on every hit, and a
+/// `format!` per byte cost more than the rest of the lookup.
 pub fn hex(id: &Id) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(id.len() * 2);
+    for b in id {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn parse_hex(name: &str) -> Option<Id> {

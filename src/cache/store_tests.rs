@@ -395,3 +395,15 @@ fn copy_range_copies_in_the_kernel_and_the_buffered_loop_matches() {
     assert!(store::copy_range(&src, 0, &dst, 0, too_long).is_err());
     assert!(store::copy_buffered(&src, 0, &dst, 0, too_long).is_err());
 }
+
+#[test]
+fn file_names_are_the_lowercase_hex_of_the_id() {
+    let mut id = [0u8; 32];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0xa5;
+    }
+    let expected: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(store::hex(&id), expected);
+    assert_eq!(store::hex(&[0xff; 32]), "f".repeat(64));
+    assert_eq!(store::hex(&[0; 32]), "0".repeat(64));
+}
