@@ -198,12 +198,12 @@ fn check_accepts_host_names_and_rejects_malformed_ones_by_key() {
         let expected = format!("upstream.address: invalid address {address:?}: ");
         assert!(stderr.starts_with(&expected), "{address}: {stderr}");
     }
-    let (code, stderr) = check("127.0.0.1:3000", Some("my app:3000"));
+    let (code, stderr) = check("127.0.0.1:80", Some("my app:3000"));
     assert_eq!(code, Some(64), "{stderr}");
     assert!(
         stderr.contains("(from environment variable FERRY__UPSTREAM__ADDRESS)"),
         "{stderr}"
     );
-    let (code, stderr) = check("127.0.0.1:3000", Some("app:3000"));
+    let (code, stderr) = check("127.0.0.1:80", Some("app:3000"));
     assert_eq!(code, Some(0), "{stderr}");
 }
