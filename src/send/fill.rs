@@ -65,13 +65,8 @@ enum Cmd {
 pub struct Fill {
     tx: Option<mpsc::Sender<Cmd>>,
     tee: Option<TeeTarget>,
-    /// Bytes handed to the writer and not yet written.
-    behind: Arc<AtomicU64>,
-    /// Signalled by the writer each time it has written something.
-    progress: Arc<Notify>,
-    /// Set when the fill is given up, so the writer stops before the commands still queued
-    /// (a slow disk would otherwise go on writing a file that is only to be removed).
-    abandoned: Arc<AtomicBool>,
+    /// What the relay and the writer share.
+    shared: Arc<Shared>,
     /// Body bytes handed over so far.
     queued: u64,
     max_len: u64,
@@ -82,19 +77,17 @@ impl Fill {
     /// given up (dropping `target` removes its file).
     pub fn start(target: FillTarget, metrics: CacheMetrics) -> Fill {
         let (tx, rx) = mpsc::channel();
-        let behind = Arc::new(AtomicU64::new(0));
         let max_len = target.max_len();
-        let progress = Arc::new(Notify::new());
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let shared = Shared {
-            behind: Arc::clone(&behind),
-            progress: Arc::clone(&progress),
-            abandoned: Arc::clone(&abandoned),
-        };
+        let shared = Arc::new(Shared {
+            behind: AtomicU64::new(0),
+            progress: Notify::new(),
+            abandoned: AtomicBool::new(false),
+        });
+        let writer = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("ferry-fill".into())
             .stack_size(WRITER_STACK)
-            .spawn(move || write(target, rx, &shared, &metrics));
+            .spawn(move || write(target, rx, &writer, &metrics));
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "cache fill: no writer thread; nothing stored");
         }
@@ -102,9 +95,7 @@ impl Fill {
             // With no writer, the channel is closed and the first send gives the fill up.
             tx: Some(tx),
             tee: None,
-            behind,
-            progress,
-            abandoned,
+            shared,
             queued: 0,
             max_len,
         }
@@ -121,7 +112,7 @@ impl Fill {
         if n == 0 || !self.admit(n) {
             return;
         }
-        if self.behind.fetch_add(n, Ordering::AcqRel) + n > MAX_BEHIND {
+        if self.shared.behind.fetch_add(n, Ordering::AcqRel) + n > MAX_BEHIND {
             return self.give_up("the cache disk fell behind");
         }
         self.send(Cmd::Bytes(bytes));
@@ -146,12 +137,12 @@ impl Fill {
         }
         let capacity = self.tee.as_ref()?.capacity() / 2;
         loop {
-            let behind = self.behind.load(Ordering::Acquire);
+            let behind = self.shared.behind.load(Ordering::Acquire);
             let room = capacity.saturating_sub(usize::try_from(behind).unwrap_or(usize::MAX));
             if room >= MIN_ROOM.min(capacity) {
                 return Some(room);
             }
-            let progress = self.progress.notified();
+            let progress = self.shared.progress.notified();
             if tokio::time::timeout(MAX_STALL, progress).await.is_err() {
                 self.give_up("the cache disk fell behind (fill pipe full)");
                 return None;
@@ -170,7 +161,7 @@ impl Fill {
         };
         match pipe.tee_to(target, n) {
             Ok(teed) if teed == n => {
-                self.behind.fetch_add(n as u64, Ordering::AcqRel);
+                self.shared.behind.fetch_add(n as u64, Ordering::AcqRel);
                 self.send(Cmd::Pipe(n))
             }
             Ok(_) => self.give_up("the cache disk fell behind (fill pipe full)"),
@@ -213,7 +204,7 @@ impl Fill {
 
     fn give_up(&mut self, why: &str) {
         if self.tx.take().is_some() {
-            self.abandoned.store(true, Ordering::Release);
+            self.shared.abandoned.store(true, Ordering::Release);
             tracing::debug!(reason = why, "cache fill given up");
         }
         self.tee = None;
@@ -229,23 +220,28 @@ impl Drop for Fill {
     /// Dropped before [`Fill::finish`] (the client or the app went away): given up.
     fn drop(&mut self) {
         if self.tx.is_some() {
-            self.abandoned.store(true, Ordering::Release);
+            self.shared.abandoned.store(true, Ordering::Release);
         }
     }
 }
 
-/// What the relay and the writer share.
+/// What the relay and the writer share (one allocation per fill).
+#[derive(Debug)]
 struct Shared {
-    behind: Arc<AtomicU64>,
-    progress: Arc<Notify>,
-    abandoned: Arc<AtomicBool>,
+    /// Bytes handed to the writer and not yet written.
+    behind: AtomicU64,
+    /// Signalled by the writer each time it has written something.
+    progress: Notify,
+    /// Set when the fill is given up, so the writer stops before the commands still queued
+    /// (a slow disk would otherwise go on writing a file that is only to be removed).
+    abandoned: AtomicBool,
 }
 
 /// The writer: appends what the relay sends to the temporary file, then commits it. Returns
 /// (dropping `target`, which removes the file) when the relay gives up or an error occurs,
 /// without writing what was still queued for it.
 fn write(target: FillTarget, rx: mpsc::Receiver<Cmd>, shared: &Shared, metrics: &CacheMetrics) {
-    let (behind, progress) = (&*shared.behind, &*shared.progress);
+    let (behind, progress) = (&shared.behind, &shared.progress);
     let mut source: Option<TeeSource> = None;
     let mut written = 0u64;
     // Debug builds only: a cache disk that cannot keep up (see `sys::fault`).
