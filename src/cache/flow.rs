@@ -260,6 +260,7 @@ async fn start_fill(
     };
     let names = policy::vary_names(head).ok()?;
     let meta = Meta {
+        scheme: pending.key.scheme,
         host: pending.key.host.clone(),
         target: pending.key.target.clone(),
         vary: policy::vary_values(req, &names),
@@ -428,7 +429,7 @@ async fn background_refresh(
         return;
     };
     let exchange = upstream
-        .exchange_buffered(&request, Bytes::new(), peer, false, &metrics)
+        .exchange_buffered(&request, Bytes::new(), peer, &metrics)
         .await;
     let Ok(exchange) = exchange else {
         return;

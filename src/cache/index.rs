@@ -187,7 +187,7 @@ impl Index {
         let entry = self.entries.remove(id)?;
         self.lru.remove(&entry.tick);
         self.bytes -= entry.size;
-        let primary = format!("{}{}", entry.meta.host, entry.meta.target);
+        let primary = entry.meta.key().primary();
         if let Some((_, count)) = self.vary.get_mut(&primary) {
             *count -= 1;
             if *count == 0 {
@@ -228,6 +228,7 @@ mod tests {
 
     fn meta(target: &str) -> Arc<Meta> {
         Arc::new(Meta {
+            scheme: crate::http::Scheme::Http,
             host: "h".into(),
             target: target.into(),
             vary: vec![("accept".into(), None)],
@@ -252,39 +253,39 @@ mod tests {
         let mut index = Index::default();
         assert!(
             index
-                .insert(id(1), "h/1".into(), meta("/1"), 0, 40, 100)
+                .insert(id(1), "http://h/1".into(), meta("/1"), 0, 40, 100)
                 .is_empty()
         );
         assert!(
             index
-                .insert(id(2), "h/2".into(), meta("/2"), 0, 40, 100)
+                .insert(id(2), "http://h/2".into(), meta("/2"), 0, 40, 100)
                 .is_empty()
         );
         // Using 1 makes 2 the least recently used.
         assert!(index.get(&id(1)).is_some());
         assert_eq!(
-            index.insert(id(3), "h/3".into(), meta("/3"), 0, 40, 100),
+            index.insert(id(3), "http://h/3".into(), meta("/3"), 0, 40, 100),
             [id(2)]
         );
         assert_eq!(index.bytes(), 80);
         assert_eq!(index.len(), 2);
         assert!(index.get(&id(2)).is_none());
         // One object larger than the rest pushes out everything else, never itself.
-        let evicted = index.insert(id(4), "h/4".into(), meta("/4"), 0, 150, 100);
+        let evicted = index.insert(id(4), "http://h/4".into(), meta("/4"), 0, 150, 100);
         assert_eq!(evicted.len(), 2);
         assert_eq!(index.bytes(), 150);
-        assert_eq!(index.vary("h/4"), ["accept"]);
-        assert_eq!(index.vary("h/none"), [] as [String; 0]);
+        assert_eq!(index.vary("http://h/4"), ["accept"]);
+        assert_eq!(index.vary("http://h/none"), [] as [String; 0]);
         // The Vary names of a key go with its last object: nothing accumulates.
-        assert!(!index.vary_known("h/1") && !index.vary_known("h/2"));
+        assert!(!index.vary_known("http://h/1") && !index.vary_known("http://h/2"));
         assert_eq!(index.vary.len(), 1);
     }
 
     #[test]
     fn a_relocated_object_gets_a_new_version_and_exact_accounting() {
         let mut index = Index::default();
-        index.insert(id(1), "h/1".into(), meta("/1"), 0, 40, 100);
-        index.insert(id(2), "h/2".into(), meta("/2"), 4096, 4100, 10_000);
+        index.insert(id(1), "http://h/1".into(), meta("/1"), 0, 40, 100);
+        index.insert(id(2), "http://h/2".into(), meta("/2"), 4096, 4100, 10_000);
         let v2 = index.peek(&id(2)).map_or(0, |e| e.version);
         assert!(index.is_current(&id(2), v2));
         // While a new file is renamed into place, no version is current.
@@ -314,8 +315,8 @@ mod tests {
     #[test]
     fn replace_refresh_remove_and_select() {
         let mut index = Index::default();
-        index.insert(id(1), "h/a".into(), meta("/a"), 0, 10, 100);
-        index.insert(id(1), "h/a".into(), meta("/a"), 0, 30, 100);
+        index.insert(id(1), "http://h/a".into(), meta("/a"), 0, 10, 100);
+        index.insert(id(1), "http://h/a".into(), meta("/a"), 0, 30, 100);
         assert_eq!((index.len(), index.bytes()), (1, 30));
         let version = index.peek(&id(1)).map_or(0, |e| e.version);
         assert!(index.refresh(&id(1), version, meta("/b")));

@@ -11,8 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{SHA256, digest};
 
-/// First bytes of every object file (the format's version is the last digit).
-pub const MAGIC: &[u8; 8] = b"FERRYC1\n";
+use crate::http::Scheme;
+
+/// First bytes of every object file (the format's version is the last digit). Version 2 added
+/// the scheme to the key; files of version 1 are unusable and removed when the cache opens.
+pub const MAGIC: &[u8; 8] = b"FERRYC2\n";
 /// Bytes of the fixed header: magic, body offset (u64), metadata length (u32), SHA-256.
 pub const HEADER_LEN: usize = 8 + 8 + 4 + 32;
 /// Room kept after the metadata for refreshed headers to grow into.
@@ -23,7 +26,8 @@ const ALIGN: u64 = 4096;
 /// A stored response, minus its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
-    /// The primary key: `host` + target.
+    /// The primary key: scheme, `host` and target.
+    pub scheme: Scheme,
     pub host: String,
     pub target: String,
     /// The secondary key: the request headers the response varies on and the values the
@@ -85,6 +89,10 @@ impl Meta {
     /// The metadata bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
+        out.push(match self.scheme {
+            Scheme::Http => 0,
+            Scheme::Https => 1,
+        });
         put_bytes(&mut out, self.host.as_bytes());
         put_bytes(&mut out, self.target.as_bytes());
         put_u64(&mut out, self.vary.len() as u64);
@@ -120,6 +128,11 @@ impl Meta {
 
     pub fn decode(bytes: &[u8]) -> Result<Meta, MetaError> {
         let mut r = Reader(bytes);
+        let scheme = match r.byte()? {
+            0 => Scheme::Http,
+            1 => Scheme::Https,
+            _ => return Err(MetaError::Malformed),
+        };
         let host = r.string()?;
         let target = r.string()?;
         let mut vary = Vec::new();
@@ -138,6 +151,7 @@ impl Meta {
             headers.push((r.string()?, r.bytes()?.to_vec()));
         }
         let meta = Meta {
+            scheme,
             host,
             target,
             vary,
@@ -279,6 +293,7 @@ mod tests {
 
     fn sample() -> Meta {
         Meta {
+            scheme: Scheme::Https,
             host: "example.com".into(),
             target: "/a?b=1".into(),
             vary: vec![

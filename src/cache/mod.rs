@@ -33,7 +33,7 @@ pub use meta::Meta;
 pub use store::FillTarget;
 
 use crate::config;
-use crate::http::RequestHead;
+use crate::http::{RequestHead, Scheme};
 use crate::metrics::CacheMetrics;
 use crate::upstream::Upstream;
 use index::Index;
@@ -50,9 +50,13 @@ pub struct CacheError {
     source: io::Error,
 }
 
-/// The primary key of a request: its Host (lowercased) and target.
+/// The primary key of a request: the scheme the client used, its Host (lowercased) and
+/// target (nginx's default `proxy_cache_key` is `$scheme$proxy_host$request_uri`). The scheme
+/// keeps an answer made for one scheme (a redirect to `https://`, links, secure cookies) from
+/// being served to the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    pub scheme: Scheme,
     pub host: String,
     pub target: String,
 }
@@ -64,6 +68,7 @@ impl Key {
             .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
             .unwrap_or_default();
         Key {
+            scheme: req.scheme,
             host,
             target: req.target.clone(),
         }
@@ -71,14 +76,41 @@ impl Key {
 
     /// The key as one string, which also names it in the index's Vary map.
     pub fn primary(&self) -> String {
-        format!("{}{}", self.host, self.target)
+        format!("{}://{}{}", self.scheme.as_str(), self.host, self.target)
+    }
+
+    /// The same host and target under the other scheme.
+    fn other_scheme(&self) -> Key {
+        Key {
+            scheme: match self.scheme {
+                Scheme::Http => Scheme::Https,
+                Scheme::Https => Scheme::Http,
+            },
+            ..self.clone()
+        }
+    }
+}
+
+impl Meta {
+    /// The primary key the object is stored under.
+    pub fn key(&self) -> Key {
+        Key {
+            scheme: self.scheme,
+            host: self.host.clone(),
+            target: self.target.clone(),
+        }
     }
 }
 
 /// The id of the object for `key` with the secondary key `vary`.
 pub fn variant_id(key: &Key, vary: &[(String, Option<Vec<u8>>)]) -> Id {
     let mut ctx = Context::new(&SHA256);
-    for part in [key.host.as_bytes(), key.target.as_bytes()] {
+    let scheme = key.scheme.as_str();
+    for part in [
+        scheme.as_bytes(),
+        key.host.as_bytes(),
+        key.target.as_bytes(),
+    ] {
         ctx.update(&(part.len() as u64).to_le_bytes());
         ctx.update(part);
     }
@@ -101,11 +133,7 @@ pub fn variant_id(key: &Key, vary: &[(String, Option<Vec<u8>>)]) -> Id {
 
 /// The id a stored object belongs under.
 pub fn object_id(meta: &Meta) -> Id {
-    let key = Key {
-        host: meta.host.clone(),
-        target: meta.target.clone(),
-    };
-    variant_id(&key, &meta.vary)
+    variant_id(&meta.key(), &meta.vary)
 }
 
 /// A stored object found for a request.
@@ -198,13 +226,9 @@ impl Cache {
         let mut index = Index::default();
         let mut evicted = Vec::new();
         for f in found {
-            let key = Key {
-                host: f.meta.host.clone(),
-                target: f.meta.target.clone(),
-            };
             evicted.extend(index.insert(
                 f.id,
-                key.primary(),
+                f.meta.key().primary(),
                 Arc::new(f.meta),
                 f.body_offset,
                 f.size,
@@ -369,11 +393,7 @@ impl Cache {
 
     /// Indexes a complete object just renamed into place, evicting to stay under max_size.
     fn install(&self, id: Id, meta: Meta, body_offset: u64, size: u64) {
-        let primary = Key {
-            host: meta.host.clone(),
-            target: meta.target.clone(),
-        }
-        .primary();
+        let primary = meta.key().primary();
         let evicted = {
             let mut state = self.locked();
             let evicted = state.index.insert(
@@ -536,13 +556,16 @@ impl Cache {
         }
     }
 
-    /// Drops every object stored for `key` (every variant) from the index at once, and
-    /// deletes their files on the blocking pool: for unsafe methods (RFC 9111 §4.4), on the
-    /// reactor. Costs one map lookup when nothing is stored for the key.
+    /// Drops every object stored for `key` (every variant, either scheme: the request changed
+    /// the resource whichever way it came) from the index at once, and deletes their files on
+    /// the blocking pool: for unsafe methods (RFC 9111 §4.4), on the reactor. Costs two map
+    /// lookups when nothing is stored for the key.
     pub fn invalidate(self: &Arc<Self>, key: &Key) {
         let ids = {
             let mut state = self.locked();
-            if state.index.vary_known(&key.primary()) {
+            if state.index.vary_known(&key.primary())
+                || state.index.vary_known(&key.other_scheme().primary())
+            {
                 let ids = state
                     .index
                     .select(|meta| meta.host == key.host && meta.target == key.target);
@@ -566,7 +589,7 @@ impl Cache {
         });
     }
 
-    /// Removes every object whose target is `target` (any host, every variant), or starts
+    /// Removes every object whose target is `target` (any scheme and host, every variant), or starts
     /// with `prefix`. Returns how many were removed. Blocks on the disk.
     pub fn purge(&self, target: Option<&str>, prefix: Option<&str>) -> usize {
         let ids = {

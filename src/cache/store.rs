@@ -404,6 +404,7 @@ impl Drop for FillTarget {
 
 fn empty_meta() -> Meta {
     Meta {
+        scheme: crate::http::Scheme::Http,
         host: String::new(),
         target: String::new(),
         vary: Vec::new(),

@@ -27,6 +27,7 @@ fn open_with(config: config::Cache) -> Arc<Cache> {
 
 fn meta(target: &str) -> Meta {
     Meta {
+        scheme: crate::http::Scheme::Http,
         host: "h".into(),
         target: target.into(),
         vary: Vec::new(),
@@ -67,6 +68,7 @@ fn fill(cache: &Arc<Cache>, target: &str, body: &[u8], announced: Option<u64>) -
 
 fn key(target: &str) -> Key {
     Key {
+        scheme: crate::http::Scheme::Http,
         host: "h".into(),
         target: target.into(),
     }

@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 31] = [
+const OVERRIDABLE: [&str; 32] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -41,6 +41,7 @@ const OVERRIDABLE: [&str; 31] = [
     "upstream.response_timeout",
     "upstream.idle_connections",
     "upstream.forwarded_headers",
+    "upstream.underscores_in_headers",
     "offload.x_accel_redirect",
     "offload.x_sendfile_roots",
     "offload.advertise",

@@ -323,6 +323,10 @@ pub struct Upstream {
     /// Whether `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP` are
     /// set on proxied requests.
     pub forwarded_headers: bool,
+    /// Whether request fields whose name holds `_` are forwarded (nginx
+    /// `underscores_in_headers`). Off: they are dropped, as CGI-style apps would read
+    /// `X_Accel_Mapping` as `X-Accel-Mapping`.
+    pub underscores_in_headers: bool,
 }
 
 impl Upstream {
@@ -334,6 +338,7 @@ impl Upstream {
             response_timeout: Duration::from_secs(30),
             idle_connections: 32,
             forwarded_headers: true,
+            underscores_in_headers: false,
         }
     }
 }

@@ -49,12 +49,13 @@ const SERVER_KEYS: [&str; 7] = [
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const TLS_KEYS: [&str; 6] = ["listen", "cert", "key", "ktls", "alpn", "handshake_timeout"];
 const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
-const UPSTREAM_KEYS: [&str; 5] = [
+const UPSTREAM_KEYS: [&str; 6] = [
     "address",
     "connect_timeout",
     "response_timeout",
     "idle_connections",
     "forwarded_headers",
+    "underscores_in_headers",
 ];
 const OFFLOAD_KEYS: [&str; 4] = [
     "x_accel_redirect",

@@ -216,8 +216,9 @@ async fn read_head(
     loop {
         if may_parse {
             match parse_request(buf) {
-                Ok(Some((head, used))) => {
+                Ok(Some((mut head, used))) => {
                     buf.advance(used);
+                    head.scheme = transport.kind().scheme();
                     return Ok(head);
                 }
                 Ok(None) => {}

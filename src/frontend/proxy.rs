@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::Shared;
 use crate::cache::flow::{self, After, Before, Pending};
-use crate::http::{Method, RequestHead, encode_response_head};
+use crate::http::{BodyLength, Method, RequestHead, encode_response_head};
 use crate::metrics::Source;
 use crate::route::Reply;
 use crate::send::{Body, SendPath, Tally, UpstreamBody};
@@ -45,6 +45,9 @@ pub async fn forward(
     let Some(upstream) = &shared.upstream else {
         return Forwarded::Reply(Reply::error(404, Source::Internal));
     };
+    // The cache keys on what the app is asked, not on what the client sent.
+    let view = upstream.app_view(req);
+    let req = view.as_ref().unwrap_or(req);
     let pending = match lookup(shared, req, peer).await {
         Ok(pending) => pending,
         Err(reply) => return Forwarded::Reply(reply),
@@ -62,6 +65,9 @@ pub async fn forward(
                     match failed(pending, req, status).await {
                         // Only bodiless requests reach the cache: the connection stays usable.
                         Ok(stale) => Forwarded::Reply(stale),
+                        // Nothing of a bodiless request is left unread: the connection
+                        // stays usable for the next request, as after any other answer.
+                        Err(reply) if req.body == BodyLength::Empty => Forwarded::Reply(reply),
                         Err(reply) => Forwarded::Failed(reply),
                     }
                 }

@@ -65,6 +65,25 @@ pub enum Version {
     Http11,
 }
 
+/// The scheme the client used to reach ferry: TLS (either protocol) is `https`. Set by the
+/// connection that read the request (the codec sees only bytes and says `Http`); it is part
+/// of the cache key and what `X-Forwarded-Proto` tells the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 impl Version {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,6 +122,8 @@ pub struct RequestHead {
     pub body: BodyLength,
     /// HTTP/1.1, `Expect: 100-continue`, and a body is announced.
     pub expect_continue: bool,
+    /// How the client reached ferry (see [`Scheme`]).
+    pub scheme: Scheme,
 }
 
 impl RequestHead {
@@ -372,6 +393,7 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
         keep_alive,
         body,
         expect_continue,
+        scheme: Scheme::Http,
     })
 }
 

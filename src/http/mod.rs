@@ -20,7 +20,7 @@ pub use accept_encoding::{AcceptEncoding, Codings, ContentCoding};
 pub use chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 pub use codec::{
     BodyLength, Header, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Method, ParseError, RequestHead,
-    Version, parse_request,
+    Scheme, Version, parse_request,
 };
 pub use conditional::{
     Precondition, Validators, evaluate, http_date, if_range_allows, strong_etag,

@@ -45,6 +45,14 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Tcp, Kind::Ktls, Kind::Tls];
 
+    /// The scheme a client reaching ferry over this transport used.
+    pub fn scheme(self) -> crate::http::Scheme {
+        match self {
+            Kind::Tcp => crate::http::Scheme::Http,
+            Kind::Ktls | Kind::Tls => crate::http::Scheme::Https,
+        }
+    }
+
     /// The `transport` label in `ferry_connections_*`.
     pub fn label(self) -> &'static str {
         match self {

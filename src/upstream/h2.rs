@@ -22,14 +22,12 @@ const INLINE_BODY: usize = 16 * 1024;
 
 impl Upstream {
     /// Forwards `req` with `body` (which `req.body` must describe: `Length(body.len())`, or
-    /// `Empty` for no body) and waits for the response head. `tls` is whether the client came
-    /// over TLS (X-Forwarded-Proto). Records the outcome in `metrics`.
+    /// `Empty` for no body) and waits for the response head. Records the outcome in `metrics`.
     pub async fn exchange_buffered(
         &self,
         req: &RequestHead,
         body: Bytes,
         peer: SocketAddr,
-        tls: bool,
         metrics: &Metrics,
     ) -> Result<Exchange, ProxyError> {
         debug_assert_eq!(
@@ -41,7 +39,7 @@ impl Upstream {
             }
         );
         let started = Instant::now();
-        let result = self.try_exchange_buffered(req, &body, peer, tls).await;
+        let result = self.try_exchange_buffered(req, &body, peer).await;
         let outcome = result
             .as_ref()
             .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
@@ -54,10 +52,9 @@ impl Upstream {
         req: &RequestHead,
         body: &Bytes,
         peer: SocketAddr,
-        tls: bool,
     ) -> Result<Exchange, ProxyError> {
         let mut head = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
-        encode_request(req, peer, tls, &self.options, &mut head);
+        encode_request(req, peer, &self.options, &mut head);
         let inline = body.len() <= INLINE_BODY;
         if inline {
             head.extend_from_slice(body);

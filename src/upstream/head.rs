@@ -24,10 +24,19 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
+/// Request fields a Connection token never removes. ferry routes on Host and keys its cache
+/// on it, so a client listing it (`Connection: host`) would otherwise send the app a request
+/// without one whose answer is stored for that host; the framing fields are set by ferry from
+/// the parsed framing whatever the client listed. Such tokens are ignored, as nginx ignores
+/// them (it forwards no Connection-listed field handling at all).
+const NEVER_CONNECTION_LISTED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
+
 /// What ferry adds to every forwarded request.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardOptions {
     pub forwarded_headers: bool,
+    /// Forward request fields whose name holds `_` (`upstream.underscores_in_headers`).
+    pub underscores: bool,
     /// `X-Sendfile-Type` value to advertise.
     pub sendfile_type: Option<&'static str>,
     /// `X-Accel-Mapping` value to advertise.
@@ -36,12 +45,58 @@ pub struct ForwardOptions {
     pub default_host: String,
 }
 
+/// Whether field names `a` and `b` are the same to an app that reads fields CGI-style (Rack,
+/// WSGI, PHP): case-insensitive, with `_` and `-` alike.
+fn same_field(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
 /// Whether `name` is hop-by-hop, counting the names the message's Connection lists.
 fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    HOP_BY_HOP.iter().any(|h| same_field(name, h))
         || connection_tokens
             .iter()
             .any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// Whether a request's Connection header removes its field `name` on the way to the app:
+/// listed by a token, and not one of [`NEVER_CONNECTION_LISTED`].
+fn connection_listed(name: &str, connection_tokens: &[String]) -> bool {
+    connection_tokens
+        .iter()
+        .any(|t| name.eq_ignore_ascii_case(t))
+        && !NEVER_CONNECTION_LISTED.iter().any(|n| same_field(name, n))
+}
+
+/// Whether a request field the app would get is dropped instead: one a Connection token
+/// lists (but see [`NEVER_CONNECTION_LISTED`]), or one whose name holds `_` unless
+/// `underscores` allows those.
+fn dropped_for_app(name: &str, connection_tokens: &[String], underscores: bool) -> bool {
+    connection_listed(name, connection_tokens) || (!underscores && name.contains('_'))
+}
+
+/// The request as the app will see it, when that differs from `req`: the end-to-end fields
+/// ferry does not forward ([`dropped_for_app`]) removed. The proxy uses this one view for the
+/// cache's key and Vary as well as for the bytes it sends, so what is stored is keyed by what
+/// the app was actually asked. `None` (no copy) when nothing is dropped, the usual case.
+pub fn app_view(req: &RequestHead, underscores: bool) -> Option<RequestHead> {
+    let tokens = connection_tokens(&req.headers);
+    let drops = |h: &Header| {
+        let name = h.name.as_str();
+        // Hop-by-hop fields (Connection, Upgrade) stay: the proxy still reads them.
+        !HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+            && dropped_for_app(name, &tokens, underscores)
+    };
+    if !req.headers.iter().any(drops) {
+        return None;
+    }
+    let mut view = req.clone();
+    view.headers.retain(|h| !drops(h));
+    Some(view)
 }
 
 /// The comma-separated tokens of every Connection header, lowercased.
@@ -63,12 +118,11 @@ pub fn wants_upgrade(req: &RequestHead) -> bool {
             .any(|t| t == "upgrade")
 }
 
-/// Encodes the request head ferry sends to the app for `req`; `tls` is whether the client
-/// came over TLS (X-Forwarded-Proto).
+/// Encodes the request head ferry sends to the app for `req` (its scheme goes out as
+/// X-Forwarded-Proto).
 pub fn encode_request(
     req: &RequestHead,
     client: SocketAddr,
-    tls: bool,
     opts: &ForwardOptions,
     out: &mut Vec<u8>,
 ) {
@@ -81,8 +135,12 @@ pub fn encode_request(
     let mut forwarded_for: Option<Vec<u8>> = None;
     for header in &req.headers {
         let name = header.name.as_str();
-        if is_hop_by_hop(name, &tokens) || is_replaced(name, opts.forwarded_headers) {
-            if name.eq_ignore_ascii_case("x-forwarded-for") {
+        let dropped = dropped_for_app(name, &tokens, opts.underscores);
+        if dropped
+            || HOP_BY_HOP.iter().any(|h| same_field(name, h))
+            || is_replaced(name, opts.forwarded_headers)
+        {
+            if opts.forwarded_headers && !dropped && name.eq_ignore_ascii_case("x-forwarded-for") {
                 // Kept and appended to, as nginx's $proxy_add_x_forwarded_for does.
                 let list = forwarded_for.get_or_insert_with(Vec::new);
                 if !list.is_empty() {
@@ -123,16 +181,10 @@ pub fn encode_request(
         list.extend_from_slice(ip.as_bytes());
         push_header(out, "X-Forwarded-For", &list);
         push_header(out, "X-Real-IP", ip.as_bytes());
-        push_header(
-            out,
-            "X-Forwarded-Proto",
-            if tls { b"https" } else { b"http" },
-        );
+        push_header(out, "X-Forwarded-Proto", req.scheme.as_str().as_bytes());
         if let Some(host) = req.header("host") {
             push_header(out, "X-Forwarded-Host", host);
         }
-    } else if let Some(list) = forwarded_for {
-        push_header(out, "X-Forwarded-For", &list);
     }
     if let Some(kind) = opts.sendfile_type {
         push_header(out, "X-Sendfile-Type", kind.as_bytes());
@@ -145,7 +197,8 @@ pub fn encode_request(
 
 /// Request headers ferry drops from the client and sets itself (or not at all): framing,
 /// the forwarded set, `Expect` (ferry answers 100-continue itself), and the offload
-/// advertisement a client must never be able to forge (CVE-2025-61780).
+/// advertisement a client must never be able to forge (CVE-2025-61780). Matched in either
+/// spelling (`X_Accel_Mapping` too), as the apps that read them make no difference.
 fn is_replaced(name: &str, forwarded_headers: bool) -> bool {
     const ALWAYS: [&str; 4] = [
         "content-length",
@@ -159,8 +212,8 @@ fn is_replaced(name: &str, forwarded_headers: bool) -> bool {
         "x-forwarded-proto",
         "x-forwarded-host",
     ];
-    ALWAYS.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || (forwarded_headers && FORWARDED.iter().any(|h| name.eq_ignore_ascii_case(h)))
+    ALWAYS.iter().any(|h| same_field(name, h))
+        || (forwarded_headers && FORWARDED.iter().any(|h| same_field(name, h)))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -235,6 +288,8 @@ pub enum BadResponse {
     TooLarge,
     #[error("ambiguous framing: {0}")]
     Framing(&'static str),
+    #[error("status {0:03} is outside 100-599")]
+    Status(u16),
 }
 
 /// `Ok(None)`: need more bytes. Otherwise the head and its length in `buf`.
@@ -255,6 +310,11 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, BadRe
             let status = response
                 .code
                 .ok_or_else(|| BadResponse::Syntax("no status".into()))?;
+            // httparse takes any three digits; a status outside RFC 9110 §15's range has no
+            // class a client can read, and ferry would not know how to frame it.
+            if !(100..=599).contains(&status) {
+                return Err(BadResponse::Status(status));
+            }
             let headers = response
                 .headers
                 .iter()
@@ -346,7 +406,6 @@ mod tests {
         encode_request(
             &request(raw),
             "10.1.2.3:5555".parse().unwrap(),
-            false,
             opts,
             &mut out,
         );
@@ -367,12 +426,58 @@ mod tests {
     }
 
     #[test]
+    fn connection_never_removes_host_or_framing() {
+        let raw = "POST /x HTTP/1.1\r\nHost: victim.example\r\nConnection: host, content-length, \
+                   transfer-encoding, x-a\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(
+            forwarded(raw, &ForwardOptions::default()),
+            "POST /x HTTP/1.1\r\nHost: victim.example\r\nContent-Length: 2\r\n\r\n"
+        );
+        // The view the cache keys on loses X-A, exactly as the app does, and keeps Host.
+        let view = app_view(&request(raw), false).expect("X-A is dropped");
+        let names: Vec<&str> = view.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["Host", "Connection", "Content-Length"]);
+        // Nothing to drop: no copy.
+        let plain = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, host\r\n\r\n";
+        assert!(app_view(&request(plain), false).is_none());
+    }
+
+    #[test]
+    fn underscore_fields_are_dropped_unless_allowed_and_ferrys_own_always() {
+        let raw = "GET / HTTP/1.1\r\nHost: a\r\nX_Accel_Mapping: /=/etc/\r\nX_Sendfile_Type: X-Sendfile\r\n\
+                   X_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX_Custom: c\r\nContent_Length: 5\r\n\r\n";
+        let opts = ForwardOptions {
+            forwarded_headers: true,
+            default_host: "app".into(),
+            ..ForwardOptions::default()
+        };
+        let ours = "X-Forwarded-For: 10.1.2.3\r\nX-Real-IP: 10.1.2.3\r\n\
+                    X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_eq!(
+            forwarded(raw, &opts),
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{ours}")
+        );
+        let view = app_view(&request(raw), false).expect("underscores dropped");
+        assert_eq!(view.headers.len(), 1);
+        let allowed = ForwardOptions {
+            underscores: true,
+            ..opts
+        };
+        assert_eq!(
+            forwarded(raw, &allowed),
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX_Custom: c\r\n{ours}")
+        );
+        assert!(app_view(&request(raw), true).is_none());
+    }
+
+    #[test]
     fn forwarded_headers_and_advertisement() {
         let opts = ForwardOptions {
             forwarded_headers: true,
             sendfile_type: Some("X-Accel-Redirect"),
             accel_mapping: Some("/srv/files/=/protected/".into()),
             default_host: "app".into(),
+            underscores: false,
         };
         let out = forwarded(
             "POST /up HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.1.1.1\r\nX-Real-IP: 6.6.6.6\r\n\
@@ -543,6 +648,15 @@ mod tests {
     fn bad_response_heads() {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n").is_err());
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
+        for status in ["000", "099", "600", "999"] {
+            let raw = format!("HTTP/1.1 {status} Odd\r\nContent-Length: 0\r\n\r\n");
+            let code = status.parse().unwrap();
+            assert_eq!(
+                parse_response(raw.as_bytes()),
+                Err(BadResponse::Status(code))
+            );
+        }
+        assert!(parse_response(b"HTTP/1.1 599 Edge\r\n\r\n").is_ok());
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\nA: b\r\n"), Ok(None));
         let big = format!("HTTP/1.1 200 OK\r\nA: {}", "x".repeat(MAX_RESPONSE_HEAD));
         assert_eq!(parse_response(big.as_bytes()), Err(BadResponse::TooLarge));

@@ -173,6 +173,7 @@ impl Upstream {
                 UpstreamAddress::Unix(_) => "localhost".to_string(),
             },
             forwarded_headers: upstream.forwarded_headers,
+            underscores: upstream.underscores_in_headers,
             sendfile_type: offload.advertise.map(|t| t.as_str()),
             accel_mapping: offload
                 .accel_mapping
@@ -194,6 +195,12 @@ impl Upstream {
             pool: Arc::new(Pool::new(upstream.idle_connections)),
             client_timeout,
         }
+    }
+
+    /// `req` as the app will get it, when ferry drops some of its fields (see
+    /// [`head::app_view`]); the proxy keys the cache on the same view.
+    pub fn app_view(&self, req: &RequestHead) -> Option<RequestHead> {
+        head::app_view(req, self.options.underscores)
     }
 
     /// Forwards `req` (and its body, read from `client` after what `buf` already holds) and
@@ -223,9 +230,7 @@ impl Upstream {
         peer: SocketAddr,
     ) -> Result<Exchange, ProxyError> {
         let mut head = Vec::with_capacity(512);
-        // The scheme the client used, for X-Forwarded-Proto.
-        let tls = client.kind() != crate::transport::Kind::Tcp;
-        encode_request(req, peer, tls, &self.options, &mut head);
+        encode_request(req, peer, &self.options, &mut head);
         // Only a request without a body can be sent again: its bytes are all in `head`.
         let replayable = req.body == BodyLength::Empty && is_idempotent(&req.method);
         let mut fresh_only = false;

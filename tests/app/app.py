@@ -40,7 +40,7 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              request)
   /ws                        101 Switching Protocols (websocket), then echoes every byte
                              until EOF; logs "eof" with the number of bytes echoed
-  /cacheable/... [path, delay_ms, fail_if, h=..., h304=...]
+  /cacheable/... [path, delay_ms, fail_if, status, echo=Name ..., h=..., h304=...]
                              for the cache tests (any path under /cacheable/): the bytes of the
                              file at `path` with Content-Length, an ETag ("size-mtime_ns" in
                              hex) and Last-Modified of that file, and the h= headers (which
@@ -49,7 +49,10 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              If-Modified-Since is at or after the file's mtime), with the
                              h304=Name:Value headers after the h= ones (only on a 304). Waits
                              `delay_ms` before answering; answers 503 while the file `fail_if`
-                             exists.
+                             exists. `status` (default 200) is the status of a full answer
+                             (a 301 with h=Location:... say); each echo=Name adds
+                             `X-Echo-Name: <the request's Name value, or "none">`, so what the
+                             app was asked shows in what is stored.
 """
 
 import argparse
@@ -310,12 +313,14 @@ def handle(conn, method, target, version, headers, body_info):
                 not_modified = int(st.st_mtime) <= since
             except (TypeError, ValueError):
                 pass
-        extra = validators + extra_headers(query)
+        echoed = [("X-Echo-" + name, header(headers, name) or "none") for name in query.get("echo", [])]
+        extra = validators + echoed + extra_headers(query)
         if not_modified:
             only_304 = [tuple(item.split(":", 1)) for item in query.get("h304", [])]
             conn.send(response(304, "Not Modified", extra + only_304, length=False))
             return True
-        conn.send(response(200, "OK", extra + [("Content-Length", str(st.st_size))], length=False))
+        status = int(arg("status", "200"))
+        conn.send(response(status, "OK", extra + [("Content-Length", str(st.st_size))], length=False))
         if not head_only:
             send_file_bytes(conn, file_path)
         return True

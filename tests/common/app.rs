@@ -287,6 +287,7 @@ pub struct ProxyConfig {
     pub response_timeout: String,
     pub idle_connections: u64,
     pub forwarded_headers: bool,
+    pub underscores_in_headers: bool,
     pub x_accel_redirect: bool,
     pub x_sendfile_roots: Vec<PathBuf>,
     pub advertise: Option<String>,
@@ -308,6 +309,7 @@ impl ProxyConfig {
             response_timeout: "30s".into(),
             idle_connections: 32,
             forwarded_headers: true,
+            underscores_in_headers: false,
             x_accel_redirect: true,
             x_sendfile_roots: Vec::new(),
             advertise: None,
@@ -342,6 +344,11 @@ impl ProxyConfig {
         self
     }
 
+    pub fn underscores_in_headers(mut self, allowed: bool) -> Self {
+        self.underscores_in_headers = allowed;
+        self
+    }
+
     pub fn advertise(mut self, kind: &str) -> Self {
         self.advertise = Some(kind.into());
         self
@@ -363,6 +370,9 @@ impl ProxyConfig {
             self.idle_connections,
             self.forwarded_headers
         ));
+        if self.underscores_in_headers {
+            s.push_str("underscores_in_headers = true\n");
+        }
         let roots: Vec<String> = self
             .x_sendfile_roots
             .iter()

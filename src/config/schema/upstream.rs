@@ -49,6 +49,7 @@ impl Walker<'_> {
         let response = self.field(table, u, "response_timeout", Self::positive_duration);
         let idle = self.field(table, u, "idle_connections", Self::idle_connections);
         let forwarded = self.field(table, u, "forwarded_headers", Self::boolean);
+        let underscores = self.field(table, u, "underscores_in_headers", Self::boolean);
         let mut upstream = Upstream::new(address?);
         if let Some(d) = connect {
             upstream.connect_timeout = d;
@@ -61,6 +62,9 @@ impl Walker<'_> {
         }
         if let Some(b) = forwarded {
             upstream.forwarded_headers = b;
+        }
+        if let Some(b) = underscores {
+            upstream.underscores_in_headers = b;
         }
         (self.errors.len() == errors_before).then_some(upstream)
     }

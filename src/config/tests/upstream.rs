@@ -46,6 +46,7 @@ fn the_documented_upstream_and_offload_defaults_parse_to_the_code_defaults() {
         response_timeout: secs(30),
         idle_connections: 32,
         forwarded_headers: true,
+        underscores_in_headers: false,
     };
     assert_eq!(config.upstream, Some(documented.clone()));
     assert_eq!(documented, Upstream::new(documented.address.clone()));
@@ -93,6 +94,7 @@ fn every_upstream_key_is_read() {
         response_timeout = "2m"
         idle_connections = 0
         forwarded_headers = false
+        underscores_in_headers = true
     "#;
     let config = load_ok(text, &[]);
     assert_eq!(
@@ -103,6 +105,7 @@ fn every_upstream_key_is_read() {
             response_timeout: secs(120),
             idle_connections: 0,
             forwarded_headers: false,
+            underscores_in_headers: true,
         })
     );
 }
@@ -397,6 +400,7 @@ fn upstream_values_are_type_and_range_checked() {
         response_timeout = 30
         idle_connections = -1
         forwarded_headers = "yes"
+        underscores_in_headers = "off"
     "#;
     assert_eq!(
         load_err(text, &[]),
@@ -406,6 +410,7 @@ fn upstream_values_are_type_and_range_checked() {
             "upstream.response_timeout: invalid duration 30: add a unit, e.g. \"30s\"",
             "upstream.idle_connections: must not be negative, got -1",
             "upstream.forwarded_headers: expected true or false, found string \"yes\"",
+            "upstream.underscores_in_headers: expected true or false, found string \"off\"",
         ]
     );
     let text = r#"
@@ -568,6 +573,7 @@ fn upstream_keys_are_overridden_from_the_environment() {
             response_timeout: secs(60),
             idle_connections: 0,
             forwarded_headers: false,
+            underscores_in_headers: false,
         })
     );
     // An address from the environment alone makes an upstream, with no location needed.

@@ -176,6 +176,9 @@ async fn forward(
     let Some(upstream) = &shared.upstream else {
         return Ok(Reply::error(404, Source::Internal));
     };
+    // The cache keys on what the app is asked, not on what the client sent.
+    let view = upstream.app_view(req);
+    let req = view.as_ref().unwrap_or(req);
     // A cached answer needs no request body (the cache takes only bodiless requests).
     let pending = match super::proxy::lookup(shared, req, peer).await {
         Ok(pending) => pending,
@@ -200,7 +203,7 @@ async fn forward(
     };
     let sent = pending.as_ref().map_or(&req, |p| p.request(&req));
     let exchange = match upstream
-        .exchange_buffered(sent, bytes, peer, true, &shared.metrics)
+        .exchange_buffered(sent, bytes, peer, &shared.metrics)
         .await
     {
         Ok(exchange) => exchange,

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::http::request::Parts;
 
-use crate::http::{BodyLength, ParseError, RequestHead, parse_request};
+use crate::http::{BodyLength, ParseError, RequestHead, Scheme, parse_request};
 
 /// Converts the head of an HTTP/2 request; `end_stream` is whether the request has no body
 /// (its HEADERS frame ended the stream).
@@ -29,6 +29,8 @@ pub fn parse_head(parts: &Parts, end_stream: bool) -> Result<RequestHead, ParseE
     }
     // ferry reads an HTTP/2 body itself before forwarding it; hyper answers the expectation.
     req.expect_continue = false;
+    // HTTP/2 is served over TLS only (ALPN h2).
+    req.scheme = Scheme::Https;
     Ok(req)
 }
 
