@@ -374,3 +374,131 @@ impl List {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn counter() -> IntCounter {
+        IntCounter::new("reclaimed", "test").unwrap()
+    }
+
+    fn node(list: &mut List, since: Instant) -> (usize, Arc<AtomicU8>) {
+        let state = Arc::new(AtomicU8::new(IDLE));
+        let at = list.push(since, Arc::clone(&state), Waker::noop().clone());
+        (at, state)
+    }
+
+    #[test]
+    fn list_keeps_the_oldest_first_and_reuses_nodes() {
+        let mut list = List::new();
+        let t = Instant::now();
+        let (a, _) = node(&mut list, t);
+        let (b, b_state) = node(&mut list, t + std::time::Duration::from_secs(1));
+        let (c, _) = node(&mut list, t + std::time::Duration::from_secs(2));
+        assert_eq!(list.oldest_idle().map(|n| n.since), Some(t));
+        list.remove(a);
+        assert_eq!(
+            list.oldest_idle().map(|n| n.since),
+            Some(t + std::time::Duration::from_secs(1))
+        );
+        // A connection that is reading is passed over.
+        b_state.store(BUSY, SeqCst);
+        assert_eq!(
+            list.oldest_idle().map(|n| n.since),
+            Some(t + std::time::Duration::from_secs(2))
+        );
+        list.remove(c);
+        assert!(list.oldest_idle().is_none());
+        let (d, _) = node(&mut list, t + std::time::Duration::from_secs(3));
+        assert_eq!(d, c, "a freed node is reused");
+        list.remove(b);
+        list.remove(d);
+        assert_eq!((list.head, list.tail, list.nodes.len()), (NIL, NIL, 3));
+    }
+
+    /// Stands for a socket read: ready once `bytes` holds something, which it then takes.
+    struct Take<'a>(&'a Mutex<(Option<u8>, Option<Waker>)>);
+
+    impl Future for Take<'_> {
+        type Output = u8;
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<u8> {
+            let mut bytes = self.0.lock().unwrap();
+            match bytes.0.take() {
+                Some(byte) => Poll::Ready(byte),
+                None => {
+                    bytes.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    /// A connection picked to close while its request arrives on another thread either took
+    /// the request (and was not closed) or was closed without taking it; the loop that asked
+    /// gets the permit either way.
+    #[test]
+    fn a_picked_connection_never_has_taken_its_request() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let shutdown = CancellationToken::new();
+            let (mut closed, mut served) = (0, 0);
+            for _ in 0..2000 {
+                let limit = Limit::new(1, 2, counter());
+                let slot = limit.acquire(&shutdown).await.unwrap();
+                let bytes = Arc::new(Mutex::new((None, None::<Waker>)));
+                let listed = Arc::new(AtomicBool::new(false));
+                let conn = tokio::spawn({
+                    let bytes = Arc::clone(&bytes);
+                    let listed = Arc::clone(&listed);
+                    async move {
+                        let read = Take(&bytes);
+                        let watched = slot.watch(true, Instant::now(), async {
+                            listed.store(true, SeqCst);
+                            read.await
+                        });
+                        watched.await
+                    }
+                });
+                while !listed.load(SeqCst) {
+                    tokio::task::yield_now().await;
+                }
+                let client = tokio::spawn({
+                    let bytes = Arc::clone(&bytes);
+                    async move {
+                        let mut b = bytes.lock().unwrap();
+                        b.0 = Some(7);
+                        if let Some(waker) = b.1.take() {
+                            waker.wake();
+                        }
+                    }
+                });
+                let other = limit.for_worker(1);
+                let permit = other.acquire(&shutdown).await;
+                assert!(permit.is_some());
+                client.await.unwrap();
+                match conn.await.unwrap() {
+                    Ok(byte) => {
+                        assert_eq!(byte, 7);
+                        served += 1;
+                    }
+                    Err(Reclaimed) => {
+                        assert_eq!(
+                            bytes.lock().unwrap().0,
+                            Some(7),
+                            "closed after taking bytes"
+                        );
+                        closed += 1;
+                    }
+                }
+                assert_eq!(limit.shared.closing.load(SeqCst), 0);
+            }
+            assert!(closed > 0, "never closed ({served} served)");
+        });
+    }
+}
