@@ -299,6 +299,8 @@ pub struct Metrics {
     fallbacks: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub connections_total: IntCounterVec,
+    /// Idle connections closed to make room at `server.max_connections`.
+    pub connections_reclaimed: IntCounter,
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
@@ -418,6 +420,11 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let connections_reclaimed = IntCounter::new(
+            "ferry_connections_reclaimed_total",
+            "Idle client connections closed to make room for a new one at server.max_connections.",
+        )
+        .expect("valid metric");
 
         let upstream_requests = IntCounterVec::new(
             Opts::new(
@@ -453,6 +460,7 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(connections_active.clone()),
             Box::new(connections_total.clone()),
+            Box::new(connections_reclaimed.clone()),
             Box::new(upstream_requests.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(tls_handshakes.clone()),
@@ -504,6 +512,7 @@ impl Metrics {
             fallbacks,
             connections_active,
             connections_total,
+            connections_reclaimed,
         }
     }
 

@@ -17,14 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::frontend::{self, Shared};
+use crate::frontend::{self, Limit, Shared};
 use crate::metrics::Metrics;
 use crate::route::Router;
 use crate::tls::Tls;
@@ -149,7 +148,11 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let shutdown = CancellationToken::new();
     let admin_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(config.server.max_connections.get()));
+    let limit = Limit::new(
+        config.server.max_connections.get(),
+        workers,
+        shared.metrics.connections_reclaimed.clone(),
+    );
 
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -173,7 +176,7 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         let worker = ConnectionWorker {
             sockets,
             shared: Arc::clone(&shared),
-            limit: Arc::clone(&limit),
+            limit: limit.for_worker(i),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             stop: stop.clone(),
@@ -221,7 +224,7 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
 struct ConnectionWorker {
     sockets: Vec<(std::net::TcpListener, Option<Arc<Tls>>)>,
     shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
+    limit: Limit,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -263,7 +266,7 @@ impl ConnectionWorker {
                 listener,
                 tls,
                 Arc::clone(&self.shared),
-                Arc::clone(&self.limit),
+                self.limit.clone(),
                 self.shutdown.clone(),
                 self.tracker.clone(),
             )));

@@ -197,6 +197,143 @@ fn max_connections_is_shared_by_every_accepting_worker() {
     }
 }
 
+/// At the limit an idle keep-alive connection makes room for a new client at once (nginx's
+/// "reusing connections"), the one idle longest first, and the others go on. The keep-alive
+/// timeout is 300 s, so without reclaiming the new client would wait that long: its read
+/// gives up after IO_TIMEOUT and the test fails.
+#[test]
+fn max_connections_closes_the_oldest_idle_connection_for_a_new_client() {
+    let (tmp, _) = fixture(false);
+    let mut c = cfg(tmp.path());
+    c.max_connections = 4;
+    c.keepalive_timeout = "300s".into();
+    let server = Server::start(&c);
+    let base = server.metrics();
+    let mut open: Vec<Conn> = (0..4).map(|_| server.connect()).collect();
+    for conn in open.iter_mut() {
+        assert_eq!(conn.get("/static/hello.txt", &[]).body, HELLO);
+    }
+    // The others go idle again, well after the first one did: it went idle in the same
+    // step of its task that wrote the response it read, long before these requests.
+    for conn in open[1..].iter_mut() {
+        assert_eq!(conn.get("/static/hello.txt", &[]).body, HELLO);
+    }
+    let mut fresh = server.connect();
+    let r = fresh.get("/static/hello.txt", &[("Connection", "close")]);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, HELLO),
+        "a new client at max_connections with every connection idle"
+    );
+    fresh.expect_closed("the new client asked for close");
+    drop(fresh);
+    open[0].expect_closed("the connection idle longest, closed to make room");
+    for (i, conn) in open[1..].iter_mut().enumerate() {
+        let r = conn.get("/static/hello.txt", &[]);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, HELLO),
+            "idle connection {} after the oldest was closed",
+            i + 1
+        );
+    }
+    let d = wait_delta(
+        &server,
+        &base,
+        "ferry_connections_reclaimed_total",
+        &[],
+        1.0,
+    );
+    assert_eq!(d, 1.0, "ferry_connections_reclaimed_total delta");
+}
+
+/// A connection in the middle of a response is never closed to make room: at the limit with
+/// one connection downloading and one idle, the idle one is closed for the new client; with
+/// every connection downloading, a new client waits until one of them is done and idle, and
+/// then gets its place (no keep-alive timeout involved: it is 300 s). Both downloads arrive
+/// whole.
+#[test]
+fn max_connections_never_closes_a_busy_connection() {
+    let (tmp, pattern) = fixture(true);
+    let pattern = pattern.unwrap();
+    let mut c = cfg(tmp.path());
+    c.max_connections = 2;
+    c.keepalive_timeout = "300s".into();
+    let server = Server::start(&c);
+    let base = server.metrics();
+    // Starts a download that ferry cannot finish until the test reads it: a small receive
+    // buffer and 64 MiB to send.
+    let start_download = || {
+        let mut conn = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+        conn.send(&req("GET", "/static/big.bin", &[]));
+        let r = conn.read_head();
+        assert_eq!((r.status, r.content_length()), (200, Some(BIG)));
+        conn
+    };
+    let mut busy = start_download();
+    let mut idle = server.connect();
+    assert_eq!(idle.get("/static/hello.txt", &[]).body, HELLO);
+
+    let mut fresh = server.connect();
+    let r = fresh.get("/static/hello.txt", &[("Connection", "close")]);
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO), "new client");
+    idle.expect_closed("the idle connection, closed to make room");
+    drop(fresh);
+
+    // Both places busy now; the next client waits for one of them.
+    let mut other = start_download();
+    let mut waiting = server.connect();
+    waiting.send(&req("GET", "/static/hello.txt", &[("Connection", "close")]));
+    expect_pattern_body(&mut busy, &pattern, 0, BIG, "first download");
+    let r = waiting.read_response("GET");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, HELLO),
+        "the waiting client, once a download was done"
+    );
+    busy.expect_closed("the finished download's connection, idle, closed to make room");
+    expect_pattern_body(&mut other, &pattern, 0, BIG, "second download");
+    let d = wait_delta(
+        &server,
+        &base,
+        "ferry_connections_reclaimed_total",
+        &[],
+        2.0,
+    );
+    assert_eq!(d, 2.0, "ferry_connections_reclaimed_total delta");
+}
+
+/// A connection with part of a request head in is not idle: at the limit the idle connection
+/// is closed for the new client instead, although the other went idle first, and the head
+/// then completes and is answered.
+#[test]
+fn max_connections_never_closes_a_connection_with_part_of_a_head() {
+    let (tmp, _) = fixture(false);
+    let mut c = cfg(tmp.path());
+    c.max_connections = 2;
+    c.keepalive_timeout = "300s".into();
+    c.header_timeout = "300s".into();
+    let server = Server::start(&c);
+    let mut partial = server.connect();
+    assert_eq!(partial.get("/static/hello.txt", &[]).body, HELLO);
+    // Sent before the other connection's whole exchange below, so read by ferry long before
+    // the new client arrives.
+    partial.send(b"GET /static/hello.txt HTTP/1.1\r\nHost: x\r\n");
+    let mut idle = server.connect();
+    assert_eq!(idle.get("/static/hello.txt", &[]).body, HELLO);
+    let mut fresh = server.connect();
+    let r = fresh.get("/static/hello.txt", &[("Connection", "close")]);
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO), "new client");
+    idle.expect_closed("the idle connection, closed to make room");
+    partial.send(b"\r\n");
+    let r = partial.read_response("GET");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, HELLO),
+        "the connection that had part of a head in"
+    );
+}
+
 fn shutdown_during_download(sig: &str) {
     let (tmp, pattern) = fixture(true);
     let pattern = pattern.unwrap();

@@ -14,6 +14,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Shared;
+use super::idle::Slot;
 use super::proxy::{self, Forwarded};
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
@@ -48,6 +49,7 @@ pub async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    slot: &Slot,
 ) {
     // The connection waits on its own child of the server's token: waiting registers with
     // the token per request, and on the shared token every connection of every worker
@@ -81,6 +83,7 @@ pub async fn serve(
             tokio::time::Instant::now() + shared.server.header_timeout
         )),
         shutdown: pin!(shutdown.cancelled()),
+        slot,
     };
     loop {
         let head = match read_head(&mut transport, &mut buf, first, &shared, &mut waits).await {
@@ -193,6 +196,9 @@ impl Drop for ActiveGuard {
 struct Waits<'a, 'b> {
     sleep: Pin<&'a mut Sleep>,
     shutdown: Pin<&'a mut WaitForCancellationFuture<'b>>,
+    /// Before any byte of a head, the connection is idle: at max_connections an accept
+    /// loop may close it through this.
+    slot: &'a Slot,
 }
 
 /// Reads until `buf` holds a complete head, then removes it from `buf`.
@@ -239,7 +245,11 @@ async fn read_head(
         buf.reserve(4096);
         let read = tokio::select! {
             biased;
-            read = transport.read_buf(buf) => read,
+            read = waits.slot.watch(!partial, entered, transport.read_buf(buf)) => match read {
+                Ok(read) => read,
+                // Closed to make room for a new client: quietly, as when idle too long.
+                Err(_) => return Err(NoHead::Quiet),
+            },
             () = waits.sleep.as_mut() => {
                 if tokio::time::Instant::now() < deadline {
                     // Armed for an earlier request's deadline: wait on for this one.

@@ -1,12 +1,14 @@
 //! The client side: listeners, the accept loops, connection limits and graceful shutdown.
 //! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task (or
 //! `h2::serve` when TLS negotiated HTTP/2); every task watches one `CancellationToken` that
-//! SIGTERM/SIGINT cancels.
+//! SIGTERM/SIGINT cancels. At `server.max_connections` an accept loop closes the connection
+//! idle longest to make room (`idle`).
 //!
 //! Requests go next to `route::Router`, replies out through `send::Sender`.
 
 mod conn;
 mod h2;
+mod idle;
 mod listener;
 mod proxy;
 
@@ -15,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use idle::Limit;
 pub use listener::bind;
 
 use crate::config::{Io, Offload, Server};
@@ -43,15 +45,18 @@ pub struct Shared {
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on
 /// `tracker`. At most `server.max_connections` connections are served at once (shared across
 /// listeners and connection workers through `limit`): past it, each accept loop holds the one
-/// connection it has just accepted until a permit frees and accepts no more, so the backlog
-/// holds the other clients rather than ferry accepting and dropping them. (A loop takes its
-/// permit after `accept`, not before: a permit held by a loop waiting on an idle socket would
-/// be kept from the connections queued on another worker's socket of the SO_REUSEPORT group.)
+/// connection it has just accepted, closes the connection idle longest to make room for it
+/// (an idle keep-alive connection, or one that has sent nothing yet), or if none is idle waits
+/// until a permit frees or a connection becomes idle, and accepts no more meanwhile, so the
+/// backlog holds the other clients rather than ferry accepting and dropping them. (A loop
+/// takes its permit after `accept`, not before: a permit held by a loop waiting on an idle
+/// socket would be kept from the connections queued on another worker's socket of the
+/// SO_REUSEPORT group.)
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
+    limit: Limit,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -72,12 +77,8 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
+        let Some(slot) = limit.acquire(&shutdown).await else {
+            break;
         };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "TCP_NODELAY");
@@ -94,10 +95,10 @@ pub async fn accept_loop(
                 Some(transport) if h2::negotiated(&transport) => {
                     h2::serve(transport, peer, shared, shutdown).await;
                 }
-                Some(transport) => conn::serve(transport, peer, shared, shutdown).await,
+                Some(transport) => conn::serve(transport, peer, shared, shutdown, &slot).await,
                 None => {}
             }
-            drop(permit);
+            drop(slot);
         });
     }
     tracing::debug!(listener = ?local, "stopped accepting");
