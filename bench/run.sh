@@ -645,7 +645,7 @@ EOF
         log "ferry log (tail):"; tail -n 30 "$d/ferry.log" >&2 || true
         die "ferry ($name) did not become ready"
     }
-    # readiness line on stdout; give it a moment in case it is printed just after bind
+    # readiness line in its log (ferry prints it on stderr); give it a moment in case it is printed just after bind
     local i
     for i in $(seq 20); do grep -q "$ready_line" "$d/ferry.log" && break; sleep 0.1; done
     if ! grep -q "$ready_line" "$d/ferry.log"; then

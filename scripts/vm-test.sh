@@ -9,8 +9,9 @@
 # absolute path, so FERRY_BIN is the host path of target/debug/ferry. The exit status is the test
 # binary's; 124 means the VM timed out, 125 that the VM itself failed.
 #
-# Without arguments the test binary runs with --nocapture --test-threads=1, so the evidence lines
-# (TlsTxSw before/after, metric deltas) reach the log.
+# The test binary always gets --include-ignored (the kTLS tests are #[ignore]d so that a host
+# `cargo test` shows them as ignored); without arguments also --nocapture --test-threads=1, so
+# the evidence lines (TlsTxSw before/after, metric deltas) reach the log.
 #
 # The first run on a machine builds the VM cache (root, about 1.5-3 min: apt, debootstrap, image).
 # Under CI=true a VM that cannot be set up is a failure; elsewhere it is reported as SKIPPED.
@@ -66,6 +67,9 @@ fi
 t2=$(date +%s)
 
 [ $# -gt 0 ] || set -- --nocapture --test-threads=1
+# The kTLS tests are #[ignore]d, so that the host's `cargo test` lists them as ignored instead
+# of passing them without running them; here every one of them runs.
+set -- --include-ignored "$@"
 say "running $(basename "$test_bin") $* in the VM"
 rc=0
 KTLS_VM_QUIET=1 "$VM" "${shares[@]}" \

@@ -2,7 +2,7 @@
 //! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse
 //! (TLS files or a cache.dir that cannot be used included), 1 for other start-up failures.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,16 +189,18 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The listeners go to stderr with the other diagnostics: stdout carries the access log
+    // alone, so a log shipper reading it sees one access-log line per response and nothing else.
     let result = runtime.block_on(ferry::server::run(config, |bound| {
-        let mut stdout = std::io::stdout().lock();
+        let mut stderr = std::io::stderr().lock();
         for addr in &bound.http {
-            let _ = writeln!(stdout, "listening http {addr}");
+            let _ = writeln!(stderr, "listening http {addr}");
         }
         for addr in &bound.https {
-            let _ = writeln!(stdout, "listening https {addr}");
+            let _ = writeln!(stderr, "listening https {addr}");
         }
-        let _ = writeln!(stdout, "listening admin {}", bound.admin);
-        let _ = stdout.flush();
+        let _ = writeln!(stderr, "listening admin {}", bound.admin);
+        let _ = stderr.flush();
     }));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -223,12 +225,18 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Diagnostics go to stderr (level from RUST_LOG, default info); the access log to stdout.
+/// Diagnostics go to stderr (level from RUST_LOG, default info), coloured only when stderr is
+/// a terminal and NO_COLOR is not set; the access log goes to stdout, never coloured, and
+/// nothing else does.
 fn init_tracing(access_log: AccessLog) {
     ferry::access::set_enabled(access_log != AccessLog::Off);
     let is_access = |meta: &tracing::Metadata<'_>| meta.target() == ferry::access::TARGET;
+    // https://no-color.org: a NO_COLOR that is set and not empty turns colour off.
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = std::io::stderr().is_terminal() && !no_colour;
     let diagnostics = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_filter(filter_fn(move |meta| !is_access(meta)));
     let access = match access_log {
@@ -247,6 +255,7 @@ fn init_tracing(access_log: AccessLog) {
                 .with_target(false)
                 .with_current_span(false)
                 .with_span_list(false)
+                .with_ansi(false)
                 .with_writer(std::io::stdout)
                 .with_filter(filter_fn(is_access))
                 .boxed(),

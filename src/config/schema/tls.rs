@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use ::config::{Value, ValueKind};
+use ::config::Value;
 
+use super::listeners::{clash, item};
 use super::{ListShape, TLS_KEYS, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
 
@@ -99,11 +100,10 @@ impl Walker<'_> {
         found
     }
 
-    /// No TLS listener may be, or overlap, a plaintext or the admin listener: ferry binds
-    /// every listener with SO_REUSEPORT, so the second bind would succeed and the kernel
-    /// would hand some connections meant for one listener to the other. `value` is
-    /// `tls.listen` as given; `None` when `listen` is the default. Listeners whose own value
-    /// is invalid (already reported, replaced by their default) are not compared.
+    /// No TLS listener may be, or overlap, a plaintext or the admin listener, or an earlier
+    /// TLS one (see `schema/listeners.rs`). `value` is `tls.listen` as given; `None` when
+    /// `listen` is the default. Listeners whose own value is invalid (already reported,
+    /// replaced by their default) are not compared.
     fn tls_listeners_apart(
         &mut self,
         listen: &[SocketAddr],
@@ -119,24 +119,20 @@ impl Walker<'_> {
         if !self.reported("admin.listen") {
             others.push(("admin.listen".into(), admin.listen));
         }
+        let ferry_others = others.len();
         for (index, addr) in listen.iter().enumerate() {
-            let clash = others.iter().find(|(_, other)| overlaps(*addr, *other));
-            let Some((other_key, other)) = clash else {
+            // An exact repeat within tls.listen is already reported as a duplicate.
+            let (plain, earlier_tls) = others.split_at(ferry_others);
+            let earlier_tls = earlier_tls.iter().filter(|(_, other)| other != addr);
+            let relation = clash(*addr, plain.iter().chain(earlier_tls));
+            others.push((format!("tls.listen[{index}]"), *addr));
+            let Some(relation) = relation else {
                 continue;
             };
-            let relation = if other == addr {
-                format!("is also {other_key}")
-            } else {
-                format!("overlaps {other_key} = {other} (a wildcard address on the same port)")
-            };
             match value {
-                Some(value) => {
-                    let item = match &value.kind {
-                        ValueKind::Array(items) => items.get(index),
-                        _ => Some(value),
-                    };
+                Some(_) => {
                     let key = format!("tls.listen[{index}]");
-                    self.fail(&key, item, format!("{addr} {relation}"));
+                    self.fail(&key, item(value, index), format!("{addr} {relation}"));
                 }
                 None => {
                     let message = format!(
@@ -147,20 +143,4 @@ impl Walker<'_> {
             }
         }
     }
-}
-
-/// Whether listeners on `a` and `b` would take connections for the same address: the same
-/// address, or the same port with a wildcard address of the same family on one side, or `[::]`
-/// on one side (dual-stack: ferry does not set IPV6_V6ONLY, so `[::]` takes IPv4 too). Port 0
-/// listeners get a fresh port each.
-fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
-    if a.port() == 0 || a.port() != b.port() {
-        return false;
-    }
-    a == b || covers(a, b) || covers(b, a)
-}
-
-/// Whether a listener on `wide` also takes the connections for `narrow`'s address.
-fn covers(wide: SocketAddr, narrow: SocketAddr) -> bool {
-    wide.ip().is_unspecified() && (wide.is_ipv6() || narrow.is_ipv4())
 }

@@ -142,7 +142,7 @@ fn an_override_can_clash_with_the_file() {
     let text = format!("[admin]\nlisten = \"127.0.0.1:9100\"\n{LOCATION}");
     assert_eq!(
         load_err(&text, &[("FERRY__SERVER__LISTEN", "127.0.0.1:9100")]),
-        ["admin.listen: 127.0.0.1:9100 is also in server.listen"]
+        ["admin.listen: 127.0.0.1:9100 is also server.listen[0]"]
     );
 }
 

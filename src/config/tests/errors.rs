@@ -98,7 +98,93 @@ fn admin_must_not_share_a_public_address() {
     );
     assert_eq!(
         load_err(&text, &[]),
-        ["admin.listen: 127.0.0.1:8080 is also in server.listen"]
+        ["admin.listen: 127.0.0.1:8080 is also server.listen[0]"]
+    );
+}
+
+/// ferry binds every listener with SO_REUSEPORT, so an overlapping second bind succeeds and
+/// takes connections meant for the first: a wildcard address on the same port is a clash too,
+/// either way round, and `[::]` (dual-stack) takes IPv4 as well.
+#[test]
+fn admin_must_not_share_a_port_with_a_wildcard_public_address() {
+    let config = |server: &str, admin: &str| {
+        format!("[server]\nlisten = [{server}]\n[admin]\nlisten = \"{admin}\"\n{LOCATION}")
+    };
+    assert_eq!(
+        load_err(
+            &config(r#""127.0.0.1:8080", "0.0.0.0:9100""#, "127.0.0.1:9100"),
+            &[]
+        ),
+        [
+            "admin.listen: 127.0.0.1:9100 overlaps server.listen[1] = 0.0.0.0:9100 \
+             (a wildcard address on the same port)"
+        ]
+    );
+    assert_eq!(
+        load_err(&config(r#""127.0.0.1:9100""#, "0.0.0.0:9100"), &[]),
+        [
+            "admin.listen: 0.0.0.0:9100 overlaps server.listen[0] = 127.0.0.1:9100 \
+             (a wildcard address on the same port)"
+        ]
+    );
+    assert_eq!(
+        load_err(&config(r#""[::]:9100""#, "127.0.0.1:9100"), &[]),
+        [
+            "admin.listen: 127.0.0.1:9100 overlaps server.listen[0] = [::]:9100 \
+             (a wildcard address on the same port)"
+        ]
+    );
+    assert_eq!(
+        load_err(&config(r#""[::1]:9100""#, "[::]:9100"), &[]),
+        [
+            "admin.listen: [::]:9100 overlaps server.listen[0] = [::1]:9100 \
+             (a wildcard address on the same port)"
+        ]
+    );
+    assert_eq!(
+        load_err(
+            &config(r#""[::ffff:127.0.0.1]:9100""#, "127.0.0.1:9100"),
+            &[]
+        ),
+        [
+            "admin.listen: 127.0.0.1:9100 overlaps server.listen[0] = [::ffff:127.0.0.1]:9100 \
+             (the same IPv4 address, mapped into IPv6)"
+        ]
+    );
+    // The default admin address against a wildcard public one.
+    assert_eq!(
+        load_err(
+            &format!("[server]\nlisten = [\"0.0.0.0:9090\"]\n{LOCATION}"),
+            &[]
+        ),
+        [
+            "admin.listen: 127.0.0.1:9090 (the default) overlaps server.listen[0] = 0.0.0.0:9090 \
+             (a wildcard address on the same port); set admin.listen to another address"
+        ]
+    );
+    // An IPv4 wildcard does not take IPv6, other addresses on the same port are apart, and
+    // port 0 is a fresh port each time.
+    load_ok(&config(r#""0.0.0.0:9100""#, "[::1]:9100"), &[]);
+    load_ok(&config(r#""127.0.0.2:9100""#, "127.0.0.1:9100"), &[]);
+    load_ok(&config(r#""0.0.0.0:0""#, "127.0.0.1:0"), &[]);
+}
+
+#[test]
+fn public_addresses_must_not_overlap_each_other() {
+    let text = format!(
+        "[server]\nlisten = [\"0.0.0.0:80\", \"127.0.0.1:80\", \"10.0.0.1:8080\", \"[::]:8080\", \
+         \"127.0.0.2:81\", \"[::ffff:127.0.0.2]:81\", \"127.0.0.1:81\", \"[::1]:80\"]\n{LOCATION}"
+    );
+    assert_eq!(
+        load_err(&text, &[]),
+        [
+            "server.listen[1]: 127.0.0.1:80 overlaps server.listen[0] = 0.0.0.0:80 \
+             (a wildcard address on the same port)",
+            "server.listen[3]: [::]:8080 overlaps server.listen[2] = 10.0.0.1:8080 \
+             (a wildcard address on the same port)",
+            "server.listen[5]: [::ffff:127.0.0.2]:81 overlaps server.listen[4] = 127.0.0.2:81 \
+             (the same IPv4 address, mapped into IPv6)",
+        ]
     );
 }
 
@@ -108,7 +194,7 @@ fn the_default_admin_address_must_not_be_public_either() {
     assert_eq!(
         load_err(&text, &[]),
         [
-            "admin.listen: 127.0.0.1:9090 (the default) is also in server.listen; \
+            "admin.listen: 127.0.0.1:9090 (the default) is also server.listen[0]; \
           set admin.listen to another address"
         ]
     );

@@ -125,7 +125,7 @@ fn absent_sections_and_keys_take_defaults() {
 fn every_key_is_read() {
     let text = r#"
         [server]
-        listen = ["0.0.0.0:80", "[::]:80"]
+        listen = ["0.0.0.0:80", "[::1]:80"]
         header_timeout = "5s"
         keepalive_timeout = "0s"
         send_timeout = "1m30s"
@@ -147,7 +147,7 @@ fn every_key_is_read() {
         index = "index.htm"
     "#;
     let config = load_ok(text, &[]);
-    assert_eq!(config.server.listen, [addr("0.0.0.0:80"), addr("[::]:80")]);
+    assert_eq!(config.server.listen, [addr("0.0.0.0:80"), addr("[::1]:80")]);
     assert_eq!(config.server.header_timeout, secs(5));
     assert_eq!(config.server.keepalive_timeout, secs(0));
     assert_eq!(config.server.send_timeout, secs(90));

@@ -84,7 +84,7 @@ fn cert_and_key_alone_take_every_default() {
 #[test]
 fn every_tls_key_is_read() {
     let section = r#"
-        listen = ["0.0.0.0:443", "[::]:443", "127.0.0.1:0", "127.0.0.1:0"]
+        listen = ["0.0.0.0:443", "[::1]:443", "127.0.0.1:0", "127.0.0.1:0"]
         ktls = "require"
         alpn = ["http/1.1"]
         handshake_timeout = "1500ms"
@@ -98,7 +98,7 @@ fn every_tls_key_is_read() {
         Some(Tls {
             listen: vec![
                 addr("0.0.0.0:443"),
-                addr("[::]:443"),
+                addr("[::1]:443"),
                 addr("127.0.0.1:0"),
                 addr("127.0.0.1:0"),
             ],
@@ -289,6 +289,25 @@ fn tls_listeners_must_not_be_plaintext_or_admin_ones() {
 }
 
 #[test]
+fn tls_listeners_must_not_overlap_each_other() {
+    let section = r#"listen = ["0.0.0.0:8443", "127.0.0.1:8443", "[::1]:8444", "[::]:8444"]"#;
+    assert_eq!(
+        tls_err(section),
+        [
+            "tls.listen[1]: 127.0.0.1:8443 overlaps tls.listen[0] = 0.0.0.0:8443 \
+             (a wildcard address on the same port)",
+            "tls.listen[3]: [::]:8444 overlaps tls.listen[2] = [::1]:8444 \
+             (a wildcard address on the same port)",
+        ]
+    );
+    // An exact repeat is reported once, as a duplicate.
+    assert_eq!(
+        tls_err(r#"listen = ["0.0.0.0:8443", "0.0.0.0:8443"]"#),
+        ["tls.listen[1]: duplicate address 0.0.0.0:8443 (also tls.listen[0])"]
+    );
+}
+
+#[test]
 fn the_default_tls_address_must_not_be_taken_either() {
     let text = format!("[server]\nlisten = [\"127.0.0.1:8443\"]\n[tls]\n{CERT_KEY}{LOCATION}");
     assert_eq!(
@@ -367,7 +386,7 @@ fn tls_keys_are_overridden_from_the_environment() {
     let config = load_ok(
         &text,
         &[
-            ("FERRY__TLS__LISTEN", "0.0.0.0:443, [::]:443"),
+            ("FERRY__TLS__LISTEN", "0.0.0.0:443, [::1]:443"),
             ("FERRY__TLS__CERT", "/etc/ferry/tls/fullchain.pem"),
             ("FERRY__TLS__KEY", "/etc/ferry/tls/key.pem"),
             ("FERRY__TLS__KTLS", "require"),
@@ -378,7 +397,7 @@ fn tls_keys_are_overridden_from_the_environment() {
     assert_eq!(
         config.tls,
         Some(Tls {
-            listen: vec![addr("0.0.0.0:443"), addr("[::]:443")],
+            listen: vec![addr("0.0.0.0:443"), addr("[::1]:443")],
             cert: "/etc/ferry/tls/fullchain.pem".into(),
             key: "/etc/ferry/tls/key.pem".into(),
             ktls: KtlsMode::Require,
