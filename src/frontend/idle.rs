@@ -99,7 +99,7 @@ impl Limit {
         Some(Slot {
             limit: self.clone(),
             state: Arc::new(AtomicU8::new(BUSY)),
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
@@ -108,13 +108,17 @@ impl Limit {
         // Queued first: the semaphore hands a released permit to the loops queued for one,
         // so the permit of a connection closed for this loop is not taken by a later accept.
         let mut acquire = pin!(Arc::clone(&shared.permits).acquire_owned());
-        if let Poll::Ready(permit) = poll_fn(|cx| Poll::Ready(acquire.as_mut().poll(cx))).await {
-            return permit.ok();
-        }
         let _waiting = Waiting::new(&shared.waiting);
         loop {
             let mut idle = pin!(shared.idle.notified());
             idle.as_mut().enable();
+            // Looked at before every reclaim: a closed connection hands its permit to the
+            // queue before it leaves the closing count (`Slot::drop`), so a loop that sees
+            // the count drop finds the permit here instead of closing one more connection.
+            if let Poll::Ready(permit) = poll_fn(|cx| Poll::Ready(acquire.as_mut().poll(cx))).await
+            {
+                return permit.ok();
+            }
             shared.reclaim();
             tokio::select! {
                 permit = acquire.as_mut() => return permit.ok(),
@@ -197,7 +201,8 @@ impl Drop for Waiting<'_> {
 pub struct Slot {
     limit: Limit,
     state: Arc<AtomicU8>,
-    _permit: OwnedSemaphorePermit,
+    /// `Some` until the slot is dropped.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The connection was picked to close while idle; it has read nothing of a request.
@@ -261,9 +266,11 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.state.load(SeqCst) == CLOSING {
-            // Before the permit (a field) is released: a loop that sees the count drop
-            // finds the permit queued for a waiting loop.
+        let closing = self.state.load(SeqCst) == CLOSING;
+        // The permit goes to the loops queued for one first, the count after: a loop that
+        // sees the count drop finds the permit already handed to the queue.
+        drop(self.permit.take());
+        if closing {
             self.limit.shared.closing.fetch_sub(1, SeqCst);
         }
     }
