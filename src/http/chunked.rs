@@ -7,7 +7,7 @@
 //! Trailer fields are checked for framing and then discarded. Body-size
 //! limits are the caller's job (look at how much `out` grew).
 
-use super::codec::ParseError;
+use super::message::ParseError;
 
 /// Upper bound on the whole trailer section, in bytes.
 pub const MAX_TRAILER_BYTES: usize = 16 * 1024;

@@ -7,7 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::codec::{Method, RequestHead};
+use super::message::{Method, RequestHead};
 use super::validate::trim_ows as trim;
 
 /// Validators of the selected representation.

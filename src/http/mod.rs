@@ -8,6 +8,7 @@ pub mod accept_encoding;
 pub mod chunked;
 pub mod codec;
 pub mod conditional;
+mod message;
 pub mod mime;
 pub mod range;
 pub mod response;
@@ -18,13 +19,11 @@ mod tests;
 
 pub use accept_encoding::{AcceptEncoding, Codings, ContentCoding};
 pub use chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
-pub use codec::{
-    BodyLength, Header, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Method, ParseError, RequestHead,
-    Scheme, Version, parse_request,
-};
+pub use codec::{MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, parse_request};
 pub use conditional::{
     Precondition, Validators, evaluate, http_date, if_range_allows, strong_etag,
 };
+pub use message::{BodyLength, Header, Method, ParseError, RequestHead, Scheme, Version};
 pub use mime::content_type;
 pub use range::{
     ByteRange, MAX_RANGES, RangeRequest, content_range, multipart_boundary, multipart_end,

@@ -4,7 +4,7 @@
 //! Used only by `codec`; byte-level syntax (line endings, token and value
 //! characters, sizes) is checked there and by httparse, not here.
 
-use super::codec::{BodyLength, Header, Method, ParseError, Version};
+use super::message::{BodyLength, Header, Method, ParseError, Version};
 
 /// A validated request target.
 pub(super) struct Target {

@@ -1,8 +1,8 @@
 //! Chunked decoder and encoder: accepted forms, every split point, and each
 //! rejection.
 
+use crate::http::ParseError;
 use crate::http::chunked::{ChunkedDecoder, MAX_TRAILER_BYTES, encode_chunk, encode_last_chunk};
-use crate::http::codec::ParseError;
 
 const LINE: usize = 64;
 

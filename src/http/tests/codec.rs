@@ -3,6 +3,7 @@
 //! Framing rules are in `framing.rs`, target and Host rules in `target.rs`.
 
 use crate::http::codec::*;
+use crate::http::*;
 
 pub(super) fn ok(buf: &[u8]) -> (RequestHead, usize) {
     match parse_request(buf) {

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::codec::ok;
-use crate::http::codec::RequestHead;
+use crate::http::RequestHead;
 use crate::http::conditional::*;
 
 const ETAG: &str = "\"5f3-1000-17a3b\"";

@@ -2,7 +2,7 @@
 //! Content-Length / Transfer-Encoding combinations, the smuggling vectors.
 
 use super::codec::{err, ok};
-use crate::http::codec::{BodyLength, ParseError};
+use crate::http::{BodyLength, ParseError};
 
 fn req(version: &str, headers: &str) -> Vec<u8> {
     format!("POST /u {version}\r\nHost: h\r\n{headers}\r\n").into_bytes()

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use crate::http::chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::http::codec::*;
 use crate::http::range::{RangeRequest, parse_range};
+use crate::http::*;
 
 fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}"

@@ -2,7 +2,7 @@
 //! `parse_request`.
 
 use super::codec::{bad, err, ok};
-use crate::http::codec::ParseError;
+use crate::http::ParseError;
 
 #[test]
 fn host_rules() {
