@@ -10,16 +10,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::pipe::{PipeFlags, SpliceFlags};
 
 pub mod bench;
 pub mod directio;
 mod fault;
 pub mod ktls;
-mod tee;
+mod pipe;
 
 pub use fault::Faults;
-pub use tee::{TeeSource, TeeTarget, fill_pipe};
+pub use pipe::{Pipe, TeeSource, TeeTarget, fill_pipe};
 
 /// `sendfile(2)` from `file` at `*offset` to the socket, at most `count` bytes; advances
 /// `offset` by what was sent. `Ok(0)` means the file ended before `offset` (it shrank).
@@ -33,87 +32,6 @@ pub fn sendfile(
         return Err(io::Error::from_raw_os_error(err));
     }
     Ok(rustix::fs::sendfile(sock, file, Some(offset), count)?)
-}
-
-/// A non-blocking pipe used as the in-kernel buffer between a file (or socket) and a socket.
-#[derive(Debug)]
-pub struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    capacity: usize,
-}
-
-/// The pipe size ferry asks for: large enough that one splice moves a useful amount, and
-/// within the default `/proc/sys/fs/pipe-max-size` (1 MiB) so an unprivileged process gets it.
-const PIPE_SIZE: usize = 1024 * 1024;
-
-impl Pipe {
-    /// Creates a close-on-exec, non-blocking pipe and grows it to 1 MiB where allowed.
-    pub fn new() -> io::Result<Pipe> {
-        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
-        // A smaller pipe still works, only with more calls per chunk.
-        let capacity = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE)
-            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))
-            .unwrap_or(64 * 1024);
-        Ok(Pipe {
-            read,
-            write,
-            capacity,
-        })
-    }
-
-    /// Bytes the pipe can hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// `splice(2)` from `file` at `*offset` into the pipe, at most `len` bytes. `Ok(0)` means
-    /// the file ended early.
-    pub fn fill_from_file(
-        &self,
-        file: impl AsFd,
-        offset: &mut u64,
-        len: usize,
-    ) -> io::Result<usize> {
-        if let Some(err) = Faults::get().splice {
-            return Err(io::Error::from_raw_os_error(err));
-        }
-        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK | SpliceFlags::MORE;
-        Ok(rustix::pipe::splice(
-            file,
-            Some(offset),
-            &self.write,
-            None,
-            len,
-            flags,
-        )?)
-    }
-
-    /// `splice(2)` from a socket into the pipe, at most `len` bytes; `WouldBlock` when the
-    /// socket has nothing to read, `Ok(0)` when its peer has closed.
-    pub fn fill_from_socket(&self, sock: impl AsFd, len: usize) -> io::Result<usize> {
-        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
-        Ok(rustix::pipe::splice(
-            sock,
-            None,
-            &self.write,
-            None,
-            len,
-            flags,
-        )?)
-    }
-
-    /// `splice(2)` from the pipe to the socket, at most `len` bytes; `WouldBlock` when the
-    /// socket is full. `more` keeps the segment open for what follows (like MSG_MORE).
-    pub fn drain_to(&self, sock: impl AsFd, len: usize, more: bool) -> io::Result<usize> {
-        let mut flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
-        if more {
-            flags |= SpliceFlags::MORE;
-        }
-        Ok(rustix::pipe::splice(
-            &self.read, None, sock, None, len, flags,
-        )?)
-    }
 }
 
 /// Sets or clears TCP_CORK: while set, the kernel sends only full segments, so a response
