@@ -13,6 +13,7 @@ pub mod report;
 pub mod source;
 pub mod tls;
 pub mod transfer;
+mod units;
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use methods::{Method, SendError};
 use report::{Report, Row};
+pub use source::BenchError;
 use source::Source;
 
 /// Most connections `--connections` accepts: each is two threads and a 2 MiB buffer.
@@ -36,19 +38,6 @@ pub struct Options {
     pub rounds: NonZeroUsize,
     /// Draw a progress bar on stderr (the caller decides: a terminal, and not `--json`).
     pub progress: bool,
-}
-
-/// Why `ferry bench` stopped before measuring.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// The arguments (or the file they name) cannot be used: exit status 64.
-    #[error("ferry bench: {0}")]
-    Usage(String),
-    #[error("ferry bench: {what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
 }
 
 /// `--size`: a byte size as the config file writes it (`"8MiB"`, `"1GiB"`), at least 1 byte.

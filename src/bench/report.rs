@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::methods::{CHUNK, Counters, Method};
 use super::transfer::Measured;
+use super::units::human_bytes;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
@@ -376,20 +377,6 @@ fn config_size(bytes: u64) -> String {
     }
 }
 
-/// `1.00 GiB`, `512.0 MiB`, `4 KiB`, `17 B`.
-pub fn human_bytes(bytes: u64) -> String {
-    let b = bytes as f64;
-    if bytes >= 1 << 30 {
-        format!("{:.2} GiB", b / GIB)
-    } else if bytes >= 1 << 20 {
-        format!("{:.1} MiB", b / MIB)
-    } else if bytes >= 1 << 10 {
-        format!("{:.0} KiB", b / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,13 +519,5 @@ mod tests {
         );
         assert!(lines[2].contains("ktls = \"off\""), "{lines:?}");
         assert!(lines[2].contains("aes-generic"), "{lines:?}");
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(17), "17 B");
-        assert_eq!(human_bytes(4096), "4 KiB");
-        assert_eq!(human_bytes(8 << 20), "8.0 MiB");
-        assert_eq!(human_bytes(1 << 30), "1.00 GiB");
     }
 }

@@ -11,8 +11,21 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{FsWord, Mode, OFlags};
 
-use super::BenchError;
+use super::units::human_bytes;
 use crate::sys;
+
+/// Why `ferry bench` stopped before measuring.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The arguments (or the file they name) cannot be used: exit status 64.
+    #[error("ferry bench: {0}")]
+    Usage(String),
+    #[error("ferry bench: {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
 
 /// The file under test.
 #[derive(Debug)]
@@ -139,11 +152,7 @@ fn pick_dir(size: u64) -> Result<PathBuf, BenchError> {
             continue;
         };
         let free = stat.f_bavail.saturating_mul(stat.f_bsize as u64);
-        seen.push(format!(
-            "{} ({} free)",
-            dir.display(),
-            super::report::human_bytes(free)
-        ));
+        seen.push(format!("{} ({} free)", dir.display(), human_bytes(free)));
         if free < size.saturating_add(64 << 20) {
             continue;
         }
@@ -155,7 +164,7 @@ fn pick_dir(size: u64) -> Result<PathBuf, BenchError> {
     with_room.into_iter().next().ok_or_else(|| {
         BenchError::Usage(format!(
             "no directory has room for a {} test file: {}; pass a smaller --size or --file",
-            super::report::human_bytes(size),
+            human_bytes(size),
             seen.join(", ")
         ))
     })
