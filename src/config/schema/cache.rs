@@ -6,8 +6,17 @@ use std::path::PathBuf;
 
 use ::config::Value;
 
-use super::{CACHE_KEYS, Walker};
+use super::walker::Walker;
 use crate::config::Cache;
+
+/// The keys of this section, in the order config/ferry.toml documents them.
+pub(super) const CACHE_KEYS: [&str; 5] = [
+    "dir",
+    "max_size",
+    "max_object_size",
+    "lock_timeout",
+    "stale_if_error",
+];
 
 impl Walker<'_> {
     /// `None` when the section is absent, or when anything in it is invalid.

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ::config::{Value, ValueKind};
 
-use super::Walker;
+use super::walker::Walker;
 use crate::config::{Admin, Server};
 
 impl Walker<'_> {

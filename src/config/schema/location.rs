@@ -6,8 +6,19 @@ use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::{LOCATION_KEYS, ListShape, Walker};
+use super::walker::{ListShape, Walker};
 use crate::config::{ContentCoding, Location};
+
+/// The keys of this section, in the order config/ferry.toml documents them.
+pub(super) const LOCATION_KEYS: [&str; 7] = [
+    "prefix",
+    "root",
+    "index",
+    "expires",
+    "internal",
+    "directio_threshold",
+    "precompressed",
+];
 
 /// How many `[[location]]` sections the value holds: 0 when absent, `None` when it is not a
 /// list at all (an error already reported by [`Walker::locations`]).

@@ -7,9 +7,17 @@ use std::path::{Component, Path, PathBuf};
 
 use ::config::{Value, ValueKind};
 
-use super::{OFFLOAD_KEYS, Table, Walker};
+use super::walker::{Table, Walker};
 use crate::config::env::ENV_ORIGIN;
 use crate::config::{Location, Offload, SendfileType};
+
+/// The keys of this section, in the order config/ferry.toml documents them.
+pub(super) const OFFLOAD_KEYS: [&str; 4] = [
+    "x_accel_redirect",
+    "x_sendfile_roots",
+    "advertise",
+    "accel_mapping",
+];
 
 const SENDFILE_TYPES: [SendfileType; 2] = [SendfileType::XAccelRedirect, SendfileType::XSendfile];
 

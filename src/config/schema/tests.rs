@@ -1,5 +1,10 @@
 //! The schema's own checks: its key lists against the documented file.
 
+use super::cache::CACHE_KEYS;
+use super::location::LOCATION_KEYS;
+use super::offload::OFFLOAD_KEYS;
+use super::tls::TLS_KEYS;
+use super::upstream::UPSTREAM_KEYS;
 use super::*;
 use crate::config::DEFAULT_TOML;
 
@@ -8,7 +13,7 @@ use crate::config::DEFAULT_TOML;
 #[test]
 fn every_key_is_documented_in_the_default_file() {
     let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
-    // [tls], [upstream] and [offload] are commented out as a whole, so the embedded default
+    // [tls], [upstream], [offload] and [cache] are commented out as a whole, so the embedded default
     // runs plaintext only and without an application.
     let sections = [
         ("[server]", &SERVER_KEYS[..]),
@@ -17,6 +22,7 @@ fn every_key_is_documented_in_the_default_file() {
         ("[io]", &IO_KEYS[..]),
         ("# [upstream]", &UPSTREAM_KEYS[..]),
         ("# [offload]", &OFFLOAD_KEYS[..]),
+        ("# [cache]", &CACHE_KEYS[..]),
         ("[[location]]", &LOCATION_KEYS[..]),
     ];
     for (header, keys) in sections {

@@ -9,8 +9,12 @@ use std::path::PathBuf;
 use ::config::Value;
 
 use super::listeners::{clash, item};
-use super::{ListShape, TLS_KEYS, Walker};
+use super::walker::{ListShape, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
+
+/// The keys of this section, in the order config/ferry.toml documents them.
+pub(super) const TLS_KEYS: [&str; 6] =
+    ["listen", "cert", "key", "ktls", "alpn", "handshake_timeout"];
 
 const KTLS_MODES: [(&str, KtlsMode); 3] = [
     ("auto", KtlsMode::Auto),

@@ -9,8 +9,18 @@ use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::{UPSTREAM_KEYS, Walker};
+use super::walker::Walker;
 use crate::config::{Admin, Server, Tls, Upstream, UpstreamAddress};
+
+/// The keys of this section, in the order config/ferry.toml documents them.
+pub(super) const UPSTREAM_KEYS: [&str; 6] = [
+    "address",
+    "connect_timeout",
+    "response_timeout",
+    "idle_connections",
+    "forwarded_headers",
+    "underscores_in_headers",
+];
 
 /// The longest unix socket path: `sun_path` holds 108 bytes, the last one a NUL.
 const MAX_UNIX_PATH: usize = 107;
