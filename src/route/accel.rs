@@ -10,8 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 use std::sync::Arc;
 
+use super::reply::Reply;
 use super::static_file::OpenError;
-use super::{Reply, Router, open_file, relative_path, split_target, static_file};
+use super::{Router, open_file, relative_path, split_target, static_file};
 use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
 use crate::upstream::ResponseHead;

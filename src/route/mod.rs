@@ -6,148 +6,22 @@
 //! Not here: framing, keep-alive and writing (frontend, send).
 
 mod accel;
+mod location;
+mod reply;
 mod resolve;
 mod static_file;
 
 use static_file::Lookup;
 
-use std::num::NonZeroU64;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-
+pub use location::StaticLocation;
+pub use reply::Reply;
 pub use resolve::{BadPath, relative_path};
 
 use crate::config::Config;
-use crate::http::{AcceptEncoding, Codings, ContentCoding, Method, RequestHead, reason};
+use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
-use crate::send::Body;
-
-/// A response ready to be framed and sent.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    /// Headers other than Date, Server, Content-Length and Connection, which the frontend adds.
-    pub headers: Vec<(&'static str, String)>,
-    /// Headers whose names come from elsewhere (the app's response).
-    pub extra_headers: Vec<(String, String)>,
-    pub body: Body,
-    pub source: Source,
-    /// The Content-Length to announce for a HEAD request when the body is not there to tell
-    /// (a proxied HEAD); `None` announces the body's own length.
-    pub head_length: Option<u64>,
-    /// Most body bytes per second (X-Accel-Limit-Rate).
-    pub rate: Option<u64>,
-}
-
-impl Reply {
-    pub fn new(status: u16, source: Source, body: Body) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            extra_headers: Vec::new(),
-            body,
-            source,
-            head_length: None,
-            rate: None,
-        }
-    }
-
-    /// A small text body naming the status, as every error ferry generates.
-    pub fn error(status: u16, source: Source) -> Reply {
-        let text = format!("{status} {}\n", reason(status));
-        Reply::new(status, source, Body::Bytes(Bytes::from(text)))
-            .with_header("Content-Type", "text/plain; charset=utf-8".to_string())
-    }
-
-    /// A permanent redirect to `location`.
-    pub fn redirect(location: String, source: Source) -> Reply {
-        Reply::error(301, source).with_header("Location", location)
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-
-    /// Whether the reply already has a header `name` (in either list).
-    pub fn has_header(&self, name: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            || self
-                .extra_headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Removes every header `name`.
-    pub fn remove_header(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.extra_headers
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    }
-}
-
-/// A directory files are served from: a location's root, or an X-Sendfile root.
-#[derive(Debug)]
-pub struct StaticLocation {
-    pub prefix: String,
-    pub root: PathBuf,
-    root_fd: OwnedFd,
-    pub index: Option<String>,
-    pub expires: Option<Duration>,
-    /// Reachable only through X-Accel-Redirect.
-    pub internal: bool,
-    /// Files at least this large are read with O_DIRECT (the location's or `[io]`'s
-    /// `directio_threshold`); `None`: never.
-    pub directio: Option<NonZeroU64>,
-    /// The location's `precompressed` codings, in its order of preference; empty: off.
-    pub precompressed: Vec<ContentCoding>,
-}
-
-impl StaticLocation {
-    fn open(
-        prefix: String,
-        root: &Path,
-        index: Option<String>,
-        expires: Option<Duration>,
-        internal: bool,
-        directio: Option<NonZeroU64>,
-    ) -> std::io::Result<StaticLocation> {
-        let root_fd = crate::sys::open_root(root)?;
-        Ok(StaticLocation {
-            prefix,
-            root: root.to_path_buf(),
-            root_fd,
-            index,
-            expires,
-            internal,
-            directio,
-            precompressed: Vec::new(),
-        })
-    }
-
-    /// The pre-compressed variants to look for, best first; none, without reading the
-    /// request, when the location offers none.
-    fn codings(&self, req: &RequestHead) -> Codings {
-        if self.precompressed.is_empty() {
-            return Codings::default();
-        }
-        AcceptEncoding::parse(req.headers_all("accept-encoding")).preferred(&self.precompressed)
-    }
-
-    /// Every response of a location that offers variants says the answer depends on
-    /// Accept-Encoding (identity ones too), so shared caches keep the variants apart.
-    fn add_vary(&self, reply: &mut Reply) {
-        if !self.precompressed.is_empty() {
-            reply.headers.push(("Vary", "Accept-Encoding".to_string()));
-        }
-    }
-}
 
 /// What to do with a request.
 #[derive(Debug)]

@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Reply, StaticLocation};
+use super::location::StaticLocation;
+use super::reply::Reply;
 use crate::http::{
     ByteRange, Codings, ContentCoding, Method, Precondition, RangeRequest, RequestHead, Validators,
     content_range, content_type, evaluate, http_date, if_range_allows, multipart_boundary,
