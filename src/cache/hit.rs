@@ -2,36 +2,24 @@
 //! `X-Cache` header, and its body as a range of the cache file, so it leaves on the same
 //! send paths as a static file (sendfile, ktls_sendfile). For a stored 200, the client's
 //! conditional headers are evaluated against the stored ETag and Last-Modified (304, 412)
-//! and its Range header against the stored body (206, multipart, 416).
+//! and its Range header against the stored body (206, multipart, 416), by the same
+//! `route::file_answer` that answers for static files.
 
 use std::fs::File;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::Object;
 use super::policy::parse_http_date;
-use crate::http::{
-    Method, Precondition, RangeRequest, RequestHead, Validators, content_range, evaluate,
-    if_range_allows, multipart_boundary, multipart_end, multipart_part_head, parse_range,
-    unsatisfied_range,
-};
+use crate::http::{RequestHead, Validators};
 use crate::metrics::{CacheResult, Source};
 use crate::route::Reply;
-use crate::send::{Body, FileRange, Part};
+use crate::route::file_answer::{FileAnswer, FileBytes, answer, needs_validators};
+use crate::send::Body;
 
 /// An entity-tag no client can send back: stands in for a missing ETag so that only `*`
 /// matches it.
 const NO_ETAG: &str = "W/\"\u{1}\"";
-
-/// The request headers [`evaluate`] looks at: without any of them it answers `Proceed`.
-const PRECONDITIONS: [&str; 4] = [
-    "if-match",
-    "if-unmodified-since",
-    "if-none-match",
-    "if-modified-since",
-];
 
 /// The reply for `req` from `object` (its file opened as `file`), `now` in seconds.
 pub fn reply(
@@ -53,78 +41,46 @@ pub fn reply(
             .with_header("X-Cache", result.header().to_string())
     };
     let len = meta.body_len;
-    let file = Arc::new(file);
-    let whole = |offset: u64, len: u64| {
-        Body::File(FileRange {
-            file: Arc::clone(&file),
-            offset: object.body_offset + offset,
-            len,
-            direct: false,
-        })
+    let bytes = FileBytes {
+        file: Arc::new(file),
+        offset: object.body_offset,
+        len,
+        direct: false,
     };
-    if meta.status != 200 {
-        let mut reply = Reply::new(meta.status, Source::Cache, whole(0, len));
-        reply.extra_headers = headers;
-        return tag(reply);
-    }
     // Most hits carry neither preconditions nor Range: then the validators (an ETag copy and
     // a Last-Modified parse) are not needed, and evaluating them would change nothing.
-    let conditional = PRECONDITIONS.iter().any(|name| req.header(name).is_some());
-    let range = req.header("range").filter(|_| req.method == Method::Get);
-    let validators = (conditional || range.is_some()).then(|| validators(meta));
-    if let Some(validators) = validators.as_ref().filter(|_| conditional) {
-        match evaluate(req, validators) {
-            Precondition::Proceed => {}
-            Precondition::NotModified => {
-                let mut reply = Reply::new(304, Source::Cache, Body::Empty);
-                reply.extra_headers = headers;
-                return tag(reply);
-            }
-            Precondition::Failed => return tag(Reply::error(412, Source::Cache)),
-        }
-    }
-    let range = match (range, &validators) {
-        (Some(value), Some(validators)) if if_range_allows(req, validators) => {
-            parse_range(value, len)
-        }
-        _ => RangeRequest::Full,
+    let validators = (meta.status == 200 && needs_validators(req)).then(|| validators(meta));
+    let part_type = || {
+        meta.header("content-type")
+            .map_or("application/octet-stream".into(), |v| {
+                String::from_utf8_lossy(v).into_owned()
+            })
     };
-    let mut reply = match range {
-        RangeRequest::Full => Reply::new(200, Source::Cache, whole(0, len)),
-        RangeRequest::Unsatisfiable => {
-            let reply = Reply::error(416, Source::Cache)
-                .with_header("Content-Range", unsatisfied_range(len));
+    let mut reply = match answer(req, validators.as_ref(), &bytes, part_type, true) {
+        FileAnswer::NotModified => {
+            let mut reply = Reply::new(304, Source::Cache, Body::Empty);
+            reply.extra_headers = headers;
             return tag(reply);
         }
-        RangeRequest::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            Reply::new(206, Source::Cache, whole(r.start, r.len()))
-                .with_header("Content-Range", content_range(r, len))
+        FileAnswer::PreconditionFailed => return tag(Reply::error(412, Source::Cache)),
+        FileAnswer::Unsatisfiable { content_range } => {
+            let reply =
+                Reply::error(416, Source::Cache).with_header("Content-Range", content_range);
+            return tag(reply);
         }
-        RangeRequest::Partial(ranges) => {
-            let ctype = meta
-                .header("content-type")
-                .map_or("application/octet-stream".into(), |v| {
-                    String::from_utf8_lossy(v).into_owned()
-                });
+        FileAnswer::Whole(body) if meta.status != 200 => {
+            let mut reply = Reply::new(meta.status, Source::Cache, body);
+            reply.extra_headers = headers;
+            return tag(reply);
+        }
+        FileAnswer::Whole(body) => Reply::new(200, Source::Cache, body),
+        FileAnswer::Range {
+            body,
+            content_range,
+        } => Reply::new(206, Source::Cache, body).with_header("Content-Range", content_range),
+        FileAnswer::Multipart { body, content_type } => {
             headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
-            let boundary = multipart_boundary(boundary_seed(object, now));
-            let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
-            for r in &ranges {
-                let head = multipart_part_head(&boundary, &ctype, *r, len);
-                parts.push(Part::Bytes(Bytes::from(head)));
-                parts.push(Part::File(FileRange {
-                    file: Arc::clone(&file),
-                    offset: object.body_offset + r.start,
-                    len: r.len(),
-                    direct: false,
-                }));
-            }
-            parts.push(Part::Bytes(Bytes::from(multipart_end(&boundary))));
-            Reply::new(206, Source::Cache, Body::Parts(parts)).with_header(
-                "Content-Type",
-                format!("multipart/byteranges; boundary={boundary}"),
-            )
+            Reply::new(206, Source::Cache, body).with_header("Content-Type", content_type)
         }
     };
     if !headers
@@ -154,13 +110,4 @@ fn validators(meta: &super::Meta) -> Validators {
         etag,
         last_modified,
     }
-}
-
-fn boundary_seed(object: &Object, now: u64) -> u64 {
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&object.id[..8]);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from_le_bytes(seed) ^ now.rotate_left(20) ^ u64::from(nanos)
 }

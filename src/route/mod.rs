@@ -6,6 +6,7 @@
 //! Not here: framing, keep-alive and writing (frontend, send).
 
 mod accel;
+pub mod file_answer;
 mod location;
 mod reply;
 mod resolve;

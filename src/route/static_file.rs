@@ -1,5 +1,6 @@
 //! A static location's file: opened beneath the root (blocking; the router runs this off the
-//! reactor), then turned into a reply — validators, conditional requests, ranges. Whether the
+//! reactor), then turned into a reply — its validators and caching headers here, conditional
+//! requests and ranges in `file_answer`. Whether the
 //! body is read with O_DIRECT (the location's directio threshold) is decided here too, and
 //! which pre-compressed variant (`NAME.br`, ...) stands in for the file: it becomes the
 //! selected representation, so its bytes, length and validators are the reply's.
@@ -13,17 +14,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-
+use super::file_answer::{FileAnswer, FileBytes, answer};
 use super::location::StaticLocation;
 use super::reply::Reply;
 use crate::http::{
-    ByteRange, Codings, ContentCoding, Method, Precondition, RangeRequest, RequestHead, Validators,
-    content_range, content_type, evaluate, http_date, if_range_allows, multipart_boundary,
-    multipart_end, multipart_part_head, parse_range, strong_etag, unsatisfied_range,
+    Codings, ContentCoding, RequestHead, Validators, content_type, http_date, strong_etag,
 };
 use crate::metrics::Source;
-use crate::send::{Body, FileRange, Part};
+use crate::send::Body;
 
 /// Why a file could not be opened; each maps to a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,108 +281,54 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         reply.headers = headers;
         reply
     };
-    match evaluate(req, &validators) {
-        Precondition::Proceed => {}
-        Precondition::NotModified => {
-            return reply(304, validator_headers(validators.etag), Body::Empty);
-        }
-        Precondition::Failed => return Reply::error(412, Source::Static),
-    }
     let ctype = opened.content_type;
-    let direct = opened.direct;
     let encoding = opened.encoding;
-    let file = Arc::new(opened.file);
-    let whole = Body::File(FileRange {
-        file: Arc::clone(&file),
+    let bytes = FileBytes {
+        file: Arc::new(opened.file),
         offset: 0,
         len,
-        direct,
-    });
-    let range = match req.header("range") {
-        Some(value) if req.method == Method::Get && if_range_allows(req, &validators) => {
-            parse_range(value, len)
-        }
-        _ => RangeRequest::Full,
-    };
-    let range = match range {
-        // Parts of encoded bytes in a multipart body would need a Content-Encoding each, which
-        // clients do not expect there: the whole variant instead (a server may ignore Range).
-        RangeRequest::Partial(ranges) if ranges.len() > 1 && encoding.is_some() => {
-            RangeRequest::Full
-        }
-        range => range,
+        direct: opened.direct,
     };
     let coded = |headers: &mut Vec<(&'static str, String)>| {
         if let Some(coding) = encoding {
             headers.push(("Content-Encoding", coding.token().to_string()));
         }
     };
-    match range {
-        RangeRequest::Full => {
-            let mut headers = validator_headers(validators.etag);
-            headers.push(("Content-Type", ctype));
-            coded(&mut headers);
-            reply(200, headers, whole)
-        }
-        RangeRequest::Unsatisfiable => {
+    let part_type = || ctype.clone();
+    match answer(
+        req,
+        Some(&validators),
+        &bytes,
+        part_type,
+        encoding.is_none(),
+    ) {
+        FileAnswer::NotModified => reply(304, validator_headers(validators.etag), Body::Empty),
+        FileAnswer::PreconditionFailed => Reply::error(412, Source::Static),
+        FileAnswer::Unsatisfiable { content_range } => {
             let mut err = Reply::error(416, Source::Static);
-            err.headers.push(("Content-Range", unsatisfied_range(len)));
+            err.headers.push(("Content-Range", content_range));
             err
         }
-        RangeRequest::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
+        FileAnswer::Whole(body) => {
             let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
             coded(&mut headers);
-            headers.push(("Content-Range", content_range(r, len)));
-            reply(
-                206,
-                headers,
-                Body::File(FileRange {
-                    file,
-                    offset: r.start,
-                    len: r.len(),
-                    direct,
-                }),
-            )
+            reply(200, headers, body)
         }
-        RangeRequest::Partial(ranges) => {
-            let boundary = multipart_boundary(boundary_seed(&validators, &ranges));
+        FileAnswer::Range {
+            body,
+            content_range,
+        } => {
             let mut headers = validator_headers(validators.etag);
-            headers.push((
-                "Content-Type",
-                format!("multipart/byteranges; boundary={boundary}"),
-            ));
-            let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
-            for r in &ranges {
-                parts.push(Part::Bytes(Bytes::from(multipart_part_head(
-                    &boundary, &ctype, *r, len,
-                ))));
-                parts.push(Part::File(FileRange {
-                    file: Arc::clone(&file),
-                    offset: r.start,
-                    len: r.len(),
-                    direct,
-                }));
-            }
-            parts.push(Part::Bytes(Bytes::from(multipart_end(&boundary))));
-            reply(206, headers, Body::Parts(parts))
+            headers.push(("Content-Type", ctype));
+            coded(&mut headers);
+            headers.push(("Content-Range", content_range));
+            reply(206, headers, body)
+        }
+        FileAnswer::Multipart { body, content_type } => {
+            let mut headers = validator_headers(validators.etag);
+            headers.push(("Content-Type", content_type));
+            reply(206, headers, body)
         }
     }
-}
-
-/// A boundary that differs per response: time, the file's identity and the ranges asked for.
-fn boundary_seed(validators: &Validators, ranges: &[ByteRange]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    validators.etag.hash(&mut hasher);
-    for r in ranges {
-        (r.start, r.end).hash(&mut hasher);
-    }
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-        .hash(&mut hasher);
-    hasher.finish()
 }
