@@ -14,7 +14,7 @@
 //!                       │  expired → revalidate, miss → one request per key   cache::flow
 //!                       ├─ X-Accel-Redirect / X-Sendfile → file reply (route::accel)
 //!                       └─ otherwise body spliced (Content-Length) or re-framed, teed
-//!                          into a cache fill when storable                    send::fill
+//!                          into a cache fill when storable                   cache::fill
 //!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
 //!         sendfile | splice | ktls_* | buffered | tls_buffered | memory,
@@ -31,7 +31,7 @@
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
 //! - `cache`: the disk cache of upstream responses: RFC 9111 policy, the object files and
-//!   their index, eviction, purge; `send::fill` writes fills off the reactor.
+//!   their index, eviction, purge; `cache::fill` writes fills off the reactor.
 
 #![deny(unsafe_code)]
 

@@ -18,7 +18,7 @@ use super::{Cache, FillGuard, Key, Lock, Meta, Object, hit, meta::unix_now};
 use crate::http::{Header, Method, RequestHead};
 use crate::metrics::{CacheResult, Metrics};
 use crate::route::Reply;
-use crate::send::fill::Fill;
+use super::fill::Fill;
 use crate::upstream::{Framing, ResponseHead};
 
 /// Request headers replaced when ferry revalidates an object itself.

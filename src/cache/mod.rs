@@ -9,11 +9,13 @@
 //! - `index`: the in-memory map of objects, LRU order and the Vary names per key.
 //! - `hit`: a stored object turned into a reply (Range, conditionals, Age, X-Cache).
 //! - `flow`: the decisions around one proxied request (lookup, lock, revalidate, fill).
+//! - `fill`: the writer of a fill, fed by the relay (tee or buffered), off the reactor.
 //!
 //! The proxy (`frontend::proxy`) asks [`Cache::lookup`] before forwarding, takes a fill lock
 //! per key so that concurrent misses make one request, and hands the body to a fill
-//! (`send::fill`) that writes the temporary file off the reactor.
+//! (`fill`) that writes the temporary file off the reactor.
 
+pub mod fill;
 pub mod flow;
 pub mod hit;
 mod index;

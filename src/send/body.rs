@@ -44,7 +44,7 @@ pub struct UpstreamBody {
     /// Re-frame as chunked toward the client (an HTTP/1.1 client and no known length).
     pub chunked: bool,
     /// A cache fill the body is also written to, if the response is being stored.
-    pub fill: Option<super::fill::Fill>,
+    pub fill: Option<crate::cache::fill::Fill>,
 }
 
 /// A response body.

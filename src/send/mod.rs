@@ -11,7 +11,6 @@
 
 mod body;
 mod directio;
-pub mod fill;
 mod path;
 mod relay;
 

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
-use super::fill::Fill;
+use crate::cache::fill::Fill;
 use super::{SendError, Sender, Tally, UpstreamBody};
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::upstream::{Framing, UpConn};

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Finish;
 use crate::http::ChunkedDecoder;
-use crate::send::fill::Fill;
+use crate::cache::fill::Fill;
 use crate::send::{Body, FileRange, Pace, Part, SendError, SendPath, Tally, UpstreamBody};
 use crate::upstream::{Framing, UpConn};
 

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 
-use crate::cache::FillTarget;
+use super::FillTarget;
 use crate::metrics::{CacheMetrics, FillPath};
 use crate::sys::{Pipe, TeeSource, TeeTarget, fill_pipe};
 
