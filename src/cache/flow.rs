@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::fill::Fill;
 use super::policy::{self, RequestUse, Storable};
 use super::{Cache, FillGuard, Key, Lock, Meta, Object, hit, meta::unix_now};
 use crate::http::{Header, Method, RequestHead};
 use crate::metrics::{CacheResult, Metrics};
 use crate::route::Reply;
-use super::fill::Fill;
-use crate::upstream::{Framing, ResponseHead};
+use crate::upstream::{Framing, RequestBody, ResponseHead};
 
 /// Request headers replaced when ferry revalidates an object itself.
 const CONDITIONAL_HEADERS: [&str; 6] = [
@@ -429,7 +429,7 @@ async fn background_refresh(
         return;
     };
     let exchange = upstream
-        .exchange_buffered(&request, Bytes::new(), peer, &metrics)
+        .exchange(&request, RequestBody::InHand(Bytes::new()), peer, &metrics)
         .await;
     let Ok(exchange) = exchange else {
         return;

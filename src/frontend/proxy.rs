@@ -20,7 +20,9 @@ use crate::metrics::Source;
 use crate::route::Reply;
 use crate::send::{Body, SendPath, Tally, UpstreamBody};
 use crate::transport::{Kind, Transport};
-use crate::upstream::{Exchange, Framing, ResponseHead, UpConn, UpStream, wants_upgrade};
+use crate::upstream::{
+    AppSocket, Exchange, Framing, RequestBody, ResponseHead, UpConn, wants_upgrade,
+};
 
 /// What came of forwarding one request.
 pub enum Forwarded {
@@ -54,7 +56,12 @@ pub async fn forward(
     };
     let sent = pending.as_ref().map_or(req, |p| p.request(req));
     let exchange = match upstream
-        .exchange(sent, transport, buf, peer, &shared.metrics)
+        .exchange(
+            sent,
+            RequestBody::Client { transport, buf },
+            peer,
+            &shared.metrics,
+        )
         .await
     {
         Ok(exchange) => exchange,
@@ -258,10 +265,10 @@ pub async fn tunnel(
         tally.add_copied(path, buf.len());
         buf.clear();
         let (up, down) = match (&mut *transport, &mut stream) {
-            (Transport::Plain(client), UpStream::Tcp(app)) => {
+            (Transport::Plain(client), AppSocket::Tcp(app)) => {
                 tokio_splice::zero_copy_bidirectional(client, app).await?
             }
-            (Transport::Plain(client), UpStream::Unix(app)) => {
+            (Transport::Plain(client), AppSocket::Unix(app)) => {
                 tokio_splice::zero_copy_bidirectional(client, app).await?
             }
             // TLS bytes must be decrypted and encrypted in user space.

@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
-use crate::cache::fill::Fill;
 use super::{SendError, Sender, Tally, UpstreamBody};
+use crate::cache::fill::Fill;
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::upstream::{Framing, UpConn};
 

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::head::{BadResponse, ResponseHead, parse_response};
-use super::stream::UpStream;
+use super::stream::AppSocket;
 use crate::http::{BodyLength, ChunkedDecoder, ParseError, encode_chunk, encode_last_chunk};
 use crate::sys::Pipe;
 use crate::transport::Transport;
@@ -41,7 +41,7 @@ pub async fn forward_request_body(
     length: BodyLength,
     client: &mut Transport,
     buf: &mut BytesMut,
-    up: &mut UpStream,
+    up: &mut AppSocket,
     timeout: Duration,
 ) -> Result<(), BodyError> {
     match length {
@@ -68,7 +68,7 @@ pub async fn forward_request_body(
 /// Splices exactly `left` bytes from the client socket to the app through a pipe.
 async fn splice_to_upstream(
     client: &TcpStream,
-    up: &UpStream,
+    up: &AppSocket,
     mut left: u64,
     timeout: Duration,
 ) -> Result<(), BodyError> {
@@ -112,7 +112,7 @@ async fn splice_to_upstream(
 /// transport (TLS) to the app.
 async fn copy_to_upstream(
     client: &mut Transport,
-    up: &mut UpStream,
+    up: &mut AppSocket,
     mut left: u64,
     timeout: Duration,
 ) -> Result<(), BodyError> {
@@ -137,7 +137,7 @@ async fn copy_to_upstream(
 async fn rechunk_to_upstream(
     client: &mut Transport,
     buf: &mut BytesMut,
-    up: &mut UpStream,
+    up: &mut AppSocket,
     timeout: Duration,
 ) -> Result<(), BodyError> {
     let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
@@ -176,7 +176,7 @@ async fn rechunk_to_upstream(
 /// whole head is already in the socket, only the head's bytes are consumed (the length is
 /// found with MSG_PEEK), so the body stays in the kernel for splice.
 pub async fn read_head_bytes(
-    stream: &mut UpStream,
+    stream: &mut AppSocket,
     buf: &mut BytesMut,
 ) -> Result<Option<ResponseHead>, HeadError> {
     let mut peeked = vec![0u8; 16 * 1024];
@@ -212,7 +212,7 @@ pub async fn read_head_bytes(
 
 /// Reads and drops `len` body bytes (leftover first). False when the app failed to send them.
 pub async fn skip(
-    stream: &mut UpStream,
+    stream: &mut AppSocket,
     leftover: &mut BytesMut,
     len: u64,
     timeout: Duration,

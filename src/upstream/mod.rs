@@ -2,13 +2,13 @@
 //! hyper's client would hide the socket; owning it is what lets ferry splice request bodies
 //! client → app and response bodies app → client without copying them through user space.
 //!
-//! `Upstream::exchange` sends one request (head, then body) and returns the app's response
-//! head with the connection positioned at the body; `send` relays the body and hands the
-//! connection back to the pool. Offload answers (X-Accel-Redirect, X-Sendfile) are
-//! recognised here and served by `route`.
+//! `Upstream::exchange` sends one request (head, then its body from a `RequestBody`: the
+//! client's connection, or bytes in hand) and returns the app's response head with the
+//! connection positioned at the body; `send` relays the body and hands the connection back
+//! to the pool. What to do with the answer (offload, cache, relay) is the proxy's.
 
 mod body;
-mod h2;
+mod buffered;
 mod head;
 mod pool;
 mod resolve;
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 
 pub use head::{
@@ -28,7 +28,7 @@ pub use head::{
 };
 pub use pool::Pool;
 pub use resolve::check_resolves;
-pub use stream::{ConnectError, UpStream};
+pub use stream::{AppSocket, ConnectError};
 
 use crate::config::{self, UpstreamAddress};
 use crate::http::{BodyLength, Method, RequestHead};
@@ -86,6 +86,18 @@ impl ProxyError {
     }
 }
 
+/// Where a forwarded request's body comes from.
+pub enum RequestBody<'a> {
+    /// All of it, already read (empty for none); `req.body` must say `Empty` or `Length`.
+    InHand(Bytes),
+    /// The client's HTTP/1.1 connection: the body follows the head there, after what `buf`
+    /// already holds, and is forwarded as it arrives (spliced when it can be).
+    Client {
+        transport: &'a mut Transport,
+        buf: &'a mut BytesMut,
+    },
+}
+
 /// The app's answer, with the connection positioned at its body.
 #[derive(Debug)]
 pub struct Exchange {
@@ -97,7 +109,7 @@ pub struct Exchange {
 /// A connection to the app carrying (the rest of) one response body.
 #[derive(Debug)]
 pub struct UpConn {
-    pub stream: UpStream,
+    pub stream: AppSocket,
     /// Body bytes that arrived together with the head.
     pub leftover: BytesMut,
     /// Whether the connection may be pooled once the body has been read exactly.
@@ -203,18 +215,32 @@ impl Upstream {
         head::app_view(req, self.options.underscores)
     }
 
-    /// Forwards `req` (and its body, read from `client` after what `buf` already holds) and
-    /// waits for the response head. Records the outcome in `metrics`.
+    /// Forwards `req` with its body from `body` and waits for the response head. Records the
+    /// outcome in `metrics`.
     pub async fn exchange(
         &self,
         req: &RequestHead,
-        client: &mut Transport,
-        buf: &mut BytesMut,
+        body: RequestBody<'_>,
         peer: SocketAddr,
         metrics: &Metrics,
     ) -> Result<Exchange, ProxyError> {
         let started = Instant::now();
-        let result = self.try_exchange(req, client, buf, peer).await;
+        let result = match body {
+            RequestBody::InHand(body) => {
+                debug_assert_eq!(
+                    req.body,
+                    if body.is_empty() {
+                        BodyLength::Empty
+                    } else {
+                        BodyLength::Length(body.len() as u64)
+                    }
+                );
+                self.try_exchange_buffered(req, &body, peer).await
+            }
+            RequestBody::Client { transport, buf } => {
+                self.try_exchange(req, transport, buf, peer).await
+            }
+        };
         let outcome = result
             .as_ref()
             .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
@@ -274,12 +300,12 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<UpStream, ProxyError> {
+    async fn connect(&self) -> Result<AppSocket, ProxyError> {
         let timeout = self.connect_timeout;
         let connected = match &self.target {
-            Target::Tcp(addr) => UpStream::connect_tcp(*addr, timeout).await,
+            Target::Tcp(addr) => AppSocket::connect_tcp(*addr, timeout).await,
             Target::Host(resolver) => resolver.connect(timeout).await,
-            Target::Unix(path) => UpStream::connect_unix(path, timeout).await,
+            Target::Unix(path) => AppSocket::connect_unix(path, timeout).await,
         };
         connected.map_err(|source| ProxyError::Connect {
             addr: self.label.clone(),
@@ -305,7 +331,7 @@ impl Upstream {
     /// connection at the body.
     async fn response(
         &self,
-        mut stream: UpStream,
+        mut stream: AppSocket,
         method: &Method,
     ) -> Result<Exchange, ProxyError> {
         let deadline = tokio::time::Instant::now() + self.response_timeout;
@@ -329,7 +355,7 @@ impl Upstream {
     /// Reads the response head, skipping interim 1xx responses other than 101.
     async fn read_head(
         &self,
-        stream: &mut UpStream,
+        stream: &mut AppSocket,
         deadline: tokio::time::Instant,
     ) -> Result<(ResponseHead, BytesMut), ProxyError> {
         let mut buf = BytesMut::new();

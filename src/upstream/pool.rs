@@ -11,12 +11,12 @@ use std::sync::Mutex;
 
 use tokio::runtime::{Handle, Id};
 
-use super::stream::UpStream;
+use super::stream::AppSocket;
 
 /// At most `capacity` idle connections.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<Vec<(Option<Id>, UpStream)>>,
+    idle: Mutex<Vec<(Option<Id>, AppSocket)>>,
     capacity: usize,
 }
 
@@ -34,7 +34,7 @@ impl Pool {
     }
 
     /// The most recently used idle connection of the caller's runtime that still looks open.
-    pub fn take(&self) -> Option<UpStream> {
+    pub fn take(&self) -> Option<AppSocket> {
         let here = runtime();
         loop {
             let stream = {
@@ -54,7 +54,7 @@ impl Pool {
 
     /// Keeps `stream` for reuse by the caller's runtime. When the pool is full the oldest idle
     /// connection makes room (it is the likeliest to have been closed by the app anyway).
-    pub fn put(&self, stream: UpStream) {
+    pub fn put(&self, stream: AppSocket) {
         if self.capacity == 0 {
             return;
         }
@@ -85,12 +85,12 @@ mod tests {
             rt.block_on(async {
                 let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
                 let port = stream.local_addr().unwrap().port();
-                (UpStream::Tcp(stream), port)
+                (AppSocket::Tcp(stream), port)
             })
         };
-        let local_port = |stream: &UpStream| match stream {
-            UpStream::Tcp(stream) => stream.local_addr().unwrap().port(),
-            UpStream::Unix(_) => unreachable!("tcp only here"),
+        let local_port = |stream: &AppSocket| match stream {
+            AppSocket::Tcp(stream) => stream.local_addr().unwrap().port(),
+            AppSocket::Unix(_) => unreachable!("tcp only here"),
         };
         let (a, b) = (runtime(), runtime());
         let pool = Pool::new(2);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::stream::{ConnectError, UpStream};
+use super::stream::{AppSocket, ConnectError};
 use crate::config::{self, UpstreamAddress};
 
 /// How long a resolved answer is used for new connections. Short: a name's address changes
@@ -69,7 +69,7 @@ impl Resolver {
 
     /// A new connection to the name's first address that accepts one. `timeout` bounds the
     /// look-up and each connection attempt.
-    pub(super) async fn connect(&self, timeout: Duration) -> Result<UpStream, ConnectError> {
+    pub(super) async fn connect(&self, timeout: Duration) -> Result<AppSocket, ConnectError> {
         let addrs = self.addrs(timeout).await?;
         let err = match connect_first(&addrs, timeout).await {
             Ok(stream) => return Ok(stream),
@@ -176,10 +176,10 @@ fn same_set(a: &[SocketAddr], b: &[SocketAddr]) -> bool {
 
 /// Tries `addrs` in order, each within `timeout`. When none connects: a timeout if every
 /// attempt timed out, else the last refusal (or other error), naming its address.
-async fn connect_first(addrs: &[SocketAddr], timeout: Duration) -> Result<UpStream, ConnectError> {
+async fn connect_first(addrs: &[SocketAddr], timeout: Duration) -> Result<AppSocket, ConnectError> {
     let mut last = ConnectError::Timeout(timeout);
     for &addr in addrs {
-        match UpStream::connect_tcp(addr, timeout).await {
+        match AppSocket::connect_tcp(addr, timeout).await {
             Ok(stream) => return Ok(stream),
             Err(ConnectError::Io(err)) => {
                 last = ConnectError::Io(std::io::Error::new(err.kind(), format!("{addr}: {err}")));
@@ -298,7 +298,7 @@ mod tests {
         let closed = closed_port();
         let timeout = Duration::from_secs(5);
         let stream = connect_first(&[closed, open], timeout).await.unwrap();
-        let UpStream::Tcp(stream) = stream else {
+        let AppSocket::Tcp(stream) = stream else {
             panic!("not TCP")
         };
         assert_eq!(stream.peer_addr().unwrap(), open);
@@ -321,7 +321,7 @@ mod tests {
         let stale = [closed_port()];
         *resolver.last.lock().await = answer(&stale, FAILURE_TTL);
         let stream = resolver.connect(timeout).await.unwrap();
-        let UpStream::Tcp(stream) = stream else {
+        let AppSocket::Tcp(stream) = stream else {
             panic!("not TCP")
         };
         assert_eq!(stream.peer_addr().unwrap(), open);

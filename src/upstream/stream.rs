@@ -16,7 +16,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 /// A socket to the app.
 #[derive(Debug)]
-pub enum UpStream {
+pub enum AppSocket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -34,16 +34,16 @@ pub enum ConnectError {
     Resolve { name: String, detail: String },
 }
 
-impl UpStream {
+impl AppSocket {
     /// Connects to `addr` within `timeout`.
     pub async fn connect_tcp(
         addr: SocketAddr,
         timeout: Duration,
-    ) -> Result<UpStream, ConnectError> {
+    ) -> Result<AppSocket, ConnectError> {
         let connect = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            Ok::<_, io::Error>(UpStream::Tcp(stream))
+            Ok::<_, io::Error>(AppSocket::Tcp(stream))
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(result) => Ok(result?),
@@ -52,24 +52,24 @@ impl UpStream {
     }
 
     /// Connects to the socket at `path` within `timeout`.
-    pub async fn connect_unix(path: &Path, timeout: Duration) -> Result<UpStream, ConnectError> {
+    pub async fn connect_unix(path: &Path, timeout: Duration) -> Result<AppSocket, ConnectError> {
         match tokio::time::timeout(timeout, UnixStream::connect(path)).await {
-            Ok(result) => Ok(UpStream::Unix(result?)),
+            Ok(result) => Ok(AppSocket::Unix(result?)),
             Err(_) => Err(ConnectError::Timeout(timeout)),
         }
     }
 
     pub async fn readable(&self) -> io::Result<()> {
         match self {
-            UpStream::Tcp(s) => s.readable().await,
-            UpStream::Unix(s) => s.readable().await,
+            AppSocket::Tcp(s) => s.readable().await,
+            AppSocket::Unix(s) => s.readable().await,
         }
     }
 
     pub async fn writable(&self) -> io::Result<()> {
         match self {
-            UpStream::Tcp(s) => s.writable().await,
-            UpStream::Unix(s) => s.writable().await,
+            AppSocket::Tcp(s) => s.writable().await,
+            AppSocket::Unix(s) => s.writable().await,
         }
     }
 
@@ -80,63 +80,63 @@ impl UpStream {
         f: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<R> {
         match self {
-            UpStream::Tcp(s) => s.try_io(interest, f),
-            UpStream::Unix(s) => s.try_io(interest, f),
+            AppSocket::Tcp(s) => s.try_io(interest, f),
+            AppSocket::Unix(s) => s.try_io(interest, f),
         }
     }
 }
 
-impl AsFd for UpStream {
+impl AsFd for AppSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            UpStream::Tcp(s) => s.as_fd(),
-            UpStream::Unix(s) => s.as_fd(),
+            AppSocket::Tcp(s) => s.as_fd(),
+            AppSocket::Unix(s) => s.as_fd(),
         }
     }
 }
 
-impl AsRawFd for UpStream {
+impl AsRawFd for AppSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.as_fd().as_raw_fd()
     }
 }
 
-impl AsyncRead for UpStream {
+impl AsyncRead for AppSocket {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            UpStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AppSocket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            AppSocket::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for UpStream {
+impl AsyncWrite for AppSocket {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            UpStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AppSocket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            AppSocket::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            UpStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AppSocket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            AppSocket::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            UpStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AppSocket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            AppSocket::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

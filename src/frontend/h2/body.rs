@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Finish;
-use crate::http::ChunkedDecoder;
 use crate::cache::fill::Fill;
+use crate::http::ChunkedDecoder;
 use crate::send::{Body, FileRange, Pace, Part, SendError, SendPath, Tally, UpstreamBody};
 use crate::upstream::{Framing, UpConn};
 

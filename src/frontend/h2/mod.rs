@@ -36,7 +36,7 @@ use crate::metrics::Source;
 use crate::route::{Dispatch, Reply};
 use crate::send::Tally;
 use crate::transport::Transport;
-use crate::upstream::Exchange;
+use crate::upstream::{Exchange, RequestBody};
 
 /// Largest request body forwarded to the app from an HTTP/2 client; it is held in memory.
 pub const MAX_PROXIED_BODY: usize = 16 * 1024 * 1024;
@@ -203,7 +203,7 @@ async fn forward(
     };
     let sent = pending.as_ref().map_or(&req, |p| p.request(&req));
     let exchange = match upstream
-        .exchange_buffered(sent, bytes, peer, &shared.metrics)
+        .exchange(sent, RequestBody::InHand(bytes), peer, &shared.metrics)
         .await
     {
         Ok(exchange) => exchange,

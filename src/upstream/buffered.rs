@@ -1,53 +1,27 @@
-//! Forwarding a request whose body is already in memory: what the HTTP/2 frontend needs, since
-//! hyper owns the client's socket and a stream's body arrives as frames, so nothing can be
-//! spliced from the client. The exchange is otherwise the HTTP/1.1 one (same pool, same
-//! request encoding, same response-head reading, same metrics); because the body is held,
-//! an idempotent request with a body can be sent again when a pooled connection turns out
-//! closed.
+//! Forwarding a request whose body is already in memory (`RequestBody::InHand`): an HTTP/2
+//! stream's body (hyper owns the client's socket, so nothing can be spliced from it), and a
+//! background refresh's empty one. The exchange is otherwise the streamed one (same pool,
+//! request encoding, response-head reading and metrics); because the body is held, an
+//! idempotent request with a body can be sent again when a pooled connection turns out
+//! closed, and the head and body are written within the response timeout.
 //!
 //! Not here: reading the client's body (frontend::h2) and relaying the app's response body.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{Exchange, ProxyError, UpStream, Upstream, encode_request, is_idempotent};
-use crate::http::{BodyLength, RequestHead};
-use crate::metrics::{Metrics, UpstreamOutcome};
+use super::{AppSocket, Exchange, ProxyError, Upstream, encode_request, is_idempotent};
+use crate::http::RequestHead;
 
 /// Bodies up to this size leave in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
 
 impl Upstream {
-    /// Forwards `req` with `body` (which `req.body` must describe: `Length(body.len())`, or
-    /// `Empty` for no body) and waits for the response head. Records the outcome in `metrics`.
-    pub async fn exchange_buffered(
-        &self,
-        req: &RequestHead,
-        body: Bytes,
-        peer: SocketAddr,
-        metrics: &Metrics,
-    ) -> Result<Exchange, ProxyError> {
-        debug_assert_eq!(
-            req.body,
-            if body.is_empty() {
-                BodyLength::Empty
-            } else {
-                BodyLength::Length(body.len() as u64)
-            }
-        );
-        let started = Instant::now();
-        let result = self.try_exchange_buffered(req, &body, peer).await;
-        let outcome = result
-            .as_ref()
-            .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
-        metrics.upstream(outcome, started.elapsed().as_secs_f64());
-        result
-    }
-
-    async fn try_exchange_buffered(
+    /// Sends `req` with `body` (all of it, which `req.body` describes) and waits for the
+    /// response head.
+    pub(super) async fn try_exchange_buffered(
         &self,
         req: &RequestHead,
         body: &Bytes,
@@ -89,7 +63,7 @@ impl Upstream {
     /// timeout: an app that stops reading must not hold the stream forever.
     async fn write_request(
         &self,
-        stream: &mut UpStream,
+        stream: &mut AppSocket,
         head: &[u8],
         body: Option<&[u8]>,
     ) -> Result<(), String> {
