@@ -8,13 +8,18 @@
 //!        ├─ ALPN h2 → hyper HTTP/2, same router     frontend::h2 (bodies tls_buffered)
 //!        └─ HTTP/1.1 connection loop                 frontend::conn (codec: http, no I/O)
 //!             └─ router: longest-prefix location     route::Router
-//!                  ├─ static location → safe path → file reply (route::static_file)
-//!                  └─ upstream (own HTTP/1.1 client, pooled)   upstream::Upstream
-//!                       ├─ [cache] lookup first: hit → file reply from the cache file,
-//!                       │  expired → revalidate, miss → one request per key   cache::flow
-//!                       ├─ X-Accel-Redirect / X-Sendfile → file reply (route::accel)
-//!                       └─ otherwise body spliced (Content-Length) or re-framed, teed
-//!                          into a cache fill when storable                   cache::fill
+//!                  ├─ static location → safe path → file reply (route::static_file,
+//!                  │    route::file_answer: conditionals, ranges, multipart)
+//!                  └─ the app: one trip for HTTP/1.1 and HTTP/2      proxy::Proxy::forward
+//!                       ├─ [cache] decides first: hit → file reply from the cache file
+//!                       │  (proxy::hit), expired → revalidate, miss → one request per key
+//!                       │  (cache::flow decides, proxy::cached acts)
+//!                       ├─ request + body to the app (own HTTP/1.1 client, pooled)
+//!                       │                                     upstream::Upstream::exchange
+//!                       ├─ X-Accel-Redirect / X-Sendfile → file reply   (route::accel)
+//!                       ├─ otherwise body spliced (Content-Length) or re-framed, teed
+//!                       │  into a cache fill when storable     (proxy::relay, cache::fill)
+//!                       └─ 101 → both sockets joined                    (proxy::tunnel)
 //!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
 //!         sendfile | splice | ktls_* | buffered | tls_buffered | memory,
@@ -30,8 +35,11 @@
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
-//! - `cache`: the disk cache of upstream responses: RFC 9111 policy, the object files and
-//!   their index, eviction, purge; `cache::fill` writes fills off the reactor.
+//! - `proxy`: a proxied request's trip, shared by HTTP/1.1 and HTTP/2: cache, app, offload,
+//!   relay, tunnel. Nothing below it calls back into `frontend`.
+//! - `cache`: the disk cache of upstream responses, store and policy only: RFC 9111
+//!   decisions, the object files and their index, eviction, purge; `cache::fill` writes fills
+//!   off the reactor. It does no network I/O and builds no reply.
 
 #![deny(unsafe_code)]
 
@@ -43,6 +51,7 @@ pub mod config;
 pub mod frontend;
 pub mod http;
 pub mod metrics;
+pub mod proxy;
 pub mod route;
 pub mod send;
 pub mod server;

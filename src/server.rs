@@ -25,6 +25,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::frontend::{self, Limit, Shared};
 use crate::metrics::Metrics;
+use crate::proxy::Proxy;
 use crate::route::Router;
 use crate::tls::Tls;
 use crate::upstream::Upstream;
@@ -112,19 +113,8 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let grace = config.server.shutdown_grace;
     // A client sending a request body gets as long between reads as for its head.
     let client_timeout = config.server.header_timeout.max(config.server.send_timeout);
-    // The cache's own app client serves its background refreshes.
     let cache = match &config.cache {
-        Some(cache) => {
-            let refresher = config
-                .upstream
-                .as_ref()
-                .map(|up| Upstream::new(up, &config.offload, client_timeout));
-            Some(Arc::new(Cache::open(
-                cache,
-                metrics.cache.clone(),
-                refresher,
-            )?))
-        }
+        Some(cache) => Some(Arc::new(Cache::open(cache, metrics.cache.clone())?)),
         None => None,
     };
     let admin = Arc::new(Admin {
@@ -132,18 +122,17 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         draining: AtomicBool::new(false),
         cache: cache.clone(),
     });
-    let upstream = config
-        .upstream
-        .as_ref()
-        .map(|up| Upstream::new(up, &config.offload, client_timeout));
+    let proxy = config.upstream.as_ref().map(|up| {
+        let upstream = Upstream::new(up, &config.offload, client_timeout);
+        let offload = config.offload.clone();
+        Proxy::new(upstream, cache.clone(), offload, metrics.clone())
+    });
     let shared = Arc::new(Shared {
         router,
-        upstream,
-        offload: config.offload.clone(),
+        proxy,
         metrics,
         server: config.server.clone(),
         io: config.io.clone(),
-        cache,
     });
     let shutdown = CancellationToken::new();
     let admin_stop = CancellationToken::new();

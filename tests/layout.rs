@@ -15,10 +15,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Import cycles still to break (issue 14's proxy layer breaks these), each the set of files
-/// of one strongly connected component.
+/// Import cycles still to break (issue 14: metrics labels as leaves, one relay, one
+/// connection type), each the set of files of one strongly connected component.
 const KNOWN_CYCLES: &[&[&str]] = &[
     &[
+        "cache/fill.rs",
         "cache/index.rs",
         "cache/meta.rs",
         "cache/mod.rs",
@@ -27,7 +28,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "metrics.rs",
         "send/body.rs",
         "send/directio.rs",
-        "send/fill.rs",
         "send/mod.rs",
         "tls/mod.rs",
         "upstream/mod.rs",
@@ -38,7 +38,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "frontend/h2/mod.rs",
         "frontend/h2/response.rs",
         "frontend/mod.rs",
-        "frontend/proxy.rs",
     ],
 ];
 

@@ -1,25 +1,25 @@
-//! The cache's part in proxying one request, the same for HTTP/1.1 and HTTP/2: [`before`]
-//! decides, before anything is sent to the app, whether a stored object answers (HIT, or
-//! STALE while a background refresh runs) or what to ask the app (the request itself, or a
-//! conditional one revalidating an expired object); [`after`] looks at the app's answer (a
-//! 304 refreshes the object, a 5xx may be covered by stale-if-error, a storable response
-//! starts a fill); [`on_error`] covers an app that could not be reached.
+//! The cache's decisions around one proxied request, the same for HTTP/1.1 and HTTP/2:
+//! [`before`] decides, before anything is sent to the app, whether a stored object answers
+//! (HIT, or STALE with a [`Refresh`] for the proxy to run in the background) or what to ask
+//! the app (the request itself, or a conditional one revalidating an expired object);
+//! [`after`] looks at the app's answer (a 304 refreshes the object, a 5xx may be covered by
+//! stale-if-error, a storable response starts a fill); [`on_error`] covers an app that could
+//! not be reached.
 //!
-//! Every request the cache sees is counted once in ferry_cache_requests_total{result} and
-//! carries that result in its `X-Cache` header.
+//! The cache talks to nobody: a stored answer comes back as a [`Stored`] (the object and its
+//! open file), which the proxy turns into a reply, and the proxy asks the app. Every request
+//! the cache sees is counted once in ferry_cache_requests_total{result}; the proxy puts that
+//! result in its `X-Cache` header.
 
-use std::net::SocketAddr;
+use std::fs::File;
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::fill::Fill;
 use super::policy::{self, RequestUse, Storable};
-use super::{Cache, FillGuard, Key, Lock, Meta, Object, hit, meta::unix_now};
+use super::{Cache, FillGuard, Key, Lock, Meta, Object, meta::unix_now};
 use crate::http::{Header, Method, RequestHead};
-use crate::metrics::{CacheResult, Metrics};
-use crate::route::Reply;
-use crate::upstream::{Framing, RequestBody, ResponseHead};
+use crate::metrics::CacheResult;
+use crate::upstream::{Framing, ResponseHead};
 
 /// Request headers replaced when ferry revalidates an object itself.
 const CONDITIONAL_HEADERS: [&str; 6] = [
@@ -31,12 +31,64 @@ const CONDITIONAL_HEADERS: [&str; 6] = [
     "range",
 ];
 
+/// A stored object that answers a request: its metadata, its file opened, what the request
+/// counts as, and the time (unix seconds) its `Age` is taken at.
+pub struct Stored {
+    pub object: Object,
+    pub file: File,
+    pub result: CacheResult,
+    pub now: u64,
+}
+
 /// What to do before forwarding.
+#[allow(clippy::large_enum_variant)] // built and matched once per request; a Box would only add an allocation
 pub enum Before {
-    /// Answer with this (from the cache).
-    Reply(Reply),
+    /// Answer from the cache; when `refresh` is given, ask the app about the object in the
+    /// background (stale-while-revalidate) and hand its answer to [`Refresh::answered`].
+    Stored {
+        stored: Stored,
+        refresh: Option<Refresh>,
+    },
     /// Ask the app; then call [`after`] or [`on_error`].
     Forward(Pending),
+}
+
+/// A stale object's refresh in the background, owned by the one request that holds the
+/// object's fill lock.
+pub struct Refresh {
+    pending: Pending,
+    /// The client's request, whose Vary values a replacement is stored under.
+    client: RequestHead,
+    /// What to ask the app: a conditional request when the object has a validator.
+    request: RequestHead,
+}
+
+impl Refresh {
+    /// The request to send to the app (it has no body).
+    pub fn request(&self) -> &RequestHead {
+        &self.request
+    }
+
+    /// Takes the app's answer: a 304 refreshes the object (`None`: discard the body); a
+    /// storable answer of known length gives a fill and the length to read into it; anything
+    /// else leaves the object as it is (`None`).
+    pub async fn answered(self, head: &ResponseHead, framing: Framing) -> Option<(Fill, u64)> {
+        let Refresh {
+            pending, client, ..
+        } = self;
+        let object = pending.object.clone()?;
+        let now = unix_now();
+        if head.status == 304 {
+            let meta = refreshed(&pending, &client, &object, head, now);
+            pending.cache.refresh(&object, meta);
+            return None;
+        }
+        let Framing::Length(len) = framing else {
+            return None;
+        };
+        let fill = start_fill(pending, &client, head, framing, now).await?;
+        Some((fill, len))
+    }
 }
 
 /// A request on its way to the app, with what the cache knows about it.
@@ -66,13 +118,8 @@ impl Pending {
     }
 }
 
-/// Looks `req` up. `peer` and `metrics` serve a background refresh (stale-while-revalidate).
-pub async fn before(
-    cache: &Arc<Cache>,
-    req: &RequestHead,
-    peer: SocketAddr,
-    metrics: &Metrics,
-) -> Before {
+/// Looks `req` up.
+pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
     let request_time = unix_now();
     let pending = |key, object, guard, result, conditional| Pending {
         cache: Arc::clone(cache),
@@ -109,8 +156,13 @@ pub async fn before(
             let age = meta.age(now);
             let fresh = age < meta.lifetime && max_age.is_none_or(|max| age <= max);
             if fresh && !revalidate {
-                match serve(cache, req, &object, CacheResult::Hit, now).await {
-                    Some(reply) => return Before::Reply(reply),
+                match open(cache, &object, CacheResult::Hit, now).await {
+                    Some(stored) => {
+                        return Before::Stored {
+                            stored,
+                            refresh: None,
+                        };
+                    }
                     None => {
                         gone = true;
                         continue;
@@ -124,24 +176,20 @@ pub async fn before(
             };
             if !revalidate && !meta.no_stale && stale_for < meta.stale_while_revalidate {
                 // Served stale now; one request (the lock's holder) refreshes it.
-                if let (Some(guard), Some(upstream)) = (guard, cache.refresher.clone()) {
-                    let conditional = conditional(req, meta).unwrap_or_else(|| req.clone());
-                    let refresh = pending(
+                let refresh = guard.map(|guard| Refresh {
+                    pending: pending(
                         key.clone(),
                         Some(object.clone()),
                         Some(guard),
                         CacheResult::Stale,
                         None,
-                    );
-                    let metrics = metrics.clone();
-                    let client = req.clone();
-                    tokio::spawn(async move {
-                        background_refresh(refresh, upstream, client, conditional, peer, metrics)
-                            .await;
-                    });
-                }
-                match serve(cache, req, &object, CacheResult::Stale, now).await {
-                    Some(reply) => return Before::Reply(reply),
+                    ),
+                    client: req.clone(),
+                    request: conditional(req, meta).unwrap_or_else(|| req.clone()),
+                });
+                match open(cache, &object, CacheResult::Stale, now).await {
+                    Some(stored) => return Before::Stored { stored, refresh },
+                    // The file is gone: a miss (the refresh, dropped, lets go of the lock).
                     None => {
                         gone = true;
                         continue;
@@ -179,7 +227,9 @@ pub async fn before(
 pub enum After {
     /// Answer from the cache instead (revalidated, or stale on a 5xx); the app's body is not
     /// wanted.
-    Cached(Reply),
+    Stored(Stored),
+    /// The app said the object is current, but its file has gone since: 502.
+    Gone,
     /// Relay the app's answer, feeding `fill` when it is being stored.
     Relay(Option<Fill>),
 }
@@ -205,15 +255,15 @@ pub async fn after(
                 meta,
                 ..object.clone()
             };
-            return match serve(&cache, req, &object, CacheResult::Revalidated, now).await {
-                Some(reply) => After::Cached(reply),
-                None => After::Cached(Reply::error(502, crate::metrics::Source::Cache)),
+            return match open(&cache, &object, CacheResult::Revalidated, now).await {
+                Some(stored) => After::Stored(stored),
+                None => After::Gone,
             };
         }
         if head.status >= 500
-            && let Some(reply) = stale_if_error(&cache, req, object, now).await
+            && let Some(stored) = stale_if_error(&cache, object, now).await
         {
-            return After::Cached(reply);
+            return After::Stored(stored);
         }
     }
     cache.metrics.request(pending.result);
@@ -221,12 +271,12 @@ pub async fn after(
 }
 
 /// The app could not be reached, or gave no answer in time: a stale object may stand in.
-pub async fn on_error(pending: Pending, req: &RequestHead) -> Option<Reply> {
+pub async fn on_error(pending: Pending) -> Option<Stored> {
     let now = unix_now();
     if let Some(object) = &pending.object
-        && let Some(reply) = stale_if_error(&pending.cache, req, object, now).await
+        && let Some(stored) = stale_if_error(&pending.cache, object, now).await
     {
-        return Some(reply);
+        return Some(stored);
     }
     pending.cache.metrics.request(pending.result);
     None
@@ -379,104 +429,36 @@ fn conditional(req: &RequestHead, meta: &Meta) -> Option<RequestHead> {
     Some(out)
 }
 
-/// The object as a STALE reply when stale-if-error covers it now.
-async fn stale_if_error(
-    cache: &Arc<Cache>,
-    req: &RequestHead,
-    object: &Object,
-    now: u64,
-) -> Option<Reply> {
+/// The object, as STALE, when stale-if-error covers it now.
+async fn stale_if_error(cache: &Arc<Cache>, object: &Object, now: u64) -> Option<Stored> {
     let meta = &object.meta;
     let stale_for = meta.age(now).saturating_sub(meta.lifetime);
     if meta.no_stale || stale_for > meta.stale_if_error {
         return None;
     }
-    serve(cache, req, object, CacheResult::Stale, now).await
+    open(cache, object, CacheResult::Stale, now).await
 }
 
-/// The reply from `object`, counted as `result`; `None` when its file is gone.
-async fn serve(
+/// `object` with its file opened, counted as `result`; `None` when its file is gone.
+async fn open(
     cache: &Arc<Cache>,
-    req: &RequestHead,
     object: &Object,
     result: CacheResult,
     now: u64,
-) -> Option<Reply> {
+) -> Option<Stored> {
     match cache.open_body(object).await {
         Ok((file, opened)) => {
             cache.metrics.request(result);
-            Some(hit::reply(req, &opened, file, result, now))
+            Some(Stored {
+                object: opened,
+                file,
+                result,
+                now,
+            })
         }
         Err(err) => {
             tracing::debug!(error = %err, "cache: stored object unreadable");
             None
         }
     }
-}
-
-/// stale-while-revalidate: asks the app about `pending`'s object once, in the background,
-/// and stores what it says (a 304 refreshes, a storable answer with a known length
-/// replaces).
-async fn background_refresh(
-    pending: Pending,
-    upstream: Arc<crate::upstream::Upstream>,
-    client: RequestHead,
-    request: RequestHead,
-    peer: SocketAddr,
-    metrics: Metrics,
-) {
-    let Some(object) = pending.object.clone() else {
-        return;
-    };
-    let exchange = upstream
-        .exchange(&request, RequestBody::InHand(Bytes::new()), peer, &metrics)
-        .await;
-    let Ok(exchange) = exchange else {
-        return;
-    };
-    let now = unix_now();
-    let cache = Arc::clone(&pending.cache);
-    if exchange.head.status == 304 {
-        let meta = refreshed(&pending, &client, &object, &exchange.head, now);
-        cache.refresh(&object, meta);
-        exchange.conn.discard(exchange.framing).await;
-        return;
-    }
-    let Framing::Length(len) = exchange.framing else {
-        exchange.conn.discard(exchange.framing).await;
-        return;
-    };
-    let mut conn = exchange.conn;
-    let fill = start_fill(pending, &client, &exchange.head, exchange.framing, now).await;
-    let Some(mut fill) = fill else {
-        conn.discard(Framing::Length(len)).await;
-        return;
-    };
-    if read_into(&mut conn, len, &mut fill).await && fill.alive() {
-        fill.finish();
-        conn.release();
-    }
-}
-
-/// Reads a `len`-byte body from the app into `fill`; false when the app failed to send it.
-async fn read_into(conn: &mut crate::upstream::UpConn, len: u64, fill: &mut Fill) -> bool {
-    use tokio::io::AsyncReadExt;
-    let early = (conn.leftover.len() as u64).min(len) as usize;
-    fill.write(conn.leftover.split_to(early).freeze());
-    if !conn.leftover.is_empty() {
-        return false;
-    }
-    let mut left = len - early as u64;
-    while left > 0 {
-        let mut buf = bytes::BytesMut::with_capacity(left.min(256 * 1024) as usize);
-        let mut app = (&mut conn.stream).take(left);
-        match tokio::time::timeout(conn.read_timeout, app.read_buf(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {
-                left -= n as u64;
-                fill.write(buf.freeze());
-            }
-            _ => return false,
-        }
-    }
-    true
 }

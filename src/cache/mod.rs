@@ -7,17 +7,17 @@
 //!   objects written anew when a 304's headers outgrow their room), the start-up scan,
 //!   removal.
 //! - `index`: the in-memory map of objects, LRU order and the Vary names per key.
-//! - `hit`: a stored object turned into a reply (Range, conditionals, Age, X-Cache).
 //! - `flow`: the decisions around one proxied request (lookup, lock, revalidate, fill).
 //! - `fill`: the writer of a fill, fed by the relay (tee or buffered), off the reactor.
 //!
-//! The proxy (`frontend::proxy`) asks [`Cache::lookup`] before forwarding, takes a fill lock
-//! per key so that concurrent misses make one request, and hands the body to a fill
-//! (`fill`) that writes the temporary file off the reactor.
+//! The cache is store and policy: it decides and stores, and does no network I/O and builds
+//! no reply. The proxy (`proxy`) asks `flow::before` before forwarding (a fill lock per key
+//! makes concurrent misses one request), turns a stored object into a reply, runs background
+//! refreshes, and hands the app's body to a fill (`fill`) that writes the temporary file off
+//! the reactor.
 
 pub mod fill;
 pub mod flow;
-pub mod hit;
 mod index;
 pub mod meta;
 pub mod policy;
@@ -37,7 +37,6 @@ pub use store::FillTarget;
 use crate::config;
 use crate::http::{RequestHead, Scheme};
 use crate::metrics::CacheMetrics;
-use crate::upstream::Upstream;
 use index::Index;
 use store::{CopyPath, Store};
 
@@ -198,8 +197,6 @@ pub struct Cache {
     /// raced it). Taken before `state`, never while holding it.
     disk: Mutex<()>,
     pub metrics: CacheMetrics,
-    /// The app, for background refreshes (stale-while-revalidate), with its own pool.
-    refresher: Option<Arc<Upstream>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -213,11 +210,7 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     /// Opens (creating) the directory, removes interrupted fills and unusable files, indexes
     /// the objects found (oldest first in LRU order) and evicts down to `max_size`.
-    pub fn open(
-        config: &config::Cache,
-        metrics: CacheMetrics,
-        refresher: Option<Upstream>,
-    ) -> Result<Cache, CacheError> {
+    pub fn open(config: &config::Cache, metrics: CacheMetrics) -> Result<Cache, CacheError> {
         let error = |source| CacheError {
             dir: config.dir.display().to_string(),
             source,
@@ -256,7 +249,6 @@ impl Cache {
             }),
             disk: Mutex::new(()),
             metrics,
-            refresher: refresher.map(Arc::new),
         })
     }
 

@@ -22,7 +22,7 @@ fn open(dir: &std::path::Path) -> Arc<Cache> {
 
 fn open_with(config: config::Cache) -> Arc<Cache> {
     let metrics = Metrics::new();
-    Arc::new(Cache::open(&config, metrics.cache.clone(), None).unwrap_or_else(|e| panic!("{e}")))
+    Arc::new(Cache::open(&config, metrics.cache.clone()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn meta(target: &str) -> Meta {

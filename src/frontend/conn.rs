@@ -15,12 +15,12 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Shared;
 use super::idle::Slot;
-use super::proxy::{self, Forwarded};
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
 use crate::metrics::Source;
+use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
 use crate::send::{Body, Sender, Tally};
 use crate::transport::Transport;
@@ -124,24 +124,27 @@ pub async fn serve(
         // connection are the next request.
         let (reply, body_read) = match shared.router.handle(&head).await {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+            // The router sends requests to the app only when there is one.
+            Dispatch::Upstream if shared.proxy.is_none() => (
+                Reply::error(404, Source::Internal),
+                head.body == BodyLength::Empty,
+            ),
             Dispatch::Upstream => {
-                match proxy::forward(&mut transport, &mut buf, &head, peer, &shared).await {
-                    Forwarded::Reply(reply) => (reply, true),
-                    Forwarded::Failed(reply) => (reply, false),
-                    Forwarded::Upgrade(exchange) => {
-                        proxy::tunnel(
-                            &mut transport,
-                            &mut buf,
-                            &head,
-                            exchange,
-                            peer,
-                            &shared,
-                            started,
-                        )
-                        .await;
+                let proxy = shared.proxy.as_ref().expect("checked above");
+                let body = ClientBody::Connection {
+                    transport: &mut transport,
+                    buf: &mut buf,
+                };
+                match proxy.forward(&shared.router, &head, body, peer).await {
+                    Outcome::Reply(reply) => (reply, true),
+                    Outcome::Failed(reply) => (reply, false),
+                    Outcome::Upgrade(exchange) => {
+                        let metrics = &shared.metrics;
+                        let (transport, buf) = (&mut transport, &mut buf);
+                        tunnel(transport, buf, &head, exchange, peer, metrics, started).await;
                         break;
                     }
-                    Forwarded::ClientGone => break,
+                    Outcome::ClientGone(_) => break,
                 }
             }
         };

@@ -10,7 +10,6 @@ mod conn;
 mod h2;
 mod idle;
 mod listener;
-mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,23 +22,21 @@ use tokio_util::task::TaskTracker;
 pub use idle::Limit;
 pub use listener::bind;
 
-use crate::config::{Io, Offload, Server};
+use crate::config::{Io, Server};
 use crate::metrics::Metrics;
+use crate::proxy::Proxy;
 use crate::route::Router;
 use crate::tls::Tls;
 use crate::transport::Transport;
-use crate::upstream::Upstream;
 
 /// What every connection task shares.
 pub struct Shared {
     pub router: Router,
-    pub upstream: Option<Upstream>,
-    pub offload: Offload,
+    /// The app (`[upstream]`) and its cache (`[cache]`), if configured.
+    pub proxy: Option<Proxy>,
     pub metrics: Metrics,
     pub server: Server,
     pub io: Io,
-    /// The disk cache of upstream responses (`[cache]`), if configured.
-    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on

@@ -1,7 +1,9 @@
 //! From a parsed request head to a `Reply`: the longest-prefix location decides who answers;
 //! static locations resolve the path safely beneath their root and answer with a file body
 //! (a pre-compressed variant of it when the location offers them and the client accepts one).
-//! The proxy (upstream) and internal locations join here later.
+//! A request no location serves goes to the app when there is one (`Dispatch::Upstream`, which
+//! `proxy` takes); `accel` resolves the files the app points at (X-Accel-Redirect into
+//! internal locations, X-Sendfile beneath its roots).
 //!
 //! Not here: framing, keep-alive and writing (frontend, send).
 

@@ -5,8 +5,9 @@
 //! the socket, so every HTTP/2 body is `tls_buffered`, and kTLS is not attempted for these
 //! connections (`tls` counts that fallback with reason `http2`).
 //!
-//! Requests for the app have their body read into memory first (up to `MAX_PROXIED_BODY`,
-//! 413 past it) and are forwarded on ferry's own HTTP/1.1 client (`Upstream::exchange_buffered`).
+//! Requests for the app go through the same `proxy` as HTTP/1.1 ones, their body read into
+//! memory first (up to `MAX_PROXIED_BODY`, 413 past it) and sent on ferry's own HTTP/1.1
+//! client.
 //!
 //! The connection closes when idle (`header_timeout` before the first request,
 //! `keepalive_timeout` after), when a stream stalls for `send_timeout`, or on shutdown, which
@@ -31,12 +32,12 @@ use tokio_util::sync::CancellationToken;
 use self::body::H2Body;
 use self::request::BodyError;
 use super::Shared;
-use crate::http::{BodyLength, MAX_HEAD, RequestHead};
+use crate::http::{MAX_HEAD, RequestHead};
 use crate::metrics::Source;
+use crate::proxy::{BodyReadError, BodyRefused, ClientBody, Outcome};
 use crate::route::{Dispatch, Reply};
 use crate::send::Tally;
 use crate::transport::Transport;
-use crate::upstream::{Exchange, RequestBody};
 
 /// Largest request body forwarded to the app from an HTTP/2 client; it is held in memory.
 pub const MAX_PROXIED_BODY: usize = 16 * 1024 * 1024;
@@ -125,7 +126,7 @@ async fn answer(
     peer: SocketAddr,
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
-) -> Result<Response<H2Body>, BodyError> {
+) -> Result<Response<H2Body>, BodyReadError> {
     let stream = InFlight::start(conn);
     let started = Instant::now();
     let (parts, body) = req.into_parts();
@@ -164,68 +165,37 @@ fn client_timeout(shared: &Shared) -> Duration {
     shared.server.header_timeout.max(shared.server.send_timeout)
 }
 
-/// Sends `req` with its body to the app and decides how the answer reaches the client:
-/// relayed, an offloaded file, or an error status. An error means the client went away
-/// (or stalled) while sending its body: the stream is reset, nothing is answered.
+/// Sends `req` to the app through the proxy, its body read whole (up to `MAX_PROXIED_BODY`,
+/// 413 past it) once the cache has had its say. An error means the client went away (or
+/// stalled) while sending its body: the stream is reset, nothing is answered.
 async fn forward(
     req: &RequestHead,
     body: &mut Incoming,
     peer: SocketAddr,
     shared: &Shared,
-) -> Result<Reply, BodyError> {
-    let Some(upstream) = &shared.upstream else {
+) -> Result<Reply, BodyReadError> {
+    let Some(proxy) = &shared.proxy else {
         return Ok(Reply::error(404, Source::Internal));
     };
-    // The cache keys on what the app is asked, not on what the client sent.
-    let view = upstream.app_view(req);
-    let req = view.as_ref().unwrap_or(req);
-    // A cached answer needs no request body (the cache takes only bodiless requests).
-    let pending = match super::proxy::lookup(shared, req, peer).await {
-        Ok(pending) => pending,
-        Err(reply) => return Ok(reply),
-    };
-    let bytes = match request::read_body(body, MAX_PROXIED_BODY, client_timeout(shared)).await {
-        Ok(bytes) => bytes,
-        Err(err @ BodyError::TooLarge(_)) => {
-            tracing::debug!(%peer, target = %req.target, error = %err, "request body refused");
-            return Ok(Reply::error(413, Source::Internal));
-        }
-        Err(err) => {
-            tracing::debug!(%peer, error = %err, "client gone while sending its body");
-            return Err(err);
-        }
-    };
-    let mut req = req.clone();
-    req.body = if bytes.is_empty() {
-        BodyLength::Empty
-    } else {
-        BodyLength::Length(bytes.len() as u64)
-    };
-    let sent = pending.as_ref().map_or(&req, |p| p.request(&req));
-    let exchange = match upstream
-        .exchange(sent, RequestBody::InHand(bytes), peer, &shared.metrics)
+    let timeout = client_timeout(shared);
+    let read = Box::pin(async move {
+        request::read_body(body, MAX_PROXIED_BODY, timeout)
+            .await
+            .map_err(|err| match err {
+                BodyError::TooLarge(limit) => BodyRefused::TooLarge(limit),
+                err => BodyRefused::Gone(err.into()),
+            })
+    });
+    match proxy
+        .forward(&shared.router, req, ClientBody::Whole(read), peer)
         .await
     {
-        Ok(exchange) => exchange,
-        Err(err) => {
-            tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
-            let status = err.status().unwrap_or(502);
-            return Ok(super::proxy::failed(pending, &req, status)
-                .await
-                .unwrap_or_else(|reply| reply));
-        }
-    };
-    let Exchange {
-        head,
-        framing,
-        conn,
-    } = exchange;
-    if head.status == 101 {
-        // HTTP/2 has no Upgrade (and the client asked for none: h2 forbids the header).
-        tracing::warn!(%peer, target = %req.target, "upstream switched protocols on an http/2 request");
-        return Ok(Reply::error(502, Source::Upstream));
+        // No connection to close on HTTP/2: a failed exchange is just its answer.
+        Outcome::Reply(reply) | Outcome::Failed(reply) => Ok(reply),
+        Outcome::ClientGone(Some(err)) => Err(err),
+        // Only an HTTP/1.1 client's connection can be upgraded or read from by the proxy.
+        Outcome::Upgrade(_) | Outcome::ClientGone(None) => Ok(Reply::error(502, Source::Upstream)),
     }
-    Ok(super::proxy::cached_answer(shared, &req, pending, head, framing, conn).await)
 }
 
 /// What one response records when its body is done: metrics and the access log line.

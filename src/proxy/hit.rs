@@ -5,14 +5,14 @@
 //! and its Range header against the stored body (206, multipart, 416), by the same
 //! `route::file_answer` that answers for static files.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::Object;
-use super::policy::parse_http_date;
+use crate::cache::Meta;
+use crate::cache::flow::Stored;
+use crate::cache::policy::parse_http_date;
 use crate::http::{RequestHead, Validators};
-use crate::metrics::{CacheResult, Source};
+use crate::metrics::Source;
 use crate::route::Reply;
 use crate::route::file_answer::{FileAnswer, FileBytes, answer, needs_validators};
 use crate::send::Body;
@@ -21,14 +21,14 @@ use crate::send::Body;
 /// matches it.
 const NO_ETAG: &str = "W/\"\u{1}\"";
 
-/// The reply for `req` from `object` (its file opened as `file`), `now` in seconds.
-pub fn reply(
-    req: &RequestHead,
-    object: &Object,
-    file: File,
-    result: CacheResult,
-    now: u64,
-) -> Reply {
+/// The reply for `req` from a stored object.
+pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
+    let Stored {
+        object,
+        file,
+        result,
+        now,
+    } = stored;
     let meta = &object.meta;
     let mut headers: Vec<(String, String)> = meta
         .headers
@@ -96,7 +96,7 @@ pub fn reply(
 /// The stored validators. A missing Last-Modified stands as a date no If-Modified-Since can
 /// reach (so it never yields 304) and that fails every If-Unmodified-Since, as RFC 9110
 /// §13.1.4 asks of a representation without one.
-fn validators(meta: &super::Meta) -> Validators {
+fn validators(meta: &Meta) -> Validators {
     let etag = meta.header("etag").map_or(NO_ETAG.to_string(), |v| {
         String::from_utf8_lossy(v).into_owned()
     });
