@@ -2,7 +2,14 @@
 //! frame the reply (Content-Length, Connection, Date), send it, and loop while keep-alive
 //! holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
+//!
+//! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
+//! the worker's pool (`send::pool`) when bytes arrive and goes back as soon as it is empty
+//! (bytes of a pipelined request keep it); the rarer, larger steps of a request (proxying,
+//! upgrades, error replies) are boxed, so the connection's task is only as large as its
+//! common path.
 
+use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -21,7 +28,7 @@ use crate::http::{
 };
 use crate::metrics::Source;
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, Sender, Tally};
+use crate::send::{Body, Sender, Tally, pool};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its
@@ -74,7 +81,8 @@ pub async fn serve(
         shared.io.chunk.get(),
         shared.server.send_timeout,
     );
-    let mut buf = BytesMut::with_capacity(4096);
+    // Empty and unallocated while no bytes are pending (see `read_pooled`).
+    let mut buf = BytesMut::new();
     let mut first = true;
     let mut waits = Waits {
         sleep: pin!(tokio::time::sleep_until(
@@ -92,25 +100,25 @@ pub async fn serve(
                 break;
             }
             Err(NoHead::Timeout) => {
-                refuse(
+                Box::pin(refuse(
                     &mut transport,
                     &mut sender,
                     &shared,
                     peer,
                     Reply::error(408, Source::Internal),
-                )
+                ))
                 .await;
                 break;
             }
             Err(NoHead::Bad(err)) => {
                 tracing::debug!(%peer, error = %err, "bad request head");
-                refuse(
+                Box::pin(refuse(
                     &mut transport,
                     &mut sender,
                     &shared,
                     peer,
                     Reply::error(err.status(), Source::Internal),
-                )
+                ))
                 .await;
                 break;
             }
@@ -122,11 +130,14 @@ pub async fn serve(
         let (reply, body_read) = match shared.router.handle(&head).await {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
             Dispatch::Upstream => {
-                match proxy::forward(&mut transport, &mut buf, &head, peer, &shared).await {
+                // Boxed: a proxied exchange's state is large and needed only while it runs.
+                let forwarded =
+                    Box::pin(proxy::forward(&mut transport, &mut buf, &head, peer, &shared)).await;
+                match forwarded {
                     Forwarded::Reply(reply) => (reply, true),
                     Forwarded::Failed(reply) => (reply, false),
                     Forwarded::Upgrade(exchange) => {
-                        proxy::tunnel(
+                        Box::pin(proxy::tunnel(
                             &mut transport,
                             &mut buf,
                             &head,
@@ -134,7 +145,7 @@ pub async fn serve(
                             peer,
                             &shared,
                             started,
-                        )
+                        ))
                         .await;
                         break;
                     }
@@ -166,6 +177,9 @@ pub async fn serve(
             linger(&mut transport).await;
             break;
         }
+    }
+    if buf.is_empty() {
+        pool::put_read(buf);
     }
 }
 
@@ -235,10 +249,9 @@ async fn read_head(
         // Part of a head is waited for until it is complete or too late (408), shutdown or
         // not; before any byte, shutdown and the timers end the connection quietly.
         let partial = !buf.is_empty();
-        buf.reserve(4096);
         let read = tokio::select! {
             biased;
-            read = transport.read_buf(buf) => read,
+            read = read_pooled(transport, buf) => read,
             () = waits.sleep.as_mut() => {
                 if tokio::time::Instant::now() < deadline {
                     // Armed for an earlier request's deadline: wait on for this one.
@@ -257,6 +270,26 @@ async fn read_head(
             }
         }
     }
+}
+
+/// Reads what `transport` has into `buf`, which holds memory from the worker's pool only
+/// while it holds bytes: an empty `buf` takes a pooled buffer for each attempt and gives it
+/// back when nothing came, so a connection waiting for its next request holds none.
+async fn read_pooled(transport: &mut Transport, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        if buf.capacity() == 0 {
+            *buf = pool::take_read();
+        } else {
+            buf.reserve(pool::READ_SIZE);
+        }
+        // A read future holds only its two references: a fresh one per poll loses nothing.
+        let polled = pin!(transport.read_buf(&mut *buf)).poll(cx);
+        if buf.is_empty() {
+            pool::put_read(std::mem::take(buf));
+        }
+        polled
+    })
+    .await
 }
 
 /// Frames and sends one reply; records metrics and the access log. Returns whether the
@@ -377,17 +410,23 @@ pub(super) async fn linger(stream: &mut Transport) {
     ) {
         return;
     }
-    let mut scratch = [0u8; 4096];
+    let mut scratch = BytesMut::new();
     let mut discarded = 0;
     let _ = tokio::time::timeout(LINGER, async {
         while discarded < LINGER_BYTES {
-            match stream.read(&mut scratch).await {
+            match read_pooled(stream, &mut scratch).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
+                Ok(n) => {
+                    discarded += n;
+                    scratch.clear();
+                }
             }
         }
     })
     .await;
+    if scratch.is_empty() {
+        pool::put_read(scratch);
+    }
 }
 
 /// Runs `f` with the Date header value, formatted at most once a second per worker thread.

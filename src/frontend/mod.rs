@@ -92,7 +92,8 @@ pub async fn accept_loop(
             };
             match transport {
                 Some(transport) if h2::negotiated(&transport) => {
-                    h2::serve(transport, peer, shared, shutdown).await;
+                    // Boxed: HTTP/2's state is not part of every HTTP/1.1 connection's task.
+                    Box::pin(h2::serve(transport, peer, shared, shutdown)).await;
                 }
                 Some(transport) => conn::serve(transport, peer, shared, shutdown).await,
                 None => {}
