@@ -124,63 +124,86 @@ pub async fn serve(
             }
         };
         first = false;
-        let started = Instant::now();
-        // Whether the request's body (if any) has been read, so the next bytes on the
-        // connection are the next request.
-        let (reply, body_read) = match shared.router.handle(&head).await {
-            Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
-            Dispatch::Upstream => {
-                // Boxed: a proxied exchange's state is large and needed only while it runs.
-                let forwarded =
-                    Box::pin(proxy::forward(&mut transport, &mut buf, &head, peer, &shared)).await;
-                match forwarded {
-                    Forwarded::Reply(reply) => (reply, true),
-                    Forwarded::Failed(reply) => (reply, false),
-                    Forwarded::Upgrade(exchange) => {
-                        Box::pin(proxy::tunnel(
-                            &mut transport,
-                            &mut buf,
-                            &head,
-                            exchange,
-                            peer,
-                            &shared,
-                            started,
-                        ))
-                        .await;
-                        break;
-                    }
-                    Forwarded::ClientGone => break,
-                }
-            }
-        };
-        // A client that sent a malformed target is not trusted with more: close after.
-        let keep_alive = head.keep_alive
-            && body_read
-            && reply.status != 400
-            && !shared.server.keepalive_timeout.is_zero()
-            && !shutdown.is_cancelled();
-        let Some(keep_alive) = respond(
+        // Boxed: a request's routing and sending state is needed only while it is served, so
+        // a connection waiting for its next request keeps just the small state above.
+        let again = Box::pin(exchange(
             &mut transport,
             &mut sender,
+            &mut buf,
             &shared,
             peer,
-            Some(&head),
-            reply,
-            keep_alive,
-            started,
-        )
-        .await
-        else {
-            break;
-        };
-        if !keep_alive {
-            linger(&mut transport).await;
+            &head,
+            &shutdown,
+        ))
+        .await;
+        if !again {
             break;
         }
     }
     if buf.is_empty() {
         pool::put_read(buf);
     }
+}
+
+/// Serves one request whose head has been read: routes it, proxies it if it goes upstream,
+/// sends the reply. Returns whether the connection goes on to its next request.
+async fn exchange(
+    transport: &mut Transport,
+    sender: &mut Sender,
+    buf: &mut BytesMut,
+    shared: &Shared,
+    peer: SocketAddr,
+    head: &RequestHead,
+    shutdown: &CancellationToken,
+) -> bool {
+    let started = Instant::now();
+    // Whether the request's body (if any) has been read, so the next bytes on the
+    // connection are the next request.
+    let (reply, body_read) = match shared.router.handle(head).await {
+        Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+        Dispatch::Upstream => {
+            // Boxed apart: a proxied exchange's state is large, and a static request's box
+            // need not make room for it.
+            let forwarded = Box::pin(proxy::forward(transport, buf, head, peer, shared)).await;
+            match forwarded {
+                Forwarded::Reply(reply) => (reply, true),
+                Forwarded::Failed(reply) => (reply, false),
+                Forwarded::Upgrade(exchange) => {
+                    Box::pin(proxy::tunnel(
+                        transport, buf, head, exchange, peer, shared, started,
+                    ))
+                    .await;
+                    return false;
+                }
+                Forwarded::ClientGone => return false,
+            }
+        }
+    };
+    // A client that sent a malformed target is not trusted with more: close after.
+    let keep_alive = head.keep_alive
+        && body_read
+        && reply.status != 400
+        && !shared.server.keepalive_timeout.is_zero()
+        && !shutdown.is_cancelled();
+    let Some(keep_alive) = respond(
+        transport,
+        sender,
+        shared,
+        peer,
+        Some(head),
+        reply,
+        keep_alive,
+        started,
+    )
+    .await
+    else {
+        return false;
+    };
+    if !keep_alive {
+        linger(transport).await;
+        return false;
+    }
+    true
 }
 
 /// Holds one count in `ferry_connections_active` for as long as it lives.
