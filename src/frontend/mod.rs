@@ -86,6 +86,8 @@ pub async fn accept_loop(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
+            // Counted per worker: a burst of closes gives the heap back (see send::pool).
+            let _open = crate::send::pool::Open::new();
             let transport = match tls {
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,

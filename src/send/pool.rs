@@ -8,6 +8,14 @@
 //! Each worker thread runs its own current-thread runtime (src/server.rs), so a thread-local
 //! free list needs no lock. Each list keeps a bounded number of buffers: past it a returned
 //! buffer is freed, so a burst of concurrent requests does not leave its peak behind.
+//!
+//! What connections free goes back to the allocator, and glibc's keeps it: after thousands
+//! of connections close the process would stay at its peak. `Open` counts a worker's open
+//! connections; each time the worker is down to half its peak since the last trim, with at
+//! least 128 to 256 connections closed since then, the heap is trimmed (`sys::heap::trim_heap`,
+//! on the blocking pool). A burst of closes gives its memory back in a few trims; steady
+//! traffic, whose connection count does not halve, pays for none (serial short connections:
+//! one trim per 128).
 
 use std::cell::RefCell;
 
@@ -30,7 +38,16 @@ struct Pools {
     read: Vec<BytesMut>,
     head: Vec<Vec<u8>>,
     body: Vec<Vec<u8>>,
+    /// This worker's open connections, their most since the last trim, and the connections
+    /// closed since it.
+    open: usize,
+    peak: usize,
+    closed: usize,
 }
+
+/// Closes since the last trim before another: half the peak since it, within these bounds.
+const TRIM_AFTER_CLOSES: usize = 256;
+const TRIM_MIN_CLOSES: usize = 128;
 
 thread_local! {
     static POOLS: RefCell<Pools> = RefCell::default();
@@ -101,6 +118,41 @@ pub fn put_body(buf: Vec<u8>) {
     });
 }
 
+/// One open connection of this worker, for as long as it lives (see the module comment).
+#[derive(Debug)]
+pub struct Open(());
+
+impl Open {
+    pub fn new() -> Open {
+        with(|p| {
+            p.open += 1;
+            p.peak = p.peak.max(p.open);
+        });
+        Open(())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let trim = with(|p| {
+            p.open -= 1;
+            p.closed += 1;
+            // On the way down from a peak: at each halving, once enough closed since the last
+            // trim for it to be worth a walk of the heap.
+            let enough = (p.peak / 2).clamp(TRIM_MIN_CLOSES, TRIM_AFTER_CLOSES);
+            let trim = p.open <= p.peak / 2 && p.closed >= enough;
+            if trim {
+                p.closed = 0;
+                p.peak = p.open;
+            }
+            trim
+        });
+        if trim && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn_blocking(crate::sys::heap::trim_heap));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +192,29 @@ mod tests {
         let kept = with(|p| p.body.len());
         assert_eq!(kept, BODY_POOLED);
         assert!(take_body(2048).len() >= 2048, "grown to the size asked for");
+    }
+
+    #[test]
+    fn a_burst_of_closes_trims_once_steady_churn_never() {
+        let state = || with(|p| (p.open, p.peak, p.closed));
+        // Steady: 100 open, connections replaced one by one: the count never halves.
+        let mut steady: Vec<Open> = (0..100).map(|_| Open::new()).collect();
+        for _ in 0..1000 {
+            steady.remove(0);
+            steady.push(Open::new());
+        }
+        assert_eq!(state().0, 100);
+        assert_eq!(
+            state().1,
+            100,
+            "no trim: the peak since the last one is kept"
+        );
+        assert!(state().2 >= 1000);
+        // A burst of 600 more, then all close: trimmed on the way down (counters reset).
+        steady.extend((0..600).map(|_| Open::new()));
+        drop(steady);
+        let (open, peak, closed) = state();
+        assert_eq!(open, 0);
+        assert!(peak < 700 && closed < 700, "trimmed: {peak} {closed}");
     }
 }

@@ -15,6 +15,7 @@ use rustix::pipe::{PipeFlags, SpliceFlags};
 pub mod bench;
 pub mod directio;
 mod fault;
+pub mod heap;
 pub mod ktls;
 mod tee;
 
