@@ -87,7 +87,7 @@ pub async fn accept_loop(
         let tls = tls.clone();
         tracker.spawn(async move {
             // Counted per worker: a burst of closes gives the heap back (see send::pool).
-            let _open = crate::send::pool::Open::new();
+            let _open = crate::send::pool::Open::begin();
             let transport = match tls {
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,

@@ -123,7 +123,9 @@ pub fn put_body(buf: Vec<u8>) {
 pub struct Open(());
 
 impl Open {
-    pub fn new() -> Open {
+    /// Counts a connection just accepted on this worker until the value is dropped.
+    #[must_use]
+    pub fn begin() -> Open {
         with(|p| {
             p.open += 1;
             p.peak = p.peak.max(p.open);
@@ -198,10 +200,10 @@ mod tests {
     fn a_burst_of_closes_trims_once_steady_churn_never() {
         let state = || with(|p| (p.open, p.peak, p.closed));
         // Steady: 100 open, connections replaced one by one: the count never halves.
-        let mut steady: Vec<Open> = (0..100).map(|_| Open::new()).collect();
+        let mut steady: Vec<Open> = (0..100).map(|_| Open::begin()).collect();
         for _ in 0..1000 {
             steady.remove(0);
-            steady.push(Open::new());
+            steady.push(Open::begin());
         }
         assert_eq!(state().0, 100);
         assert_eq!(
@@ -211,7 +213,7 @@ mod tests {
         );
         assert!(state().2 >= 1000);
         // A burst of 600 more, then all close: trimmed on the way down (counters reset).
-        steady.extend((0..600).map(|_| Open::new()));
+        steady.extend((0..600).map(|_| Open::begin()));
         drop(steady);
         let (open, peak, closed) = state();
         assert_eq!(open, 0);
