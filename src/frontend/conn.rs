@@ -2,7 +2,14 @@
 //! frame the reply (Content-Length, Connection, Date), send it, and loop while keep-alive
 //! holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
+//!
+//! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
+//! the worker's pool (`send::pool`) when bytes arrive and goes back as soon as it is empty
+//! (bytes of a pipelined request keep it); the rarer, larger steps of a request (proxying,
+//! upgrades, error replies) are boxed, so the connection's task is only as large as its
+//! common path.
 
+use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use crate::http::{
 use crate::metrics::Source;
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, Sender, Tally};
+use crate::send::{Body, Sender, Tally, pool};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its
@@ -76,7 +83,8 @@ pub async fn serve(
         shared.io.chunk.get(),
         shared.server.send_timeout,
     );
-    let mut buf = BytesMut::with_capacity(4096);
+    // Empty and unallocated while no bytes are pending (see `read_pooled`).
+    let mut buf = BytesMut::new();
     let mut first = true;
     let mut waits = Waits {
         sleep: pin!(tokio::time::sleep_until(
@@ -95,84 +103,117 @@ pub async fn serve(
                 break;
             }
             Err(NoHead::Timeout) => {
-                refuse(
+                Box::pin(refuse(
                     &mut transport,
                     &mut sender,
                     &shared,
                     peer,
                     Reply::error(408, Source::Internal),
-                )
+                ))
                 .await;
                 break;
             }
             Err(NoHead::Bad(err)) => {
                 tracing::debug!(%peer, error = %err, "bad request head");
-                refuse(
+                Box::pin(refuse(
                     &mut transport,
                     &mut sender,
                     &shared,
                     peer,
                     Reply::error(err.status(), Source::Internal),
-                )
+                ))
                 .await;
                 break;
             }
         };
         first = false;
-        let started = Instant::now();
-        // Whether the request's body (if any) has been read, so the next bytes on the
-        // connection are the next request.
-        let (reply, body_read) = match shared.router.handle(&head).await {
-            Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+        // Boxed: a request's routing and sending state is needed only while it is served, so
+        // a connection waiting for its next request keeps just the small state above.
+        let again = Box::pin(serve_request(
+            &mut transport,
+            &mut sender,
+            &mut buf,
+            &shared,
+            peer,
+            &head,
+            &shutdown,
+        ))
+        .await;
+        if !again {
+            break;
+        }
+    }
+    if buf.is_empty() {
+        pool::put_read(buf);
+    }
+}
+
+/// Serves one request whose head has been read: routes it, proxies it if it goes upstream,
+/// sends the reply. Returns whether the connection goes on to its next request.
+async fn serve_request(
+    transport: &mut Transport,
+    sender: &mut Sender,
+    buf: &mut BytesMut,
+    shared: &Shared,
+    peer: SocketAddr,
+    head: &RequestHead,
+    shutdown: &CancellationToken,
+) -> bool {
+    let started = Instant::now();
+    // Whether the request's body (if any) has been read, so the next bytes on the
+    // connection are the next request.
+    let (reply, body_read) = match shared.router.handle(head).await {
+        Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+        Dispatch::Upstream => match &shared.proxy {
             // The router sends requests to the app only when there is one.
-            Dispatch::Upstream if shared.proxy.is_none() => (
+            None => (
                 Reply::error(404, Source::Internal),
                 head.body == BodyLength::Empty,
             ),
-            Dispatch::Upstream => {
-                let proxy = shared.proxy.as_ref().expect("checked above");
-                let body = ClientBody::Connection {
-                    transport: &mut transport,
-                    buf: &mut buf,
-                };
-                match proxy.forward(&shared.router, &head, body, peer).await {
+            Some(proxy) => {
+                let body = ClientBody::Connection { transport, buf };
+                // Boxed apart: a proxied exchange's state is large, and a static request's
+                // box need not make room for it.
+                let forwarded = Box::pin(proxy.forward(&shared.router, head, body, peer)).await;
+                match forwarded {
                     Outcome::Reply(reply) => (reply, true),
                     Outcome::Failed(reply) => (reply, false),
                     Outcome::Upgrade(exchange) => {
                         let metrics = &shared.metrics;
-                        let (transport, buf) = (&mut transport, &mut buf);
-                        tunnel(transport, buf, &head, exchange, peer, metrics, started).await;
-                        break;
+                        let tunnel = tunnel(transport, buf, head, exchange, peer, metrics, started);
+                        Box::pin(tunnel).await;
+                        return false;
                     }
-                    Outcome::ClientGone(_) => break,
+                    Outcome::ClientGone(_) => return false,
                 }
             }
-        };
-        // A client that sent a malformed target is not trusted with more: close after.
-        let keep_alive = head.keep_alive
-            && body_read
-            && reply.status != 400
-            && !shared.server.keepalive_timeout.is_zero()
-            && !shutdown.is_cancelled();
-        let Some(keep_alive) = respond(
-            &mut transport,
-            &mut sender,
-            &shared,
-            peer,
-            Some(&head),
-            reply,
-            keep_alive,
-            started,
-        )
-        .await
-        else {
-            break;
-        };
-        if !keep_alive {
-            linger(&mut transport).await;
-            break;
-        }
+        },
+    };
+    // A client that sent a malformed target is not trusted with more: close after.
+    let keep_alive = head.keep_alive
+        && body_read
+        && reply.status != 400
+        && !shared.server.keepalive_timeout.is_zero()
+        && !shutdown.is_cancelled();
+    let Some(keep_alive) = respond(
+        transport,
+        sender,
+        shared,
+        peer,
+        Some(head),
+        reply,
+        keep_alive,
+        started,
+    )
+    .await
+    else {
+        return false;
+    };
+    if !keep_alive {
+        linger(transport).await;
+        return false;
     }
+    true
 }
 
 /// Holds one count in `ferry_connections_active` for as long as it lives.
@@ -245,10 +286,9 @@ async fn read_head(
         // Part of a head is waited for until it is complete or too late (408), shutdown or
         // not; before any byte, shutdown and the timers end the connection quietly.
         let partial = !buf.is_empty();
-        buf.reserve(4096);
         let read = tokio::select! {
             biased;
-            read = waits.slot.watch(!partial, entered, transport.read_buf(buf)) => match read {
+            read = waits.slot.watch(!partial, entered, read_pooled(transport, buf)) => match read {
                 Ok(read) => read,
                 // Closed to make room for a new client: quietly, as when idle too long.
                 Err(_) => return Err(NoHead::Quiet),
@@ -271,6 +311,26 @@ async fn read_head(
             }
         }
     }
+}
+
+/// Reads what `transport` has into `buf`, which holds memory from the worker's pool only
+/// while it holds bytes: an empty `buf` takes a pooled buffer for each attempt and gives it
+/// back when nothing came, so a connection waiting for its next request holds none.
+async fn read_pooled(transport: &mut Transport, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        if buf.capacity() == 0 {
+            *buf = pool::take_read();
+        } else {
+            buf.reserve(pool::READ_SIZE);
+        }
+        // A read future holds only its two references: a fresh one per poll loses nothing.
+        let polled = pin!(transport.read_buf(&mut *buf)).poll(cx);
+        if buf.is_empty() {
+            pool::put_read(std::mem::take(buf));
+        }
+        polled
+    })
+    .await
 }
 
 /// Frames and sends one reply; records metrics and the access log. Returns whether the
@@ -391,17 +451,23 @@ pub(super) async fn linger(stream: &mut Transport) {
     ) {
         return;
     }
-    let mut scratch = [0u8; 4096];
+    let mut scratch = BytesMut::new();
     let mut discarded = 0;
     let _ = tokio::time::timeout(LINGER, async {
         while discarded < LINGER_BYTES {
-            match stream.read(&mut scratch).await {
+            match read_pooled(stream, &mut scratch).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
+                Ok(n) => {
+                    discarded += n;
+                    scratch.clear();
+                }
             }
         }
     })
     .await;
+    if scratch.is_empty() {
+        pool::put_read(scratch);
+    }
 }
 
 /// Runs `f` with the Date header value, formatted at most once a second per worker thread.

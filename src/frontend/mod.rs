@@ -84,13 +84,16 @@ pub async fn accept_loop(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
+            // Counted per worker: a burst of closes gives the heap back (see send::pool).
+            let _open = crate::send::pool::Open::begin();
             let transport = match tls {
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,
             };
             match transport {
                 Some(transport) if h2::negotiated(&transport) => {
-                    h2::serve(transport, peer, shared, shutdown).await;
+                    // Boxed: HTTP/2's state is not part of every HTTP/1.1 connection's task.
+                    Box::pin(h2::serve(transport, peer, shared, shutdown)).await;
                 }
                 Some(transport) => conn::serve(transport, peer, shared, shutdown, &slot).await,
                 None => {}

@@ -12,6 +12,7 @@
 mod body;
 mod directio;
 mod path;
+pub mod pool;
 mod relay;
 
 use std::io;
@@ -105,7 +106,9 @@ impl Tally {
     }
 }
 
-/// Per-connection sending state: the reused pipe and buffer, and the limits.
+/// Per-connection sending state: the reused pipe, the limits, and the body buffer of the
+/// response being sent (taken from the thread's pool when a copying path needs it, given
+/// back when the response ends: an idle connection holds none).
 #[derive(Debug)]
 pub struct Sender {
     /// Where file bodies start.
@@ -117,11 +120,10 @@ pub struct Sender {
     chunk: usize,
     send_timeout: Duration,
     pipe: Option<Pipe>,
+    /// The body buffer, empty outside a response (see `body_buffer`).
     buf: Vec<u8>,
     /// TCP_CORK is set and is to be cleared once the first body bytes are out.
     corked: bool,
-    /// The response head being built, kept between responses (`take_head_buffer`).
-    head: Vec<u8>,
     /// The current response's direct reads, when it takes the `directio` path.
     direct: Option<directio::Direct>,
 }
@@ -149,29 +151,52 @@ impl Sender {
             pipe: None,
             buf: Vec::new(),
             corked: false,
-            head: Vec::new(),
             direct: None,
         }
     }
 
-    /// An empty buffer to encode a response head into, with the capacity the connection's
-    /// earlier heads left (hand it back with `put_head_buffer`).
+    /// An empty buffer to encode a response head into, from the thread's pool (hand it back
+    /// with `put_head_buffer`).
     pub fn take_head_buffer(&mut self) -> Vec<u8> {
-        let mut head = std::mem::take(&mut self.head);
-        head.clear();
-        head
+        pool::take_head()
     }
 
-    /// Keeps `head`'s memory for the next response (unless an unusually large head grew it).
+    /// Gives `head`'s memory back to the thread's pool for the next response.
     pub fn put_head_buffer(&mut self, head: Vec<u8>) {
-        if head.capacity() <= KEPT_HEAD_CAPACITY {
-            self.head = head;
+        pool::put_head(head);
+    }
+
+    /// The body buffer with at least `size` bytes, taken from the thread's pool on first use
+    /// in a response; `write_response` gives it back when the response ends.
+    fn body_buffer(&mut self, size: usize) -> &mut Vec<u8> {
+        if self.buf.is_empty() {
+            self.buf = pool::take_body(size);
+        } else if self.buf.len() < size {
+            self.buf.resize(size, 0);
         }
+        &mut self.buf
     }
 
     /// Writes `head` and then `body`, at most `rate` body bytes per second when given
     /// (X-Accel-Limit-Rate). On return `tally` holds what was written, also on error.
     pub async fn write_response(
+        &mut self,
+        transport: &mut Transport,
+        head: &[u8],
+        body: Body,
+        rate: Option<u64>,
+        metrics: &Metrics,
+        tally: &mut Tally,
+    ) -> Result<(), SendError> {
+        let result = self
+            .write_response_buffered(transport, head, body, rate, metrics, tally)
+            .await;
+        pool::put_body(std::mem::take(&mut self.buf));
+        result
+    }
+
+    /// `write_response`, which may take a body buffer (`body_buffer`) on the way.
+    async fn write_response_buffered(
         &mut self,
         transport: &mut Transport,
         head: &[u8],
@@ -461,9 +486,7 @@ impl Sender {
         want: usize,
     ) -> Result<Step, SendError> {
         let size = self.chunk.min(MAX_BUFFER);
-        if self.buf.len() < size {
-            self.buf.resize(size, 0);
-        }
+        self.body_buffer(size);
         let want = want.min(size);
         let mut buf = std::mem::take(&mut self.buf);
         let read = range.file.read_at(&mut buf[..want], *offset);
@@ -478,9 +501,6 @@ impl Sender {
         Ok(Step::Sent(n))
     }
 }
-
-/// The most head capacity a connection keeps between responses.
-const KEPT_HEAD_CAPACITY: usize = 16 * 1024;
 
 /// Runs `fut` with a time limit that is set up only if it does not finish at once: most
 /// writes complete in their first poll, and then no timer is armed nor the clock read.

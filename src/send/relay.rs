@@ -161,9 +161,7 @@ impl Sender {
     /// One read from the app into `self.buf[..n]`, bounded by the app's read timeout.
     async fn read_app(&mut self, conn: &mut UpConn, want: usize) -> Result<usize, SendError> {
         let size = want.clamp(1, super::MAX_BUFFER);
-        if self.buf.len() < size {
-            self.buf.resize(size, 0);
-        }
+        self.body_buffer(size);
         match tokio::time::timeout(conn.read_timeout, conn.stream.read(&mut self.buf[..size])).await
         {
             Ok(result) => result.map_err(SendError::Upstream),

@@ -14,6 +14,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 pub mod bench;
 pub mod directio;
 mod fault;
+pub mod heap;
 pub mod ktls;
 mod pipe;
 

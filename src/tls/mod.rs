@@ -195,6 +195,12 @@ impl Tls {
     /// Runs the handshake within the timeout and picks the transport; `None` when the
     /// handshake failed (counted) or kTLS installation failed after the secrets were taken.
     pub async fn accept(&self, tcp: TcpStream, metrics: &Metrics) -> Option<Transport> {
+        // Boxed: the handshake's state is needed only until it ends, not for the connection's
+        // life (it would otherwise be part of every connection's task).
+        Box::pin(self.handshake(tcp, metrics)).await
+    }
+
+    async fn handshake(&self, tcp: TcpStream, metrics: &Metrics) -> Option<Transport> {
         let handshake = tokio::time::timeout(
             self.handshake_timeout,
             self.acceptor.accept(RecordCork::new(tcp)),
