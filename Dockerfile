@@ -12,9 +12,11 @@
 # Keep this tag equal to `channel` in rust-toolchain.toml (tests/deploy.rs checks it).
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
-# Only what the binary is built from: the crate, its lock file and the embedded config.
+# Only what the binary is built from: the crates (ferry and its ferry-sys), the lock file and
+# the embedded config.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY sys ./sys
 COPY config ./config
 # The cargo registry and target directory are build caches; the binary is copied out of them
 # in the same step, stripped (57 MB with the line tables the release profile keeps for perf,

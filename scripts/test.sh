@@ -82,7 +82,7 @@ for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-vali
     command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is missing and could not be installed" >&2; exit 1; }
 done
 
-cargo fmt --check
+cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 # The Dockerfile's build step (no Docker engine runs here; tests/deploy.rs lints the Dockerfile).

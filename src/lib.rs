@@ -28,8 +28,9 @@
 //!
 //! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.
 //! - `http`: request parsing, response encoding, ranges, conditionals, MIME types.
-//! - `sys`: the syscall wrappers (sendfile, splice, pipes, TCP_CORK, openat2); the only
-//!   place allowed to contain `unsafe`.
+//! - `sys`: the syscall wrappers (sendfile, splice, pipes, TCP_CORK, openat2, kTLS records,
+//!   O_DIRECT), the crate `ferry-sys` in sys/: the only code with `unsafe`. This crate
+//!   forbids it (`#![forbid(unsafe_code)]`, which no module can lift).
 //! - `metrics`: the Prometheus families whose names DESIGN.md fixes; `admin` serves them.
 //! - `server`: start-up, signals and graceful shutdown.
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
@@ -41,7 +42,7 @@
 //!   decisions, the object files and their index, eviction, purge; `cache::fill` writes fills
 //!   off the reactor. It does no network I/O and builds no reply.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod admin;
@@ -55,7 +56,8 @@ pub mod proxy;
 pub mod route;
 pub mod send;
 pub mod server;
-pub mod sys;
+/// The syscall wrappers, in their own crate (sys/): the one place with `unsafe` code.
+pub use ferry_sys as sys;
 pub mod tls;
 pub mod transport;
 pub mod upstream;

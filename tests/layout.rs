@@ -373,3 +373,53 @@ fn the_detector_sees_a_cycle_through_a_reexport() {
     assert_eq!(cycles(&graph), want);
     assert!(graph["sys/other.rs"].is_empty());
 }
+
+/// ferry forbids unsafe code at its root, a level no module can lift (issue 14); the
+/// syscalls that need it live in the ferry-sys crate (sys/), where every unsafe block says
+/// why it is sound.
+#[test]
+fn unsafe_code_is_forbidden_in_ferry_and_explained_in_sys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert!(
+        lib.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]"),
+        "src/lib.rs must forbid unsafe code"
+    );
+    let tree = read_tree(&root.join("src"));
+    let with_unsafe: Vec<&String> = tree
+        .sources
+        .iter()
+        .filter(|(_, src)| {
+            src.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w == "unsafe")
+        })
+        .map(|(file, _)| file)
+        .collect();
+    assert!(with_unsafe.is_empty(), "unsafe in src/: {with_unsafe:?}");
+    // In sys/, each `unsafe {` block has a SAFETY comment just above it.
+    let sys = root.join("sys/src");
+    let mut blocks = 0;
+    for entry in std::fs::read_dir(&sys).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.contains("unsafe {") || line.trim_start().starts_with("//") {
+                continue;
+            }
+            blocks += 1;
+            let above = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| l.trim_start().starts_with("//"))
+                .any(|l| l.contains("SAFETY:"));
+            assert!(
+                above,
+                "{}:{}: unsafe block without a SAFETY comment above it",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    assert!(blocks > 0, "sys/ has the unsafe blocks");
+}

@@ -1,6 +1,9 @@
 //! After 101 Switching Protocols from the app (HTTP/1.1 only): the 101 goes to the client,
 //! then both sockets are joined until either side closes — with splice(2) in both
-//! directions on plain TCP, through user space on TLS.
+//! directions on plain TCP, through user space on TLS. The splice loop is tokio-splice's
+//! `zero_copy_bidirectional` (the crate holds its own `unsafe`, as rustix does for `sys`):
+//! ferry's `sys` wraps one-shot splices into and out of its own pipe, and a bidirectional
+//! readiness loop over two sockets is not worth a second copy of.
 
 use std::net::SocketAddr;
 use std::time::Instant;

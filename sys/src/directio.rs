@@ -10,8 +10,6 @@
 //! `posix_fadvise(DONTNEED)` eviction. The chunking, pooling and sending live in
 //! `send::directio`.
 
-#![allow(unsafe_code)]
-
 use std::alloc::{self, Layout};
 use std::fs::File;
 use std::io;

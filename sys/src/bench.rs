@@ -4,9 +4,6 @@
 //! split and context switches (getrusage `RUSAGE_THREAD`, whose times are tick-sampled and
 //! can stand still over a few milliseconds). Its O_DIRECT row uses `sys::directio`.
 
-// The crate denies unsafe code; this file is one of the places in src/sys/ allowed it.
-#![allow(unsafe_code)]
-
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;

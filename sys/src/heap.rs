@@ -2,7 +2,6 @@
 //! in its arenas (only the top of each heap is returned on its own), so after a burst of
 //! connections closes the process would stay at its peak; `malloc_trim(3)` releases every
 //! arena's free pages. Other C libraries: nothing to do here.
-#![allow(unsafe_code)]
 
 /// Returns the free pages of every malloc arena to the kernel; whether any were released.
 /// It walks the arenas' free lists (taking each arena's lock), so call it rarely and off the

@@ -9,8 +9,6 @@
 //! Nothing here knows about TLS beyond the record's content type byte; the caller
 //! (`transport::ktls`) interprets alerts and handshake messages.
 
-#![allow(unsafe_code)]
-
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::os::fd::{AsFd, AsRawFd};

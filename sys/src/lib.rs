@@ -4,6 +4,9 @@
 //! messages, in `ktls`) use libc, each `unsafe` block here with a `// SAFETY:` line.
 //!
 //! Nothing here knows about HTTP or tokio: callers in `send` and `route` decide when to call.
+//! This is the crate `ferry-sys`, apart from ferry's own so that ferry can forbid unsafe code
+//! outright (a lint level that no module of it can lift); here every unsafe block carries its
+//! `// SAFETY:` reason (clippy's `undocumented_unsafe_blocks` is denied).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
