@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::http::RequestHead;
 use crate::metrics::Source;
-use crate::send::Tally;
+use crate::metrics::Tally;
 
 /// The tracing target of access log events.
 pub const TARGET: &str = "access";

@@ -26,10 +26,10 @@ use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
-use crate::metrics::Source;
+use crate::metrics::{Source, Tally};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, Sender, Tally, pool};
+use crate::send::{Body, Sender, pool};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its

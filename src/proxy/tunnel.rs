@@ -12,9 +12,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use crate::http::{RequestHead, encode_response_head};
-use crate::metrics::{Metrics, Source};
-use crate::send::{SendPath, Tally};
-use crate::transport::{Kind, Transport};
+use crate::metrics::{Metrics, SendPath, Source, Tally, TransportKind};
+use crate::transport::Transport;
 use crate::upstream::{AppSocket, Exchange};
 
 /// After a 101 from the app: sends the 101 to the client, then splices both directions
@@ -52,7 +51,7 @@ pub async fn tunnel(
     out.extend_from_slice(&conn.leftover);
     // Plain TCP is joined with splice; TLS has to pass through user space.
     let kind = transport.kind();
-    let path = if kind == Kind::Tcp {
+    let path = if kind == TransportKind::Tcp {
         SendPath::Splice
     } else {
         SendPath::copying(kind)

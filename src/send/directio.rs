@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{FileRange, Pace, SendError, SendPath, Sender, Tally};
+use super::{Direct, FileRange, Pace, SendError, Sender};
 use crate::metrics::Metrics;
+use crate::metrics::{SendPath, Tally};
 use crate::sys::directio::{self as dio, AlignedBuf};
 use crate::transport::Transport;
 
@@ -100,15 +101,6 @@ fn start_read(
         .await
         .map_err(io::Error::other)
     })
-}
-
-/// What a response's direct reads need, worked out once.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Direct {
-    /// Offsets and lengths are multiples of this; buffers are aligned to it.
-    block: usize,
-    /// Bytes per read: a multiple of `block`.
-    buffer: usize,
 }
 
 impl Sender {

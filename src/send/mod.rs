@@ -25,12 +25,12 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 pub use body::{Body, FileRange, Part, UpstreamBody};
-pub use path::SendPath;
 
 use crate::config::SendPathSetting;
 use crate::metrics::Metrics;
+use crate::metrics::{SendPath, Tally, TransportKind};
 use crate::sys::{self, Pipe};
-use crate::transport::{Kind, Transport};
+use crate::transport::Transport;
 
 /// The largest buffer the buffered path reads into; bigger chunks only cost memory per
 /// connection without saving measurable syscalls.
@@ -56,54 +56,13 @@ pub enum SendError {
     UpstreamFraming(crate::http::ParseError),
 }
 
-/// Body bytes written per send path for one response.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
-    bytes: [u64; SendPath::ALL.len()],
-    /// Bytes counted in `bytes` that nevertheless passed through user space (an upstream
-    /// body's first bytes, read together with its head).
-    copied: [u64; SendPath::ALL.len()],
-    file_path: Option<SendPath>,
-}
-
-impl Tally {
-    /// Counts `n` bytes written on `path`; on a zero-copy path they never entered user space.
-    pub fn add(&mut self, path: SendPath, n: usize) {
-        self.bytes[path as usize] += n as u64;
-        if path != SendPath::Memory {
-            self.file_path = Some(path);
-        }
-    }
-
-    /// Counts `n` bytes written as part of a `path` response but copied through user space.
-    pub fn add_copied(&mut self, path: SendPath, n: usize) {
-        self.add(path, n);
-        self.copied[path as usize] += n as u64;
-    }
-
-    /// Bytes written on `path`.
-    pub fn bytes(&self, path: SendPath) -> u64 {
-        self.bytes[path as usize]
-    }
-
-    /// Bytes written on `path` that never entered user space.
-    pub fn zero_copy(&self, path: SendPath) -> u64 {
-        if path.is_zero_copy() {
-            self.bytes[path as usize] - self.copied[path as usize]
-        } else {
-            0
-        }
-    }
-
-    /// All body bytes written.
-    pub fn total(&self) -> u64 {
-        self.bytes.iter().sum()
-    }
-
-    /// The path that carried the response's body, or `memory` when it had none.
-    pub fn path(&self) -> SendPath {
-        self.file_path.unwrap_or(SendPath::Memory)
-    }
+/// What a response's direct reads need, worked out once (`directio`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Direct {
+    /// Offsets and lengths are multiples of this; buffers are aligned to it.
+    pub(super) block: usize,
+    /// Bytes per read: a multiple of `block`.
+    pub(super) buffer: usize,
 }
 
 /// Per-connection sending state: the reused pipe, the limits, and the body buffer of the
@@ -125,7 +84,7 @@ pub struct Sender {
     /// TCP_CORK is set and is to be cleared once the first body bytes are out.
     corked: bool,
     /// The current response's direct reads, when it takes the `directio` path.
-    direct: Option<directio::Direct>,
+    direct: Option<Direct>,
 }
 
 /// Outcome of one capped step of a file path.
@@ -138,7 +97,7 @@ enum Step {
 impl Sender {
     pub fn new(
         setting: SendPathSetting,
-        kind: Kind,
+        kind: TransportKind,
         chunk: usize,
         send_timeout: Duration,
     ) -> Sender {

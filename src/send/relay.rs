@@ -15,9 +15,10 @@ use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
-use super::{SendError, Sender, Tally, UpstreamBody};
+use super::{SendError, Sender, UpstreamBody};
 use crate::cache::fill::Fill;
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
+use crate::metrics::Tally;
 use crate::upstream::{Framing, UpConn};
 
 /// Longest chunk-size line accepted from the app.

@@ -21,40 +21,10 @@ use tokio_rustls::TlsAcceptor;
 pub use probe::{ULP_PATH, kernel_carries, ulp_available};
 
 use crate::config::{self, Alpn, KtlsMode};
-use crate::metrics::Metrics;
+use crate::metrics::{Fallback, Metrics};
 use crate::sys::Faults;
 use crate::transport::{RecordCork, RustlsStream, Transport};
 use install::Installed;
-
-/// Why kTLS is not used for a connection (`reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    Disabled,
-    UlpUnavailable,
-    CipherUnsupported,
-    Http2,
-    InstallFailed,
-}
-
-impl Fallback {
-    pub const ALL: [Fallback; 5] = [
-        Fallback::Disabled,
-        Fallback::UlpUnavailable,
-        Fallback::CipherUnsupported,
-        Fallback::Http2,
-        Fallback::InstallFailed,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Fallback::Disabled => "disabled",
-            Fallback::UlpUnavailable => "ulp_unavailable",
-            Fallback::CipherUnsupported => "cipher_unsupported",
-            Fallback::Http2 => "http2",
-            Fallback::InstallFailed => "install_failed",
-        }
-    }
-}
 
 /// What the kernel offers, probed once at start-up.
 #[derive(Debug)]

@@ -20,6 +20,8 @@ use tokio_rustls::server::TlsStream;
 pub use self::cork::RecordCork;
 pub use self::ktls::{KtlsStream, RecordError};
 
+use crate::metrics::TransportKind;
+
 /// A userspace TLS stream (the cork wrapper is what lets a connection be handed to kTLS
 /// after the handshake, and passes rustls's records to the socket in one writev).
 pub type RustlsStream = TlsStream<RecordCork<TcpStream>>;
@@ -34,46 +36,27 @@ pub enum Transport {
     Tls(Box<RustlsStream>),
 }
 
-/// The kind of a transport, for labels and path choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Tcp,
-    Ktls,
-    Tls,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Tcp, Kind::Ktls, Kind::Tls];
-
+impl TransportKind {
     /// The scheme a client reaching ferry over this transport used.
     pub fn scheme(self) -> crate::http::Scheme {
         match self {
-            Kind::Tcp => crate::http::Scheme::Http,
-            Kind::Ktls | Kind::Tls => crate::http::Scheme::Https,
-        }
-    }
-
-    /// The `transport` label in `ferry_connections_*`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Tcp => "tcp",
-            Kind::Ktls => "ktls",
-            Kind::Tls => "tls",
+            TransportKind::Tcp => crate::http::Scheme::Http,
+            TransportKind::Ktls | TransportKind::Tls => crate::http::Scheme::Https,
         }
     }
 
     /// Whether bytes can reach this socket without passing through user space.
     pub fn zero_copy(self) -> bool {
-        matches!(self, Kind::Tcp | Kind::Ktls)
+        matches!(self, TransportKind::Tcp | TransportKind::Ktls)
     }
 }
 
 impl Transport {
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> TransportKind {
         match self {
-            Transport::Plain(_) => Kind::Tcp,
-            Transport::Ktls(_) => Kind::Ktls,
-            Transport::Tls(_) => Kind::Tls,
+            Transport::Plain(_) => TransportKind::Tcp,
+            Transport::Ktls(_) => TransportKind::Ktls,
+            Transport::Tls(_) => TransportKind::Tls,
         }
     }
 

@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use super::Finish;
 use crate::cache::fill::Fill;
 use crate::http::ChunkedDecoder;
-use crate::send::{Body, FileRange, Pace, Part, SendError, SendPath, Tally, UpstreamBody};
+use crate::metrics::{SendPath, Tally};
+use crate::send::{Body, FileRange, Pace, Part, SendError, UpstreamBody};
 use crate::upstream::{Framing, UpConn};
 
 /// Longest chunk-size line accepted from the app (as for HTTP/1.1).

@@ -33,10 +33,9 @@ use self::body::H2Body;
 use self::request::BodyError;
 use super::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
-use crate::metrics::Source;
+use crate::metrics::{Source, Tally};
 use crate::proxy::{BodyReadError, BodyRefused, ClientBody, Outcome};
 use crate::route::{Dispatch, Reply};
-use crate::send::Tally;
 use crate::transport::Transport;
 
 /// Largest request body forwarded to the app from an HTTP/2 client; it is held in memory.

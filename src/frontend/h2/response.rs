@@ -14,8 +14,9 @@ use super::body::{self, H2Body, Limits};
 use super::{Finish, InFlight};
 use crate::frontend::Shared;
 use crate::http::{Method, RequestHead, http_date};
+use crate::metrics::{SendPath, Tally};
 use crate::route::Reply;
-use crate::send::{Body, SendPath, Tally};
+use crate::send::Body;
 
 /// Header fields that describe an HTTP/1.1 connection, malformed in HTTP/2 (RFC 9113
 /// §8.2.2); lowercase.
