@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::Id;
+use super::key::Id;
 use super::meta::Meta;
 
 /// One stored object.

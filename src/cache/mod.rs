@@ -19,29 +19,28 @@
 pub mod fill;
 pub mod flow;
 mod index;
+mod key;
 pub mod meta;
 pub mod policy;
 mod store;
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ring::digest::{Context, SHA256};
 use tokio::sync::watch;
 
+pub use key::{Id, Key, object_id, variant_id};
 pub use meta::Meta;
-pub use store::FillTarget;
 
 use crate::config;
-use crate::http::{RequestHead, Scheme};
+use crate::http::RequestHead;
 use crate::metrics::CacheMetrics;
 use index::Index;
 use store::{CopyPath, Store};
-
-/// An object's id: SHA-256 of its primary and secondary key; also its file name (in hex).
-pub type Id = [u8; 32];
 
 /// Why the cache could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,92 +48,6 @@ pub type Id = [u8; 32];
 pub struct CacheError {
     dir: String,
     source: io::Error,
-}
-
-/// The primary key of a request: the scheme the client used, its Host (lowercased) and
-/// target (nginx's default `proxy_cache_key` is `$scheme$proxy_host$request_uri`). The scheme
-/// keeps an answer made for one scheme (a redirect to `https://`, links, secure cookies) from
-/// being served to the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    pub scheme: Scheme,
-    pub host: String,
-    pub target: String,
-}
-
-impl Key {
-    pub fn new(req: &RequestHead) -> Key {
-        let host = req
-            .header("host")
-            .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        Key {
-            scheme: req.scheme,
-            host,
-            target: req.target.clone(),
-        }
-    }
-
-    /// The key as one string, which also names it in the index's Vary map.
-    pub fn primary(&self) -> String {
-        format!("{}://{}{}", self.scheme.as_str(), self.host, self.target)
-    }
-
-    /// The same host and target under the other scheme.
-    fn other_scheme(&self) -> Key {
-        Key {
-            scheme: match self.scheme {
-                Scheme::Http => Scheme::Https,
-                Scheme::Https => Scheme::Http,
-            },
-            ..self.clone()
-        }
-    }
-}
-
-impl Meta {
-    /// The primary key the object is stored under.
-    pub fn key(&self) -> Key {
-        Key {
-            scheme: self.scheme,
-            host: self.host.clone(),
-            target: self.target.clone(),
-        }
-    }
-}
-
-/// The id of the object for `key` with the secondary key `vary`.
-pub fn variant_id(key: &Key, vary: &[(String, Option<Vec<u8>>)]) -> Id {
-    let mut ctx = Context::new(&SHA256);
-    let scheme = key.scheme.as_str();
-    for part in [
-        scheme.as_bytes(),
-        key.host.as_bytes(),
-        key.target.as_bytes(),
-    ] {
-        ctx.update(&(part.len() as u64).to_le_bytes());
-        ctx.update(part);
-    }
-    for (name, value) in vary {
-        ctx.update(&(name.len() as u64).to_le_bytes());
-        ctx.update(name.as_bytes());
-        match value {
-            Some(value) => {
-                ctx.update(&[1]);
-                ctx.update(&(value.len() as u64).to_le_bytes());
-                ctx.update(value);
-            }
-            None => ctx.update(&[0]),
-        }
-    }
-    let mut id = [0u8; 32];
-    id.copy_from_slice(ctx.finish().as_ref());
-    id
-}
-
-/// The id a stored object belongs under.
-pub fn object_id(meta: &Meta) -> Id {
-    variant_id(&meta.key(), &meta.vary)
 }
 
 /// A stored object found for a request.
@@ -169,6 +82,119 @@ pub struct FillGuard {
 impl Drop for FillGuard {
     fn drop(&mut self) {
         self.cache.locked().locks.remove(&self.id);
+    }
+}
+
+/// A fill in progress: the temporary file the body is written into, and what it becomes.
+/// Dropped without [`FillTarget::commit`], it removes the file: nothing partial remains.
+pub struct FillTarget {
+    cache: Arc<Cache>,
+    id: Id,
+    meta: Meta,
+    body_offset: u64,
+    temp: PathBuf,
+    file: File,
+    /// The Content-Length the body must have, when the app announced one.
+    expected: Option<u64>,
+    /// Held until the object is in place, so waiting misses find it.
+    _guard: Option<FillGuard>,
+    done: bool,
+}
+
+impl FillTarget {
+    /// Creates the temporary file for `meta` (blocks on the disk briefly).
+    pub(super) fn create(
+        cache: Arc<Cache>,
+        meta: Meta,
+        expected: Option<u64>,
+        guard: Option<FillGuard>,
+    ) -> io::Result<FillTarget> {
+        let id = object_id(&meta);
+        let (temp, file) = cache.store.create_temp(&id)?;
+        Ok(FillTarget {
+            body_offset: meta::body_offset(&meta),
+            cache,
+            id,
+            meta,
+            temp,
+            file,
+            expected,
+            _guard: guard,
+            done: false,
+        })
+    }
+
+    /// The temporary file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the body's first byte goes in the file.
+    pub fn body_offset(&self) -> u64 {
+        self.body_offset
+    }
+
+    /// The most body bytes this object may have.
+    pub fn max_len(&self) -> u64 {
+        self.cache.config.max_object_size
+    }
+
+    /// Finishes the object once `written` body bytes are in the file: checks the length
+    /// against the announced one and the file, writes the metadata, renames the file into
+    /// place and indexes it.
+    pub fn commit(mut self, written: u64) -> io::Result<()> {
+        if let Some(expected) = self.expected
+            && expected != written
+        {
+            return Err(io::Error::other(format!(
+                "body is {written} bytes, {expected} were announced"
+            )));
+        }
+        let end = self.body_offset + written;
+        let on_disk = self.file.metadata()?.len();
+        if written > 0 && on_disk != end {
+            return Err(io::Error::other(format!(
+                "file is {on_disk} bytes, {end} expected"
+            )));
+        }
+        self.meta.body_len = written;
+        let head = meta::encode_head(&self.meta, self.body_offset)
+            .ok_or_else(|| io::Error::other("metadata outgrew its room"))?;
+        self.file.write_all_at(&head, 0)?;
+        self.file.set_len(end)?;
+        let meta = std::mem::replace(&mut self.meta, empty_meta());
+        let (temp, id, body_offset) = (self.temp.clone(), self.id, self.body_offset);
+        self.cache.place(&id, meta, body_offset, end, || {
+            fs::rename(&temp, self.cache.store.path(&id))
+        })?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for FillTarget {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn empty_meta() -> Meta {
+    Meta {
+        scheme: crate::http::Scheme::Http,
+        host: String::new(),
+        target: String::new(),
+        vary: Vec::new(),
+        status: 0,
+        headers: Vec::new(),
+        response_time: 0,
+        initial_age: 0,
+        lifetime: 0,
+        stale_if_error: 0,
+        stale_while_revalidate: 0,
+        no_stale: false,
+        body_len: 0,
     }
 }
 

@@ -13,11 +13,10 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::key::{Id, object_id};
 use super::meta::{self, HEADER_LEN, Meta};
-use super::{Cache, FillGuard, Id};
 
 /// An object found on disk at start-up.
 pub struct Found {
@@ -52,7 +51,7 @@ impl Store {
         &self.dir
     }
 
-    fn path(&self, id: &Id) -> PathBuf {
+    pub(super) fn path(&self, id: &Id) -> PathBuf {
         self.dir.join(hex(id))
     }
 
@@ -207,7 +206,7 @@ pub fn read_head(file: &File, id: &Id) -> Result<Found, String> {
             meta.body_len
         ));
     }
-    if super::object_id(&meta) != *id {
+    if object_id(&meta) != *id {
         return Err("stored under another key's name".into());
     }
     Ok(Found {
@@ -305,119 +304,6 @@ fn short_source(at: u64) -> io::Error {
         io::ErrorKind::UnexpectedEof,
         format!("source file ends at {at}, before the body's end"),
     )
-}
-
-/// A fill in progress: the temporary file the body is written into, and what it becomes.
-/// Dropped without [`FillTarget::commit`], it removes the file: nothing partial remains.
-pub struct FillTarget {
-    cache: Arc<Cache>,
-    id: Id,
-    meta: Meta,
-    body_offset: u64,
-    temp: PathBuf,
-    file: File,
-    /// The Content-Length the body must have, when the app announced one.
-    expected: Option<u64>,
-    /// Held until the object is in place, so waiting misses find it.
-    _guard: Option<FillGuard>,
-    done: bool,
-}
-
-impl FillTarget {
-    /// Creates the temporary file for `meta` (blocks on the disk briefly).
-    pub(super) fn create(
-        cache: Arc<Cache>,
-        meta: Meta,
-        expected: Option<u64>,
-        guard: Option<FillGuard>,
-    ) -> io::Result<FillTarget> {
-        let id = super::object_id(&meta);
-        let (temp, file) = cache.store.create_temp(&id)?;
-        Ok(FillTarget {
-            body_offset: meta::body_offset(&meta),
-            cache,
-            id,
-            meta,
-            temp,
-            file,
-            expected,
-            _guard: guard,
-            done: false,
-        })
-    }
-
-    /// The temporary file.
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
-    /// Where the body's first byte goes in the file.
-    pub fn body_offset(&self) -> u64 {
-        self.body_offset
-    }
-
-    /// The most body bytes this object may have.
-    pub fn max_len(&self) -> u64 {
-        self.cache.config.max_object_size
-    }
-
-    /// Finishes the object once `written` body bytes are in the file: checks the length
-    /// against the announced one and the file, writes the metadata, renames the file into
-    /// place and indexes it.
-    pub fn commit(mut self, written: u64) -> io::Result<()> {
-        if let Some(expected) = self.expected
-            && expected != written
-        {
-            return Err(io::Error::other(format!(
-                "body is {written} bytes, {expected} were announced"
-            )));
-        }
-        let end = self.body_offset + written;
-        let on_disk = self.file.metadata()?.len();
-        if written > 0 && on_disk != end {
-            return Err(io::Error::other(format!(
-                "file is {on_disk} bytes, {end} expected"
-            )));
-        }
-        self.meta.body_len = written;
-        let head = meta::encode_head(&self.meta, self.body_offset)
-            .ok_or_else(|| io::Error::other("metadata outgrew its room"))?;
-        self.file.write_all_at(&head, 0)?;
-        self.file.set_len(end)?;
-        let meta = std::mem::replace(&mut self.meta, empty_meta());
-        let (temp, id, body_offset) = (self.temp.clone(), self.id, self.body_offset);
-        self.cache.place(&id, meta, body_offset, end, || {
-            fs::rename(&temp, self.cache.store.path(&id))
-        })?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for FillTarget {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.temp);
-        }
-    }
-}
-
-fn empty_meta() -> Meta {
-    Meta {
-        scheme: crate::http::Scheme::Http,
-        host: String::new(),
-        target: String::new(),
-        vary: Vec::new(),
-        status: 0,
-        headers: Vec::new(),
-        response_time: 0,
-        initial_age: 0,
-        lifetime: 0,
-        stale_if_error: 0,
-        stale_while_revalidate: 0,
-        no_stale: false,
-        body_len: 0,
-    }
 }
 
 /// Lowercase hex of an id: the object's file name. By hand: it is built on every hit, and a
