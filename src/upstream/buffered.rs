@@ -1,67 +1,34 @@
-//! Forwarding a request whose body is already in memory (`RequestBody::InHand`): an HTTP/2
+//! Writing a request whose body is already in memory (`RequestBody::InHand`): an HTTP/2
 //! stream's body (hyper owns the client's socket, so nothing can be spliced from it), and a
-//! background refresh's empty one. The exchange is otherwise the streamed one (same pool,
-//! request encoding, response-head reading and metrics); because the body is held, an
-//! idempotent request with a body can be sent again when a pooled connection turns out
-//! closed, and the head and body are written within the response timeout.
+//! background refresh's empty one. A small body leaves in the head's write; head and body
+//! are written within the response timeout. Because the body is held, an idempotent request
+//! with a body can be sent again when a pooled connection turns out closed (the exchange in
+//! `mod.rs` decides).
 //!
 //! Not here: reading the client's body (frontend::h2) and relaying the app's response body.
-
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{AppSocket, Exchange, ProxyError, Upstream, encode_request, is_idempotent};
-use crate::http::RequestHead;
+use super::{AppSocket, Upstream};
 
 /// Bodies up to this size leave in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
 
-impl Upstream {
-    /// Sends `req` with `body` (all of it, which `req.body` describes) and waits for the
-    /// response head.
-    pub(super) async fn try_exchange_buffered(
-        &self,
-        req: &RequestHead,
-        body: &Bytes,
-        peer: SocketAddr,
-    ) -> Result<Exchange, ProxyError> {
-        let mut head = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
-        encode_request(req, peer, &self.options, &mut head);
-        let inline = body.len() <= INLINE_BODY;
-        if inline {
-            head.extend_from_slice(body);
-        }
-        // The whole request is in hand, so any idempotent one can be sent again.
-        let replayable = is_idempotent(&req.method);
-        let mut fresh_only = false;
-        loop {
-            let (mut stream, reused) = match (!fresh_only).then(|| self.pool.take()).flatten() {
-                Some(stream) => (stream, true),
-                None => (self.connect().await?, false),
-            };
-            let retry = reused && replayable;
-            let body = (!inline).then_some(body.as_ref());
-            if let Err(detail) = self.write_request(&mut stream, &head, body).await {
-                if retry {
-                    fresh_only = true;
-                    continue;
-                }
-                return Err(self.closed(detail));
-            }
-            match self.response(stream, &req.method).await {
-                Ok(exchange) => return Ok(exchange),
-                // The app closed an idle connection just as ferry reused it: try once more.
-                Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
-                Err(err) => return Err(err),
-            }
-        }
+/// Appends `body` to `head` when it is small enough to leave in the same write; whether it
+/// did.
+pub(super) fn inline(head: &mut Vec<u8>, body: &Bytes) -> bool {
+    let inline = body.len() <= INLINE_BODY;
+    if inline {
+        head.extend_from_slice(body);
     }
+    inline
+}
 
+impl Upstream {
     /// Writes the head (with a small body inline) and then `body`, within the response
     /// timeout: an app that stops reading must not hold the stream forever.
-    async fn write_request(
+    pub(super) async fn write_held(
         &self,
         stream: &mut AppSocket,
         head: &[u8],

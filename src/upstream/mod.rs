@@ -98,6 +98,15 @@ pub enum RequestBody<'a> {
     },
 }
 
+/// Why a request could not be written to the app.
+enum WriteError {
+    /// The app took none of it that counts (the head write failed, or a request held whole
+    /// failed to go out): the same request may go on a fresh connection.
+    Retryable(String),
+    /// Part of a streamed body was sent, or the client's side failed: no second try.
+    Final(ProxyError),
+}
+
 /// The app's answer, with the connection positioned at its body.
 #[derive(Debug)]
 pub struct Exchange {
@@ -225,22 +234,17 @@ impl Upstream {
         metrics: &Metrics,
     ) -> Result<Exchange, ProxyError> {
         let started = Instant::now();
-        let result = match body {
-            RequestBody::InHand(body) => {
-                debug_assert_eq!(
-                    req.body,
-                    if body.is_empty() {
-                        BodyLength::Empty
-                    } else {
-                        BodyLength::Length(body.len() as u64)
-                    }
-                );
-                self.try_exchange_buffered(req, &body, peer).await
-            }
-            RequestBody::Client { transport, buf } => {
-                self.try_exchange(req, transport, buf, peer).await
-            }
-        };
+        if let RequestBody::InHand(body) = &body {
+            debug_assert_eq!(
+                req.body,
+                if body.is_empty() {
+                    BodyLength::Empty
+                } else {
+                    BodyLength::Length(body.len() as u64)
+                }
+            );
+        }
+        let result = self.try_exchange(req, body, peer).await;
         let outcome = result
             .as_ref()
             .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
@@ -251,14 +255,22 @@ impl Upstream {
     async fn try_exchange(
         &self,
         req: &RequestHead,
-        client: &mut Transport,
-        buf: &mut BytesMut,
+        mut body: RequestBody<'_>,
         peer: SocketAddr,
     ) -> Result<Exchange, ProxyError> {
         let mut head = Vec::with_capacity(512);
         encode_request(req, peer, &self.options, &mut head);
-        // Only a request without a body can be sent again: its bytes are all in `head`.
-        let replayable = req.body == BodyLength::Empty && is_idempotent(&req.method);
+        let replayable = is_idempotent(&req.method)
+            && match &body {
+                // The whole request is in hand: it can be written again.
+                RequestBody::InHand(_) => true,
+                // Only a bodiless one: all its bytes are in `head`.
+                RequestBody::Client { .. } => req.body == BodyLength::Empty,
+            };
+        let inline = match &body {
+            RequestBody::InHand(bytes) => buffered::inline(&mut head, bytes),
+            RequestBody::Client { .. } => false,
+        };
         let mut fresh_only = false;
         loop {
             let (mut stream, reused) = match (!fresh_only).then(|| self.pool.take()).flatten() {
@@ -266,30 +278,25 @@ impl Upstream {
                 None => (self.connect().await?, false),
             };
             let retry = reused && replayable;
-            if let Err(err) = stream.write_all(&head).await {
-                if retry {
+            let written = match &mut body {
+                RequestBody::InHand(bytes) => {
+                    let rest = (!inline).then_some(bytes.as_ref());
+                    let written = self.write_held(&mut stream, &head, rest).await;
+                    written.map_err(WriteError::Retryable)
+                }
+                RequestBody::Client { transport, buf } => {
+                    self.write_streamed(req, &mut stream, &head, transport, buf)
+                        .await
+                }
+            };
+            match written {
+                Ok(()) => {}
+                Err(WriteError::Retryable(_)) if retry => {
                     fresh_only = true;
                     continue;
                 }
-                return Err(self.closed(format!("writing request head: {err}")));
-            }
-            if req.body != BodyLength::Empty {
-                if req.expect_continue {
-                    // ferry takes the body itself, so it answers the client's expectation.
-                    client
-                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                        .await
-                        .map_err(ProxyError::Client)?;
-                }
-                body::forward_request_body(req.body, client, buf, &mut stream, self.client_timeout)
-                    .await
-                    .map_err(|err| match err {
-                        body::BodyError::Client(err) => ProxyError::Client(err),
-                        body::BodyError::BadChunked(err) => ProxyError::ClientBody(err),
-                        body::BodyError::Upstream(err) => {
-                            self.closed(format!("writing request body: {err}"))
-                        }
-                    })?;
+                Err(WriteError::Retryable(detail)) => return Err(self.closed(detail)),
+                Err(WriteError::Final(err)) => return Err(err),
             }
             match self.response(stream, &req.method).await {
                 Ok(exchange) => return Ok(exchange),
@@ -298,6 +305,44 @@ impl Upstream {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Writes the head, then the body as it arrives from the client (answering its
+    /// `Expect: 100-continue` first). Only a failed head write may be retried elsewhere.
+    async fn write_streamed(
+        &self,
+        req: &RequestHead,
+        stream: &mut AppSocket,
+        head: &[u8],
+        client: &mut Transport,
+        buf: &mut BytesMut,
+    ) -> Result<(), WriteError> {
+        if let Err(err) = stream.write_all(head).await {
+            return Err(WriteError::Retryable(format!(
+                "writing request head: {err}"
+            )));
+        }
+        if req.body == BodyLength::Empty {
+            return Ok(());
+        }
+        if req.expect_continue {
+            // ferry takes the body itself, so it answers the client's expectation.
+            client
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|err| WriteError::Final(ProxyError::Client(err)))?;
+        }
+        body::forward_request_body(req.body, client, buf, stream, self.client_timeout)
+            .await
+            .map_err(|err| {
+                WriteError::Final(match err {
+                    body::BodyError::Client(err) => ProxyError::Client(err),
+                    body::BodyError::BadChunked(err) => ProxyError::ClientBody(err),
+                    body::BodyError::Upstream(err) => {
+                        self.closed(format!("writing request body: {err}"))
+                    }
+                })
+            })
     }
 
     async fn connect(&self) -> Result<AppSocket, ProxyError> {
