@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::Shared;
 use super::idle::Slot;
+use super::shared::Shared;
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
@@ -63,19 +63,8 @@ pub async fn serve(
     // took the same lock for it. Cancelling the server's token cancels every child.
     let shutdown = shutdown.child_token();
     let kind = transport.kind();
-    let label = kind.label();
-    shared
-        .metrics
-        .connections_total
-        .with_label_values(&[label])
-        .inc();
-    // Decremented on every way out of this function, a panic included.
-    let _active = ActiveGuard::new(
-        shared
-            .metrics
-            .connections_active
-            .with_label_values(&[label]),
-    );
+    // Counted open until this function returns, on every way out (a panic included).
+    let _active = shared.open(kind);
 
     let mut sender = Sender::new(
         shared.io.send_path,
@@ -179,9 +168,8 @@ async fn serve_request(
                     Outcome::Reply(reply) => (reply, true),
                     Outcome::Failed(reply) => (reply, false),
                     Outcome::Upgrade(exchange) => {
-                        let metrics = &shared.metrics;
-                        let tunnel = tunnel(transport, buf, head, exchange, peer, metrics, started);
-                        Box::pin(tunnel).await;
+                        let tally = Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
+                        shared.record(peer, Some(head), 101, &tally, Source::Upstream, started);
                         return false;
                     }
                     Outcome::ClientGone(_) => return false,
@@ -214,22 +202,6 @@ async fn serve_request(
         return false;
     }
     true
-}
-
-/// Holds one count in `ferry_connections_active` for as long as it lives.
-struct ActiveGuard(prometheus::IntGauge);
-
-impl ActiveGuard {
-    fn new(gauge: prometheus::IntGauge) -> ActiveGuard {
-        gauge.inc();
-        ActiveGuard(gauge)
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// What a connection waits on besides its socket while it reads a head, kept for the
@@ -408,12 +380,10 @@ pub(super) async fn respond(
         .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
         .await;
     sender.put_head_buffer(head);
-    let seconds = started.elapsed().as_secs_f64();
-    shared.metrics.response(source, status, &tally, seconds);
     if let Err(err) = &result {
         tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
     }
-    crate::access::log(peer, req, status, &tally, source, seconds);
+    shared.record(peer, req, status, &tally, source, started);
     result.ok().map(|()| keep_alive)
 }
 

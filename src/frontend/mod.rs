@@ -10,6 +10,7 @@ mod conn;
 mod h2;
 mod idle;
 mod listener;
+mod shared;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,23 +22,10 @@ use tokio_util::task::TaskTracker;
 
 pub use idle::Limit;
 pub use listener::bind;
+pub use shared::Shared;
 
-use crate::config::{Io, Server};
-use crate::metrics::Metrics;
-use crate::proxy::Proxy;
-use crate::route::Router;
 use crate::tls::Tls;
 use crate::transport::Transport;
-
-/// What every connection task shares.
-pub struct Shared {
-    pub router: Router,
-    /// The app (`[upstream]`) and its cache (`[cache]`), if configured.
-    pub proxy: Option<Proxy>,
-    pub metrics: Metrics,
-    pub server: Server,
-    pub io: Io,
-}
 
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on
 /// `tracker`. At most `server.max_connections` connections are served at once (shared across

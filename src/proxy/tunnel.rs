@@ -6,27 +6,25 @@
 //! readiness loop over two sockets is not worth a second copy of.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use crate::http::{RequestHead, encode_response_head};
-use crate::metrics::{Metrics, SendPath, Source, Tally, TransportKind};
+use crate::metrics::{SendPath, Tally, TransportKind};
 use crate::transport::Transport;
 use crate::upstream::{AppSocket, Exchange};
 
 /// After a 101 from the app: sends the 101 to the client, then splices both directions
-/// until either side closes. Bytes in both directions are counted on the `splice` path.
+/// until either side closes. Returns the bytes moved, both directions counted on the
+/// `splice` path (through user space on TLS), for the connection to record.
 pub async fn tunnel(
     transport: &mut Transport,
     buf: &mut BytesMut,
     req: &RequestHead,
     exchange: Exchange,
     peer: SocketAddr,
-    metrics: &Metrics,
-    started: Instant,
-) {
+) -> Tally {
     let Exchange { head, conn, .. } = exchange;
     let mut stream = conn.stream;
     let mut headers: Vec<(String, String)> = head
@@ -83,9 +81,7 @@ pub async fn tunnel(
     }
     .await;
     if let Err(err) = result {
-        tracing::debug!(%peer, error = %err, "tunnel closed");
+        tracing::debug!(%peer, target = %req.target, error = %err, "tunnel closed");
     }
-    let seconds = started.elapsed().as_secs_f64();
-    metrics.response(Source::Upstream, 101, &tally, seconds);
-    crate::access::log(peer, Some(req), 101, &tally, Source::Upstream, seconds);
+    tally
 }

@@ -7,10 +7,12 @@
 //!
 //! Not here: reading the client's body (frontend::h2) and relaying the app's response body.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{AppSocket, Upstream};
+use super::stream::AppSocket;
 
 /// Bodies up to this size leave in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
@@ -25,34 +27,29 @@ pub(super) fn inline(head: &mut Vec<u8>, body: &Bytes) -> bool {
     inline
 }
 
-impl Upstream {
-    /// Writes the head (with a small body inline) and then `body`, within the response
-    /// timeout: an app that stops reading must not hold the stream forever.
-    pub(super) async fn write_held(
-        &self,
-        stream: &mut AppSocket,
-        head: &[u8],
-        body: Option<&[u8]>,
-    ) -> Result<(), String> {
-        let write = async {
+/// Writes the head (with a small body inline) and then `body`, within `timeout` (the
+/// response timeout): an app that stops reading must not hold the stream forever.
+pub(super) async fn write_held(
+    stream: &mut AppSocket,
+    head: &[u8],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let write = async {
+        stream
+            .write_all(head)
+            .await
+            .map_err(|err| format!("writing request head: {err}"))?;
+        if let Some(body) = body {
             stream
-                .write_all(head)
+                .write_all(body)
                 .await
-                .map_err(|err| format!("writing request head: {err}"))?;
-            if let Some(body) = body {
-                stream
-                    .write_all(body)
-                    .await
-                    .map_err(|err| format!("writing request body: {err}"))?;
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(self.response_timeout, write).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "writing request: no progress within {:?}",
-                self.response_timeout
-            )),
+                .map_err(|err| format!("writing request body: {err}"))?;
         }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("writing request: no progress within {timeout:?}")),
     }
 }

@@ -281,7 +281,8 @@ impl Upstream {
             let written = match &mut body {
                 RequestBody::InHand(bytes) => {
                     let rest = (!inline).then_some(bytes.as_ref());
-                    let written = self.write_held(&mut stream, &head, rest).await;
+                    let timeout = self.response_timeout;
+                    let written = buffered::write_held(&mut stream, &head, rest, timeout).await;
                     written.map_err(WriteError::Retryable)
                 }
                 RequestBody::Client { transport, buf } => {

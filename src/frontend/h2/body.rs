@@ -25,7 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Finish;
+use super::stream::Finish;
 use crate::cache::fill::Fill;
 use crate::http::ChunkedDecoder;
 use crate::metrics::{SendPath, Tally};

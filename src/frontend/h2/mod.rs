@@ -16,10 +16,10 @@
 mod body;
 mod request;
 mod response;
+mod stream;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::{Body as _, Incoming};
@@ -31,9 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::body::H2Body;
 use self::request::BodyError;
-use super::Shared;
+use self::stream::{ConnState, InFlight};
+use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
-use crate::metrics::{Source, Tally};
+use crate::metrics::Source;
 use crate::proxy::{BodyReadError, BodyRefused, ClientBody, Outcome};
 use crate::route::{Dispatch, Reply};
 use crate::transport::Transport;
@@ -61,10 +62,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let label = transport.kind().label();
-    let metrics = &shared.metrics;
-    metrics.connections_total.with_label_values(&[label]).inc();
-    let _open = Open::new(metrics.connections_active.with_label_values(&[label]));
+    let _active = shared.open(transport.kind());
     let state = Arc::new(ConnState::new());
     let service = {
         let shared = Arc::clone(&shared);
@@ -194,104 +192,5 @@ async fn forward(
         Outcome::ClientGone(Some(err)) => Err(err),
         // Only an HTTP/1.1 client's connection can be upgraded or read from by the proxy.
         Outcome::Upgrade(_) | Outcome::ClientGone(None) => Ok(Reply::error(502, Source::Upstream)),
-    }
-}
-
-/// What one response records when its body is done: metrics and the access log line.
-pub(super) struct Finish {
-    shared: Arc<Shared>,
-    peer: SocketAddr,
-    /// `None` when the request head was refused.
-    req: Option<RequestHead>,
-    status: u16,
-    source: Source,
-    started: Instant,
-    stream: InFlight,
-}
-
-impl Finish {
-    fn record(self, tally: &Tally) {
-        let seconds = self.started.elapsed().as_secs_f64();
-        let metrics = &self.shared.metrics;
-        metrics.response(self.source, self.status, tally, seconds);
-        let req = self.req.as_ref();
-        crate::access::log(self.peer, req, self.status, tally, self.source, seconds);
-    }
-
-    /// The stream's connection.
-    fn conn(&self) -> &ConnState {
-        &self.stream.0
-    }
-}
-
-/// What the streams of one connection share with its loop: how many are in flight, when
-/// the last one ended, and the switch that closes the connection at once.
-pub(super) struct ConnState {
-    in_flight: AtomicUsize,
-    /// When a stream last started or ended (at first: the accept), and whether any has.
-    last_active: Mutex<(Instant, bool)>,
-    abort: CancellationToken,
-}
-
-impl ConnState {
-    fn new() -> ConnState {
-        ConnState {
-            in_flight: AtomicUsize::new(0),
-            last_active: Mutex::new((Instant::now(), false)),
-            abort: CancellationToken::new(),
-        }
-    }
-
-    fn last_active(&self) -> (Instant, bool) {
-        *self.last_active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// When the connection will have been idle too long, if nothing starts before.
-    fn idle_deadline(&self, first: Duration, keepalive: Duration) -> tokio::time::Instant {
-        let (since, served) = self.last_active();
-        let timeout = if served { keepalive } else { first };
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return tokio::time::Instant::now() + timeout;
-        }
-        tokio::time::Instant::from_std(since + timeout)
-    }
-
-    fn idle(&self, first: Duration, keepalive: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && self.idle_deadline(first, keepalive) <= tokio::time::Instant::now()
-    }
-}
-
-/// One stream in flight, from its request to the end of its response body.
-struct InFlight(Arc<ConnState>);
-
-impl InFlight {
-    fn start(conn: Arc<ConnState>) -> InFlight {
-        conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        *conn.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
-        InFlight(conn)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        *self.0.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Holds one count in `ferry_connections_active` for as long as it lives.
-struct Open(prometheus::IntGauge);
-
-impl Open {
-    fn new(gauge: prometheus::IntGauge) -> Open {
-        gauge.inc();
-        Open(gauge)
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

@@ -11,8 +11,8 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::{self, H2Body, Limits};
-use super::{Finish, InFlight};
-use crate::frontend::Shared;
+use super::stream::{Finish, InFlight};
+use crate::frontend::shared::Shared;
 use crate::http::{Method, RequestHead, http_date};
 use crate::metrics::{SendPath, Tally};
 use crate::route::Reply;

@@ -1,0 +1,100 @@
+//! One HTTP/2 stream's life as its connection sees it: counted in flight from its request to
+//! the end of its response body (`InFlight`, which the connection's idle timer reads through
+//! `ConnState`), and recorded once when its body is done (`Finish`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::frontend::shared::Shared;
+use crate::http::RequestHead;
+use crate::metrics::{Source, Tally};
+
+/// What one response records when its body is done: metrics and the access log line.
+pub(super) struct Finish {
+    pub(super) shared: Arc<Shared>,
+    pub(super) peer: SocketAddr,
+    /// `None` when the request head was refused.
+    pub(super) req: Option<RequestHead>,
+    pub(super) status: u16,
+    pub(super) source: Source,
+    pub(super) started: Instant,
+    pub(super) stream: InFlight,
+}
+
+impl Finish {
+    pub(super) fn record(self, tally: &Tally) {
+        let req = self.req.as_ref();
+        let (status, source) = (self.status, self.source);
+        self.shared
+            .record(self.peer, req, status, tally, source, self.started);
+    }
+
+    /// The stream's connection.
+    pub(super) fn conn(&self) -> &ConnState {
+        &self.stream.0
+    }
+}
+
+/// What the streams of one connection share with its loop: how many are in flight, when
+/// the last one ended, and the switch that closes the connection at once.
+pub(super) struct ConnState {
+    in_flight: AtomicUsize,
+    /// When a stream last started or ended (at first: the accept), and whether any has.
+    last_active: Mutex<(Instant, bool)>,
+    pub(super) abort: CancellationToken,
+}
+
+impl ConnState {
+    pub(super) fn new() -> ConnState {
+        ConnState {
+            in_flight: AtomicUsize::new(0),
+            last_active: Mutex::new((Instant::now(), false)),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    fn last_active(&self) -> (Instant, bool) {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the connection will have been idle too long, if nothing starts before.
+    pub(super) fn idle_deadline(
+        &self,
+        first: Duration,
+        keepalive: Duration,
+    ) -> tokio::time::Instant {
+        let (since, served) = self.last_active();
+        let timeout = if served { keepalive } else { first };
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return tokio::time::Instant::now() + timeout;
+        }
+        tokio::time::Instant::from_std(since + timeout)
+    }
+
+    pub(super) fn idle(&self, first: Duration, keepalive: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.idle_deadline(first, keepalive) <= tokio::time::Instant::now()
+    }
+}
+
+/// One stream in flight, from its request to the end of its response body.
+pub(super) struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    pub(super) fn start(conn: Arc<ConnState>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        *conn.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_active.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), true);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,63 @@
+//! What every connection task shares (the router, the proxy, the metrics, the server's
+//! settings), and the two things every connection does with it whatever its protocol:
+//! counting itself open ([`Shared::open`]) and recording each finished response, in the
+//! metrics and the access log, in one place ([`Shared::record`]).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::config::{Io, Server};
+use crate::http::RequestHead;
+use crate::metrics::{Metrics, Source, Tally, TransportKind};
+use crate::proxy::Proxy;
+use crate::route::Router;
+
+/// What every connection task shares.
+pub struct Shared {
+    pub router: Router,
+    /// The app (`[upstream]`) and its cache (`[cache]`), if configured.
+    pub proxy: Option<Proxy>,
+    pub metrics: Metrics,
+    pub server: Server,
+    pub io: Io,
+}
+
+impl Shared {
+    /// Counts a new connection of `kind` in `ferry_connections_total`, and in
+    /// `ferry_connections_active` for as long as the returned guard lives (a panic included).
+    pub fn open(&self, kind: TransportKind) -> Active {
+        let label = [kind.label()];
+        self.metrics
+            .connections_total
+            .with_label_values(&label)
+            .inc();
+        let gauge = self.metrics.connections_active.with_label_values(&label);
+        gauge.inc();
+        Active(gauge)
+    }
+
+    /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end): its metrics and its
+    /// access log line. `req` is `None` when the request head was refused.
+    pub fn record(
+        &self,
+        peer: SocketAddr,
+        req: Option<&RequestHead>,
+        status: u16,
+        tally: &Tally,
+        source: Source,
+        started: Instant,
+    ) {
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.response(source, status, tally, seconds);
+        crate::access::log(peer, req, status, tally, source, seconds);
+    }
+}
+
+/// One count in `ferry_connections_active`, given back when dropped.
+pub struct Active(prometheus::IntGauge);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
