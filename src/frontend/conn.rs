@@ -1,6 +1,7 @@
-//! One client connection: read a request head (with header/keep-alive timeouts), route it,
-//! frame the reply (Content-Length, Connection, Date), send it, and loop while keep-alive
-//! holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
+//! One HTTP/1.1 client connection (`Connection`: its transport, sender, read buffer, peer,
+//! the shared state and its shutdown token, in a `conn` tracing span): read a request head
+//! (with header/keep-alive timeouts), route it, frame the reply (Content-Length, Connection,
+//! Date), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
 //!
 //! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
@@ -19,6 +20,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tracing::Instrument;
 
 use super::idle::Slot;
 use super::shared::Shared;
@@ -50,9 +52,36 @@ enum NoHead {
     Bad(ParseError),
 }
 
-/// Serves one connection until it closes, errs or keep-alive ends.
+/// One HTTP/1.1 connection and what it owns while it lives.
+struct Connection {
+    transport: Transport,
+    sender: Sender,
+    /// Bytes read and not yet taken by a request (a pipelined request's); empty and
+    /// unallocated while none are pending (see `read_pooled`).
+    buf: BytesMut,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    /// This connection's child of the server's shutdown token.
+    shutdown: CancellationToken,
+}
+
+/// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
+/// span (at debug level) that names the client.
 pub async fn serve(
-    mut transport: Transport,
+    transport: Transport,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    slot: &Slot,
+) {
+    let span = tracing::debug_span!("conn", %peer, transport = transport.kind().label());
+    serve_connection(transport, peer, shared, shutdown, slot)
+        .instrument(span)
+        .await;
+}
+
+async fn serve_connection(
+    transport: Transport,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -65,143 +94,59 @@ pub async fn serve(
     let kind = transport.kind();
     // Counted open until this function returns, on every way out (a panic included).
     let _active = shared.open(kind);
-
-    let mut sender = Sender::new(
-        shared.io.send_path,
+    let io = &shared.io;
+    let sender = Sender::new(
+        io.send_path,
         kind,
-        shared.io.chunk.get(),
+        io.chunk.get(),
         shared.server.send_timeout,
     );
-    // Empty and unallocated while no bytes are pending (see `read_pooled`).
-    let mut buf = BytesMut::new();
-    let mut first = true;
+    let header_timeout = shared.server.header_timeout;
+    let mut conn = Connection {
+        transport,
+        sender,
+        buf: BytesMut::new(),
+        peer,
+        shared,
+        shutdown: shutdown.clone(),
+    };
     let mut waits = Waits {
         sleep: pin!(tokio::time::sleep_until(
-            tokio::time::Instant::now() + shared.server.header_timeout
+            tokio::time::Instant::now() + header_timeout
         )),
         shutdown: pin!(shutdown.cancelled()),
         slot,
     };
+    let mut first = true;
     loop {
-        let head = match read_head(&mut transport, &mut buf, first, &shared, &mut waits).await {
+        let head = match conn.read_head(first, &mut waits).await {
             Ok(head) => head,
             Err(NoHead::Quiet) => {
                 // Idle, timed out, shutting down, closed or broken: say goodbye properly (a
                 // TLS close_notify; a FIN for TCP) rather than just dropping the socket.
-                let _ = tokio::time::timeout(CLOSE_WAIT, transport.shutdown()).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, conn.transport.shutdown()).await;
                 break;
             }
             Err(NoHead::Timeout) => {
-                Box::pin(refuse(
-                    &mut transport,
-                    &mut sender,
-                    &shared,
-                    peer,
-                    Reply::error(408, Source::Internal),
-                ))
-                .await;
+                Box::pin(conn.refuse(Reply::error(408, Source::Internal))).await;
                 break;
             }
             Err(NoHead::Bad(err)) => {
                 tracing::debug!(%peer, error = %err, "bad request head");
-                Box::pin(refuse(
-                    &mut transport,
-                    &mut sender,
-                    &shared,
-                    peer,
-                    Reply::error(err.status(), Source::Internal),
-                ))
-                .await;
+                Box::pin(conn.refuse(Reply::error(err.status(), Source::Internal))).await;
                 break;
             }
         };
         first = false;
         // Boxed: a request's routing and sending state is needed only while it is served, so
         // a connection waiting for its next request keeps just the small state above.
-        let again = Box::pin(serve_request(
-            &mut transport,
-            &mut sender,
-            &mut buf,
-            &shared,
-            peer,
-            &head,
-            &shutdown,
-        ))
-        .await;
-        if !again {
+        if !Box::pin(conn.serve_request(&head)).await {
             break;
         }
     }
-    if buf.is_empty() {
-        pool::put_read(buf);
+    if conn.buf.is_empty() {
+        pool::put_read(conn.buf);
     }
-}
-
-/// Serves one request whose head has been read: routes it, proxies it if it goes upstream,
-/// sends the reply. Returns whether the connection goes on to its next request.
-async fn serve_request(
-    transport: &mut Transport,
-    sender: &mut Sender,
-    buf: &mut BytesMut,
-    shared: &Shared,
-    peer: SocketAddr,
-    head: &RequestHead,
-    shutdown: &CancellationToken,
-) -> bool {
-    let started = Instant::now();
-    // Whether the request's body (if any) has been read, so the next bytes on the
-    // connection are the next request.
-    let (reply, body_read) = match shared.router.handle(head).await {
-        Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
-        Dispatch::Upstream => match &shared.proxy {
-            // The router sends requests to the app only when there is one.
-            None => (
-                Reply::error(404, Source::Internal),
-                head.body == BodyLength::Empty,
-            ),
-            Some(proxy) => {
-                let body = ClientBody::Connection { transport, buf };
-                // Boxed apart: a proxied exchange's state is large, and a static request's
-                // box need not make room for it.
-                let forwarded = Box::pin(proxy.forward(&shared.router, head, body, peer)).await;
-                match forwarded {
-                    Outcome::Reply(reply) => (reply, true),
-                    Outcome::Failed(reply) => (reply, false),
-                    Outcome::Upgrade(exchange) => {
-                        let tally = Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
-                        shared.record(peer, Some(head), 101, &tally, Source::Upstream, started);
-                        return false;
-                    }
-                    Outcome::ClientGone(_) => return false,
-                }
-            }
-        },
-    };
-    // A client that sent a malformed target is not trusted with more: close after.
-    let keep_alive = head.keep_alive
-        && body_read
-        && reply.status != 400
-        && !shared.server.keepalive_timeout.is_zero()
-        && !shutdown.is_cancelled();
-    let Some(keep_alive) = respond(
-        transport,
-        sender,
-        shared,
-        peer,
-        Some(head),
-        reply,
-        keep_alive,
-        started,
-    )
-    .await
-    else {
-        return false;
-    };
-    if !keep_alive {
-        linger(transport).await;
-        return false;
-    }
-    true
 }
 
 /// What a connection waits on besides its socket while it reads a head, kept for the
@@ -217,70 +162,222 @@ struct Waits<'a, 'b> {
     slot: &'a Slot,
 }
 
-/// Reads until `buf` holds a complete head, then removes it from `buf`.
-async fn read_head(
-    transport: &mut Transport,
-    buf: &mut BytesMut,
-    first: bool,
-    shared: &Shared,
-    waits: &mut Waits<'_, '_>,
-) -> Result<RequestHead, NoHead> {
-    let header_timeout = shared.server.header_timeout;
-    let entered = tokio::time::Instant::now();
-    // Between requests the keep-alive timer applies; the head timer runs from accept for a
-    // new connection, and from the first byte of each later request.
-    let idle_deadline = entered + shared.server.keepalive_timeout;
-    let mut head_deadline = (first || !buf.is_empty()).then(|| entered + header_timeout);
-    // A head can only complete (or turn out bad) once a line ends or the size limit is hit,
-    // so a client trickling bytes does not make ferry rescan the whole head per byte.
-    let mut may_parse = !buf.is_empty();
-    let mut first_bytes = false;
-    loop {
-        if may_parse {
-            match parse_request(buf) {
-                Ok(Some((mut head, used))) => {
-                    buf.advance(used);
-                    head.scheme = transport.kind().scheme();
-                    return Ok(head);
+impl Connection {
+    /// Serves one request whose head has been read: routes it, proxies it if it goes
+    /// upstream, sends the reply. Returns whether the connection goes on to its next request.
+    async fn serve_request(&mut self, head: &RequestHead) -> bool {
+        let started = Instant::now();
+        let (shared, peer) = (&*self.shared, self.peer);
+        // Whether the request's body (if any) has been read, so the next bytes on the
+        // connection are the next request.
+        let (reply, body_read) = match shared.router.handle(head).await {
+            Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
+            Dispatch::Upstream => match &shared.proxy {
+                // The router sends requests to the app only when there is one.
+                None => (
+                    Reply::error(404, Source::Internal),
+                    head.body == BodyLength::Empty,
+                ),
+                Some(proxy) => {
+                    let body = ClientBody::Connection {
+                        transport: &mut self.transport,
+                        buf: &mut self.buf,
+                    };
+                    // Boxed apart: a proxied exchange's state is large, and a static
+                    // request's box need not make room for it.
+                    let forwarded = Box::pin(proxy.forward(&shared.router, head, body, peer)).await;
+                    match forwarded {
+                        Outcome::Reply(reply) => (reply, true),
+                        Outcome::Failed(reply) => (reply, false),
+                        Outcome::Upgrade(exchange) => {
+                            let (transport, buf) = (&mut self.transport, &mut self.buf);
+                            let tally =
+                                Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
+                            let upstream = Source::Upstream;
+                            shared.record(peer, Some(head), 101, &tally, upstream, started);
+                            return false;
+                        }
+                        Outcome::ClientGone(_) => return false,
+                    }
                 }
-                Ok(None) => {}
-                Err(err) => return Err(NoHead::Bad(err)),
-            }
-        }
-        if std::mem::take(&mut first_bytes) {
-            // Set only now, so a head that arrives whole costs no clock read for it.
-            head_deadline = Some(tokio::time::Instant::now() + header_timeout);
-        }
-        let deadline = head_deadline.unwrap_or(idle_deadline);
-        if waits.sleep.deadline() > deadline {
-            waits.sleep.as_mut().reset(deadline);
-        }
-        // Part of a head is waited for until it is complete or too late (408), shutdown or
-        // not; before any byte, shutdown and the timers end the connection quietly.
-        let partial = !buf.is_empty();
-        let read = tokio::select! {
-            biased;
-            read = waits.slot.watch(!partial, entered, read_pooled(transport, buf)) => match read {
-                Ok(read) => read,
-                // Closed to make room for a new client: quietly, as when idle too long.
-                Err(_) => return Err(NoHead::Quiet),
             },
-            () = waits.sleep.as_mut() => {
-                if tokio::time::Instant::now() < deadline {
-                    // Armed for an earlier request's deadline: wait on for this one.
-                    waits.sleep.as_mut().reset(deadline);
-                    continue;
-                }
-                return Err(if partial { NoHead::Timeout } else { NoHead::Quiet });
-            }
-            () = waits.shutdown.as_mut(), if !partial => return Err(NoHead::Quiet),
         };
-        match read {
-            Ok(0) | Err(_) => return Err(NoHead::Quiet),
-            Ok(n) => {
-                may_parse = buf[buf.len() - n..].contains(&b'\n') || buf.len() >= MAX_REQUEST_LINE;
-                first_bytes |= head_deadline.is_none();
+        // A client that sent a malformed target is not trusted with more: close after.
+        let keep_alive = head.keep_alive
+            && body_read
+            && reply.status != 400
+            && !shared.server.keepalive_timeout.is_zero()
+            && !self.shutdown.is_cancelled();
+        let Some(keep_alive) = self.respond(Some(head), reply, keep_alive, started).await else {
+            return false;
+        };
+        if !keep_alive {
+            linger(&mut self.transport).await;
+            return false;
+        }
+        true
+    }
+
+    /// Reads until `buf` holds a complete head, then removes it from `buf`.
+    async fn read_head(
+        &mut self,
+        first: bool,
+        waits: &mut Waits<'_, '_>,
+    ) -> Result<RequestHead, NoHead> {
+        let (transport, buf, shared) = (&mut self.transport, &mut self.buf, &*self.shared);
+        let header_timeout = shared.server.header_timeout;
+        let entered = tokio::time::Instant::now();
+        // Between requests the keep-alive timer applies; the head timer runs from accept for a
+        // new connection, and from the first byte of each later request.
+        let idle_deadline = entered + shared.server.keepalive_timeout;
+        let mut head_deadline = (first || !buf.is_empty()).then(|| entered + header_timeout);
+        // A head can only complete (or turn out bad) once a line ends or the size limit is hit,
+        // so a client trickling bytes does not make ferry rescan the whole head per byte.
+        let mut may_parse = !buf.is_empty();
+        let mut first_bytes = false;
+        loop {
+            if may_parse {
+                match parse_request(buf) {
+                    Ok(Some((mut head, used))) => {
+                        buf.advance(used);
+                        head.scheme = transport.kind().scheme();
+                        return Ok(head);
+                    }
+                    Ok(None) => {}
+                    Err(err) => return Err(NoHead::Bad(err)),
+                }
             }
+            if std::mem::take(&mut first_bytes) {
+                // Set only now, so a head that arrives whole costs no clock read for it.
+                head_deadline = Some(tokio::time::Instant::now() + header_timeout);
+            }
+            let deadline = head_deadline.unwrap_or(idle_deadline);
+            if waits.sleep.deadline() > deadline {
+                waits.sleep.as_mut().reset(deadline);
+            }
+            // Part of a head is waited for until it is complete or too late (408), shutdown or
+            // not; before any byte, shutdown and the timers end the connection quietly.
+            let partial = !buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                read = waits.slot.watch(!partial, entered, read_pooled(transport, buf)) => match read {
+                    Ok(read) => read,
+                    // Closed to make room for a new client: quietly, as when idle too long.
+                    Err(_) => return Err(NoHead::Quiet),
+                },
+                () = waits.sleep.as_mut() => {
+                    if tokio::time::Instant::now() < deadline {
+                        // Armed for an earlier request's deadline: wait on for this one.
+                        waits.sleep.as_mut().reset(deadline);
+                        continue;
+                    }
+                    return Err(if partial { NoHead::Timeout } else { NoHead::Quiet });
+                }
+                () = waits.shutdown.as_mut(), if !partial => return Err(NoHead::Quiet),
+            };
+            match read {
+                Ok(0) | Err(_) => return Err(NoHead::Quiet),
+                Ok(n) => {
+                    may_parse =
+                        buf[buf.len() - n..].contains(&b'\n') || buf.len() >= MAX_REQUEST_LINE;
+                    first_bytes |= head_deadline.is_none();
+                }
+            }
+        }
+    }
+
+    /// Frames and sends one reply; records it. Returns whether the connection can carry
+    /// another response (`None`: the response failed, close now).
+    async fn respond(
+        &mut self,
+        req: Option<&RequestHead>,
+        reply: Reply,
+        mut keep_alive: bool,
+        started: Instant,
+    ) -> Option<bool> {
+        let (transport, sender, shared, peer) = (
+            &mut self.transport,
+            &mut self.sender,
+            &*self.shared,
+            self.peer,
+        );
+        let Reply {
+            status,
+            headers: own_headers,
+            extra_headers,
+            mut body,
+            source,
+            head_length,
+            rate,
+        } = reply;
+        let no_body_status = status == 304 || status == 204 || status < 200;
+        let head_request = req.is_some_and(|r| r.method == Method::Head);
+        let http10 = req.is_none_or(|r| r.version == Version::Http10);
+        // The head is encoded straight from where each value lives, into the connection's
+        // reused buffer: no list of copied pairs per response.
+        let mut head = sender.take_head_buffer();
+        let mut encoder = HeadEncoder::new(status, &mut head);
+        with_date(|date| encoder.header("Date", date.as_bytes()));
+        encoder.header("Server", b"ferry");
+        for (name, value) in &own_headers {
+            encoder.header(name, value.as_bytes());
+        }
+        for (name, value) in &extra_headers {
+            encoder.header(name, value.as_bytes());
+        }
+        if !no_body_status {
+            // A proxied HEAD has no body to measure: announce what the app announced, if anything.
+            let length = if head_request && matches!(body, Body::Upstream(_)) {
+                head_length
+            } else {
+                body.length()
+            };
+            match length {
+                Some(length) => encoder.header_u64("Content-Length", length),
+                None if head_request => {}
+                // A body of unknown length: chunked for HTTP/1.1, delimited by the close for 1.0.
+                None if !http10 => {
+                    encoder.header("Transfer-Encoding", b"chunked");
+                    if let Body::Upstream(up) = &mut body {
+                        up.chunked = true;
+                    }
+                }
+                None => keep_alive = false,
+            }
+        }
+        match (keep_alive, http10) {
+            (true, true) => encoder.header("Connection", b"keep-alive"),
+            (false, _) => encoder.header("Connection", b"close"),
+            (true, false) => {}
+        }
+        encoder.finish();
+
+        let announced = body.length();
+        let body = if no_body_status || head_request {
+            body.into_empty()
+        } else {
+            body
+        };
+        let mut tally = Tally::default();
+        let result = sender
+            .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
+            .await;
+        sender.put_head_buffer(head);
+        if let Err(err) = &result {
+            tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
+        }
+        shared.record(peer, req, status, &tally, source, started);
+        result.ok().map(|()| keep_alive)
+    }
+
+    /// Answers a request whose head could not be read, then closes gracefully.
+    async fn refuse(&mut self, reply: Reply) {
+        if self
+            .respond(None, reply, false, Instant::now())
+            .await
+            .is_some()
+        {
+            linger(&mut self.transport).await;
         }
     }
 }
@@ -305,116 +402,9 @@ async fn read_pooled(transport: &mut Transport, buf: &mut BytesMut) -> io::Resul
     .await
 }
 
-/// Frames and sends one reply; records metrics and the access log. Returns whether the
-/// connection can carry another response (`None`: the response failed, close now).
-#[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
-pub(super) async fn respond(
-    transport: &mut Transport,
-    sender: &mut Sender,
-    shared: &Shared,
-    peer: SocketAddr,
-    req: Option<&RequestHead>,
-    reply: Reply,
-    mut keep_alive: bool,
-    started: Instant,
-) -> Option<bool> {
-    let Reply {
-        status,
-        headers: own_headers,
-        extra_headers,
-        mut body,
-        source,
-        head_length,
-        rate,
-    } = reply;
-    let no_body_status = status == 304 || status == 204 || status < 200;
-    let head_request = req.is_some_and(|r| r.method == Method::Head);
-    let http10 = req.is_none_or(|r| r.version == Version::Http10);
-    // The head is encoded straight from where each value lives, into the connection's
-    // reused buffer: no list of copied pairs per response.
-    let mut head = sender.take_head_buffer();
-    let mut encoder = HeadEncoder::new(status, &mut head);
-    with_date(|date| encoder.header("Date", date.as_bytes()));
-    encoder.header("Server", b"ferry");
-    for (name, value) in &own_headers {
-        encoder.header(name, value.as_bytes());
-    }
-    for (name, value) in &extra_headers {
-        encoder.header(name, value.as_bytes());
-    }
-    if !no_body_status {
-        // A proxied HEAD has no body to measure: announce what the app announced, if anything.
-        let length = if head_request && matches!(body, Body::Upstream(_)) {
-            head_length
-        } else {
-            body.length()
-        };
-        match length {
-            Some(length) => encoder.header_u64("Content-Length", length),
-            None if head_request => {}
-            // A body of unknown length: chunked for HTTP/1.1, delimited by the close for 1.0.
-            None if !http10 => {
-                encoder.header("Transfer-Encoding", b"chunked");
-                if let Body::Upstream(up) = &mut body {
-                    up.chunked = true;
-                }
-            }
-            None => keep_alive = false,
-        }
-    }
-    match (keep_alive, http10) {
-        (true, true) => encoder.header("Connection", b"keep-alive"),
-        (false, _) => encoder.header("Connection", b"close"),
-        (true, false) => {}
-    }
-    encoder.finish();
-
-    let announced = body.length();
-    let body = if no_body_status || head_request {
-        body.into_empty()
-    } else {
-        body
-    };
-    let mut tally = Tally::default();
-    let result = sender
-        .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
-        .await;
-    sender.put_head_buffer(head);
-    if let Err(err) = &result {
-        tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
-    }
-    shared.record(peer, req, status, &tally, source, started);
-    result.ok().map(|()| keep_alive)
-}
-
-/// Answers a request whose head could not be read, then closes gracefully.
-async fn refuse(
-    transport: &mut Transport,
-    sender: &mut Sender,
-    shared: &Shared,
-    peer: SocketAddr,
-    reply: Reply,
-) {
-    if respond(
-        transport,
-        sender,
-        shared,
-        peer,
-        None,
-        reply,
-        false,
-        Instant::now(),
-    )
-    .await
-    .is_some()
-    {
-        linger(transport).await;
-    }
-}
-
 /// Closes our side, then discards what the client still sends for a moment, so our last
 /// response is not destroyed by a reset caused by unread input.
-pub(super) async fn linger(stream: &mut Transport) {
+async fn linger(stream: &mut Transport) {
     if !matches!(
         tokio::time::timeout(CLOSE_WAIT, stream.shutdown()).await,
         Ok(Ok(()))
