@@ -5,10 +5,9 @@
 //!
 //! Client connections are served by one single-threaded runtime per core ("connection
 //! workers"), each accepting on its own SO_REUSEPORT socket of every client address, so a
-//! connection lives on the thread that accepted it, as in nginx's worker processes. On the
-//! work-stealing runtime, connections moved between the two cores of the bench machine and a
-//! 4 KiB response cost ~0.7 µs more CPU than with a single worker (bench/RESULTS.md). The
-//! admin server, signals and the cache's own tasks stay on the main runtime.
+//! connection lives on the thread that accepted it, as in nginx's worker processes (why, in
+//! figures: bench/RESULTS.md, "2026-12-05 — 4 KiB small-file gap"). The admin server,
+//! signals and the cache's own tasks stay on the main runtime.
 
 use std::net::SocketAddr;
 use std::num::NonZero;

@@ -1,9 +1,9 @@
-//! `ferry::upstream::parse_response` on arbitrary bytes (the app's response head), then
+//! `ferry::http::parse_response` on arbitrary bytes (the app's response head), then
 //! `framing` for it, and the header helpers the proxy calls on it. No panic; `n <= len`.
 #![no_main]
 
 use ferry::http::Method;
-use ferry::upstream::{framing, parse_response};
+use ferry::http::{framing, parse_response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

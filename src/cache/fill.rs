@@ -66,7 +66,7 @@ pub struct Fill {
     tx: Option<mpsc::Sender<Cmd>>,
     tee: Option<TeeTarget>,
     /// What the relay and the writer share.
-    shared: Arc<Shared>,
+    shared: Arc<Progress>,
     /// Body bytes handed over so far.
     queued: u64,
     max_len: u64,
@@ -78,7 +78,7 @@ impl Fill {
     pub fn start(target: FillTarget, metrics: CacheMetrics) -> Fill {
         let (tx, rx) = mpsc::channel();
         let max_len = target.max_len();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Progress {
             behind: AtomicU64::new(0),
             progress: Notify::new(),
             abandoned: AtomicBool::new(false),
@@ -227,7 +227,7 @@ impl Drop for Fill {
 
 /// What the relay and the writer share (one allocation per fill).
 #[derive(Debug)]
-struct Shared {
+struct Progress {
     /// Bytes handed to the writer and not yet written.
     behind: AtomicU64,
     /// Signalled by the writer each time it has written something.
@@ -240,7 +240,7 @@ struct Shared {
 /// The writer: appends what the relay sends to the temporary file, then commits it. Returns
 /// (dropping `target`, which removes the file) when the relay gives up or an error occurs,
 /// without writing what was still queued for it.
-fn write(target: FillTarget, rx: mpsc::Receiver<Cmd>, shared: &Shared, metrics: &CacheMetrics) {
+fn write(target: FillTarget, rx: mpsc::Receiver<Cmd>, shared: &Progress, metrics: &CacheMetrics) {
     let (behind, progress) = (&shared.behind, &shared.progress);
     let mut source: Option<TeeSource> = None;
     let mut written = 0u64;

@@ -1,8 +1,8 @@
 //! The cache's decisions around one proxied request, the same for HTTP/1.1 and HTTP/2:
-//! [`before`] decides, before anything is sent to the app, whether a stored object answers
+//! [`lookup`] decides, before anything is sent to the app, whether a stored object answers
 //! (HIT, or STALE with a [`Refresh`] for the proxy to run in the background) or what to ask
 //! the app (the request itself, or a conditional one revalidating an expired object);
-//! [`after`] looks at the app's answer (a 304 refreshes the object, a 5xx may be covered by
+//! [`answered`] looks at the app's answer (a 304 refreshes the object, a 5xx may be covered by
 //! stale-if-error, a storable response starts a fill); [`on_error`] covers an app that could
 //! not be reached.
 //!
@@ -17,9 +17,9 @@ use std::sync::Arc;
 use super::fill::Fill;
 use super::policy::{self, RequestUse, Storable};
 use super::{Cache, FillGuard, Key, Lock, Meta, Object, meta::unix_now};
+use crate::http::{Framing, ResponseHead};
 use crate::http::{Header, Method, RequestHead};
 use crate::metrics::CacheResult;
-use crate::upstream::{Framing, ResponseHead};
 
 /// Request headers replaced when ferry revalidates an object itself.
 const CONDITIONAL_HEADERS: [&str; 6] = [
@@ -42,21 +42,21 @@ pub struct Stored {
 
 /// What to do before forwarding.
 #[allow(clippy::large_enum_variant)] // built and matched once per request; a Box would only add an allocation
-pub enum Before {
+pub enum Lookup {
     /// Answer from the cache; when `refresh` is given, ask the app about the object in the
     /// background (stale-while-revalidate) and hand its answer to [`Refresh::answered`].
     Stored {
         stored: Stored,
         refresh: Option<Refresh>,
     },
-    /// Ask the app; then call [`after`] or [`on_error`].
-    Forward(Pending),
+    /// Ask the app; then call [`answered`] or [`on_error`].
+    Forward(Forwarding),
 }
 
 /// A stale object's refresh in the background, owned by the one request that holds the
 /// object's fill lock.
 pub struct Refresh {
-    pending: Pending,
+    pending: Forwarding,
     /// The client's request, whose Vary values a replacement is stored under.
     client: RequestHead,
     /// What to ask the app: a conditional request when the object has a validator.
@@ -92,7 +92,7 @@ impl Refresh {
 }
 
 /// A request on its way to the app, with what the cache knows about it.
-pub struct Pending {
+pub struct Forwarding {
     cache: Arc<Cache>,
     key: Key,
     /// The expired object being revalidated (or replaced).
@@ -106,7 +106,7 @@ pub struct Pending {
     request_time: u64,
 }
 
-impl Pending {
+impl Forwarding {
     /// The request to send to the app: a conditional revalidation, or the client's own.
     pub fn request<'a>(&'a self, client: &'a RequestHead) -> &'a RequestHead {
         self.conditional.as_ref().unwrap_or(client)
@@ -119,9 +119,9 @@ impl Pending {
 }
 
 /// Looks `req` up.
-pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
+pub async fn lookup(cache: &Arc<Cache>, req: &RequestHead) -> Lookup {
     let request_time = unix_now();
-    let pending = |key, object, guard, result, conditional| Pending {
+    let pending = |key, object, guard, result, conditional| Forwarding {
         cache: Arc::clone(cache),
         key,
         object,
@@ -138,7 +138,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
                 // An unsafe method invalidates what is stored for its target (RFC 9111 §4.4).
                 cache.invalidate(&key);
             }
-            return Before::Forward(pending(key, None, None, CacheResult::Bypass, None));
+            return Lookup::Forward(pending(key, None, None, CacheResult::Bypass, None));
         }
         RequestUse::Lookup {
             revalidate,
@@ -158,7 +158,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
             if fresh && !revalidate {
                 match open(cache, &object, CacheResult::Hit, now).await {
                     Some(stored) => {
-                        return Before::Stored {
+                        return Lookup::Stored {
                             stored,
                             refresh: None,
                         };
@@ -188,7 +188,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
                     request: conditional(req, meta).unwrap_or_else(|| req.clone()),
                 });
                 match open(cache, &object, CacheResult::Stale, now).await {
-                    Some(stored) => return Before::Stored { stored, refresh },
+                    Some(stored) => return Lookup::Stored { stored, refresh },
                     // The file is gone: a miss (the refresh, dropped, lets go of the lock).
                     None => {
                         gone = true;
@@ -197,7 +197,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
                 }
             }
             let conditional = conditional(req, meta);
-            return Before::Forward(pending(
+            return Lookup::Forward(pending(
                 key,
                 Some(object),
                 guard,
@@ -208,7 +208,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
         let id = cache.id_for(&key, req);
         match cache.lock(id) {
             Lock::Acquired(guard) => {
-                return Before::Forward(pending(key, None, Some(guard), CacheResult::Miss, None));
+                return Lookup::Forward(pending(key, None, Some(guard), CacheResult::Miss, None));
             }
             Lock::Held(mut filled) if !waited && !cache.config.lock_timeout.is_zero() => {
                 waited = true;
@@ -216,7 +216,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
                 let _ = tokio::time::timeout(cache.config.lock_timeout, filled.changed()).await;
             }
             Lock::Held(_) => {
-                return Before::Forward(pending(key, None, None, CacheResult::Miss, None));
+                return Lookup::Forward(pending(key, None, None, CacheResult::Miss, None));
             }
         }
     }
@@ -224,7 +224,7 @@ pub async fn before(cache: &Arc<Cache>, req: &RequestHead) -> Before {
 
 /// What to do with the app's answer.
 #[allow(clippy::large_enum_variant)] // built and matched once per response; a Box would only add an allocation
-pub enum After {
+pub enum Answered {
     /// Answer from the cache instead (revalidated, or stale on a 5xx); the app's body is not
     /// wanted.
     Stored(Stored),
@@ -235,17 +235,17 @@ pub enum After {
 }
 
 /// Looks at the app's answer to `req` (the client's request).
-pub async fn after(
-    pending: Pending,
+pub async fn answered(
+    pending: Forwarding,
     req: &RequestHead,
     head: &ResponseHead,
     framing: Framing,
-) -> After {
+) -> Answered {
     let cache = Arc::clone(&pending.cache);
     let now = unix_now();
     if pending.result == CacheResult::Bypass {
         cache.metrics.request(CacheResult::Bypass);
-        return After::Relay(None);
+        return Answered::Relay(None);
     }
     if let Some(object) = &pending.object {
         if head.status == 304 && pending.conditional.is_some() {
@@ -256,22 +256,22 @@ pub async fn after(
                 ..object.clone()
             };
             return match open(&cache, &object, CacheResult::Revalidated, now).await {
-                Some(stored) => After::Stored(stored),
-                None => After::Gone,
+                Some(stored) => Answered::Stored(stored),
+                None => Answered::Gone,
             };
         }
         if head.status >= 500
             && let Some(stored) = stale_if_error(&cache, object, now).await
         {
-            return After::Stored(stored);
+            return Answered::Stored(stored);
         }
     }
     cache.metrics.request(pending.result);
-    After::Relay(start_fill(pending, req, head, framing, now).await)
+    Answered::Relay(start_fill(pending, req, head, framing, now).await)
 }
 
 /// The app could not be reached, or gave no answer in time: a stale object may stand in.
-pub async fn on_error(pending: Pending) -> Option<Stored> {
+pub async fn on_error(pending: Forwarding) -> Option<Stored> {
     let now = unix_now();
     if let Some(object) = &pending.object
         && let Some(stored) = stale_if_error(&pending.cache, object, now).await
@@ -284,7 +284,7 @@ pub async fn on_error(pending: Pending) -> Option<Stored> {
 
 /// A fill for the app's answer when it may be stored, else `None` (and the lock released).
 async fn start_fill(
-    pending: Pending,
+    pending: Forwarding,
     req: &RequestHead,
     head: &ResponseHead,
     framing: Framing,
@@ -350,7 +350,7 @@ fn stored_headers(head: &ResponseHead) -> Vec<(String, Vec<u8>)> {
 /// The object's metadata after a 304 (RFC 9111 §4.3.4): the 304's headers replace the stored
 /// ones of the same name, and freshness starts over from the merged headers.
 fn refreshed(
-    pending: &Pending,
+    pending: &Forwarding,
     req: &RequestHead,
     object: &Object,
     head: &ResponseHead,

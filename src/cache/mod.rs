@@ -11,7 +11,7 @@
 //! - `fill`: the writer of a fill, fed by the relay (tee or buffered), off the reactor.
 //!
 //! The cache is store and policy: it decides and stores, and does no network I/O and builds
-//! no reply. The proxy (`proxy`) asks `flow::before` before forwarding (a fill lock per key
+//! no reply. The proxy (`proxy`) asks `flow::lookup` before forwarding (a fill lock per key
 //! makes concurrent misses one request), turns a stored object into a reply, runs background
 //! refreshes, and hands the app's body to a fill (`fill`) that writes the temporary file off
 //! the reactor.

@@ -6,8 +6,8 @@
 //! Times are whole seconds since the Unix epoch. Nothing here touches the disk or a socket;
 //! `cache::mod` applies these decisions.
 
+use crate::http::ResponseHead;
 use crate::http::{Method, RequestHead};
-use crate::upstream::ResponseHead;
 
 /// Statuses a response may be stored with (final, understood, and not partial or 304).
 const STORABLE_STATUSES: [u16; 13] = [

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::http::parse_request;
-use crate::upstream::parse_response;
+use crate::http::parse_response;
 
 const NOW: u64 = 1_700_000_000;
 

@@ -303,8 +303,8 @@ impl Connection {
         );
         let Reply {
             status,
-            headers: own_headers,
-            extra_headers,
+            own_headers,
+            passed_headers,
             mut body,
             source,
             head_length,
@@ -322,7 +322,7 @@ impl Connection {
         for (name, value) in &own_headers {
             encoder.header(name, value.as_bytes());
         }
-        for (name, value) in &extra_headers {
+        for (name, value) in &passed_headers {
             encoder.header(name, value.as_bytes());
         }
         if !no_body_status {

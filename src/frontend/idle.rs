@@ -42,12 +42,12 @@ const ATTEMPTS: usize = 8;
 /// One accept loop's handle on the connection limit shared by every loop.
 #[derive(Clone)]
 pub struct Limit {
-    shared: Arc<Shared>,
+    shared: Arc<LimitState>,
     /// The connection worker this loop runs on: its connections go in that worker's list.
     worker: usize,
 }
 
-struct Shared {
+struct LimitState {
     permits: Arc<Semaphore>,
     /// One list per connection worker.
     lists: Box<[Mutex<List>]>,
@@ -69,7 +69,7 @@ impl Limit {
             .map(|_| Mutex::new(List::new()))
             .collect();
         Limit {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LimitState {
                 permits: Arc::new(Semaphore::new(max)),
                 lists,
                 waiting: AtomicUsize::new(0),
@@ -129,7 +129,7 @@ impl Limit {
     }
 }
 
-impl Shared {
+impl LimitState {
     /// Closes the connection idle longest if fewer connections are closing than loops wait.
     fn reclaim(&self) {
         // Every list at once (in order; a connection only ever holds its own), so that a

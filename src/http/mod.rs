@@ -8,10 +8,12 @@ pub mod accept_encoding;
 pub mod chunked;
 pub mod codec;
 pub mod conditional;
+pub mod fields;
 mod message;
 pub mod mime;
 pub mod range;
 pub mod response;
+pub mod response_head;
 mod validate;
 
 #[cfg(test)]
@@ -30,3 +32,6 @@ pub use range::{
     multipart_len, multipart_part_head, parse_range, unsatisfied_range,
 };
 pub use response::{HeadEncoder, encode_response_head, reason};
+pub use response_head::{
+    BadResponse, Framing, MAX_RESPONSE_HEAD, ResponseHead, framing, parse_response,
+};

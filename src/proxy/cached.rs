@@ -12,13 +12,14 @@ use tokio::io::AsyncReadExt;
 use super::{hit, relay};
 use crate::cache::Cache;
 use crate::cache::fill::Fill;
-use crate::cache::flow::{self, After, Before, Pending, Refresh};
+use crate::cache::flow::{self, Answered, Forwarding, Lookup, Refresh};
 use crate::config::Offload;
 use crate::http::RequestHead;
+use crate::http::{Framing, ResponseHead};
 use crate::metrics::{Metrics, Source};
 use crate::route::{Reply, Router};
 use crate::send::Body;
-use crate::upstream::{Exchange, Framing, RequestBody, ResponseHead, UpConn, Upstream};
+use crate::upstream::{Exchange, RequestBody, UpConn, Upstream};
 
 /// Asks the cache about `req`: `Err` is the cache's own answer; `Ok` a request to forward
 /// (with the cache's state, when there is a cache).
@@ -28,12 +29,12 @@ pub(super) async fn lookup(
     metrics: &Metrics,
     req: &RequestHead,
     peer: SocketAddr,
-) -> Result<Option<Pending>, Reply> {
+) -> Result<Option<Forwarding>, Reply> {
     let Some(cache) = cache else {
         return Ok(None);
     };
-    match flow::before(cache, req).await {
-        Before::Stored { stored, refresh } => {
+    match flow::lookup(cache, req).await {
+        Lookup::Stored { stored, refresh } => {
             if let Some(refresh) = refresh {
                 let upstream = Arc::clone(upstream);
                 let metrics = metrics.clone();
@@ -41,14 +42,14 @@ pub(super) async fn lookup(
             }
             Err(hit::reply(req, stored))
         }
-        Before::Forward(pending) => Ok(Some(pending)),
+        Lookup::Forward(pending) => Ok(Some(pending)),
     }
 }
 
 /// The answer when the app could not be asked: a stale object (`Ok`) where stale-if-error
 /// allows, else the error `status` (`Err`), tagged with the cache's result.
 pub(super) async fn failed(
-    pending: Option<Pending>,
+    pending: Option<Forwarding>,
     req: &RequestHead,
     status: u16,
 ) -> Result<Reply, Reply> {
@@ -70,7 +71,7 @@ pub(super) async fn answer(
     offload: &Offload,
     router: &Router,
     req: &RequestHead,
-    pending: Option<Pending>,
+    pending: Option<Forwarding>,
     head: ResponseHead,
     framing: Framing,
     conn: UpConn,
@@ -79,16 +80,16 @@ pub(super) async fn answer(
         return relay::answer(offload, router, req, head, framing, conn).await;
     };
     let result = pending.result();
-    let fill = match flow::after(pending, req, &head, framing).await {
-        After::Stored(stored) => {
+    let fill = match flow::answered(pending, req, &head, framing).await {
+        Answered::Stored(stored) => {
             conn.discard(framing).await;
             return hit::reply(req, stored);
         }
-        After::Gone => {
+        Answered::Gone => {
             conn.discard(framing).await;
             return Reply::error(502, Source::Cache);
         }
-        After::Relay(fill) => fill,
+        Answered::Relay(fill) => fill,
     };
     let mut reply = relay::answer(offload, router, req, head, framing, conn).await;
     reply.remove_header("X-Cache");

@@ -59,7 +59,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
     let mut reply = match answer(req, validators.as_ref(), &bytes, part_type, true) {
         FileAnswer::NotModified => {
             let mut reply = Reply::new(304, Source::Cache, Body::Empty);
-            reply.extra_headers = headers;
+            reply.passed_headers = headers;
             return tag(reply);
         }
         FileAnswer::PreconditionFailed => return tag(Reply::error(412, Source::Cache)),
@@ -70,7 +70,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
         }
         FileAnswer::Whole(body) if meta.status != 200 => {
             let mut reply = Reply::new(meta.status, Source::Cache, body);
-            reply.extra_headers = headers;
+            reply.passed_headers = headers;
             return tag(reply);
         }
         FileAnswer::Whole(body) => Reply::new(200, Source::Cache, body),
@@ -89,7 +89,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
     {
         reply = reply.with_header("Accept-Ranges", "bytes".into());
     }
-    reply.extra_headers = headers;
+    reply.passed_headers = headers;
     tag(reply)
 }
 

@@ -3,11 +3,12 @@
 //! resolved by `route`, the app's body discarded), or its response relayed as it comes.
 
 use crate::config::Offload;
+use crate::http::{Framing, ResponseHead};
 use crate::http::{Method, RequestHead};
 use crate::metrics::Source;
 use crate::route::{Reply, Router};
 use crate::send::{Body, UpstreamBody};
-use crate::upstream::{Framing, ResponseHead, UpConn};
+use crate::upstream::UpConn;
 
 /// The reply for the app's (non-101) answer: the file it points at (X-Accel-Redirect,
 /// X-Sendfile), or its own response relayed.
@@ -47,7 +48,7 @@ pub(super) async fn answer(
             fill: None,
         }),
     );
-    reply.extra_headers = head
+    reply.passed_headers = head
         .client_headers()
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))

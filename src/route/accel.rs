@@ -13,9 +13,9 @@ use std::sync::Arc;
 use super::reply::Reply;
 use super::static_file::OpenError;
 use super::{Router, open_file, relative_path, split_target, static_file};
+use crate::http::ResponseHead;
 use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
-use crate::upstream::ResponseHead;
 
 /// App headers that survive an X-Accel-Redirect (as in nginx); everything else the app said
 /// is about its own (empty) response, not the file.
@@ -147,7 +147,7 @@ fn take_app_headers(reply: &mut Reply, app: &ResponseHead, keep: impl Fn(&str) -
         return;
     }
     let multipart = reply
-        .headers
+        .own_headers
         .iter()
         .any(|(n, v)| *n == "Content-Type" && v.starts_with("multipart/"));
     for (name, value) in app.client_headers() {
@@ -159,7 +159,7 @@ fn take_app_headers(reply: &mut Reply, app: &ResponseHead, keep: impl Fn(&str) -
             reply.remove_header(&lower);
         }
         reply
-            .extra_headers
+            .passed_headers
             .push((name, String::from_utf8_lossy(&value).into_owned()));
     }
 }

@@ -14,7 +14,7 @@ mod reply;
 mod resolve;
 mod static_file;
 
-use static_file::Lookup;
+use static_file::PathLookup;
 
 use std::sync::Arc;
 
@@ -167,7 +167,13 @@ async fn open_file(
     dir_request: bool,
     codings: Codings,
 ) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
-    match static_file::open(&loc, &rel, dir_request, codings, Lookup::Cached) {
+    match static_file::open(
+        &loc,
+        &rel,
+        dir_request,
+        codings,
+        PathLookup::KernelCachesOnly,
+    ) {
         Err(static_file::OpenError::WouldBlock) => {}
         Ok(opened) if opened.untried.is_some() => {
             return off_reactor(move || Ok((static_file::open_untried(&loc, opened), loc))).await;
@@ -175,7 +181,7 @@ async fn open_file(
         done => return done.map(|opened| (opened, loc)),
     }
     off_reactor(move || {
-        static_file::open(&loc, &rel, dir_request, codings, Lookup::Blocking).map(|f| (f, loc))
+        static_file::open(&loc, &rel, dir_request, codings, PathLookup::Blocking).map(|f| (f, loc))
     })
     .await
 }

@@ -11,10 +11,11 @@ use crate::send::Body;
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    /// Headers other than Date, Server, Content-Length and Connection, which the frontend adds.
-    pub headers: Vec<(&'static str, String)>,
-    /// Headers whose names come from elsewhere (the app's response).
-    pub extra_headers: Vec<(String, String)>,
+    /// ferry's own headers (names it knows at compile time), other than Date, Server,
+    /// Content-Length and Connection, which the frontend adds.
+    pub own_headers: Vec<(&'static str, String)>,
+    /// Headers passed on from elsewhere: the app's response, or a stored one.
+    pub passed_headers: Vec<(String, String)>,
     pub body: Body,
     pub source: Source,
     /// The Content-Length to announce for a HEAD request when the body is not there to tell
@@ -28,8 +29,8 @@ impl Reply {
     pub fn new(status: u16, source: Source, body: Body) -> Reply {
         Reply {
             status,
-            headers: Vec::new(),
-            extra_headers: Vec::new(),
+            own_headers: Vec::new(),
+            passed_headers: Vec::new(),
             body,
             source,
             head_length: None,
@@ -50,25 +51,26 @@ impl Reply {
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
+        self.own_headers.push((name, value));
         self
     }
 
     /// Whether the reply already has a header `name` (in either list).
     pub fn has_header(&self, name: &str) -> bool {
-        self.headers
+        self.own_headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
             || self
-                .extra_headers
+                .passed_headers
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// Removes every header `name`.
     pub fn remove_header(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.extra_headers
+        self.own_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.passed_headers
             .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 }

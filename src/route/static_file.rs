@@ -83,9 +83,9 @@ pub struct Opened {
 
 /// How a path may be looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+pub enum PathLookup {
     /// Only from the kernel's caches, never waiting for the disk (safe on the event loop).
-    Cached,
+    KernelCachesOnly,
     /// Any way it takes (on the blocking pool).
     Blocking,
 }
@@ -97,7 +97,7 @@ pub fn open(
     rel: &OsStr,
     dir_request: bool,
     codings: Codings,
-    lookup: Lookup,
+    lookup: PathLookup,
 ) -> Result<Opened, OpenError> {
     let (file, meta) = open_checked(loc, rel, lookup)?;
     if meta.is_file() {
@@ -137,7 +137,7 @@ fn with_variant(
     rel: &OsStr,
     original: (File, Metadata),
     codings: Codings,
-    lookup: Lookup,
+    lookup: PathLookup,
 ) -> Opened {
     let (file, meta) = original;
     let mut opened = Opened {
@@ -160,7 +160,8 @@ fn with_variant(
 /// open: only the variants' lookups move off the reactor).
 pub fn open_untried(loc: &StaticLocation, mut opened: Opened) -> Opened {
     if let Some((codings, rel)) = opened.untried.take()
-        && let Probe::Found(file, meta, coding) = open_variant(loc, &rel, codings, Lookup::Blocking)
+        && let Probe::Found(file, meta, coding) =
+            open_variant(loc, &rel, codings, PathLookup::Blocking)
     {
         opened.take_variant(loc, file, meta, coding);
     }
@@ -195,7 +196,7 @@ enum Probe {
 /// already names a variant (`app.js.gz` is served as the file it is). A variant that is
 /// missing, not a regular file, unreadable or reached by a symlink out of the root is
 /// skipped.
-fn open_variant(loc: &StaticLocation, rel: &OsStr, codings: Codings, lookup: Lookup) -> Probe {
+fn open_variant(loc: &StaticLocation, rel: &OsStr, codings: Codings, lookup: PathLookup) -> Probe {
     let rel = rel.as_bytes();
     let names_variant = ContentCoding::ALL
         .iter()
@@ -230,11 +231,11 @@ fn is_direct(loc: &StaticLocation, meta: &Metadata) -> bool {
 fn open_checked(
     loc: &StaticLocation,
     rel: &OsStr,
-    lookup: Lookup,
+    lookup: PathLookup,
 ) -> Result<(File, Metadata), OpenError> {
     let opened = match lookup {
-        Lookup::Cached => crate::sys::open_beneath_cached(&loc.root_fd, rel),
-        Lookup::Blocking => crate::sys::open_beneath(&loc.root_fd, rel),
+        PathLookup::KernelCachesOnly => crate::sys::open_beneath_cached(&loc.root_fd, rel),
+        PathLookup::Blocking => crate::sys::open_beneath(&loc.root_fd, rel),
     };
     let fd = opened.map_err(|err| {
         let kind = OpenError::from_io(&err);
@@ -278,7 +279,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     let reply = |status, mut headers: Vec<(&'static str, String)>, body| {
         headers.push(("Accept-Ranges", "bytes".to_string()));
         let mut reply = Reply::new(status, Source::Static, body);
-        reply.headers = headers;
+        reply.own_headers = headers;
         reply
     };
     let ctype = opened.content_type;
@@ -306,7 +307,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         FileAnswer::PreconditionFailed => Reply::error(412, Source::Static),
         FileAnswer::Unsatisfiable { content_range } => {
             let mut err = Reply::error(416, Source::Static);
-            err.headers.push(("Content-Range", content_range));
+            err.own_headers.push(("Content-Range", content_range));
             err
         }
         FileAnswer::Whole(body) => {

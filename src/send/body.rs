@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::upstream::{Framing, UpConn};
+use crate::http::Framing;
+use crate::upstream::UpConn;
 
 /// A byte range of an open file, sent as is.
 #[derive(Debug, Clone)]

@@ -17,9 +17,10 @@ use crate::transport::Transport;
 
 use super::{SendError, Sender, UpstreamBody};
 use crate::cache::fill::Fill;
+use crate::http::Framing;
 use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
 use crate::metrics::Tally;
-use crate::upstream::{Framing, UpConn};
+use crate::upstream::UpConn;
 
 /// Longest chunk-size line accepted from the app.
 const MAX_CHUNK_LINE: usize = 4096;

@@ -9,8 +9,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use super::head::{BadResponse, ResponseHead, parse_response};
 use super::stream::AppSocket;
+use crate::http::{BadResponse, ResponseHead, parse_response};
 use crate::http::{BodyLength, ChunkedDecoder, ParseError, encode_chunk, encode_last_chunk};
 use crate::sys::Pipe;
 use crate::transport::Transport;

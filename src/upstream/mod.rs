@@ -22,16 +22,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 
-pub use head::{
-    BadResponse, ForwardOptions, Framing, MAX_RESPONSE_HEAD, ResponseHead, connection_tokens,
-    encode_request, framing, parse_response, wants_upgrade,
-};
+pub use head::{ForwardOptions, encode_request, wants_upgrade};
 pub use pool::Pool;
 pub use resolve::check_resolves;
 pub use stream::{AppSocket, ConnectError};
 
 use crate::config::{self, UpstreamAddress};
-use crate::http::{BodyLength, Method, RequestHead};
+use crate::http::{BadResponse, BodyLength, Framing, Method, RequestHead, ResponseHead, framing};
 use crate::metrics::{Metrics, UpstreamOutcome};
 use crate::transport::Transport;
 

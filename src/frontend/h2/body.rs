@@ -28,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 use super::stream::Finish;
 use crate::cache::fill::Fill;
 use crate::http::ChunkedDecoder;
+use crate::http::Framing;
 use crate::metrics::{SendPath, Tally};
 use crate::send::{Body, FileRange, Pace, Part, SendError, UpstreamBody};
-use crate::upstream::{Framing, UpConn};
+use crate::upstream::UpConn;
 
 /// Longest chunk-size line accepted from the app (as for HTTP/1.1).
 const MAX_CHUNK_LINE: usize = 4096;

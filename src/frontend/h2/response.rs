@@ -40,8 +40,8 @@ pub fn respond(
 ) -> Response<H2Body> {
     let Reply {
         status,
-        headers: own_headers,
-        extra_headers,
+        own_headers,
+        passed_headers,
         body,
         source,
         head_length,
@@ -50,14 +50,14 @@ pub fn respond(
     let no_body_status = status == 304 || status == 204 || status < 200;
     let head_request = req.as_ref().is_some_and(|r| r.method == Method::Head);
 
-    let mut headers = HeaderMap::with_capacity(own_headers.len() + extra_headers.len() + 3);
+    let mut headers = HeaderMap::with_capacity(own_headers.len() + passed_headers.len() + 3);
     headers.insert(
         hyper::header::DATE,
         value(&http_date(std::time::SystemTime::now())),
     );
     headers.insert(hyper::header::SERVER, HeaderValue::from_static("ferry"));
     let named = own_headers.iter().map(|(n, v)| (*n, v.as_str()));
-    let extra = extra_headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let extra = passed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, val) in named.chain(extra) {
         append(&mut headers, name, val);
     }
