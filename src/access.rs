@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::http::RequestHead;
-use crate::metrics::Source;
-use crate::metrics::Tally;
+use crate::metrics::{Side, Source, Tally};
 
 /// The tracing target of access log events.
 pub const TARGET: &str = "access";
@@ -21,7 +20,8 @@ pub fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Logs one response. `req` is absent when the head could not be parsed.
+/// Logs one response. `req` is absent when the head could not be parsed; `failed` is the
+/// side at fault when the body did not arrive whole (`failed=-` otherwise).
 pub fn log(
     peer: SocketAddr,
     req: Option<&RequestHead>,
@@ -29,6 +29,7 @@ pub fn log(
     tally: &Tally,
     source: Source,
     seconds: f64,
+    failed: Option<Side>,
 ) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
@@ -43,6 +44,7 @@ pub fn log(
         bytes = tally.total(),
         path = %tally.path().label(),
         source = %source.label(),
+        failed = %failed.map_or("-", Side::label),
         duration_ms = seconds * 1000.0,
     );
 }

@@ -1088,6 +1088,7 @@ fn bare_lf_in_an_app_header_is_not_turned_into_a_header() {
 fn app_closing_mid_body_closes_the_client_connection() {
     let app = App::start();
     let server = proxy(&app);
+    let base = server.metrics();
     let mut c = server.connect();
     // the second request is pipelined behind the first: it must get nothing
     let mut both = req("GET", "/midclose?announce=1048576&send=102400", &[]);
@@ -1110,6 +1111,15 @@ fn app_closing_mid_body_closes_the_client_connection() {
         app.requests_to("/echo?pipelined-after-midclose").is_empty(),
         "the pipelined request was forwarded after a short body"
     );
+    // Counted against the app, not the client (issue 14: the side at fault).
+    let incomplete = "ferry_responses_incomplete_total";
+    let upstream = wait_delta(&server, &base, incomplete, &[("side", "upstream")], 1.0);
+    let after = server.metrics();
+    assert_eq!(upstream, 1.0, "{incomplete}{{side=upstream}} delta");
+    for side in ["client", "disk", "internal"] {
+        let d = after.get(incomplete, &[("side", side)]) - base.get(incomplete, &[("side", side)]);
+        assert_eq!(d, 0.0, "{incomplete}{{side={side}}} delta");
+    }
 }
 
 #[test]

@@ -300,6 +300,7 @@ fn truncated_on(send_path: &str) {
     write_sizes(tmp.path(), &[size]);
     std::fs::write(tmp.path().join("ok.txt"), b"still fine\n").unwrap();
     let server = Server::start(&Config::static_root(tmp.path()).send_path(send_path));
+    let base = server.metrics();
     // a small receive buffer keeps the server from pushing much ahead of our reads
     let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
     c.send(&req("GET", &format!("/static/{}", name(size)), &[]));
@@ -372,6 +373,45 @@ fn truncated_on(send_path: &str) {
         (200, &b"still fine\n"[..]),
         "{send_path}: server still serves"
     );
+    // The file shrank: the disk's side, not the client's.
+    let incomplete = "ferry_responses_incomplete_total";
+    let disk = wait_delta(&server, &base, incomplete, &[("side", "disk")], 1.0);
+    assert_eq!(disk, 1.0, "{send_path}: {incomplete}{{side=disk}} delta");
+    let client = server.metrics().get(incomplete, &[("side", "client")])
+        - base.get(incomplete, &[("side", "client")]);
+    assert_eq!(
+        client, 0.0,
+        "{send_path}: {incomplete}{{side=client}} delta"
+    );
+}
+
+/// A client that goes away in the middle of a download is counted against the client side
+/// (and the server goes on serving).
+#[test]
+fn a_client_that_leaves_mid_body_is_counted_on_the_client_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 64 * MIB;
+    write_sizes(tmp.path(), &[size]);
+    std::fs::write(tmp.path().join("ok.txt"), b"still fine\n").unwrap();
+    let server = Server::start(&Config::static_root(tmp.path()));
+    let base = server.metrics();
+    let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    c.send(&req("GET", &format!("/static/{}", name(size)), &[]));
+    let r = c.read_head();
+    assert_eq!((r.status, r.content_length()), (200, Some(size)));
+    let mut first = vec![0u8; 4096];
+    assert!(c.read_some(&mut first).expect("some body bytes") > 0);
+    // Closed with unread bytes in its buffer: the kernel answers ferry's next write with a
+    // reset.
+    drop(c);
+    let incomplete = "ferry_responses_incomplete_total";
+    let client = wait_delta(&server, &base, incomplete, &[("side", "client")], 1.0);
+    assert_eq!(client, 1.0, "{incomplete}{{side=client}} delta");
+    let disk = server.metrics().get(incomplete, &[("side", "disk")])
+        - base.get(incomplete, &[("side", "disk")]);
+    assert_eq!(disk, 0.0, "{incomplete}{{side=disk}} delta");
+    let r = server.get("/static/ok.txt");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"still fine\n"[..]));
 }
 
 #[test]

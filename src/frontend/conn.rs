@@ -23,7 +23,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
 
 use super::idle::Slot;
-use super::shared::Shared;
+use super::shared::{Finished, Shared};
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
@@ -31,7 +31,7 @@ use crate::http::{
 use crate::metrics::{Source, Tally};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, Sender, pool};
+use crate::send::{Body, SendError, Sender, pool};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its
@@ -193,8 +193,16 @@ impl Connection {
                             let (transport, buf) = (&mut self.transport, &mut self.buf);
                             let tally =
                                 Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
-                            let upstream = Source::Upstream;
-                            shared.record(peer, Some(head), 101, &tally, upstream, started);
+                            let done = Finished {
+                                req: Some(head),
+                                status: 101,
+                                source: Source::Upstream,
+                                started,
+                                tally: &tally,
+                                // A tunnel ends when either side closes: no failure.
+                                failed: None,
+                            };
+                            shared.record(peer, done);
                             return false;
                         }
                         Outcome::ClientGone(_) => return false,
@@ -366,7 +374,16 @@ impl Connection {
         if let Err(err) = &result {
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
         }
-        shared.record(peer, req, status, &tally, source, started);
+        let failed = result.as_ref().err().map(SendError::side);
+        let done = Finished {
+            req,
+            status,
+            source,
+            started,
+            tally: &tally,
+            failed,
+        };
+        shared.record(peer, done);
         result.ok().map(|()| keep_alive)
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::config::{Io, Server};
 use crate::http::RequestHead;
-use crate::metrics::{Metrics, Source, Tally, TransportKind};
+use crate::metrics::{Metrics, Side, Source, Tally, TransportKind};
 use crate::proxy::Proxy;
 use crate::route::Router;
 
@@ -36,21 +36,30 @@ impl Shared {
         Active(gauge)
     }
 
-    /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end): its metrics and its
-    /// access log line. `req` is `None` when the request head was refused.
-    pub fn record(
-        &self,
-        peer: SocketAddr,
-        req: Option<&RequestHead>,
-        status: u16,
-        tally: &Tally,
-        source: Source,
-        started: Instant,
-    ) {
-        let seconds = started.elapsed().as_secs_f64();
+    /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) from `peer`: its
+    /// metrics and its access log line, with the side at fault when it failed.
+    pub fn record(&self, peer: SocketAddr, done: Finished<'_>) {
+        let seconds = done.started.elapsed().as_secs_f64();
+        let (status, source, tally) = (done.status, done.source, done.tally);
         self.metrics.response(source, status, tally, seconds);
-        crate::access::log(peer, req, status, tally, source, seconds);
+        if let Some(side) = done.failed {
+            self.metrics.incomplete(side);
+        }
+        crate::access::log(peer, done.req, status, tally, source, seconds, done.failed);
     }
+}
+
+/// One finished response, as it is recorded.
+pub struct Finished<'a> {
+    /// `None` when the request head was refused.
+    pub req: Option<&'a RequestHead>,
+    pub status: u16,
+    pub source: Source,
+    pub started: Instant,
+    /// The body bytes sent, per path.
+    pub tally: &'a Tally,
+    /// The side at fault when the body did not arrive whole.
+    pub failed: Option<Side>,
 }
 
 /// One count in `ferry_connections_active`, given back when dropped.

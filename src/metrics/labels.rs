@@ -1,6 +1,6 @@
 //! The label values of ferry's metrics, each a closed set (see DESIGN.md): the send path a
-//! body took, the transport of a connection, why kTLS was not used, and the per-response
-//! tally of bytes per path. Plain types with no dependencies, so every module that records a
+//! body took, the transport of a connection, why kTLS was not used, the side at fault when a
+//! response failed, and the per-response tally of bytes per path. Plain types with no dependencies, so every module that records a
 //! metric can name them without the metrics depending back on it. What the other modules
 //! do with them (choosing a path, probing kTLS) they add in their own `impl` blocks.
 
@@ -158,6 +158,30 @@ impl Fallback {
             Fallback::CipherUnsupported => "cipher_unsupported",
             Fallback::Http2 => "http2",
             Fallback::InstallFailed => "install_failed",
+        }
+    }
+}
+
+/// The side at fault when a response's body did not arrive whole (`side` label): the client
+/// (went away, stalled), the app (closed, stalled or broke its framing mid-body), the disk
+/// (a file shrank or could not be read) or ferry itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+    Disk,
+    Internal,
+}
+
+impl Side {
+    pub const ALL: [Side; 4] = [Side::Client, Side::Upstream, Side::Disk, Side::Internal];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Disk => "disk",
+            Side::Internal => "internal",
         }
     }
 }

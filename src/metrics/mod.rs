@@ -12,7 +12,7 @@ use prometheus::{
 
 mod labels;
 
-pub use labels::{Fallback, SendPath, Tally, TransportKind};
+pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
 
 /// Who produced a response (`source` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +303,7 @@ pub struct Metrics {
     pub connections_total: IntCounterVec,
     /// Idle connections closed to make room at `server.max_connections`.
     pub connections_reclaimed: IntCounter,
+    responses_incomplete: IntCounterVec,
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
@@ -389,6 +390,14 @@ impl Metrics {
             &["path"],
         )
         .expect("valid metric");
+        let responses_incomplete = IntCounterVec::new(
+            Opts::new(
+                "ferry_responses_incomplete_total",
+                "Responses whose body did not arrive whole, by the side at fault.",
+            ),
+            &["side"],
+        )
+        .expect("valid metric");
         let fallbacks = IntCounterVec::new(
             Opts::new(
                 "ferry_fallbacks_total",
@@ -459,6 +468,7 @@ impl Metrics {
             Box::new(body_bytes.clone()),
             Box::new(zero_copy_bytes.clone()),
             Box::new(fallbacks.clone()),
+            Box::new(responses_incomplete.clone()),
             Box::new(duration.clone()),
             Box::new(connections_active.clone()),
             Box::new(connections_total.clone()),
@@ -477,6 +487,9 @@ impl Metrics {
             for reason in FALLBACK_REASONS {
                 fallbacks.with_label_values(&[from, to, reason]);
             }
+        }
+        for side in Side::ALL {
+            responses_incomplete.with_label_values(&[side.label()]);
         }
         for kind in TransportKind::ALL {
             connections_active.with_label_values(&[kind.label()]);
@@ -515,6 +528,7 @@ impl Metrics {
             connections_active,
             connections_total,
             connections_reclaimed,
+            responses_incomplete,
         }
     }
 
@@ -537,6 +551,13 @@ impl Metrics {
             }
         }
         per.duration[source as usize].observe(seconds);
+    }
+
+    /// Counts a response whose body did not arrive whole, against the side at fault.
+    pub fn incomplete(&self, side: Side) {
+        self.responses_incomplete
+            .with_label_values(&[side.label()])
+            .inc();
     }
 
     /// Records one exchange with the app; `seconds` until its response head (or failure).

@@ -198,7 +198,7 @@ impl Sender {
                         direct: false,
                     }));
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(SendError::Disk(err)),
             };
             let got_to = at + n as u64;
             if got_to < reads.end && n < len {

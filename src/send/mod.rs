@@ -28,7 +28,7 @@ pub use body::{Body, FileRange, Part, UpstreamBody};
 
 use crate::config::SendPathSetting;
 use crate::metrics::Metrics;
-use crate::metrics::{SendPath, Tally, TransportKind};
+use crate::metrics::{SendPath, Side, Tally, TransportKind};
 use crate::sys::{self, Pipe};
 use crate::transport::Transport;
 
@@ -46,6 +46,8 @@ pub enum SendError {
     Timeout(Duration),
     #[error("file shrank while being sent")]
     Truncated,
+    #[error("file read: {0}")]
+    Disk(io::Error),
     #[error("upstream body: {0}")]
     Upstream(io::Error),
     #[error("upstream closed before the end of the body")]
@@ -54,6 +56,22 @@ pub enum SendError {
     UpstreamTimeout(Duration),
     #[error("upstream body framing: {0}")]
     UpstreamFraming(crate::http::ParseError),
+}
+
+impl SendError {
+    /// The side at fault. A failed write is the client's (gone, reset, stalled) unless the
+    /// kernel said EIO, which on sendfile(2) comes from reading the file.
+    pub fn side(&self) -> Side {
+        match self {
+            SendError::Io(err) if err.raw_os_error() == Some(libc::EIO) => Side::Disk,
+            SendError::Io(_) | SendError::Timeout(_) => Side::Client,
+            SendError::Truncated | SendError::Disk(_) => Side::Disk,
+            SendError::Upstream(_)
+            | SendError::UpstreamClosed
+            | SendError::UpstreamTimeout(_)
+            | SendError::UpstreamFraming(_) => Side::Upstream,
+        }
+    }
 }
 
 /// What a response's direct reads need, worked out once (`directio`).
@@ -391,7 +409,8 @@ impl Sender {
             Ok(0) => return Err(SendError::Truncated),
             Ok(n) => n,
             Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
-            Err(err) => return Err(err.into()),
+            // Filling the pipe reads the file: its errors are the disk's.
+            Err(err) => return Err(SendError::Disk(err)),
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
         self.drain_pipe(stream, pipe, filled, filled < want || more_after)
@@ -452,7 +471,7 @@ impl Sender {
         let result = match read {
             Ok(0) => Err(SendError::Truncated),
             Ok(n) => self.write_all(stream, &buf[..n]).await.map(|()| n),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(SendError::Disk(err)),
         };
         self.buf = buf;
         let n = result?;

@@ -29,7 +29,7 @@ use super::stream::Finish;
 use crate::cache::fill::Fill;
 use crate::http::ChunkedDecoder;
 use crate::http::Framing;
-use crate::metrics::{SendPath, Tally};
+use crate::metrics::{SendPath, Side, Tally};
 use crate::send::{Body, FileRange, Pace, Part, SendError, UpstreamBody};
 use crate::upstream::UpConn;
 
@@ -159,19 +159,19 @@ pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
                 .deliver(Item::End)
                 .await
                 .err()
-                .map(|stop| stop.describe(&limits)),
+                .map(|stop| (stop.describe(&limits), stop.side())),
             Err(Stop::Failed(err)) => {
-                let text = err.to_string();
+                let failed = (err.to_string(), err.side());
                 // The stream is reset whether or not this arrives (see `poll_frame`).
                 let _ = out.deliver(Item::Failed(err)).await;
-                Some(text)
+                Some(failed)
             }
-            Err(stop) => Some(stop.describe(&limits)),
+            Err(stop) => Some((stop.describe(&limits), stop.side())),
         };
-        if let Some(reason) = stopped {
+        if let Some((reason, _)) = &stopped {
             tracing::debug!(peer = %finish.peer, error = %reason, sent = out.tally.total(), of = ?length, "response not completed");
         }
-        finish.record(&out.tally);
+        finish.record(&out.tally, stopped.map(|(_, side)| side));
     });
     H2Body {
         kind: Kind::Produced { rx, done: false },
@@ -189,6 +189,14 @@ enum Stop {
 }
 
 impl Stop {
+    /// The side at fault.
+    fn side(&self) -> Side {
+        match self {
+            Stop::ClientGone | Stop::Stalled => Side::Client,
+            Stop::Failed(err) => err.side(),
+        }
+    }
+
     fn describe(&self, limits: &Limits) -> String {
         match self {
             Stop::ClientGone => "client gone (stream reset or connection closed)".to_string(),

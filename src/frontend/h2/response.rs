@@ -89,18 +89,18 @@ pub fn respond(
     };
     let body = match body {
         Body::Empty => {
-            finish.record(&Tally::default());
+            finish.record(&Tally::default(), None);
             H2Body::empty()
         }
         Body::Bytes(bytes) => {
             let mut tally = Tally::default();
             tally.add(SendPath::Memory, bytes.len());
-            finish.record(&tally);
+            finish.record(&tally, None);
             H2Body::full(bytes)
         }
         // An empty file is no stream of reads.
         Body::File(range) if range.len == 0 => {
-            finish.record(&Tally::default());
+            finish.record(&Tally::default(), None);
             H2Body::empty()
         }
         body => {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::shared::Shared;
+use crate::frontend::shared::{Finished, Shared};
 use crate::http::RequestHead;
-use crate::metrics::{Source, Tally};
+use crate::metrics::{Side, Source, Tally};
 
 /// What one response records when its body is done: metrics and the access log line.
 pub(super) struct Finish {
@@ -26,11 +26,18 @@ pub(super) struct Finish {
 }
 
 impl Finish {
-    pub(super) fn record(self, tally: &Tally) {
-        let req = self.req.as_ref();
-        let (status, source) = (self.status, self.source);
-        self.shared
-            .record(self.peer, req, status, tally, source, self.started);
+    /// Records the response: `failed` is the side at fault when its body did not arrive
+    /// whole.
+    pub(super) fn record(self, tally: &Tally, failed: Option<Side>) {
+        let done = Finished {
+            req: self.req.as_ref(),
+            status: self.status,
+            source: self.source,
+            started: self.started,
+            tally,
+            failed,
+        };
+        self.shared.record(self.peer, done);
     }
 
     /// The stream's connection.
