@@ -37,6 +37,9 @@ enum State {
     Failed,
 }
 
+/// Longest chunk-size line (with extensions) ferry accepts, from a client or the app.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
 /// Incremental chunked-body decoder.
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {

@@ -20,7 +20,7 @@ mod validate;
 mod tests;
 
 pub use accept_encoding::{AcceptEncoding, Codings, ContentCoding};
-pub use chunked::{ChunkedDecoder, encode_chunk, encode_last_chunk};
+pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, encode_chunk, encode_last_chunk};
 pub use codec::{MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, parse_request};
 pub use conditional::{
     Precondition, Validators, evaluate, http_date, if_range_allows, strong_etag,

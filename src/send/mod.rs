@@ -14,6 +14,7 @@ mod directio;
 mod path;
 pub mod pool;
 mod relay;
+pub mod source;
 
 use std::io;
 use std::os::unix::fs::FileExt;

@@ -1,7 +1,7 @@
 //! Relaying the app's response body to the client. A Content-Length body is spliced socket
 //! → pipe → socket (path `splice`, zero-copy) unless `io.send_path = "buffered"`; chunked and
-//! close-delimited bodies are decoded and copied (path `buffered`), re-framed as chunked for
-//! an HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
+//! close-delimited bodies are decoded by `source::AppBody` and copied (path `buffered`),
+//! re-framed as chunked for an HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
 //! mid-body is an error: the frontend then closes the client connection, because a short
 //! body on a kept-alive connection would be read as the start of the next response.
 //! When the response is being stored, the cache fill (`fill.rs`) gets the body on the way:
@@ -9,21 +9,19 @@
 
 use std::io;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
+use super::source::AppBody;
 use super::{SendError, Sender, UpstreamBody};
 use crate::cache::fill::Fill;
 use crate::http::Framing;
-use crate::http::{ChunkedDecoder, encode_chunk, encode_last_chunk};
+use crate::http::{encode_chunk, encode_last_chunk};
 use crate::metrics::Tally;
 use crate::upstream::UpConn;
-
-/// Longest chunk-size line accepted from the app.
-const MAX_CHUNK_LINE: usize = 4096;
 
 impl Sender {
     /// Sends the body of `up` (the head has been written) and pools the app connection when
@@ -42,12 +40,8 @@ impl Sender {
                 self.relay_length(stream, &mut up.conn, len, tally, fill)
                     .await?
             }
-            Framing::Chunked => {
-                self.relay_chunked(stream, &mut up.conn, up.chunked, tally, fill)
-                    .await?
-            }
-            Framing::Close => {
-                self.relay_to_close(stream, &mut up.conn, up.chunked, tally, fill)
+            Framing::Chunked | Framing::Close => {
+                self.relay_decoded(stream, &mut up.conn, up.framing, up.chunked, tally, fill)
                     .await?
             }
         }
@@ -171,89 +165,45 @@ impl Sender {
         }
     }
 
-    async fn relay_chunked(
+    /// Relays a body the relay decodes (chunked, or until the app closes), re-framed as
+    /// chunked for an HTTP/1.1 client (`chunked`), piece by piece from the app's `source`.
+    async fn relay_decoded(
         &mut self,
         stream: &mut Transport,
         conn: &mut UpConn,
+        framing: Framing,
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
-        let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
-        let mut input = std::mem::take(&mut conn.leftover);
-        let mut data = Vec::new();
-        loop {
-            if !input.is_empty() {
-                let used = decoder
-                    .decode(&input, &mut data)
-                    .map_err(SendError::UpstreamFraming)?;
-                input.advance(used);
-                self.write_data(stream, &mut data, chunked, tally, fill)
-                    .await?;
-                if decoder.done() {
-                    // Bytes after the last chunk were not asked for: do not reuse.
-                    conn.reusable &= input.is_empty();
-                    return self.write_end(stream, chunked).await;
-                }
-            }
-            input.reserve(16 * 1024);
-            match tokio::time::timeout(conn.read_timeout, conn.stream.read_buf(&mut input)).await {
-                Ok(Ok(0)) => return Err(SendError::UpstreamClosed),
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => return Err(SendError::Upstream(err)),
-                Err(_) => return Err(SendError::UpstreamTimeout(conn.read_timeout)),
-            }
+        let mut source = AppBody::new(conn, framing);
+        while let Some(data) = source.next(conn, self.chunk).await? {
+            self.write_data(stream, data, chunked, tally, fill).await?;
         }
+        self.write_end(stream, chunked).await
     }
 
-    async fn relay_to_close(
-        &mut self,
-        stream: &mut Transport,
-        conn: &mut UpConn,
-        chunked: bool,
-        tally: &mut Tally,
-        fill: &mut Option<Fill>,
-    ) -> Result<(), SendError> {
-        conn.reusable = false;
-        let mut data = std::mem::take(&mut conn.leftover).to_vec();
-        self.write_data(stream, &mut data, chunked, tally, fill)
-            .await?;
-        loop {
-            let n = self.read_app(conn, self.chunk).await?;
-            if n == 0 {
-                return self.write_end(stream, chunked).await;
-            }
-            data.extend_from_slice(&self.buf[..n]);
-            self.write_data(stream, &mut data, chunked, tally, fill)
-                .await?;
-        }
-    }
-
-    /// Writes decoded body bytes (as one chunk when re-framing) and empties `data` (moving
-    /// the buffer to the cache fill, if any).
+    /// Writes decoded body bytes (as one chunk when re-framing), then hands them to the cache
+    /// fill, if any.
     async fn write_data(
         &mut self,
         stream: &mut Transport,
-        data: &mut Vec<u8>,
+        data: Bytes,
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
     ) -> Result<(), SendError> {
-        if data.is_empty() {
-            return Ok(());
-        }
         if chunked {
             let mut framed = Vec::with_capacity(data.len() + 16);
-            encode_chunk(data, &mut framed);
+            encode_chunk(&data, &mut framed);
             self.write_all(stream, &framed).await?;
         } else {
-            self.write_all(stream, data).await?;
+            self.write_all(stream, &data).await?;
         }
         self.uncork(stream.tcp())?;
         tally.add(self.copy_path, data.len());
-        match fill {
-            Some(fill) => fill.write(Bytes::from(std::mem::take(data))),
-            None => data.clear(),
+        if let Some(fill) = fill {
+            fill.write(data);
         }
         Ok(())
     }

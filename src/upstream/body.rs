@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 
 use super::stream::AppSocket;
 use crate::http::{BadResponse, ResponseHead, parse_response};
-use crate::http::{BodyLength, ChunkedDecoder, ParseError, encode_chunk, encode_last_chunk};
+use crate::http::{
+    BodyLength, ChunkedDecoder, MAX_CHUNK_LINE, ParseError, encode_chunk, encode_last_chunk,
+};
 use crate::sys::Pipe;
 use crate::transport::Transport;
 
@@ -32,9 +34,6 @@ pub enum HeadError {
     #[error("{0}")]
     Bad(#[from] BadResponse),
 }
-
-/// Longest chunk-size line (with extensions) accepted from a client.
-const MAX_CHUNK_LINE: usize = 4096;
 
 /// Sends the request body: what `buf` already holds first, the rest from `client`.
 pub async fn forward_request_body(

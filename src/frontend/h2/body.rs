@@ -19,22 +19,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::Finish;
 use crate::cache::fill::Fill;
-use crate::http::ChunkedDecoder;
-use crate::http::Framing;
 use crate::metrics::{SendPath, Side, Tally};
+use crate::send::source::AppBody;
 use crate::send::{Body, FileRange, Pace, Part, SendError, UpstreamBody};
-use crate::upstream::UpConn;
-
-/// Longest chunk-size line accepted from the app (as for HTTP/1.1).
-const MAX_CHUNK_LINE: usize = 4096;
 
 /// What the producer hands the stream.
 enum Item {
@@ -298,78 +292,15 @@ impl Out {
         // Bodies are buffered here: a cache fill takes each buffer as it goes out (path
         // `buffered`); given up or failed, it is dropped, which removes its file.
         self.fill = fill.take();
-        match framing {
-            Framing::None => {}
-            Framing::Length(len) => self.upstream_length(&mut conn, len).await?,
-            Framing::Chunked => self.upstream_chunked(&mut conn).await?,
-            Framing::Close => {
-                conn.reusable = false;
-                let early = std::mem::take(&mut conn.leftover).freeze();
-                self.send(early, SendPath::TlsBuffered).await?;
-                loop {
-                    let bytes = read_app(&mut conn, self.limits.chunk).await?;
-                    if bytes.is_empty() {
-                        break;
-                    }
-                    self.send(bytes, SendPath::TlsBuffered).await?;
-                }
-            }
+        let mut source = AppBody::new(&mut conn, framing);
+        while let Some(bytes) = source.next(&mut conn, self.limits.chunk).await? {
+            self.send(bytes, SendPath::TlsBuffered).await?;
         }
         if let Some(fill) = self.fill.take() {
             fill.finish();
         }
         conn.release();
         Ok(())
-    }
-
-    async fn upstream_length(&mut self, conn: &mut UpConn, len: u64) -> Result<(), Stop> {
-        let early = (conn.leftover.len() as u64).min(len) as usize;
-        let bytes = conn.leftover.split_to(early).freeze();
-        if !conn.leftover.is_empty() {
-            // The app sent more than it announced: never reuse that connection.
-            conn.reusable = false;
-            conn.leftover.clear();
-        }
-        self.send(bytes, SendPath::TlsBuffered).await?;
-        let mut left = len - early as u64;
-        while left > 0 {
-            let want = left.min(self.limits.chunk as u64) as usize;
-            let bytes = read_app(conn, want).await?;
-            if bytes.is_empty() {
-                return Err(SendError::UpstreamClosed.into());
-            }
-            left -= bytes.len() as u64;
-            self.send(bytes, SendPath::TlsBuffered).await?;
-        }
-        Ok(())
-    }
-
-    async fn upstream_chunked(&mut self, conn: &mut UpConn) -> Result<(), Stop> {
-        let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
-        let mut input = std::mem::take(&mut conn.leftover);
-        loop {
-            if !input.is_empty() {
-                let mut data = Vec::new();
-                let used = decoder
-                    .decode(&input, &mut data)
-                    .map_err(SendError::UpstreamFraming)?;
-                input.advance(used);
-                self.send(Bytes::from(data), SendPath::TlsBuffered).await?;
-                if decoder.done() {
-                    // Bytes after the last chunk were not asked for: do not reuse.
-                    conn.reusable &= input.is_empty();
-                    return Ok(());
-                }
-            }
-            input.reserve(16 * 1024);
-            let read = conn.stream.read_buf(&mut input);
-            match tokio::time::timeout(conn.read_timeout, read).await {
-                Ok(Ok(0)) => return Err(SendError::UpstreamClosed.into()),
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => return Err(SendError::Upstream(err).into()),
-                Err(_) => return Err(SendError::UpstreamTimeout(conn.read_timeout).into()),
-            }
-        }
     }
 }
 
@@ -387,18 +318,6 @@ async fn read_at(file: Arc<File>, offset: u64, want: usize) -> Result<Bytes, Sen
     match read {
         Ok(buf) if buf.is_empty() => Err(SendError::Truncated),
         Ok(buf) => Ok(Bytes::from(buf)),
-        Err(err) => Err(SendError::Io(err)),
-    }
-}
-
-/// One read of at most `want` bytes from the app (empty: it closed), within its timeout.
-async fn read_app(conn: &mut UpConn, want: usize) -> Result<Bytes, SendError> {
-    let want = want.clamp(1, crate::send::MAX_BUFFER);
-    let mut buf = BytesMut::with_capacity(want);
-    let mut app = (&mut conn.stream).take(want as u64);
-    match tokio::time::timeout(conn.read_timeout, app.read_buf(&mut buf)).await {
-        Ok(Ok(_)) => Ok(buf.freeze()),
-        Ok(Err(err)) => Err(SendError::Upstream(err)),
-        Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
+        Err(err) => Err(SendError::Disk(err)),
     }
 }
