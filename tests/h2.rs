@@ -443,6 +443,34 @@ fn h2_proxied_gets_are_relayed_byte_identical() {
     );
 }
 
+/// An app that closes in the middle of its body: the HTTP/2 stream is reset (curl reports a
+/// failed transfer, never a complete short body) and the response is counted incomplete
+/// against the app, not the client.
+#[test]
+fn h2_app_closing_mid_body_resets_the_stream_and_is_counted_on_the_upstream_side() {
+    assert_kernel_without_ktls();
+    let fx = Fx::new();
+    let app = App::start();
+    let srv = fx.start_proxy(&app);
+    let base = srv.metrics();
+    let out = fx.out("midclose.out");
+    let target = "/midclose?announce=1048576&send=102400";
+    let url = srv.url(target);
+    let result = srv.curl(&["--http2", "-o", out.to_str().unwrap(), &url]);
+    assert!(
+        !result.status.success(),
+        "curl must see the transfer fail: {result:?}"
+    );
+    let got = std::fs::metadata(&out).map_or(0, |m| m.len());
+    assert!(got <= 102_400, "more bytes than the app sent: {got}");
+    let incomplete = "ferry_responses_incomplete_total";
+    let upstream = wait_delta(&srv, &base, incomplete, &[("side", "upstream")], 1.0);
+    assert_eq!(upstream, 1.0, "{incomplete}{{side=upstream}} delta");
+    let client = srv.metrics().get(incomplete, &[("side", "client")])
+        - base.get(incomplete, &[("side", "client")]);
+    assert_eq!(client, 0.0, "{incomplete}{{side=client}} delta");
+}
+
 #[test]
 fn h2_proxied_posts_reach_the_app_whole() {
     assert_kernel_without_ktls();
