@@ -49,6 +49,7 @@ pub mod admin;
 pub mod bench;
 pub mod cache;
 pub mod config;
+pub mod failure;
 pub mod frontend;
 pub mod http;
 pub mod metrics;

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use super::idle::Slot;
 use super::shared::{Finished, Shared};
+use crate::failure::Failure;
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
@@ -31,7 +32,7 @@ use crate::http::{
 use crate::metrics::{Source, Tally};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
-use crate::send::{Body, SendError, Sender, pool};
+use crate::send::{Body, Sender, pool};
 use crate::transport::Transport;
 
 /// How long ferry keeps reading (and discarding) after answering an error and closing its
@@ -374,7 +375,7 @@ impl Connection {
         if let Err(err) = &result {
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
         }
-        let failed = result.as_ref().err().map(SendError::side);
+        let failed = result.as_ref().err().map(Failure::side);
         let done = Finished {
             req,
             status,

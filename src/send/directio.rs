@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{Direct, FileRange, Pace, SendError, Sender};
+use super::{Direct, FileRange, Pace, Sender};
+use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::metrics::{SendPath, Tally};
 use crate::sys::directio::{self as dio, AlignedBuf};
@@ -144,7 +145,7 @@ impl Sender {
         pace: &mut Pace,
         metrics: &Metrics,
         tally: &mut Tally,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         if *path == SendPath::Directio {
             let rest = self
                 .send_direct(stream, range, pace, metrics, tally)
@@ -170,7 +171,7 @@ impl Sender {
         pace: &mut Pace,
         metrics: &Metrics,
         tally: &mut Tally,
-    ) -> Result<Option<FileRange>, SendError> {
+    ) -> Result<Option<FileRange>, Failure> {
         let Some(direct) = self.direct else {
             return Err(io::Error::other("directio path without direct reads set up").into());
         };
@@ -198,12 +199,12 @@ impl Sender {
                         direct: false,
                     }));
                 }
-                Err(err) => return Err(SendError::Disk(err)),
+                Err(err) => return Err(Failure::Disk(err)),
             };
             let got_to = at + n as u64;
             if got_to < reads.end && n < len {
                 // Short before the end of the range: the file shrank.
-                return Err(SendError::Truncated);
+                return Err(Failure::Truncated);
             }
             let from = (next - at) as usize;
             let to = (got_to.min(reads.end) - at) as usize;

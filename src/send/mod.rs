@@ -28,52 +28,15 @@ use tokio::net::TcpStream;
 pub use body::{Body, FileRange, Part, UpstreamBody};
 
 use crate::config::SendPathSetting;
+use crate::failure::Failure;
 use crate::metrics::Metrics;
-use crate::metrics::{SendPath, Side, Tally, TransportKind};
+use crate::metrics::{SendPath, Tally, TransportKind};
 use crate::sys::{self, Pipe};
 use crate::transport::Transport;
 
 /// The largest buffer the buffered path reads into; bigger chunks only cost memory per
 /// connection without saving measurable syscalls.
 pub(crate) const MAX_BUFFER: usize = 256 * 1024;
-
-/// Why a response could not be written completely. Any of these ends the connection: the
-/// client has seen a head promising bytes that will not come.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error("client write: {0}")]
-    Io(#[from] io::Error),
-    #[error("client accepted no bytes for {0:?}")]
-    Timeout(Duration),
-    #[error("file shrank while being sent")]
-    Truncated,
-    #[error("file read: {0}")]
-    Disk(io::Error),
-    #[error("upstream body: {0}")]
-    Upstream(io::Error),
-    #[error("upstream closed before the end of the body")]
-    UpstreamClosed,
-    #[error("upstream sent no body bytes for {0:?}")]
-    UpstreamTimeout(Duration),
-    #[error("upstream body framing: {0}")]
-    UpstreamFraming(crate::http::ParseError),
-}
-
-impl SendError {
-    /// The side at fault. A failed write is the client's (gone, reset, stalled) unless the
-    /// kernel said EIO, which on sendfile(2) comes from reading the file.
-    pub fn side(&self) -> Side {
-        match self {
-            SendError::Io(err) if err.raw_os_error() == Some(libc::EIO) => Side::Disk,
-            SendError::Io(_) | SendError::Timeout(_) => Side::Client,
-            SendError::Truncated | SendError::Disk(_) => Side::Disk,
-            SendError::Upstream(_)
-            | SendError::UpstreamClosed
-            | SendError::UpstreamTimeout(_)
-            | SendError::UpstreamFraming(_) => Side::Upstream,
-        }
-    }
-}
 
 /// What a response's direct reads need, worked out once (`directio`).
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +128,7 @@ impl Sender {
         rate: Option<u64>,
         metrics: &Metrics,
         tally: &mut Tally,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let result = self
             .write_response_buffered(transport, head, body, rate, metrics, tally)
             .await;
@@ -182,7 +145,7 @@ impl Sender {
         rate: Option<u64>,
         metrics: &Metrics,
         tally: &mut Tally,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let stream = transport;
         let result = match body {
             Body::Empty => self.write_all(stream, head).await,
@@ -267,7 +230,7 @@ impl Sender {
         }
         match within(self.send_timeout, stream.flush()).await {
             Ok(flushed) => Ok(flushed?),
-            Err(_) => Err(SendError::Timeout(self.send_timeout)),
+            Err(_) => Err(Failure::ClientStalled(self.send_timeout)),
         }
     }
 
@@ -281,7 +244,7 @@ impl Sender {
 
     /// Writes all of `bytes` with MSG_MORE: the kernel holds them until a later write without
     /// it (rustix's `send` is a safe call, so it needs no wrapper in `sys`).
-    async fn send_more(&self, stream: &TcpStream, bytes: &[u8]) -> Result<(), SendError> {
+    async fn send_more(&self, stream: &TcpStream, bytes: &[u8]) -> Result<(), Failure> {
         let mut sent = 0;
         while sent < bytes.len() {
             match stream.try_io(Interest::WRITABLE, || {
@@ -307,8 +270,8 @@ impl Sender {
         &mut self,
         stream: &mut Transport,
         head: &[u8],
-        body: impl AsyncFnOnce(&mut Sender, &mut Transport) -> Result<(), SendError>,
-    ) -> Result<(), SendError> {
+        body: impl AsyncFnOnce(&mut Sender, &mut Transport) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         sys::set_cork(&*stream, true)?;
         self.write_all(stream, head).await?;
         body(self, stream).await?;
@@ -316,17 +279,17 @@ impl Sender {
         Ok(())
     }
 
-    async fn write_all(&self, stream: &mut Transport, bytes: &[u8]) -> Result<(), SendError> {
+    async fn write_all(&self, stream: &mut Transport, bytes: &[u8]) -> Result<(), Failure> {
         match within(self.send_timeout, stream.write_all(bytes)).await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(SendError::Timeout(self.send_timeout)),
+            Err(_) => Err(Failure::ClientStalled(self.send_timeout)),
         }
     }
 
-    async fn writable(&self, stream: &TcpStream) -> Result<(), SendError> {
+    async fn writable(&self, stream: &TcpStream) -> Result<(), Failure> {
         match within(self.send_timeout, stream.writable()).await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(SendError::Timeout(self.send_timeout)),
+            Err(_) => Err(Failure::ClientStalled(self.send_timeout)),
         }
     }
 
@@ -340,7 +303,7 @@ impl Sender {
         pace: &mut Pace,
         metrics: &Metrics,
         tally: &mut Tally,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let mut offset = range.offset;
         let end = range.offset + range.len;
         while offset < end {
@@ -381,13 +344,13 @@ impl Sender {
         range: &FileRange,
         offset: &mut u64,
         want: usize,
-    ) -> Result<Step, SendError> {
+    ) -> Result<Step, Failure> {
         loop {
             self.writable(stream).await?;
             match stream.try_io(Interest::WRITABLE, || {
                 sys::sendfile(stream, &*range.file, offset, want)
             }) {
-                Ok(0) => return Err(SendError::Truncated),
+                Ok(0) => return Err(Failure::Truncated),
                 Ok(n) => return Ok(Step::Sent(n)),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
@@ -403,15 +366,15 @@ impl Sender {
         offset: &mut u64,
         want: usize,
         more_after: bool,
-    ) -> Result<Step, SendError> {
+    ) -> Result<Step, Failure> {
         let pipe = self.pipe()?;
         let want = want.min(pipe.capacity());
         let filled = match pipe.fill_from_file(&*range.file, offset, want) {
-            Ok(0) => return Err(SendError::Truncated),
+            Ok(0) => return Err(Failure::Truncated),
             Ok(n) => n,
             Err(err) if sys::is_unsupported(&err) => return Ok(Step::Unsupported(err)),
             // Filling the pipe reads the file: its errors are the disk's.
-            Err(err) => return Err(SendError::Disk(err)),
+            Err(err) => return Err(Failure::Disk(err)),
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
         self.drain_pipe(stream, pipe, filled, filled < want || more_after)
@@ -428,7 +391,7 @@ impl Sender {
         pipe: &Pipe,
         len: usize,
         more: bool,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let mut left = len;
         while left > 0 {
             self.writable(stream).await?;
@@ -463,16 +426,16 @@ impl Sender {
         range: &FileRange,
         offset: &mut u64,
         want: usize,
-    ) -> Result<Step, SendError> {
+    ) -> Result<Step, Failure> {
         let size = self.chunk.min(MAX_BUFFER);
         self.body_buffer(size);
         let want = want.min(size);
         let mut buf = std::mem::take(&mut self.buf);
         let read = range.file.read_at(&mut buf[..want], *offset);
         let result = match read {
-            Ok(0) => Err(SendError::Truncated),
+            Ok(0) => Err(Failure::Truncated),
             Ok(n) => self.write_all(stream, &buf[..n]).await.map(|()| n),
-            Err(err) => Err(SendError::Disk(err)),
+            Err(err) => Err(Failure::Disk(err)),
         };
         self.buf = buf;
         let n = result?;

@@ -16,8 +16,9 @@ use tokio::net::TcpStream;
 use crate::transport::Transport;
 
 use super::source::AppBody;
-use super::{SendError, Sender, UpstreamBody};
+use super::{Sender, UpstreamBody};
 use crate::cache::fill::Fill;
+use crate::failure::Failure;
 use crate::http::Framing;
 use crate::http::{encode_chunk, encode_last_chunk};
 use crate::metrics::Tally;
@@ -31,7 +32,7 @@ impl Sender {
         stream: &mut Transport,
         mut up: UpstreamBody,
         tally: &mut Tally,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         // A fill given up or failed on the way is dropped here, which removes its file.
         let fill = &mut up.fill;
         match up.framing {
@@ -59,7 +60,7 @@ impl Sender {
         len: u64,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let path = self.upstream_path;
         let early = (conn.leftover.len() as u64).min(len) as usize;
         if early > 0 {
@@ -101,7 +102,7 @@ impl Sender {
         want: usize,
         more_after: bool,
         fill: &mut Option<Fill>,
-    ) -> Result<usize, SendError> {
+    ) -> Result<usize, Failure> {
         let timeout = conn.read_timeout;
         let up = &conn.stream;
         let mut want = want.min(self.pipe()?.capacity());
@@ -113,14 +114,14 @@ impl Sender {
         let pipe = self.pipe()?;
         let filled = loop {
             match tokio::time::timeout(timeout, up.readable()).await {
-                Ok(ready) => ready.map_err(SendError::Upstream)?,
-                Err(_) => return Err(SendError::UpstreamTimeout(timeout)),
+                Ok(ready) => ready.map_err(Failure::Upstream)?,
+                Err(_) => return Err(Failure::UpstreamTimeout(timeout)),
             }
             match up.try_io(Interest::READABLE, || pipe.fill_from_socket(up, want)) {
-                Ok(0) => return Err(SendError::UpstreamClosed),
+                Ok(0) => return Err(Failure::UpstreamClosed),
                 Ok(n) => break n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Err(SendError::Upstream(err)),
+                Err(err) => return Err(Failure::Upstream(err)),
             }
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
@@ -140,10 +141,10 @@ impl Sender {
         conn: &mut UpConn,
         want: usize,
         fill: &mut Option<Fill>,
-    ) -> Result<usize, SendError> {
+    ) -> Result<usize, Failure> {
         let n = self.read_app(conn, want).await?;
         if n == 0 {
-            return Err(SendError::UpstreamClosed);
+            return Err(Failure::UpstreamClosed);
         }
         let buf = std::mem::take(&mut self.buf);
         let result = self.write_all(stream, &buf[..n]).await;
@@ -155,13 +156,13 @@ impl Sender {
     }
 
     /// One read from the app into `self.buf[..n]`, bounded by the app's read timeout.
-    async fn read_app(&mut self, conn: &mut UpConn, want: usize) -> Result<usize, SendError> {
+    async fn read_app(&mut self, conn: &mut UpConn, want: usize) -> Result<usize, Failure> {
         let size = want.clamp(1, super::MAX_BUFFER);
         self.body_buffer(size);
         match tokio::time::timeout(conn.read_timeout, conn.stream.read(&mut self.buf[..size])).await
         {
-            Ok(result) => result.map_err(SendError::Upstream),
-            Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
+            Ok(result) => result.map_err(Failure::Upstream),
+            Err(_) => Err(Failure::UpstreamTimeout(conn.read_timeout)),
         }
     }
 
@@ -175,7 +176,7 @@ impl Sender {
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         let mut source = AppBody::new(conn, framing);
         while let Some(data) = source.next(conn, self.chunk).await? {
             self.write_data(stream, data, chunked, tally, fill).await?;
@@ -192,7 +193,7 @@ impl Sender {
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Failure> {
         if chunked {
             let mut framed = Vec::with_capacity(data.len() + 16);
             encode_chunk(&data, &mut framed);
@@ -208,7 +209,7 @@ impl Sender {
         Ok(())
     }
 
-    async fn write_end(&mut self, stream: &mut Transport, chunked: bool) -> Result<(), SendError> {
+    async fn write_end(&mut self, stream: &mut Transport, chunked: bool) -> Result<(), Failure> {
         if chunked {
             let mut last = Vec::new();
             encode_last_chunk(&mut last);

@@ -10,7 +10,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
-use super::{MAX_BUFFER, SendError};
+use super::MAX_BUFFER;
+use crate::failure::Failure;
 use crate::http::{ChunkedDecoder, Framing, MAX_CHUNK_LINE};
 use crate::upstream::UpConn;
 
@@ -69,11 +70,7 @@ impl AppBody {
     /// The next decoded bytes (never empty), at most about `want` of them; `None` once the
     /// body has ended as its framing says. An app that closes early, stalls past its read
     /// timeout or breaks the chunked framing is an error.
-    pub async fn next(
-        &mut self,
-        conn: &mut UpConn,
-        want: usize,
-    ) -> Result<Option<Bytes>, SendError> {
+    pub async fn next(&mut self, conn: &mut UpConn, want: usize) -> Result<Option<Bytes>, Failure> {
         if let Some(early) = self.early.take().filter(|b| !b.is_empty()) {
             return Ok(Some(early));
         }
@@ -87,7 +84,7 @@ impl AppBody {
                 let want = (*left).min(want as u64) as usize;
                 let bytes = read(conn, want).await?;
                 if bytes.is_empty() {
-                    return Err(SendError::UpstreamClosed);
+                    return Err(Failure::UpstreamClosed);
                 }
                 *left -= bytes.len() as u64;
                 Ok(Some(bytes))
@@ -111,7 +108,7 @@ impl AppBody {
                     let mut data = Vec::new();
                     let used = decoder
                         .decode(input, &mut data)
-                        .map_err(SendError::UpstreamFraming)?;
+                        .map_err(Failure::UpstreamFraming)?;
                     input.advance(used);
                     if !data.is_empty() {
                         return Ok(Some(Bytes::from(data)));
@@ -123,10 +120,10 @@ impl AppBody {
                 input.reserve(16 * 1024);
                 let read = conn.stream.read_buf(input);
                 match tokio::time::timeout(conn.read_timeout, read).await {
-                    Ok(Ok(0)) => return Err(SendError::UpstreamClosed),
+                    Ok(Ok(0)) => return Err(Failure::UpstreamClosed),
                     Ok(Ok(_)) => {}
-                    Ok(Err(err)) => return Err(SendError::Upstream(err)),
-                    Err(_) => return Err(SendError::UpstreamTimeout(conn.read_timeout)),
+                    Ok(Err(err)) => return Err(Failure::Upstream(err)),
+                    Err(_) => return Err(Failure::UpstreamTimeout(conn.read_timeout)),
                 }
             },
         }
@@ -134,13 +131,13 @@ impl AppBody {
 }
 
 /// One read of at most `want` bytes from the app (empty: it closed), within its timeout.
-async fn read(conn: &mut UpConn, want: usize) -> Result<Bytes, SendError> {
+async fn read(conn: &mut UpConn, want: usize) -> Result<Bytes, Failure> {
     let want = want.clamp(1, MAX_BUFFER);
     let mut buf = BytesMut::with_capacity(want);
     let mut app = (&mut conn.stream).take(want as u64);
     match tokio::time::timeout(conn.read_timeout, app.read_buf(&mut buf)).await {
         Ok(Ok(_)) => Ok(buf.freeze()),
-        Ok(Err(err)) => Err(SendError::Upstream(err)),
-        Err(_) => Err(SendError::UpstreamTimeout(conn.read_timeout)),
+        Ok(Err(err)) => Err(Failure::Upstream(err)),
+        Err(_) => Err(Failure::UpstreamTimeout(conn.read_timeout)),
     }
 }

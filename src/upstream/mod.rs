@@ -25,63 +25,13 @@ use tokio::io::AsyncWriteExt;
 pub use head::{ForwardOptions, encode_request, wants_upgrade};
 pub use pool::Pool;
 pub use resolve::check_resolves;
-pub use stream::{AppSocket, ConnectError};
+pub use stream::AppSocket;
 
 use crate::config::{self, UpstreamAddress};
+use crate::failure::Failure;
 use crate::http::{BadResponse, BodyLength, Framing, Method, RequestHead, ResponseHead, framing};
 use crate::metrics::{Metrics, UpstreamOutcome};
 use crate::transport::Transport;
-
-/// Why no response came from the app. `status` is what the client gets.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("upstream {addr}: {source}")]
-    Connect { addr: String, source: ConnectError },
-    #[error("upstream {addr}: no response head within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
-    #[error("upstream {addr}: {source}")]
-    Bad { addr: String, source: BadResponse },
-    #[error("upstream {addr}: closed before responding: {detail}")]
-    Closed { addr: String, detail: String },
-    /// The client went away (or stalled) while its body was being forwarded: no response.
-    #[error("client: {0}")]
-    Client(std::io::Error),
-    /// The client's chunked request body is malformed.
-    #[error("client: request body: {0}")]
-    ClientBody(crate::http::ParseError),
-}
-
-impl ProxyError {
-    /// The status the client is answered with; `None` when the client is gone.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ProxyError::Connect {
-                source: ConnectError::Timeout(_),
-                ..
-            }
-            | ProxyError::Timeout { .. } => Some(504),
-            ProxyError::Connect { .. } | ProxyError::Bad { .. } | ProxyError::Closed { .. } => {
-                Some(502)
-            }
-            ProxyError::ClientBody(_) => Some(400),
-            ProxyError::Client(_) => None,
-        }
-    }
-
-    fn outcome(&self) -> UpstreamOutcome {
-        match self {
-            ProxyError::Connect {
-                source: ConnectError::Timeout(_),
-                ..
-            }
-            | ProxyError::Timeout { .. } => UpstreamOutcome::Timeout,
-            ProxyError::Connect { .. } => UpstreamOutcome::ConnectError,
-            ProxyError::Bad { .. } => UpstreamOutcome::BadResponse,
-            ProxyError::Closed { .. } => UpstreamOutcome::Closed,
-            ProxyError::Client(_) | ProxyError::ClientBody(_) => UpstreamOutcome::ClientAbort,
-        }
-    }
-}
 
 /// Where a forwarded request's body comes from.
 pub enum RequestBody<'a> {
@@ -101,7 +51,7 @@ enum WriteError {
     /// failed to go out): the same request may go on a fresh connection.
     Retryable(String),
     /// Part of a streamed body was sent, or the client's side failed: no second try.
-    Final(ProxyError),
+    Final(Failure),
 }
 
 /// The app's answer, with the connection positioned at its body.
@@ -229,7 +179,7 @@ impl Upstream {
         body: RequestBody<'_>,
         peer: SocketAddr,
         metrics: &Metrics,
-    ) -> Result<Exchange, ProxyError> {
+    ) -> Result<Exchange, Failure> {
         let started = Instant::now();
         if let RequestBody::InHand(body) = &body {
             debug_assert_eq!(
@@ -244,7 +194,7 @@ impl Upstream {
         let result = self.try_exchange(req, body, peer).await;
         let outcome = result
             .as_ref()
-            .map_or_else(ProxyError::outcome, |_| UpstreamOutcome::Ok);
+            .map_or_else(Failure::upstream_outcome, |_| UpstreamOutcome::Ok);
         metrics.upstream(outcome, started.elapsed().as_secs_f64());
         result
     }
@@ -254,7 +204,7 @@ impl Upstream {
         req: &RequestHead,
         mut body: RequestBody<'_>,
         peer: SocketAddr,
-    ) -> Result<Exchange, ProxyError> {
+    ) -> Result<Exchange, Failure> {
         let mut head = Vec::with_capacity(512);
         encode_request(req, peer, &self.options, &mut head);
         let replayable = is_idempotent(&req.method)
@@ -299,7 +249,7 @@ impl Upstream {
             match self.response(stream, &req.method).await {
                 Ok(exchange) => return Ok(exchange),
                 // The app closed an idle connection just as ferry reused it: try once more.
-                Err(ProxyError::Closed { .. }) if retry => fresh_only = true,
+                Err(Failure::Closed { .. }) if retry => fresh_only = true,
                 Err(err) => return Err(err),
             }
         }
@@ -328,14 +278,14 @@ impl Upstream {
             client
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
-                .map_err(|err| WriteError::Final(ProxyError::Client(err)))?;
+                .map_err(|err| WriteError::Final(Failure::ClientGone(err)))?;
         }
         body::forward_request_body(req.body, client, buf, stream, self.client_timeout)
             .await
             .map_err(|err| {
                 WriteError::Final(match err {
-                    body::BodyError::Client(err) => ProxyError::Client(err),
-                    body::BodyError::BadChunked(err) => ProxyError::ClientBody(err),
+                    body::BodyError::Client(err) => Failure::ClientGone(err),
+                    body::BodyError::BadChunked(err) => Failure::ClientBody(err),
                     body::BodyError::Upstream(err) => {
                         self.closed(format!("writing request body: {err}"))
                     }
@@ -343,28 +293,28 @@ impl Upstream {
             })
     }
 
-    async fn connect(&self) -> Result<AppSocket, ProxyError> {
+    async fn connect(&self) -> Result<AppSocket, Failure> {
         let timeout = self.connect_timeout;
         let connected = match &self.target {
             Target::Tcp(addr) => AppSocket::connect_tcp(*addr, timeout).await,
             Target::Host(resolver) => resolver.connect(timeout).await,
             Target::Unix(path) => AppSocket::connect_unix(path, timeout).await,
         };
-        connected.map_err(|source| ProxyError::Connect {
+        connected.map_err(|source| Failure::Connect {
             addr: self.label.clone(),
             source,
         })
     }
 
-    fn closed(&self, detail: String) -> ProxyError {
-        ProxyError::Closed {
+    fn closed(&self, detail: String) -> Failure {
+        Failure::Closed {
             addr: self.label.clone(),
             detail,
         }
     }
 
-    fn bad(&self, source: BadResponse) -> ProxyError {
-        ProxyError::Bad {
+    fn bad(&self, source: BadResponse) -> Failure {
+        Failure::Bad {
             addr: self.label.clone(),
             source,
         }
@@ -372,11 +322,7 @@ impl Upstream {
 
     /// Waits for the response head (within `response_timeout`) and positions the
     /// connection at the body.
-    async fn response(
-        &self,
-        mut stream: AppSocket,
-        method: &Method,
-    ) -> Result<Exchange, ProxyError> {
+    async fn response(&self, mut stream: AppSocket, method: &Method) -> Result<Exchange, Failure> {
         let deadline = tokio::time::Instant::now() + self.response_timeout;
         let (head, leftover) = self.read_head(&mut stream, deadline).await?;
         let framing = framing(&head, method).map_err(|source| self.bad(source))?;
@@ -400,14 +346,14 @@ impl Upstream {
         &self,
         stream: &mut AppSocket,
         deadline: tokio::time::Instant,
-    ) -> Result<(ResponseHead, BytesMut), ProxyError> {
+    ) -> Result<(ResponseHead, BytesMut), Failure> {
         let mut buf = BytesMut::new();
         loop {
             let read =
                 tokio::time::timeout_at(deadline, body::read_head_bytes(stream, &mut buf)).await;
             let head = match read {
                 Err(_) => {
-                    return Err(ProxyError::Timeout {
+                    return Err(Failure::HeadTimeout {
                         addr: self.label.clone(),
                         timeout: self.response_timeout,
                     });

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::stream::{AppSocket, ConnectError};
+use super::stream::AppSocket;
 use crate::config::{self, UpstreamAddress};
+use crate::failure::ConnectError;
 
 /// How long a resolved answer is used for new connections. Short: a name's address changes
 /// when the app's container is replaced, and a stale answer is caught anyway by the retry

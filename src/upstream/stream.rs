@@ -14,24 +14,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::failure::ConnectError;
+
 /// A socket to the app.
 #[derive(Debug)]
 pub enum AppSocket {
     Tcp(TcpStream),
     Unix(UnixStream),
-}
-
-/// Why no connection to the app could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("connect: {0}")]
-    Io(#[from] io::Error),
-    #[error("connect: timed out after {0:?}")]
-    Timeout(Duration),
-    /// The host name gave no address: the resolver's error, or that it did not answer in
-    /// time. Nothing was connected to, so this is a connect failure (502), not a timeout.
-    #[error("resolve {name}: {detail}")]
-    Resolve { name: String, detail: String },
 }
 
 impl AppSocket {

@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream::Finish;
 use crate::cache::fill::Fill;
+use crate::failure::Failure;
 use crate::metrics::{SendPath, Side, Tally};
 use crate::send::source::AppBody;
-use crate::send::{Body, FileRange, Pace, Part, SendError, UpstreamBody};
+use crate::send::{Body, FileRange, Pace, Part, UpstreamBody};
 
 /// What the producer hands the stream.
 enum Item {
@@ -36,7 +37,7 @@ enum Item {
     /// The body is complete.
     End,
     /// The body cannot be completed: reset the stream.
-    Failed(SendError),
+    Failed(Failure),
 }
 
 /// A response body as hyper sees it.
@@ -73,12 +74,12 @@ impl H2Body {
 
 impl hyper::body::Body for H2Body {
     type Data = Bytes;
-    type Error = SendError;
+    type Error = Failure;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Failure>>> {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -96,7 +97,7 @@ impl hyper::body::Body for H2Body {
                 None => {
                     // The producer went away without finishing (it stalled or panicked).
                     *done = true;
-                    Poll::Ready(Some(Err(SendError::Io(io::Error::other(
+                    Poll::Ready(Some(Err(Failure::ClientWrite(io::Error::other(
                         "response body abandoned",
                     )))))
                 }
@@ -179,7 +180,7 @@ enum Stop {
     ClientGone,
     /// The client took no data for `send_timeout`.
     Stalled,
-    Failed(SendError),
+    Failed(Failure),
 }
 
 impl Stop {
@@ -194,14 +195,14 @@ impl Stop {
     fn describe(&self, limits: &Limits) -> String {
         match self {
             Stop::ClientGone => "client gone (stream reset or connection closed)".to_string(),
-            Stop::Stalled => SendError::Timeout(limits.send_timeout).to_string(),
+            Stop::Stalled => Failure::ClientStalled(limits.send_timeout).to_string(),
             Stop::Failed(err) => err.to_string(),
         }
     }
 }
 
-impl From<SendError> for Stop {
-    fn from(err: SendError) -> Stop {
+impl From<Failure> for Stop {
+    fn from(err: Failure) -> Stop {
         Stop::Failed(err)
     }
 }
@@ -306,7 +307,7 @@ impl Out {
 
 /// Reads up to `want` bytes of a file at `offset` on the blocking pool; a file that ends
 /// before is an error (it shrank while being sent).
-async fn read_at(file: Arc<File>, offset: u64, want: usize) -> Result<Bytes, SendError> {
+async fn read_at(file: Arc<File>, offset: u64, want: usize) -> Result<Bytes, Failure> {
     let read = tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; want];
         let n = file.read_at(&mut buf, offset)?;
@@ -316,8 +317,8 @@ async fn read_at(file: Arc<File>, offset: u64, want: usize) -> Result<Bytes, Sen
     .await
     .map_err(io::Error::other)?;
     match read {
-        Ok(buf) if buf.is_empty() => Err(SendError::Truncated),
+        Ok(buf) if buf.is_empty() => Err(Failure::Truncated),
         Ok(buf) => Ok(Bytes::from(buf)),
-        Err(err) => Err(SendError::Disk(err)),
+        Err(err) => Err(Failure::Disk(err)),
     }
 }
