@@ -53,6 +53,10 @@ pub enum Failure {
     Truncated,
     #[error("file read: {0}")]
     Disk(io::Error),
+
+    // --- ferry's own
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Failure {
@@ -74,6 +78,7 @@ impl Failure {
             | Failure::UpstreamTimeout(_)
             | Failure::UpstreamFraming(_) => Side::Upstream,
             Failure::Truncated | Failure::Disk(_) => Side::Disk,
+            Failure::Internal(_) => Side::Internal,
         }
     }
 
@@ -112,7 +117,8 @@ impl Failure {
             | Failure::ClientGone(_)
             | Failure::ClientBody(_)
             | Failure::Truncated
-            | Failure::Disk(_) => UpstreamOutcome::ClientAbort,
+            | Failure::Disk(_)
+            | Failure::Internal(_) => UpstreamOutcome::ClientAbort,
         }
     }
 }

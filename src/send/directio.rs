@@ -173,24 +173,26 @@ impl Sender {
         tally: &mut Tally,
     ) -> Result<Option<FileRange>, Failure> {
         let Some(direct) = self.direct else {
-            return Err(io::Error::other("directio path without direct reads set up").into());
+            return Err(Failure::Internal(
+                "directio path without direct reads set up".into(),
+            ));
         };
         let mut reads = Reads::new(range, direct);
         // The next byte to send.
         let mut next = range.offset;
-        reads.fill()?;
+        reads.fill().map_err(internal)?;
         while let Some(read) = reads.pending.pop_front() {
             let Read {
                 buf,
                 at,
                 len,
                 result,
-            } = read.await.map_err(io::Error::other)??;
+            } = read.await.map_err(internal)?.map_err(internal)?;
             let n = match result {
                 Ok(n) => n,
                 Err(err) if crate::sys::is_unsupported(&err) => {
                     give_buffer(buf);
-                    dio::set_direct(&*range.file, false)?;
+                    dio::set_direct(&*range.file, false).map_err(Failure::Disk)?;
                     self.refused(&err, metrics);
                     return Ok(Some(FileRange {
                         file: Arc::clone(&range.file),
@@ -215,7 +217,7 @@ impl Sender {
             }
             next = at + to as u64;
             reads.spares.push(buf);
-            reads.fill()?;
+            reads.fill().map_err(internal)?;
             tokio::task::consume_budget().await;
         }
         for buf in reads.spares {
@@ -265,4 +267,10 @@ impl Reads {
         }
         Ok(())
     }
+}
+
+/// A failure of ferry's own machinery for direct reads (a read task that could not run, a
+/// buffer that could not be had), as opposed to the disk's answer to a read.
+fn internal(err: impl std::fmt::Display) -> Failure {
+    Failure::Internal(err.to_string())
 }
