@@ -115,15 +115,15 @@ impl Proxy {
             Ok(pending) => pending,
             Err(reply) => return Outcome::Reply(reply),
         };
-        let upgradable;
+        // Only a body streamed from an HTTP/1.1 connection leaves part of a request unread
+        // on a failure, and only such a connection can be upgraded.
+        let upgradable = matches!(body, ClientBody::Connection { .. });
         let read;
         let (req, body) = match body {
             ClientBody::Connection { transport, buf } => {
-                upgradable = true;
                 (req, RequestBody::Client { transport, buf })
             }
             ClientBody::Whole(body) => {
-                upgradable = false;
                 let bytes = match body.await {
                     Ok(bytes) => bytes,
                     Err(BodyRefused::TooLarge(limit)) => {
