@@ -89,6 +89,7 @@ pub fn run(
     let ranges = split(source.size, connections);
     let received = AtomicU64::new(0);
     let start_line = Barrier::new(connections + 1);
+    let started = std::sync::OnceLock::new();
 
     std::thread::scope(|scope| {
         let mut receivers = Vec::new();
@@ -105,16 +106,19 @@ pub fn run(
                 file: &source.file,
                 direct: direct.as_ref().map(|fds| &fds[i]),
             };
-            let start_line = &start_line;
+            let (start_line, started) = (&start_line, &started);
             senders.push(scope.spawn(move || {
                 let prepared = prepare(method, tls, &sender);
                 // Every sender reaches the start line, ready or not, so none waits forever.
                 start_line.wait();
+                started.get_or_init(Instant::now);
                 send_measured(method, &file, range, sender, prepared?)
             }));
         }
         start_line.wait();
-        let start = Instant::now();
+        // The clock starts when the first thread passes the line: the main thread may be
+        // descheduled past a whole small transfer.
+        let start = *started.get_or_init(Instant::now);
         while !receivers.iter().all(|r| r.is_finished()) {
             progress(received.load(Ordering::Relaxed));
             std::thread::park_timeout(Duration::from_millis(100));
