@@ -57,6 +57,7 @@ pub mod proxy;
 pub mod route;
 pub mod send;
 pub mod server;
+pub mod spool;
 /// The syscall wrappers, in their own crate (sys/): the one place with `unsafe` code.
 pub use ferry_sys as sys;
 pub mod tls;

@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 32] = [
+const OVERRIDABLE: [&str; 39] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -26,6 +26,7 @@ const OVERRIDABLE: [&str; 32] = [
     "server.max_connections",
     "server.shutdown_grace",
     "server.access_log",
+    "server.max_body_size",
     "admin.listen",
     "tls.listen",
     "tls.cert",
@@ -51,6 +52,12 @@ const OVERRIDABLE: [&str; 32] = [
     "cache.max_object_size",
     "cache.lock_timeout",
     "cache.stale_if_error",
+    "spool.dir",
+    "spool.max_file_size",
+    "spool.max_size",
+    "spool.request_memory",
+    "spool.request_buffering",
+    "spool.response_buffering",
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.

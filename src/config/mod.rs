@@ -57,6 +57,8 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// `[cache]`: the disk cache of upstream responses. Absent `[cache]` section = no caching.
     pub cache: Option<Cache>,
+    /// `[spool]`: where bodies wait between a slow side and the app.
+    pub spool: Spool,
 }
 
 /// `[server]`: the public listeners and per-connection limits.
@@ -77,7 +79,13 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Format of the access log (`text`, `json`) or `off`.
     pub access_log: AccessLog,
+    /// Larger request bodies are answered 413 and never reach the app (nginx
+    /// `client_max_body_size`). Zero: no limit.
+    pub max_body_size: u64,
 }
+
+/// Default `server.max_body_size`: 100 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 100 << 20;
 
 /// Default `server.max_connections` (evaluated at compile time).
 const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
@@ -92,6 +100,7 @@ impl Default for Server {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(30),
             access_log: AccessLog::Text,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
         }
     }
 }
@@ -205,6 +214,44 @@ impl Default for Cache {
             max_object_size: 1 << 30,
             lock_timeout: Duration::from_secs(5),
             stale_if_error: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[spool]`: unlinked temporary files (O_TMPFILE) that hold a body between a slow side and
+/// the app, so the app's connection is free as soon as the app has written or is asked
+/// (nginx `proxy_buffering` / `proxy_request_buffering` with their temp paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spool {
+    /// The directory the files are created in (never named: they have no path). Non-empty.
+    pub dir: PathBuf,
+    /// A body larger than this is not spooled (nginx `proxy_max_temp_file_size`). Non-zero.
+    pub max_file_size: u64,
+    /// All spool files together hold at most this; past it bodies are relayed as they come.
+    /// Non-zero.
+    pub max_size: u64,
+    /// Request bodies up to this size are held in memory instead of a file (nginx
+    /// `client_body_buffer_size`).
+    pub request_memory: usize,
+    /// Read a request body whole before the app is asked (nginx `proxy_request_buffering`).
+    pub request_buffering: bool,
+    /// Put the rest of a response body in a file when the client reads slower than the app
+    /// writes (nginx `proxy_buffering`).
+    pub response_buffering: bool,
+}
+
+/// Default `spool.dir`.
+pub const DEFAULT_SPOOL_DIR: &str = "/tmp";
+
+impl Default for Spool {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(DEFAULT_SPOOL_DIR),
+            max_file_size: 1 << 30,
+            max_size: 4 << 30,
+            request_memory: 16 << 10,
+            request_buffering: true,
+            response_buffering: true,
         }
     }
 }

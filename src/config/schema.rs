@@ -3,7 +3,7 @@
 //!
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
 //! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
-//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`); durations and sizes go through
+//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`, `[spool]` in `schema/spool.rs`); durations and sizes go through
 //! `units.rs`. Checks that span sections
 //! (the listeners against each other in `schema/listeners.rs`, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
@@ -17,6 +17,7 @@ mod cache;
 mod listeners;
 mod location;
 mod offload;
+mod spool;
 mod tls;
 mod upstream;
 mod walker;
@@ -28,10 +29,10 @@ use ::config::Value;
 use super::{AccessLog, Admin, Config, ConfigError, Io, SendPathSetting, Server};
 use walker::{Table, Walker, raw};
 
-const TOP_KEYS: [&str; 8] = [
-    "server", "admin", "tls", "io", "upstream", "offload", "cache", "location",
+const TOP_KEYS: [&str; 9] = [
+    "server", "admin", "tls", "io", "upstream", "offload", "cache", "spool", "location",
 ];
-const SERVER_KEYS: [&str; 7] = [
+const SERVER_KEYS: [&str; 8] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -39,6 +40,7 @@ const SERVER_KEYS: [&str; 7] = [
     "max_connections",
     "shutdown_grace",
     "access_log",
+    "max_body_size",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
@@ -80,6 +82,7 @@ pub(super) fn validate(
     }
     let offload = walker.offload(top.get("offload"));
     let cache = walker.cache(top.get("cache"));
+    let spool = walker.spool(top.get("spool"));
     let location_value = top.get("location");
     let locations = walker.locations(location_value);
     // Cross-section checks look at the whole location list, so only at a complete one.
@@ -101,6 +104,7 @@ pub(super) fn validate(
         offload,
         tls,
         cache,
+        spool,
     }
 }
 
@@ -134,6 +138,9 @@ impl Walker<'_> {
             w.choice(k, v, &ACCESS_LOGS)
         }) {
             server.access_log = log;
+        }
+        if let Some(size) = self.field(table, s, "max_body_size", Self::size) {
+            server.max_body_size = size;
         }
         server
     }

@@ -11,8 +11,10 @@ use prometheus::{
 };
 
 mod labels;
+mod spool;
 
 pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
+pub use spool::{SpoolDirection, SpoolMetrics, SpoolSkip};
 
 /// Who produced a response (`source` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +311,8 @@ pub struct Metrics {
     tls_handshakes: IntCounterVec,
     /// The disk cache's families (registered whether or not `[cache]` is configured).
     pub cache: CacheMetrics,
+    /// The spool's families.
+    pub spool: SpoolMetrics,
     /// Handles resolved once at start-up, so a response costs no label hashing.
     per_response: Arc<PerResponse>,
 }
@@ -511,6 +515,7 @@ impl Metrics {
             upstream_requests.with_label_values(&[outcome.label()]);
         }
         let cache = CacheMetrics::new(&registry);
+        let spool = SpoolMetrics::new(&registry);
 
         Metrics {
             per_response: Arc::new(PerResponse::new(
@@ -521,6 +526,7 @@ impl Metrics {
             )),
             tls_handshakes,
             cache,
+            spool,
             upstream_requests,
             upstream_duration,
             registry,

@@ -95,6 +95,22 @@ impl Pipe {
     }
 }
 
+impl Pipe {
+    /// `splice(2)` from the pipe into `file` at `*offset` (advanced), at most `len` bytes:
+    /// a spool file taking what the pipe holds. A write to a regular file does not wait on
+    /// the pipe; it may wait on the disk like any write.
+    pub fn drain_to_file(&self, file: &File, offset: &mut u64, len: usize) -> io::Result<usize> {
+        Ok(rustix::pipe::splice(
+            &self.read,
+            None,
+            file,
+            Some(offset),
+            len,
+            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+        )?)
+    }
+}
+
 /// The sizes tried for a fill pipe, largest first: the more it holds, the longer a busy disk
 /// may lag before the fill is given up. Above `/proc/sys/fs/pipe-max-size` (1 MiB by
 /// default) only a privileged process gets its size.

@@ -3,6 +3,7 @@
 use super::cache::CACHE_KEYS;
 use super::location::LOCATION_KEYS;
 use super::offload::OFFLOAD_KEYS;
+use super::spool::SPOOL_KEYS;
 use super::tls::TLS_KEYS;
 use super::upstream::UPSTREAM_KEYS;
 use super::*;
@@ -23,6 +24,7 @@ fn every_key_is_documented_in_the_default_file() {
         ("# [upstream]", &UPSTREAM_KEYS[..]),
         ("# [offload]", &OFFLOAD_KEYS[..]),
         ("# [cache]", &CACHE_KEYS[..]),
+        ("[spool]", &SPOOL_KEYS[..]),
         ("[[location]]", &LOCATION_KEYS[..]),
     ];
     for (header, keys) in sections {

@@ -13,6 +13,7 @@ mod env;
 mod errors;
 mod offload;
 mod precompressed;
+mod spool;
 mod tls;
 mod upstream;
 
@@ -61,6 +62,7 @@ fn embedded_default_is_the_documented_defaults() {
             max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             shutdown_grace: secs(30),
             access_log: AccessLog::Text,
+            max_body_size: 100 * 1024 * 1024,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
@@ -88,6 +90,14 @@ fn embedded_default_is_the_documented_defaults() {
         },
         tls: None,
         cache: None,
+        spool: Spool {
+            dir: "/tmp".into(),
+            max_file_size: 1024 * 1024 * 1024,
+            max_size: 4 * 1024 * 1024 * 1024,
+            request_memory: 16 * 1024,
+            request_buffering: true,
+            response_buffering: true,
+        },
     };
     assert_eq!(load_ok(DEFAULT_TOML, &[]), expected);
     // The code's defaults (used for absent keys) agree with the file.
@@ -95,6 +105,7 @@ fn embedded_default_is_the_documented_defaults() {
     assert_eq!(expected.admin, Admin::default());
     assert_eq!(expected.io, Io::default());
     assert_eq!(expected.offload, Offload::default());
+    assert_eq!(expected.spool, Spool::default());
 }
 
 #[test]
