@@ -46,6 +46,7 @@ pub(super) async fn answer(
             framing,
             chunked: false,
             fill: None,
+            spool: None,
         }),
     );
     reply.passed_headers = head

@@ -46,6 +46,9 @@ pub struct UpstreamBody {
     pub chunked: bool,
     /// A cache fill the body is also written to, if the response is being stored.
     pub fill: Option<crate::cache::fill::Fill>,
+    /// Where the rest of the body goes when the client is slower than the app (`None`:
+    /// relayed at the client's pace, `spool.response_buffering = false`).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 /// A response body.

@@ -218,7 +218,7 @@ impl Sender {
                 sys::set_cork(&*stream, true)?;
                 self.corked = true;
                 self.write_all(stream, head).await?;
-                let result = self.relay(stream, up, tally).await;
+                let result = self.relay(stream, up, metrics, tally).await;
                 self.uncork(stream.tcp())?;
                 result
             }
@@ -377,31 +377,38 @@ impl Sender {
             Err(err) => return Err(Failure::Disk(err)),
         };
         let pipe = self.pipe.as_ref().expect("pipe created above");
-        self.drain_pipe(stream, pipe, filled, filled < want || more_after)
+        self.drain_pipe(stream, pipe, filled, filled < want || more_after, false)
             .await?;
         Ok(Step::Sent(filled))
     }
 
-    /// Splices all `len` bytes the pipe holds to the client. `more`: body bytes follow these
-    /// (SPLICE_F_MORE). It must be false for a body's last bytes: with the cork already gone
-    /// (upstream bodies), the kernel would otherwise hold a final partial segment ~200 ms.
+    /// Splices all `len` bytes the pipe holds to the client and returns `len`. `more`: body
+    /// bytes follow these (SPLICE_F_MORE). It must be false for a body's last bytes: with the
+    /// cork already gone (upstream bodies), the kernel would otherwise hold a final partial
+    /// segment ~200 ms. `may_stop`: a client that takes nothing for `spool::SPOOL_WAIT` ends
+    /// the drain early, returning how many bytes it took (the rest stay in the pipe).
     async fn drain_pipe(
         &self,
         stream: &TcpStream,
         pipe: &Pipe,
         len: usize,
         more: bool,
-    ) -> Result<(), Failure> {
+        may_stop: bool,
+    ) -> Result<usize, Failure> {
         let mut left = len;
         while left > 0 {
-            self.writable(stream).await?;
+            if !may_stop {
+                self.writable(stream).await?;
+            } else if self.client_slow(stream).await? {
+                return Ok(len - left);
+            }
             match stream.try_io(Interest::WRITABLE, || pipe.drain_to(stream, left, more)) {
                 Ok(n) => left -= n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(err) => return Err(err.into()),
             }
         }
-        Ok(())
+        Ok(len)
     }
 
     /// Clears a cork set for an upstream body (see `write_response`).

@@ -1,48 +1,59 @@
-//! Relaying the app's response body to the client. A Content-Length body is spliced socket
-//! → pipe → socket (path `splice`, zero-copy) unless `io.send_path = "buffered"`; chunked and
-//! close-delimited bodies are decoded by `source::AppBody` and copied (path `buffered`),
-//! re-framed as chunked for an HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
+//! Relaying the app's response body to the client: the sink side. The app's socket is read
+//! only by the body's source (`source::AppBody`); this writes what it hands out. A
+//! Content-Length body is spliced app → pipe → client (path `splice`, zero-copy) unless
+//! `io.send_path = "buffered"` or the client is on userspace TLS; chunked and close-delimited
+//! bodies are decoded by the source and copied (path `buffered`), re-framed as chunked for an
+//! HTTP/1.1 client, so the client never sees the app's framing. Any failure of the app
 //! mid-body is an error: the frontend then closes the client connection, because a short
 //! body on a kept-alive connection would be read as the start of the next response.
+//!
+//! A slow client does not hold the app: when the client has taken nothing for
+//! [`SPOOL_WAIT`] while more of a Content-Length body waits in the app's socket, the source
+//! moves the rest into a spool file (spliced, no user-space copy; `spool.rs`), the app's
+//! connection goes back to the pool, and the client gets the rest from that file on the
+//! file send path (sendfile, kTLS sendfile, or a read on userspace TLS) at its own pace.
 //! When the response is being stored, the cache fill (`fill.rs`) gets the body on the way:
 //! teed from the splice pipe, or handed the buffer after each client write.
 
-use std::io;
-
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
 use super::source::AppBody;
-use super::{Sender, UpstreamBody};
+use super::{FileRange, Pace, Sender, UpstreamBody, within};
 use crate::cache::fill::Fill;
 use crate::failure::Failure;
 use crate::http::Framing;
 use crate::http::{encode_chunk, encode_last_chunk};
-use crate::metrics::Tally;
+use crate::metrics::{Metrics, SpoolDirection, Tally};
+use crate::spool::{SPOOL_WAIT, Spool, SpoolFile};
 use crate::upstream::UpConn;
 
 impl Sender {
     /// Sends the body of `up` (the head has been written) and pools the app connection when
-    /// the body was read exactly.
+    /// the body was read exactly — before sending what was spooled, when the client is slow.
     pub(super) async fn relay(
         &mut self,
         stream: &mut Transport,
         mut up: UpstreamBody,
+        metrics: &Metrics,
         tally: &mut Tally,
     ) -> Result<(), Failure> {
         // A fill given up or failed on the way is dropped here, which removes its file.
         let fill = &mut up.fill;
+        let mut source = AppBody::new(&mut up.conn, up.framing);
+        let mut spooled = None;
         match up.framing {
             Framing::None => {}
-            Framing::Length(len) => {
-                self.relay_length(stream, &mut up.conn, len, tally, fill)
-                    .await?
+            Framing::Length(_) => {
+                let spool = up.spool.as_ref();
+                spooled = self
+                    .relay_length(stream, &mut up.conn, &mut source, spool, tally, fill)
+                    .await?;
             }
             Framing::Chunked | Framing::Close => {
-                self.relay_decoded(stream, &mut up.conn, up.framing, up.chunked, tally, fill)
+                self.relay_decoded(stream, &mut up.conn, &mut source, up.chunked, tally, fill)
                     .await?
             }
         }
@@ -50,119 +61,130 @@ impl Sender {
             fill.finish();
         }
         up.conn.release();
-        Ok(())
+        let Some(file) = spooled else {
+            return Ok(());
+        };
+        let range = FileRange {
+            file: file.file().clone(),
+            offset: 0,
+            len: file.written(),
+            direct: false,
+        };
+        let mut path = self.file_path;
+        let mut pace = Pace::new(None);
+        self.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
+            .await
     }
 
+    /// Relays a Content-Length body; returns the spool file holding the rest of it when the
+    /// client fell behind and `spool` took it.
     async fn relay_length(
         &mut self,
         stream: &mut Transport,
         conn: &mut UpConn,
-        len: u64,
+        source: &mut AppBody,
+        mut spool: Option<&Spool>,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<SpoolFile>, Failure> {
         let path = self.upstream_path;
-        let early = (conn.leftover.len() as u64).min(len) as usize;
-        if early > 0 {
-            let bytes = conn.leftover.split_to(early);
-            self.write_all(stream, &bytes).await?;
-            self.uncork(stream.tcp())?;
-            tally.add_copied(path, early);
-            if let Some(fill) = fill {
-                fill.write(bytes.freeze());
+        if source.length_left().is_none() {
+            // The bytes that came with the head.
+            if let Some(bytes) = source.next(conn, usize::MAX).await? {
+                self.write_all(stream, &bytes).await?;
+                self.uncork(stream.tcp())?;
+                tally.add_copied(path, bytes.len());
+                if let Some(fill) = fill {
+                    fill.write(bytes);
+                }
             }
         }
-        if !conn.leftover.is_empty() {
-            // The app sent more than it announced: never reuse that connection.
-            conn.reusable = false;
-            conn.leftover.clear();
-        }
-        let mut left = len - early as u64;
-        while left > 0 {
+        loop {
+            let left = source.length_left().unwrap_or(0);
+            if left == 0 {
+                return Ok(None);
+            }
             let want = left.min(self.chunk as u64) as usize;
-            let n = if path.uses_splice() {
-                self.splice_from_app(stream.tcp(), conn, want, left > want as u64, fill)
-                    .await?
+            if path.uses_splice() {
+                let mut want = want.min(self.pipe()?.capacity());
+                if let Some(fill) = fill
+                    && let Some(room) = fill.tee_room().await
+                {
+                    want = want.min(room);
+                }
+                let pipe = self.pipe.as_ref().expect("pipe created above");
+                let n = source.splice(conn, pipe, want).await?;
+                if let Some(fill) = fill {
+                    // Duplicated into the cache file's pipe before the client's splice
+                    // consumes it.
+                    fill.tee(pipe, n);
+                }
+                let more = source.length_left().is_some_and(|left| left > 0);
+                let may_stop = spool.is_some() && more;
+                let drained = self
+                    .drain_pipe(stream.tcp(), pipe, n, more || n < want, may_stop)
+                    .await?;
+                tally.add(path, drained);
+                self.uncork(stream.tcp())?;
+                if drained < n {
+                    // The client stalled with more at the app: spool the rest.
+                    let rest = n - drained;
+                    let total = rest as u64 + source.length_left().unwrap_or(0);
+                    let pipe = self.pipe.as_ref().expect("pipe created above");
+                    match spool
+                        .take()
+                        .and_then(|s| s.file(total, SpoolDirection::Response))
+                    {
+                        Some(mut file) => {
+                            file.splice_from(pipe, rest).map_err(Failure::Disk)?;
+                            source.spool_rest(conn, &mut file, pipe, fill).await?;
+                            return Ok(Some(file));
+                        }
+                        None => {
+                            self.drain_pipe(stream.tcp(), pipe, rest, more, false)
+                                .await?;
+                            tally.add(path, rest);
+                        }
+                    }
+                }
             } else {
-                self.copy_from_app(stream, conn, want, fill).await?
-            };
-            self.uncork(stream.tcp())?;
-            tally.add(path, n);
-            left -= n as u64;
+                let Some(bytes) = source.next(conn, want).await? else {
+                    return Ok(None);
+                };
+                let more = source.length_left().is_some_and(|left| left > 0);
+                if more
+                    && let Some(s) = spool
+                    && self.client_slow(stream.tcp()).await?
+                {
+                    spool = None;
+                    let total = bytes.len() as u64 + source.length_left().unwrap_or(0);
+                    if let Some(mut file) = s.file(total, SpoolDirection::Response) {
+                        file.write(&bytes).map_err(Failure::Disk)?;
+                        if let Some(fill) = fill {
+                            fill.write(bytes);
+                        }
+                        let pipe = self.pipe()?;
+                        source.spool_rest(conn, &mut file, pipe, fill).await?;
+                        return Ok(Some(file));
+                    }
+                }
+                self.write_all(stream, &bytes).await?;
+                self.uncork(stream.tcp())?;
+                tally.add(path, bytes.len());
+                if let Some(fill) = fill {
+                    fill.write(bytes);
+                }
+            }
             tokio::task::consume_budget().await;
         }
-        Ok(())
     }
 
-    /// Splices up to `want` bytes app → pipe → client; returns how many moved.
-    async fn splice_from_app(
-        &mut self,
-        stream: &TcpStream,
-        conn: &UpConn,
-        want: usize,
-        more_after: bool,
-        fill: &mut Option<Fill>,
-    ) -> Result<usize, Failure> {
-        let timeout = conn.read_timeout;
-        let up = &conn.stream;
-        let mut want = want.min(self.pipe()?.capacity());
-        if let Some(fill) = fill
-            && let Some(room) = fill.tee_room().await
-        {
-            want = want.min(room);
-        }
-        let pipe = self.pipe()?;
-        let filled = loop {
-            match tokio::time::timeout(timeout, up.readable()).await {
-                Ok(ready) => ready.map_err(Failure::Upstream)?,
-                Err(_) => return Err(Failure::UpstreamTimeout(timeout)),
-            }
-            match up.try_io(Interest::READABLE, || pipe.fill_from_socket(up, want)) {
-                Ok(0) => return Err(Failure::UpstreamClosed),
-                Ok(n) => break n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Err(Failure::Upstream(err)),
-            }
-        };
-        let pipe = self.pipe.as_ref().expect("pipe created above");
-        if let Some(fill) = fill {
-            // Duplicated into the cache file's pipe before the client's splice consumes it.
-            fill.tee(pipe, filled);
-        }
-        self.drain_pipe(stream, pipe, filled, more_after || filled < want)
-            .await?;
-        Ok(filled)
-    }
-
-    /// Reads up to `want` bytes from the app into the reused buffer and writes them.
-    async fn copy_from_app(
-        &mut self,
-        stream: &mut Transport,
-        conn: &mut UpConn,
-        want: usize,
-        fill: &mut Option<Fill>,
-    ) -> Result<usize, Failure> {
-        let n = self.read_app(conn, want).await?;
-        if n == 0 {
-            return Err(Failure::UpstreamClosed);
-        }
-        let buf = std::mem::take(&mut self.buf);
-        let result = self.write_all(stream, &buf[..n]).await;
-        if let Some(fill) = fill {
-            fill.write(Bytes::copy_from_slice(&buf[..n]));
-        }
-        self.buf = buf;
-        result.map(|()| n)
-    }
-
-    /// One read from the app into `self.buf[..n]`, bounded by the app's read timeout.
-    async fn read_app(&mut self, conn: &mut UpConn, want: usize) -> Result<usize, Failure> {
-        let size = want.clamp(1, super::MAX_BUFFER);
-        self.body_buffer(size);
-        match tokio::time::timeout(conn.read_timeout, conn.stream.read(&mut self.buf[..size])).await
-        {
-            Ok(result) => result.map_err(Failure::Upstream),
-            Err(_) => Err(Failure::UpstreamTimeout(conn.read_timeout)),
+    /// Whether the client has taken nothing for [`SPOOL_WAIT`]: its socket is not writable
+    /// now and does not become so within it.
+    pub(super) async fn client_slow(&self, stream: &TcpStream) -> Result<bool, Failure> {
+        match within(SPOOL_WAIT, stream.writable()).await {
+            Ok(ready) => ready.map(|()| false).map_err(Failure::from),
+            Err(_) => Ok(true),
         }
     }
 
@@ -172,12 +194,11 @@ impl Sender {
         &mut self,
         stream: &mut Transport,
         conn: &mut UpConn,
-        framing: Framing,
+        source: &mut AppBody,
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
     ) -> Result<(), Failure> {
-        let mut source = AppBody::new(conn, framing);
         while let Some(data) = source.next(conn, self.chunk).await? {
             self.write_data(stream, data, chunked, tally, fill).await?;
         }

@@ -1,18 +1,27 @@
-//! The app's response body as a source of decoded bytes, apart from where they go: it reads
-//! the app's connection (the bytes that came with the head first) and undoes the framing
-//! (Content-Length, chunked, or until the app closes), one piece per call. The sinks are the
-//! HTTP/1.1 relay (`relay.rs`, for the bodies it does not splice) and the HTTP/2 body
-//! (`frontend::h2`); each writes, tallies and feeds a cache fill, and neither reads the app.
+//! The app's response body as a source, apart from where it goes: the only reader of the
+//! app's connection while a body is relayed. It hands the body out as decoded bytes (the
+//! bytes that came with the head first, then Content-Length, chunked, or until the app
+//! closes, one piece per call: `next`), or — for the rest of a Content-Length body — as bytes
+//! spliced into a pipe, which a sink drains without them entering user space (`splice`).
+//! When the client is slower than the app, it moves the whole rest of the body into a spool
+//! file (`spool_rest`), so the app's connection can go back to the pool at once.
+//! The sinks are the HTTP/1.1 relay (`relay.rs`) and the HTTP/2 body (`frontend::h2`); each
+//! writes, tallies and feeds a cache fill, and neither reads the app.
 //!
 //! The connection is marked not reusable when the app sent more than its framing said, or
 //! the body ran until it closed.
 
+use std::io;
+
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, Interest};
 
 use super::MAX_BUFFER;
+use crate::cache::fill::Fill;
 use crate::failure::Failure;
 use crate::http::{ChunkedDecoder, Framing, MAX_CHUNK_LINE};
+use crate::spool::SpoolFile;
+use crate::sys::Pipe;
 use crate::upstream::UpConn;
 
 /// What is left to read of a body.
@@ -127,6 +136,95 @@ impl AppBody {
                 }
             },
         }
+    }
+}
+
+impl AppBody {
+    /// Bytes of a Content-Length body still in the app's socket (after any handed out by
+    /// `next`); `None` for other framings.
+    pub fn length_left(&self) -> Option<u64> {
+        match self.state {
+            State::Length { left } if self.early.as_ref().is_none_or(Bytes::is_empty) => Some(left),
+            State::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Splices up to `want` bytes of a Content-Length body (`length_left` is `Some`) from
+    /// the app's socket into `pipe`, waiting within the app's read timeout; returns how many
+    /// are now in the pipe. The app closing early is an error.
+    pub async fn splice(
+        &mut self,
+        conn: &UpConn,
+        pipe: &Pipe,
+        want: usize,
+    ) -> Result<usize, Failure> {
+        let State::Length { left } = &mut self.state else {
+            return Ok(0);
+        };
+        let want = (*left).min(want.min(pipe.capacity()) as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let (up, timeout) = (&conn.stream, conn.read_timeout);
+        let filled = loop {
+            match tokio::time::timeout(timeout, up.readable()).await {
+                Ok(ready) => ready.map_err(Failure::Upstream)?,
+                Err(_) => return Err(Failure::UpstreamTimeout(timeout)),
+            }
+            match up.try_io(Interest::READABLE, || pipe.fill_from_socket(up, want)) {
+                Ok(0) => return Err(Failure::UpstreamClosed),
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(Failure::Upstream(err)),
+            }
+        };
+        *left -= filled as u64;
+        Ok(filled)
+    }
+
+    /// Moves the rest of the body into `file`: a Content-Length body with splice through
+    /// `pipe` (teed into the cache `fill` on the way), decoded bytes with a write (and handed
+    /// to the fill). The file's reservation must cover a known length; a body of unknown
+    /// length that outgrows the spool's limits is an error (`Failure::Disk`), as is a write
+    /// that fails.
+    pub async fn spool_rest(
+        &mut self,
+        conn: &mut UpConn,
+        file: &mut SpoolFile,
+        pipe: &Pipe,
+        fill: &mut Option<Fill>,
+    ) -> Result<(), Failure> {
+        if self.length_left().is_some() {
+            while self.length_left().is_some_and(|left| left > 0) {
+                let mut want = pipe.capacity();
+                if let Some(fill) = fill
+                    && let Some(room) = fill.tee_room().await
+                {
+                    want = want.min(room);
+                }
+                let n = self.splice(conn, pipe, want).await?;
+                if let Some(fill) = fill {
+                    fill.tee(pipe, n);
+                }
+                file.splice_from(pipe, n).map_err(Failure::Disk)?;
+                tokio::task::consume_budget().await;
+            }
+            return Ok(());
+        }
+        while let Some(bytes) = self.next(conn, MAX_BUFFER).await? {
+            if !file.grow(bytes.len() as u64) {
+                return Err(Failure::Disk(io::Error::other(
+                    "the body outgrew the spool's limits",
+                )));
+            }
+            file.write(&bytes).map_err(Failure::Disk)?;
+            if let Some(fill) = fill {
+                fill.write(bytes);
+            }
+            tokio::task::consume_budget().await;
+        }
+        Ok(())
     }
 }
 

@@ -294,6 +294,8 @@ pub struct ProxyConfig {
     pub accel_mapping: Option<String>,
     /// (prefix, root, internal)
     pub locations: Vec<(String, PathBuf, bool)>,
+    /// Raw TOML sections added at the end (`[spool]` ...).
+    pub extra: String,
 }
 
 fn toml_string(s: &str) -> String {
@@ -315,6 +317,7 @@ impl ProxyConfig {
             advertise: None,
             accel_mapping: None,
             locations: Vec::new(),
+            extra: String::new(),
         }
     }
 
@@ -396,7 +399,23 @@ impl ProxyConfig {
                 toml_string(root.to_str().unwrap())
             ));
         }
+        s.push('\n');
+        s.push_str(&self.extra);
         s
+    }
+
+    /// Adds raw TOML (whole sections) after the rest.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+
+    /// Adds a raw `key = value` line to [server].
+    pub fn server(mut self, line: &str) -> Self {
+        self.base.server_extra.push_str(line);
+        self.base.server_extra.push('\n');
+        self
     }
 
     /// Writes the config to a temp file and starts ferry with it.

@@ -23,6 +23,8 @@ pub struct Config {
     pub send_path: String,
     pub chunk: String,
     pub locations: Vec<Location>,
+    /// Raw `key = value` lines added to [server].
+    pub server_extra: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -52,6 +54,7 @@ impl Config {
             send_path: "auto".into(),
             chunk: "2MiB".into(),
             locations: Vec::new(),
+            server_extra: String::new(),
         }
     }
 
@@ -85,7 +88,7 @@ impl Config {
         let listen: Vec<String> = self.listen.iter().map(|l| toml_str(l)).collect();
         let mut s = format!(
             "[server]\nlisten = [{}]\nheader_timeout = {}\nkeepalive_timeout = {}\nsend_timeout = {}\n\
-             max_connections = {}\nshutdown_grace = {}\naccess_log = {}\n\n[admin]\nlisten = {}\n\n\
+             max_connections = {}\nshutdown_grace = {}\naccess_log = {}\n{}\n[admin]\nlisten = {}\n\n\
              [io]\nsend_path = {}\nchunk = {}\n",
             listen.join(", "),
             toml_str(&self.header_timeout),
@@ -94,6 +97,7 @@ impl Config {
             self.max_connections,
             toml_str(&self.shutdown_grace),
             toml_str(&self.access_log),
+            self.server_extra,
             toml_str(&self.admin_listen),
             toml_str(&self.send_path),
             toml_str(&self.chunk),

@@ -27,9 +27,11 @@ use tokio_util::sync::CancellationToken;
 use super::stream::Finish;
 use crate::cache::fill::Fill;
 use crate::failure::Failure;
-use crate::metrics::{SendPath, Side, Tally};
+use crate::metrics::{SendPath, Side, SpoolDirection, Tally};
 use crate::send::source::AppBody;
 use crate::send::{Body, FileRange, Pace, Part, UpstreamBody};
+use crate::spool::SPOOL_WAIT;
+use crate::sys::Pipe;
 
 /// What the producer hands the stream.
 enum Item {
@@ -282,26 +284,70 @@ impl Out {
     }
 
     /// Relays the app's body, decoded from its framing; the connection goes back to the pool
-    /// only when the body was read exactly.
+    /// only when the body was read exactly. When the stream takes nothing for `SPOOL_WAIT`
+    /// with more of a Content-Length body at the app, the rest is spooled (as on HTTP/1.1)
+    /// and the app's connection released before the stream gets it from the file.
     async fn upstream(&mut self, up: UpstreamBody) -> Result<(), Stop> {
         let UpstreamBody {
             mut conn,
             framing,
             mut fill,
+            mut spool,
             ..
         } = up;
         // Bodies are buffered here: a cache fill takes each buffer as it goes out (path
         // `buffered`); given up or failed, it is dropped, which removes its file.
         self.fill = fill.take();
         let mut source = AppBody::new(&mut conn, framing);
+        let mut spooled = None;
         while let Some(bytes) = source.next(&mut conn, self.limits.chunk).await? {
+            let left = source.length_left().unwrap_or(0);
+            if left > 0
+                && spool.is_some()
+                && self.stream_slow().await
+                && let Some(mut file) = spool
+                    .take()
+                    .and_then(|s| s.file(bytes.len() as u64 + left, SpoolDirection::Response))
+            {
+                file.write(&bytes).map_err(Failure::Disk)?;
+                if let Some(fill) = &mut self.fill {
+                    fill.write(bytes);
+                }
+                let pipe =
+                    Pipe::new().map_err(|err| Failure::Internal(format!("spool pipe: {err}")))?;
+                source
+                    .spool_rest(&mut conn, &mut file, &pipe, &mut self.fill)
+                    .await?;
+                spooled = Some(file);
+                break;
+            }
             self.send(bytes, SendPath::TlsBuffered).await?;
         }
         if let Some(fill) = self.fill.take() {
             fill.finish();
         }
         conn.release();
+        if let Some(file) = spooled {
+            let range = FileRange {
+                file: file.file().clone(),
+                offset: 0,
+                len: file.written(),
+                direct: false,
+            };
+            self.file(&range).await?;
+        }
         Ok(())
+    }
+
+    /// Whether the stream has taken nothing for `SPOOL_WAIT`: hyper polls for the next
+    /// chunk only when the client's flow control and the connection let it send.
+    async fn stream_slow(&self) -> bool {
+        if self.tx.capacity() > 0 {
+            return false;
+        }
+        tokio::time::timeout(SPOOL_WAIT, self.tx.reserve())
+            .await
+            .is_err()
     }
 }
 
