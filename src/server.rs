@@ -24,8 +24,9 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::frontend::{self, Limit, Shared};
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::proxy::{Buffering, Proxy};
 use crate::route::Router;
+use crate::spool::Spool;
 use crate::tls::Tls;
 use crate::upstream::Upstream;
 
@@ -46,6 +47,11 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Cache(#[from] crate::cache::CacheError),
+    #[error("spool.dir {dir}: cannot create a spool file: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("connection worker: {0}")]
     Worker(std::io::Error),
 }
@@ -121,10 +127,25 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         draining: AtomicBool::new(false),
         cache: cache.clone(),
     });
+    let spool = Spool::new(&config.spool, metrics.spool.clone());
+    if config.upstream.is_some() {
+        spool.check().map_err(|source| StartError::Spool {
+            dir: config.spool.dir.clone(),
+            source,
+        })?;
+    }
     let proxy = config.upstream.as_ref().map(|up| {
         let upstream = Upstream::new(up, &config.offload, client_timeout);
         let offload = config.offload.clone();
-        Proxy::new(upstream, cache.clone(), offload, metrics.clone())
+        let buffering = Buffering {
+            spool: spool.clone(),
+            responses: config.spool.response_buffering,
+            requests: config.spool.request_buffering,
+            request_memory: config.spool.request_memory,
+            max_body_size: config.server.max_body_size,
+            client_timeout,
+        };
+        Proxy::new(upstream, cache.clone(), offload, metrics.clone(), buffering)
     });
     let shared = Arc::new(Shared {
         router,

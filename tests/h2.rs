@@ -34,9 +34,11 @@ impl Fx {
 
     /// ferry in front of `app`, with `root/` as the internal location `/internal/`.
     fn start_proxy(&self, app: &App) -> TlsServer {
-        let toml = ProxyConfig::new(&app.address)
-            .location("/internal/", &self.root, true)
-            .to_toml()
+        self.start_proxy_with(ProxyConfig::new(&app.address))
+    }
+
+    fn start_proxy_with(&self, config: ProxyConfig) -> TlsServer {
+        let toml = config.location("/internal/", &self.root, true).to_toml()
             + &TlsSection::new(&self.certs).to_toml();
         TlsServer::start(&toml, 1)
     }
@@ -531,7 +533,8 @@ fn h2_proxied_posts_reach_the_app_whole() {
 fn h2_request_body_over_the_limit_gets_413_and_never_reaches_the_app() {
     let fx = Fx::new();
     let app = App::start();
-    let srv = fx.start_proxy(&app);
+    let config = ProxyConfig::new(&app.address).server("max_body_size = \"16MiB\"");
+    let srv = fx.start_proxy_with(config);
     let len = 16 * MIB + 1;
     fx.file("huge.bin", len, 81);
     let data = format!("@{}", fx.root.join("huge.bin").to_str().unwrap());

@@ -13,16 +13,17 @@
 mod cached;
 mod hit;
 mod relay;
+pub mod request_body;
 mod tunnel;
 
-use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
+pub use request_body::{BodyReadError, Buffering, Collector, Held, Refused};
 pub use tunnel::tunnel;
 
 use crate::cache::Cache;
@@ -30,24 +31,17 @@ use crate::config::Offload;
 use crate::http::{BodyLength, RequestHead};
 use crate::metrics::{Metrics, Source};
 use crate::route::{Reply, Router};
+use crate::send::Body;
 use crate::transport::Transport;
 use crate::upstream::{Exchange, RequestBody, Upstream, wants_upgrade};
 
-/// An error a client's body read ends with, passed through to the frontend.
-pub type BodyReadError = Box<dyn Error + Send + Sync>;
-
-/// Reading a whole request body (HTTP/2), started only once the cache has had its say: a
-/// stored answer needs no body.
-pub type BodyRead<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BodyRefused>> + Send + 'a>>;
-
-/// Why a request body read as a whole was not had.
-#[derive(Debug)]
-pub enum BodyRefused {
-    /// Over the limit (`limit` bytes): answered 413.
-    TooLarge(usize),
-    /// The client went away or stalled: nothing is answered.
-    Gone(BodyReadError),
-}
+/// Reading a whole request body (HTTP/2) into the collector it is given, started only once
+/// the cache has had its say: a stored answer needs no body.
+pub type BodyRead<'a> = Box<
+    dyn FnOnce(Collector) -> Pin<Box<dyn Future<Output = Result<Held, Refused>> + Send + 'a>>
+        + Send
+        + 'a,
+>;
 
 /// Where the request body comes from.
 pub enum ClientBody<'a> {
@@ -57,7 +51,7 @@ pub enum ClientBody<'a> {
         transport: &'a mut Transport,
         buf: &'a mut BytesMut,
     },
-    /// HTTP/2: read whole, into memory, when the app is to be asked.
+    /// HTTP/2: read whole (memory or spool file) when the app is to be asked.
     Whole(BodyRead<'a>),
 }
 
@@ -80,6 +74,7 @@ pub struct Proxy {
     cache: Option<Arc<Cache>>,
     offload: Offload,
     metrics: Metrics,
+    buffering: Buffering,
 }
 
 impl Proxy {
@@ -88,12 +83,40 @@ impl Proxy {
         cache: Option<Arc<Cache>>,
         offload: Offload,
         metrics: Metrics,
+        buffering: Buffering,
     ) -> Proxy {
         Proxy {
             upstream: Arc::new(upstream),
             cache,
             offload,
             metrics,
+            buffering,
+        }
+    }
+
+    /// The outcome of a request body that was not had: 413 over the limit, 400 for broken
+    /// chunked framing (both closing an HTTP/1.1 connection, whose body is left unread), no
+    /// answer when the client went away.
+    fn refused(&self, req: &RequestHead, peer: SocketAddr, refused: Refused, h1: bool) -> Outcome {
+        let reply = match refused {
+            Refused::TooLarge(limit) => {
+                tracing::debug!(%peer, target = %req.target, limit, "request body refused: too large");
+                Reply::error(413, Source::Internal)
+            }
+            Refused::Bad(err) => {
+                tracing::debug!(%peer, target = %req.target, error = %err, "bad chunked request body");
+                Reply::error(400, Source::Internal)
+            }
+            Refused::Gone(err) => {
+                tracing::debug!(%peer, error = %err, "client gone while sending its body");
+                return Outcome::ClientGone(Some(err));
+            }
+            Refused::NoSpool => Reply::error(503, Source::Internal),
+        };
+        if h1 {
+            Outcome::Failed(reply)
+        } else {
+            Outcome::Reply(reply)
         }
     }
 
@@ -118,31 +141,75 @@ impl Proxy {
         // Only a body streamed from an HTTP/1.1 connection leaves part of a request unread
         // on a failure, and only such a connection can be upgraded.
         let upgradable = matches!(body, ClientBody::Connection { .. });
-        let read;
-        let (req, body) = match body {
+        let buffering = &self.buffering;
+        let held = match body {
             ClientBody::Connection { transport, buf } => {
-                (req, RequestBody::Client { transport, buf })
+                if req.body == BodyLength::Empty {
+                    Err(RequestBody::Client { transport, buf })
+                } else if buffering.requests {
+                    let (length, expect) = (req.body, req.expect_continue);
+                    let timeout = buffering.client_timeout;
+                    match request_body::read_h1(buffering, length, expect, transport, buf, timeout)
+                        .await
+                    {
+                        Ok(held) => Ok(held),
+                        // The spool is full: the body goes to the app as it comes.
+                        Err(Refused::NoSpool) => Err(RequestBody::Client { transport, buf }),
+                        Err(refused) => return self.refused(req, peer, refused, true),
+                    }
+                } else if let BodyLength::Length(n) = req.body
+                    && buffering.max_body_size > 0
+                    && n > buffering.max_body_size
+                {
+                    let refused = Refused::TooLarge(buffering.max_body_size);
+                    return self.refused(req, peer, refused, true);
+                } else {
+                    Err(RequestBody::Client { transport, buf })
+                }
             }
-            ClientBody::Whole(body) => {
-                let bytes = match body.await {
-                    Ok(bytes) => bytes,
-                    Err(BodyRefused::TooLarge(limit)) => {
-                        tracing::debug!(%peer, target = %req.target, limit, "request body refused: too large");
-                        return Outcome::Reply(Reply::error(413, Source::Internal));
-                    }
-                    Err(BodyRefused::Gone(err)) => {
-                        tracing::debug!(%peer, error = %err, "client gone while sending its body");
-                        return Outcome::ClientGone(Some(err));
-                    }
+            ClientBody::Whole(read) => {
+                let expected = match req.body {
+                    BodyLength::Length(n) => Some(n),
+                    BodyLength::Empty | BodyLength::Chunked => None,
                 };
-                let mut with_length = req.clone();
-                with_length.body = if bytes.is_empty() {
+                let read = match Collector::new(buffering, expected) {
+                    Ok(collector) => read(collector).await,
+                    // No room to hold it: HTTP/2 cannot stream a body to the app.
+                    Err(Refused::NoSpool) => {
+                        return Outcome::Reply(
+                            Reply::error(503, Source::Internal)
+                                .with_header("Retry-After", "5".into()),
+                        );
+                    }
+                    Err(refused) => Err(refused),
+                };
+                match read {
+                    Ok(held) => Ok(held),
+                    Err(refused) => return self.refused(req, peer, refused, false),
+                }
+            }
+        };
+        let with_length;
+        let (req, body) = match held {
+            Err(streamed) => (req, streamed),
+            Ok(held) => {
+                let mut head = req.clone();
+                head.body = if held.is_empty() {
                     BodyLength::Empty
                 } else {
-                    BodyLength::Length(bytes.len() as u64)
+                    BodyLength::Length(held.len())
                 };
-                read = with_length;
-                (&read, RequestBody::InHand(bytes))
+                // The body is read: the app need not be asked to continue.
+                head.expect_continue = false;
+                with_length = (head, held);
+                let body = match &with_length.1 {
+                    Held::Memory(bytes) => RequestBody::InHand(bytes.clone()),
+                    Held::Spooled(_) => {
+                        let (file, len) = with_length.1.file().expect("a spooled body");
+                        RequestBody::File { file, len }
+                    }
+                };
+                (&with_length.0, body)
             }
         };
         let sent = pending.as_ref().map_or(req, |p| p.request(req));
@@ -184,6 +251,12 @@ impl Proxy {
         } = exchange;
         let offload = &self.offload;
         let answer = cached::answer(offload, router, req, pending, head, framing, conn);
-        Outcome::Reply(answer.await)
+        let mut reply = answer.await;
+        if self.buffering.responses
+            && let Body::Upstream(up) = &mut reply.body
+        {
+            up.spool = Some(self.buffering.spool.clone());
+        }
+        Outcome::Reply(reply)
     }
 }

@@ -14,6 +14,7 @@ mod pool;
 mod resolve;
 mod stream;
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ use crate::transport::Transport;
 pub enum RequestBody<'a> {
     /// All of it, already read (empty for none); `req.body` must say `Empty` or `Length`.
     InHand(Bytes),
+    /// All of it, in the first `len` bytes of a (spool) file; `req.body` says `Length(len)`.
+    File { file: Arc<File>, len: u64 },
     /// The client's HTTP/1.1 connection: the body follows the head there, after what `buf`
     /// already holds, and is forwarded as it arrives (spliced when it can be).
     Client {
@@ -210,13 +213,13 @@ impl Upstream {
         let replayable = is_idempotent(&req.method)
             && match &body {
                 // The whole request is in hand: it can be written again.
-                RequestBody::InHand(_) => true,
+                RequestBody::InHand(_) | RequestBody::File { .. } => true,
                 // Only a bodiless one: all its bytes are in `head`.
                 RequestBody::Client { .. } => req.body == BodyLength::Empty,
             };
         let inline = match &body {
             RequestBody::InHand(bytes) => buffered::inline(&mut head, bytes),
-            RequestBody::Client { .. } => false,
+            RequestBody::File { .. } | RequestBody::Client { .. } => false,
         };
         let mut fresh_only = false;
         loop {
@@ -230,6 +233,12 @@ impl Upstream {
                     let rest = (!inline).then_some(bytes.as_ref());
                     let timeout = self.response_timeout;
                     let written = buffered::write_held(&mut stream, &head, rest, timeout).await;
+                    written.map_err(WriteError::Retryable)
+                }
+                RequestBody::File { file, len } => {
+                    let timeout = self.response_timeout;
+                    let written =
+                        buffered::write_file(&mut stream, &head, file, *len, timeout).await;
                     written.map_err(WriteError::Retryable)
                 }
                 RequestBody::Client { transport, buf } => {

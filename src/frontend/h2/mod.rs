@@ -5,9 +5,9 @@
 //! the socket, so every HTTP/2 body is `tls_buffered`, and kTLS is not attempted for these
 //! connections (`tls` counts that fallback with reason `http2`).
 //!
-//! Requests for the app go through the same `proxy` as HTTP/1.1 ones, their body read into
-//! memory first (up to `MAX_PROXIED_BODY`, 413 past it) and sent on ferry's own HTTP/1.1
-//! client.
+//! Requests for the app go through the same `proxy` as HTTP/1.1 ones, their body read whole
+//! first (memory, then a spool file; 413 past `server.max_body_size`) and sent on ferry's own
+//! HTTP/1.1 client.
 //!
 //! The connection closes when idle (`header_timeout` before the first request,
 //! `keepalive_timeout` after), when a stream stalls for `send_timeout`, or on shutdown, which
@@ -30,17 +30,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_util::sync::CancellationToken;
 
 use self::body::H2Body;
-use self::request::BodyError;
 use self::stream::{ConnState, InFlight};
 use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
 use crate::metrics::Source;
-use crate::proxy::{BodyReadError, BodyRefused, ClientBody, Outcome};
+use crate::proxy::{BodyRead, BodyReadError, ClientBody, Outcome};
 use crate::route::{Dispatch, Reply};
 use crate::transport::Transport;
 
-/// Largest request body forwarded to the app from an HTTP/2 client; it is held in memory.
-pub const MAX_PROXIED_BODY: usize = 16 * 1024 * 1024;
 /// Most request-body bytes read and dropped after answering without them (see
 /// `request::discard_body`); past it the stream is reset.
 const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
@@ -162,8 +159,8 @@ fn client_timeout(shared: &Shared) -> Duration {
     shared.server.header_timeout.max(shared.server.send_timeout)
 }
 
-/// Sends `req` to the app through the proxy, its body read whole (up to `MAX_PROXIED_BODY`,
-/// 413 past it) once the cache has had its say. An error means the client went away (or
+/// Sends `req` to the app through the proxy, its body read whole (413 past
+/// `server.max_body_size`) once the cache has had its say. An error means the client went away (or
 /// stalled) while sending its body: the stream is reset, nothing is answered.
 async fn forward(
     req: &RequestHead,
@@ -175,13 +172,8 @@ async fn forward(
         return Ok(Reply::error(404, Source::Internal));
     };
     let timeout = client_timeout(shared);
-    let read = Box::pin(async move {
-        request::read_body(body, MAX_PROXIED_BODY, timeout)
-            .await
-            .map_err(|err| match err {
-                BodyError::TooLarge(limit) => BodyRefused::TooLarge(limit),
-                err => BodyRefused::Gone(err.into()),
-            })
+    let read: BodyRead = Box::new(move |collector| {
+        Box::pin(async move { request::read_into(body, collector, timeout).await })
     });
     match proxy
         .forward(&shared.router, req, ClientBody::Whole(read), peer)

@@ -4,16 +4,17 @@
 //! 9113 §8.2.3 asks) and parsed with the HTTP/1.1 codec: the same target, Host, size and
 //! framing rules apply to both protocols, with no second copy of them to drift apart.
 //!
-//! Also here: reading a request body into memory, up to a limit, for the proxy.
+//! Also here: reading a request body whole into the proxy's collector (memory, then a spool
+//! file, up to `server.max_body_size`).
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::http::request::Parts;
 
 use crate::http::{BodyLength, ParseError, RequestHead, Scheme, parse_request};
+use crate::proxy::{Collector, Held, Refused};
 
 /// Converts the head of an HTTP/2 request; `end_stream` is whether the request has no body
 /// (its HEADERS frame ended the stream).
@@ -77,43 +78,30 @@ fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Why a request body could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("client: request body over {0} bytes")]
-    TooLarge(usize),
-    #[error("client: request body: {0}")]
-    Client(#[from] hyper::Error),
-    #[error("client: request body: no data for {0:?}")]
-    Timeout(Duration),
-}
-
-/// Reads the whole body, at most `limit` bytes, waiting at most `timeout` for each frame.
-pub async fn read_body(
+/// Reads the whole body into `collector` (memory, then a spool file; the limit is the
+/// collector's), waiting at most `timeout` for each frame.
+pub async fn read_into(
     body: &mut Incoming,
-    limit: usize,
+    mut collector: Collector,
     timeout: Duration,
-) -> Result<Bytes, BodyError> {
-    if body.size_hint().lower() > limit as u64 {
-        return Err(BodyError::TooLarge(limit));
-    }
-    let mut buf = BytesMut::new();
+) -> Result<Held, Refused> {
     while !body.is_end_stream() {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
-            Ok(Some(frame)) => frame?,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(err))) => return Err(Refused::Gone(Box::new(err))),
             Ok(None) => break,
-            Err(_) => return Err(BodyError::Timeout(timeout)),
+            Err(_) => {
+                let err = format!("client: request body: no data for {timeout:?}");
+                return Err(Refused::Gone(err.into()));
+            }
         };
         // Trailers carry nothing the app is sent; they are dropped.
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if buf.len() + data.len() > limit {
-            return Err(BodyError::TooLarge(limit));
-        }
-        buf.extend_from_slice(&data);
+        collector.push(&data)?;
     }
-    Ok(buf.freeze())
+    Ok(collector.finish())
 }
 
 /// Reads and drops what is left of a body nobody needs (the answer did not depend on it),

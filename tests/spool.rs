@@ -1,0 +1,296 @@
+//! Spooling: slow clients never hold the app. A response the client reads slower than the
+//! app writes is spliced into a spool file and sent from it, so the app's writes all finish
+//! while the clients have read almost nothing (proven by the app's own "sent" events, and
+//! the spool's metrics); every client still gets the body byte for byte, with the spooled
+//! part sent by sendfile (counted as zero-copy).
+mod common;
+
+use common::app::*;
+use common::*;
+
+const MIB: u64 = 1024 * 1024;
+
+fn spool_config(app: &App, dir: &std::path::Path) -> ProxyConfig {
+    ProxyConfig::new(&app.address)
+        .idle_connections(64)
+        .extra(&format!(
+            "[spool]\ndir = {:?}\nmax_file_size = \"128MiB\"\nmax_size = \"2GiB\"\n",
+            dir.to_str().unwrap()
+        ))
+}
+
+/// Bytes in the spool directory's visible entries (spool files have no name: none).
+fn visible_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[test]
+fn twenty_slow_readers_of_a_64_mib_body_free_the_app_at_once_and_get_every_byte() {
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let path = files.path().join("big.bin");
+    let len = 64 * MIB;
+    let pattern = pattern_file(&path, len, 7);
+    let app = App::start();
+    let server = spool_config(&app, spool_dir.path()).start();
+    let before = server.metrics();
+    let target = format!("/file?path={}", qenc(path.to_str().unwrap()));
+
+    // Twenty clients with small receive buffers ask, read the head and stop reading.
+    let mut clients: Vec<Conn> = (0..20)
+        .map(|_| {
+            let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+            c.send(&req("GET", &target, &[]));
+            c
+        })
+        .collect();
+    let heads: Vec<Response> = clients.iter_mut().map(Conn::read_head).collect();
+    for head in &heads {
+        assert_eq!(head.status, 200);
+        assert_eq!(head.content_length(), Some(len));
+    }
+
+    // The app finishes all twenty writes while no client reads: without a spool, each
+    // write would block on a client that takes nothing.
+    poll_until("the app to finish writing all 20 bodies", DEADLINE, || {
+        let sent = app
+            .events()
+            .into_iter()
+            .filter(|e| e.event == "sent" && e.json["target"] == target.as_str())
+            .count();
+        (sent == 20).then_some(())
+    });
+    let during = server.metrics();
+    assert_eq!(during.get("ferry_spool_files_open", &[]), 20.0);
+    assert!(during.get("ferry_spool_used_bytes", &[]) > 0.0);
+    assert_eq!(
+        visible_entries(spool_dir.path()),
+        0,
+        "spool files have no name"
+    );
+    let spooled = during.get("ferry_spool_bytes_total", &[("direction", "response")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "response")]);
+    assert!(
+        spooled >= 20.0 * (len - 8 * MIB) as f64,
+        "most of each body went through the spool: {spooled}"
+    );
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        expect_pattern_body(c, &pattern, 0, len, &format!("client {i}"));
+    }
+
+    let done = wait_delta(
+        &server,
+        &before,
+        "ferry_responses_total",
+        &[("source", "upstream")],
+        20.0,
+    );
+    assert_eq!(done, 20.0);
+    let after = server.metrics();
+    assert_eq!(after.get("ferry_spool_files_open", &[]), 0.0);
+    assert_eq!(after.get("ferry_spool_used_bytes", &[]), 0.0);
+    let zero_copy = after.get("ferry_zero_copy_bytes_total", &[("path", "sendfile")])
+        - before.get("ferry_zero_copy_bytes_total", &[("path", "sendfile")]);
+    assert!(
+        zero_copy >= spooled,
+        "the spooled bytes left by sendfile: {zero_copy} < {spooled}"
+    );
+    // The app's connections went back to the pool: the next request reuses one.
+    let r = server.get("/echo");
+    assert_eq!(r.status, 200);
+    let echo = app.wait_request("/echo");
+    assert!(
+        app.requests_to(&target).iter().any(|r| r.conn == echo.conn),
+        "the /echo request came on a connection a spooled body had used"
+    );
+}
+
+/// Waits until `ferry_spool_files_open` is `n`.
+fn wait_files_open(server: &Server, n: f64) {
+    poll_until(&format!("{n} spool files open"), DEADLINE, || {
+        (server.metrics().get("ferry_spool_files_open", &[]) == n).then_some(())
+    });
+}
+
+fn app_opens(app: &App) -> usize {
+    app.events().iter().filter(|e| e.event == "open").count()
+}
+
+#[test]
+fn fifty_slow_uploads_hold_no_app_connection_until_each_body_is_complete() {
+    let spool_dir = tempfile::tempdir().unwrap();
+    let app = App::start();
+    let server = spool_config(&app, spool_dir.path()).start();
+    let before = server.metrics();
+    let len = 100 * 1024;
+    let bodies: Vec<Vec<u8>> = (0..50).map(|i| random_bytes(i, len)).collect();
+    // Every client sends its head and a fifth of its body, then stops.
+    let mut clients: Vec<Conn> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut c = server.connect();
+            let target = format!("/echo?upload={i}");
+            let len = body.len().to_string();
+            c.send(&req("POST", &target, &[("Content-Length", &len)]));
+            c.send(&body[..len_fifth(body)]);
+            c
+        })
+        .collect();
+    // Each body past `request_memory` has its spool file: ferry has read every head.
+    wait_files_open(&server, 50.0);
+    assert_eq!(
+        app_opens(&app),
+        0,
+        "the app was contacted before a body was complete"
+    );
+    assert!(app.requests().is_empty());
+
+    for (c, body) in clients.iter_mut().zip(&bodies) {
+        c.send(&body[len_fifth(body)..]);
+    }
+    for (i, (c, body)) in clients.iter_mut().zip(&bodies).enumerate() {
+        let r = c.read_response("POST");
+        assert_eq!(r.status, 200, "upload {i}");
+        assert_eq!(
+            r.text(),
+            format!("ok POST {} {}", body.len(), sha256_hex(body)),
+            "upload {i}"
+        );
+        let seen = app.wait_request(&format!("/echo?upload={i}"));
+        assert!(seen.body_complete);
+        assert_eq!(
+            seen.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
+    }
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "request")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "request")]);
+    assert_eq!(spooled, (50 * len) as f64);
+    wait_files_open(&server, 0.0);
+}
+
+fn len_fifth(body: &[u8]) -> usize {
+    body.len() / 5
+}
+
+#[test]
+fn a_slow_chunked_upload_is_read_whole_and_reaches_the_app_with_a_length() {
+    let spool_dir = tempfile::tempdir().unwrap();
+    let app = App::start();
+    let server = spool_config(&app, spool_dir.path()).start();
+    // 40 KiB in 10 chunks: past `request_memory` (16 KiB), so it moves to a file mid-way.
+    let body = random_bytes(99, 40 * 1024);
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?chunked=1",
+        &[("Transfer-Encoding", "chunked")],
+    ));
+    let mut chunks = body.chunks(4096).map(|chunk| {
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(chunk);
+        framed.extend_from_slice(b"\r\n");
+        framed
+    });
+    for chunk in chunks.by_ref().take(5) {
+        c.send(&chunk);
+    }
+    // Past memory: a spool file, and still no app connection.
+    wait_files_open(&server, 1.0);
+    assert_eq!(app_opens(&app), 0);
+    for chunk in chunks {
+        c.send(&chunk);
+    }
+    c.send(b"0\r\n\r\n");
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        format!("ok POST {} {}", body.len(), sha256_hex(&body))
+    );
+    let seen = app.wait_request("/echo?chunked=1");
+    assert_eq!(
+        seen.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(seen.header("transfer-encoding"), None);
+    // The connection stays usable.
+    let r = c.get("/echo?after=chunked", &[]);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_oversized_body_gets_413_and_the_app_sees_nothing() {
+    let app = App::start();
+    let server = ProxyConfig::new(&app.address)
+        .server("max_body_size = \"64KiB\"")
+        .start();
+    // A Content-Length over the limit: answered before a byte of the body is sent.
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?big=length",
+        &[("Content-Length", "70000")],
+    ));
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 413);
+    c.expect_closed("after 413 with the body unread");
+    // A chunked body: answered as soon as it passes the limit.
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?big=chunked",
+        &[("Transfer-Encoding", "chunked")],
+    ));
+    let chunk = random_bytes(5, 16 * 1024);
+    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+    framed.extend_from_slice(&chunk);
+    framed.extend_from_slice(b"\r\n");
+    for _ in 0..5 {
+        c.send(&framed);
+    }
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 413);
+    // A body at the limit passes.
+    let body = random_bytes(6, 64 * 1024);
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?at=limit",
+        &[("Content-Length", "65536")],
+    ));
+    c.send(&body);
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("ok POST 65536 {}", sha256_hex(&body)));
+    // The app saw only that one.
+    app.wait_request("/echo?at=limit");
+    assert!(app.requests_to("/echo?big=length").is_empty());
+    assert!(app.requests_to("/echo?big=chunked").is_empty());
+}
+
+#[test]
+fn without_request_buffering_the_body_streams_to_the_app_as_it_comes() {
+    let app = App::start();
+    let server = ProxyConfig::new(&app.address)
+        .extra("[spool]\nrequest_buffering = false")
+        .start();
+    let body = random_bytes(8, 100 * 1024);
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?streamed=1",
+        &[("Content-Length", "102400")],
+    ));
+    c.send(&body[..1000]);
+    // The app is contacted while most of the body is still to come.
+    app.wait_event("open", |_| true);
+    assert!(app.requests_to("/echo?streamed=1").is_empty());
+    c.send(&body[1000..]);
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("ok POST 102400 {}", sha256_hex(&body)));
+}
