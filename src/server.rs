@@ -121,10 +121,22 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         draining: AtomicBool::new(false),
         cache: cache.clone(),
     });
-    let proxy = config.upstream.as_ref().map(|up| {
-        let upstream = Upstream::new(up, &config.offload, client_timeout);
+    let proxy = (config.upstream.is_some() || !config.upstreams.is_empty()).then(|| {
+        let build =
+            |name: &str, up| Upstream::new(name, up, &config.offload, client_timeout, &metrics);
+        let default = config
+            .upstream
+            .as_ref()
+            .map(|up| build(crate::config::DEFAULT_UPSTREAM, up));
+        let named = config.upstreams.iter().map(|(name, up)| build(name, up));
         let offload = config.offload.clone();
-        Proxy::new(upstream, cache.clone(), offload, metrics.clone())
+        Proxy::new(
+            default,
+            named.collect(),
+            cache.clone(),
+            offload,
+            metrics.clone(),
+        )
     });
     let shared = Arc::new(Shared {
         router,

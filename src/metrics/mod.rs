@@ -11,8 +11,10 @@ use prometheus::{
 };
 
 mod labels;
+mod upstreams;
 
 pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
+pub use upstreams::{QueueMetrics, QueueOutcome, ServerMetrics, UpstreamMetrics};
 
 /// Who produced a response (`source` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,16 +231,19 @@ pub enum UpstreamOutcome {
     Closed,
     /// The client went away while its request body was being forwarded.
     ClientAbort,
+    /// Not sent: the upstream's queue was full, or no connection slot came free in time (503).
+    Overloaded,
 }
 
 impl UpstreamOutcome {
-    pub const ALL: [UpstreamOutcome; 6] = [
+    pub const ALL: [UpstreamOutcome; 7] = [
         UpstreamOutcome::Ok,
         UpstreamOutcome::ConnectError,
         UpstreamOutcome::Timeout,
         UpstreamOutcome::BadResponse,
         UpstreamOutcome::Closed,
         UpstreamOutcome::ClientAbort,
+        UpstreamOutcome::Overloaded,
     ];
 
     pub fn label(self) -> &'static str {
@@ -249,6 +254,7 @@ impl UpstreamOutcome {
             UpstreamOutcome::BadResponse => "bad_response",
             UpstreamOutcome::Closed => "closed",
             UpstreamOutcome::ClientAbort => "client_abort",
+            UpstreamOutcome::Overloaded => "overloaded",
         }
     }
 }
@@ -309,6 +315,8 @@ pub struct Metrics {
     tls_handshakes: IntCounterVec,
     /// The disk cache's families (registered whether or not `[cache]` is configured).
     pub cache: CacheMetrics,
+    /// Per server and per queue of the configured upstreams.
+    pub upstreams: UpstreamMetrics,
     /// Handles resolved once at start-up, so a response costs no label hashing.
     per_response: Arc<PerResponse>,
 }
@@ -511,6 +519,7 @@ impl Metrics {
             upstream_requests.with_label_values(&[outcome.label()]);
         }
         let cache = CacheMetrics::new(&registry);
+        let upstreams = UpstreamMetrics::new(&registry);
 
         Metrics {
             per_response: Arc::new(PerResponse::new(
@@ -521,6 +530,7 @@ impl Metrics {
             )),
             tls_handshakes,
             cache,
+            upstreams,
             upstream_requests,
             upstream_duration,
             registry,
