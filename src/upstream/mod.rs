@@ -2,10 +2,15 @@
 //! hyper's client would hide the socket; owning it is what lets ferry splice request bodies
 //! client → app and response bodies app → client without copying them through user space.
 //!
-//! `Upstream::exchange` sends one request (head, then its body from a `RequestBody`: the
-//! client's connection, or bytes in hand) and returns the app's response head with the
-//! connection positioned at the body; `send` relays the body and hands the connection back
-//! to the pool. What to do with the answer (offload, cache, relay) is the proxy's.
+//! An [`Upstream`] is one configured app (`[upstream]` or `[upstreams.NAME]`): its servers
+//! (`server.rs`: address, pool, requests in flight, passive health), how one is chosen
+//! (`balance.rs`) and its connection cap with a queue (`queue.rs`). `Upstream::exchange`
+//! takes a slot under the cap, sends one request (head, then its body from a `RequestBody`:
+//! the client's connection, or bytes in hand) to a server, on to the next where that is safe,
+//! and returns the app's response head with the connection positioned at the body (and
+//! `UpConn::server` saying which server answered); `send` relays the body and hands the
+//! connection back to the pool. What to do with the answer (offload, cache, relay) is the
+//! proxy's.
 
 mod balance;
 mod body;
