@@ -37,6 +37,10 @@ pub enum Failure {
     Bad { addr: String, source: BadResponse },
     #[error("upstream {addr}: closed before responding: {detail}")]
     Closed { addr: String, detail: String },
+    /// Not sent: the upstream's connection cap was reached and its queue full, or the wait
+    /// in it timed out (`upstream` is the configured name).
+    #[error("upstream {upstream}: {why}")]
+    Overloaded { upstream: String, why: &'static str },
 
     // --- the app's side, in its body
     #[error("upstream body: {0}")]
@@ -73,6 +77,7 @@ impl Failure {
             | Failure::HeadTimeout { .. }
             | Failure::Bad { .. }
             | Failure::Closed { .. }
+            | Failure::Overloaded { .. }
             | Failure::Upstream(_)
             | Failure::UpstreamClosed
             | Failure::UpstreamTimeout(_)
@@ -93,8 +98,16 @@ impl Failure {
             | Failure::HeadTimeout { .. } => Some(504),
             Failure::Connect { .. } | Failure::Bad { .. } | Failure::Closed { .. } => Some(502),
             Failure::ClientBody(_) => Some(400),
+            Failure::Overloaded { .. } => Some(503),
             _ => None,
         }
+    }
+
+    /// The `Retry-After` seconds to answer with: only for a request the upstream's queue
+    /// turned away, which a client may well get served a moment later (the queue drains at
+    /// the app's pace, so a short hint).
+    pub fn retry_after(&self) -> Option<u32> {
+        matches!(self, Failure::Overloaded { .. }).then_some(1)
     }
 
     /// How an exchange with the app that ended in this counts in
@@ -108,6 +121,7 @@ impl Failure {
             | Failure::HeadTimeout { .. }
             | Failure::UpstreamTimeout(_) => UpstreamOutcome::Timeout,
             Failure::Connect { .. } => UpstreamOutcome::ConnectError,
+            Failure::Overloaded { .. } => UpstreamOutcome::Overloaded,
             Failure::Bad { .. } | Failure::UpstreamFraming(_) => UpstreamOutcome::BadResponse,
             Failure::Closed { .. } | Failure::Upstream(_) | Failure::UpstreamClosed => {
                 UpstreamOutcome::Closed

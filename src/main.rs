@@ -161,12 +161,10 @@ fn check(config: &Config) -> ExitCode {
             );
         }
     }
-    if let Some(warning) = config
-        .upstream
-        .as_ref()
-        .and_then(ferry::upstream::check_resolves)
-    {
-        eprintln!("warning: {warning}");
+    for (key, address) in ferry::upstream::server_keys(config) {
+        if let Some(warning) = ferry::upstream::check_resolves(&key, address) {
+            eprintln!("warning: {warning}");
+        }
     }
     if errors.is_empty() {
         println!("configuration ok");

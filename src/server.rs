@@ -128,14 +128,21 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         cache: cache.clone(),
     });
     let spool = Spool::new(&config.spool, metrics.spool.clone());
-    if config.upstream.is_some() {
+    let proxied = config.upstream.is_some() || !config.upstreams.is_empty();
+    if proxied {
         spool.check().map_err(|source| StartError::Spool {
             dir: config.spool.dir.clone(),
             source,
         })?;
     }
-    let proxy = config.upstream.as_ref().map(|up| {
-        let upstream = Upstream::new(up, &config.offload, client_timeout);
+    let proxy = proxied.then(|| {
+        let build =
+            |name: &str, up| Upstream::new(name, up, &config.offload, client_timeout, &metrics);
+        let default = config
+            .upstream
+            .as_ref()
+            .map(|up| build(crate::config::DEFAULT_UPSTREAM, up));
+        let named = config.upstreams.iter().map(|(name, up)| build(name, up));
         let offload = config.offload.clone();
         let buffering = Buffering {
             spool: spool.clone(),
@@ -145,7 +152,14 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
             max_body_size: config.server.max_body_size,
             client_timeout,
         };
-        Proxy::new(upstream, cache.clone(), offload, metrics.clone(), buffering)
+        Proxy::new(
+            default,
+            named.collect(),
+            cache.clone(),
+            offload,
+            metrics.clone(),
+            buffering,
+        )
     });
     let shared = Arc::new(Shared {
         router,

@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 39] = [
+const OVERRIDABLE: [&str; 46] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -38,6 +38,13 @@ const OVERRIDABLE: [&str; 39] = [
     "io.chunk",
     "io.directio_threshold",
     "upstream.address",
+    "upstream.servers",
+    "upstream.balance",
+    "upstream.max_fails",
+    "upstream.fail_timeout",
+    "upstream.max_conns",
+    "upstream.queue",
+    "upstream.queue_timeout",
     "upstream.connect_timeout",
     "upstream.response_timeout",
     "upstream.idle_connections",
@@ -61,8 +68,9 @@ const OVERRIDABLE: [&str; 39] = [
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "server.listen",
+    "upstream.servers",
     "tls.listen",
     "tls.alpn",
     "offload.x_sendfile_roots",
@@ -161,6 +169,8 @@ fn not_overridable(key: &str, name: &str) -> ConfigError {
     }
     let message = if key == "location" || key.starts_with("location.") {
         format!("locations cannot be set from the environment ({name}); edit the config file")
+    } else if key == "upstreams" || key.starts_with("upstreams.") {
+        format!("named upstreams cannot be set from the environment ({name}); edit the config file")
     } else if matches!(
         key,
         "server" | "admin" | "tls" | "io" | "upstream" | "offload"

@@ -23,6 +23,7 @@ mod units;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -50,6 +51,8 @@ pub struct Config {
     /// `[upstream]`: the application requests no location matches are proxied to.
     /// Absent `[upstream]` section (or no `address`) = no upstream: unmatched requests get 404.
     pub upstream: Option<Upstream>,
+    /// `[upstreams.NAME]`: further apps, which locations name (`upstream = "NAME"`); by name.
+    pub upstreams: BTreeMap<String, Upstream>,
     /// `[offload]`: which file-offload headers from the upstream are honoured.
     pub offload: Offload,
     /// `[tls]`: the HTTPS listeners. Absent `[tls]` section = no TLS listener; the plaintext
@@ -354,18 +357,34 @@ impl SendPathSetting {
     }
 }
 
-/// `[upstream]`: the application behind ferry (nginx `proxy_pass` with an `upstream` block).
+/// `[upstream]` or one `[upstreams.NAME]`: an application behind ferry, served by one or more
+/// servers (nginx `proxy_pass` with an `upstream` block).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// Where the application listens.
-    pub address: UpstreamAddress,
+    /// Where the application listens (`address`, or `servers`): at least one, no duplicates.
+    pub servers: Vec<UpstreamAddress>,
+    /// How a request's server is chosen among `servers`.
+    pub balance: Balance,
+    /// A server that fails this many times within `fail_timeout` is skipped for
+    /// `fail_timeout` (nginx `max_fails`). Zero: never skipped.
+    pub max_fails: u32,
+    /// The window failures are counted in, and how long a failed server is skipped (nginx
+    /// `fail_timeout`). Non-zero.
+    pub fail_timeout: Duration,
+    /// Requests holding a connection to the app (connecting or in use) at once; `None`: no
+    /// cap (nginx `max_conns`, here for the upstream as a whole).
+    pub max_conns: Option<NonZeroUsize>,
+    /// Requests waiting for a connection under `max_conns`; beyond it, 503 at once.
+    pub queue: usize,
+    /// The longest a request waits in the queue before it gets 503. Non-zero.
+    pub queue_timeout: Duration,
     /// Connecting to the application must succeed within this (nginx `proxy_connect_timeout`).
     /// Non-zero.
     pub connect_timeout: Duration,
     /// The response head must arrive within this after the request is sent (nginx
     /// `proxy_read_timeout`, for the head only). Non-zero.
     pub response_timeout: Duration,
-    /// Idle keep-alive connections to the application kept for reuse (nginx `keepalive` in an
+    /// Idle keep-alive connections to each server kept for reuse (nginx `keepalive` in an
     /// `upstream` block). Zero: a new connection per request.
     pub idle_connections: usize,
     /// Whether `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP` are
@@ -381,12 +400,43 @@ impl Upstream {
     /// An upstream at `address` with every other key at its default.
     pub fn new(address: UpstreamAddress) -> Self {
         Self {
-            address,
-            connect_timeout: Duration::from_secs(1),
+            servers: vec![address],
+            balance: Balance::RoundRobin,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            max_conns: None,
+            queue: 100,
+            queue_timeout: Duration::from_secs(30),
+            // Above Linux's SYN retransmissions at 1 s and 3 s: a dropped SYN (a full listen
+            // backlog) costs a second or three, not a 504.
+            connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             idle_connections: 32,
             forwarded_headers: true,
             underscores_in_headers: false,
+        }
+    }
+}
+
+/// The name `[upstream]` goes by (in metrics, logs); no `[upstreams.NAME]` may take it.
+pub const DEFAULT_UPSTREAM: &str = "default";
+
+/// `balance`: how an upstream with several servers spreads its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Each server in turn (nginx's default).
+    RoundRobin,
+    /// The server with the fewest requests in flight, in turn among equals (nginx
+    /// `least_conn`).
+    LeastConn,
+}
+
+impl Balance {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::LeastConn => "least_conn",
         }
     }
 }
@@ -482,6 +532,9 @@ pub struct Location {
     /// accept them, in the server's order of preference on equal q; empty: off (nginx
     /// `gzip_static on;`, `brotli_static on;`). No duplicates.
     pub precompressed: Vec<ContentCoding>,
+    /// The `[upstreams.NAME]` this location's requests are proxied to (nginx `proxy_pass
+    /// http://NAME;` in the location); then it serves no files, and `root` is empty.
+    pub upstream: Option<String>,
 }
 
 /// One problem with one key: `"{key}: {message}"`.

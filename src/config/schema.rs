@@ -2,8 +2,9 @@
 //! turns it into a [`Config`], collecting every problem instead of stopping at the first.
 //!
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
-//! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
-//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`, `[spool]` in `schema/spool.rs`); durations and sizes go through
+//! `[tls]` in `schema/tls.rs`, `[upstream]` and `[upstreams.NAME]` in `schema/upstream.rs`,
+//! `[offload]` in `schema/offload.rs`, `[cache]` in `schema/cache.rs`, `[spool]` in
+//! `schema/spool.rs`); durations and sizes go through
 //! `units.rs`. Checks that span sections
 //! (the listeners against each other in `schema/listeners.rs`, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
@@ -29,8 +30,17 @@ use ::config::Value;
 use super::{AccessLog, Admin, Config, ConfigError, Io, SendPathSetting, Server};
 use walker::{Table, Walker, raw};
 
-const TOP_KEYS: [&str; 9] = [
-    "server", "admin", "tls", "io", "upstream", "offload", "cache", "spool", "location",
+const TOP_KEYS: [&str; 10] = [
+    "server",
+    "admin",
+    "tls",
+    "io",
+    "upstream",
+    "upstreams",
+    "offload",
+    "cache",
+    "spool",
+    "location",
 ];
 const SERVER_KEYS: [&str; 8] = [
     "listen",
@@ -75,11 +85,13 @@ pub(super) fn validate(
     walker.listeners_apart(&server, server_listen, &admin, raw(top, "admin", "listen"));
     let tls = walker.tls(top.get("tls"), &server, &admin);
     let io = walker.io(top.get("io"));
-    let upstream = walker.upstream(top.get("upstream"));
-    if let Some(upstream) = &upstream {
-        let value = raw(top, "upstream", "address");
-        walker.upstream_not_ferry(upstream, &server, &admin, tls.as_ref(), value);
-    }
+    let own = upstream::Own {
+        server: &server,
+        admin: &admin,
+        tls: tls.as_ref(),
+    };
+    let upstream = walker.upstream(top.get("upstream"), &own);
+    let upstreams = walker.upstreams(top.get("upstreams"), &own);
     let offload = walker.offload(top.get("offload"));
     let cache = walker.cache(top.get("cache"));
     let spool = walker.spool(top.get("spool"));
@@ -94,6 +106,7 @@ pub(super) fn validate(
         }
         let upstream_given = upstream::given(top.get("upstream"));
         walker.something_to_serve(&locations, upstream_given);
+        walker.location_upstreams_exist(&locations, &upstreams);
     }
     Config {
         server,
@@ -101,6 +114,7 @@ pub(super) fn validate(
         io,
         locations,
         upstream,
+        upstreams,
         offload,
         tls,
         cache,

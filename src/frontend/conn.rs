@@ -173,7 +173,7 @@ impl Connection {
         // connection are the next request.
         let (reply, body_read) = match shared.router.handle(head).await {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
-            Dispatch::Upstream => match &shared.proxy {
+            Dispatch::Upstream(to) => match &shared.proxy {
                 // The router sends requests to the app only when there is one.
                 None => (
                     Reply::error(404, Source::Internal),
@@ -186,7 +186,8 @@ impl Connection {
                     };
                     // Boxed apart: a proxied exchange's state is large, and a static
                     // request's box need not make room for it.
-                    let forwarded = Box::pin(proxy.forward(&shared.router, head, body, peer)).await;
+                    let forward = proxy.forward(&shared.router, head, body, peer, to);
+                    let forwarded = Box::pin(forward).await;
                     match forwarded {
                         Outcome::Reply(reply) => (reply, true),
                         Outcome::Failed(reply) => (reply, false),

@@ -12,9 +12,11 @@ use prometheus::{
 
 mod labels;
 mod spool;
+mod upstreams;
 
 pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
 pub use spool::{SpoolDirection, SpoolMetrics, SpoolSkip};
+pub use upstreams::{QueueMetrics, QueueOutcome, ServerMetrics, UpstreamMetrics};
 
 /// Who produced a response (`source` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,16 +233,19 @@ pub enum UpstreamOutcome {
     Closed,
     /// The client went away while its request body was being forwarded.
     ClientAbort,
+    /// Not sent: the upstream's queue was full, or no connection slot came free in time (503).
+    Overloaded,
 }
 
 impl UpstreamOutcome {
-    pub const ALL: [UpstreamOutcome; 6] = [
+    pub const ALL: [UpstreamOutcome; 7] = [
         UpstreamOutcome::Ok,
         UpstreamOutcome::ConnectError,
         UpstreamOutcome::Timeout,
         UpstreamOutcome::BadResponse,
         UpstreamOutcome::Closed,
         UpstreamOutcome::ClientAbort,
+        UpstreamOutcome::Overloaded,
     ];
 
     pub fn label(self) -> &'static str {
@@ -251,6 +256,7 @@ impl UpstreamOutcome {
             UpstreamOutcome::BadResponse => "bad_response",
             UpstreamOutcome::Closed => "closed",
             UpstreamOutcome::ClientAbort => "client_abort",
+            UpstreamOutcome::Overloaded => "overloaded",
         }
     }
 }
@@ -313,6 +319,8 @@ pub struct Metrics {
     pub cache: CacheMetrics,
     /// The spool's families.
     pub spool: SpoolMetrics,
+    /// Per server and per queue of the configured upstreams.
+    pub upstreams: UpstreamMetrics,
     /// Handles resolved once at start-up, so a response costs no label hashing.
     per_response: Arc<PerResponse>,
 }
@@ -516,6 +524,7 @@ impl Metrics {
         }
         let cache = CacheMetrics::new(&registry);
         let spool = SpoolMetrics::new(&registry);
+        let upstreams = UpstreamMetrics::new(&registry);
 
         Metrics {
             per_response: Arc::new(PerResponse::new(
@@ -527,6 +536,7 @@ impl Metrics {
             tls_handshakes,
             cache,
             spool,
+            upstreams,
             upstream_requests,
             upstream_duration,
             registry,

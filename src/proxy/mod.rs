@@ -30,7 +30,7 @@ use crate::cache::Cache;
 use crate::config::Offload;
 use crate::http::{BodyLength, RequestHead};
 use crate::metrics::{Metrics, Source};
-use crate::route::{Reply, Router};
+use crate::route::{Reply, Router, UpstreamRef};
 use crate::send::Body;
 use crate::transport::Transport;
 use crate::upstream::{Exchange, RequestBody, Upstream, wants_upgrade};
@@ -68,9 +68,12 @@ pub enum Outcome {
     ClientGone(Option<BodyReadError>),
 }
 
-/// The app, the cache in front of it, and what the app may ask ferry to send instead.
+/// The apps, the cache in front of them, and what an app may ask ferry to send instead.
 pub struct Proxy {
-    upstream: Arc<Upstream>,
+    /// `[upstream]`, if configured.
+    default: Option<Arc<Upstream>>,
+    /// `[upstreams.NAME]`, in name order (`UpstreamRef::Named` indexes it).
+    named: Vec<Arc<Upstream>>,
     cache: Option<Arc<Cache>>,
     offload: Offload,
     metrics: Metrics,
@@ -79,14 +82,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(
-        upstream: Upstream,
+        default: Option<Upstream>,
+        named: Vec<Upstream>,
         cache: Option<Arc<Cache>>,
         offload: Offload,
         metrics: Metrics,
         buffering: Buffering,
     ) -> Proxy {
         Proxy {
-            upstream: Arc::new(upstream),
+            default: default.map(Arc::new),
+            named: named.into_iter().map(Arc::new).collect(),
             cache,
             offload,
             metrics,
@@ -120,7 +125,7 @@ impl Proxy {
         }
     }
 
-    /// Sends `req` to the app and decides how its answer reaches the client. `router`
+    /// Sends `req` to the app `to` and decides how its answer reaches the client. `router`
     /// resolves the files the app points at.
     pub async fn forward(
         &self,
@@ -128,12 +133,22 @@ impl Proxy {
         req: &RequestHead,
         body: ClientBody<'_>,
         peer: SocketAddr,
+        to: UpstreamRef,
     ) -> Outcome {
+        let upstream = match to {
+            UpstreamRef::Default => self.default.as_ref(),
+            UpstreamRef::Named(at) => self.named.get(at),
+        };
+        // The router and the proxy are built from one configuration: never taken.
+        let Some(upstream) = upstream else {
+            tracing::error!(?to, "no such upstream");
+            return Outcome::Reply(Reply::error(500, Source::Internal));
+        };
         // The cache keys on what the app is asked, not on what the client sent.
-        let view = self.upstream.app_view(req);
+        let view = upstream.app_view(req);
         let req = view.as_ref().unwrap_or(req);
         let cache = self.cache.as_ref();
-        let (upstream, metrics) = (&self.upstream, &self.metrics);
+        let metrics = &self.metrics;
         let pending = match cached::lookup(cache, upstream, metrics, req, peer).await {
             Ok(pending) => pending,
             Err(reply) => return Outcome::Reply(reply),
@@ -213,11 +228,7 @@ impl Proxy {
             }
         };
         let sent = pending.as_ref().map_or(req, |p| p.request(req));
-        let exchange = match self
-            .upstream
-            .exchange(sent, body, peer, &self.metrics)
-            .await
-        {
+        let exchange = match upstream.exchange(sent, body, peer, metrics).await {
             Ok(exchange) => exchange,
             Err(err) => {
                 let Some(status) = err.status() else {
@@ -225,7 +236,14 @@ impl Proxy {
                     return Outcome::ClientGone(None);
                 };
                 tracing::warn!(%peer, target = %req.target, error = %err, "upstream request failed");
-                return match cached::failed(pending, req, status).await {
+                let failed = cached::failed(pending, req, status).await;
+                let failed = match err.retry_after() {
+                    Some(secs) => {
+                        failed.map_err(|r| r.with_header("Retry-After", secs.to_string()))
+                    }
+                    None => failed,
+                };
+                return match failed {
                     // Only bodiless requests reach the cache: the connection stays usable.
                     Ok(stale) => Outcome::Reply(stale),
                     // Nothing of a bodiless request (or of one read whole) is left unread:

@@ -1,8 +1,9 @@
 //! From a parsed request head to a `Reply`: the longest-prefix location decides who answers;
 //! static locations resolve the path safely beneath their root and answer with a file body
 //! (a pre-compressed variant of it when the location offers them and the client accepts one).
-//! A request no location serves goes to the app when there is one (`Dispatch::Upstream`, which
-//! `proxy` takes); `accel` resolves the files the app points at (X-Accel-Redirect into
+//! A location may instead name an upstream, and a request no location serves goes to the
+//! default app when there is one (`Dispatch::Upstream`, which `proxy` takes); `accel`
+//! resolves the files the app points at (X-Accel-Redirect into
 //! internal locations, X-Sendfile beneath its roots).
 //!
 //! Not here: framing, keep-alive and writing (frontend, send).
@@ -31,14 +32,26 @@ use crate::metrics::Source;
 #[allow(clippy::large_enum_variant)] // built and matched once per request; a Box would only add an allocation
 pub enum Dispatch {
     Reply(Reply),
-    /// No location matched: forward to the app.
-    Upstream,
+    /// Forward to this app: a location's named upstream, or `[upstream]` when no location
+    /// matched.
+    Upstream(UpstreamRef),
+}
+
+/// Which upstream a proxied request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamRef {
+    /// `[upstream]`.
+    Default,
+    /// The `[upstreams.NAME]` at this position in name order (`Config::upstreams`).
+    Named(usize),
 }
 
 /// All locations, longest prefix first, and the X-Sendfile roots.
 #[derive(Debug)]
 pub struct Router {
     locations: Vec<Arc<StaticLocation>>,
+    /// The locations that proxy to a named upstream: prefix and upstream, longest first.
+    proxied: Vec<(String, UpstreamRef)>,
     sendfile_roots: Vec<Arc<StaticLocation>>,
     has_upstream: bool,
 }
@@ -50,7 +63,15 @@ impl Router {
         let mut locations = Vec::new();
         let mut sendfile_roots = Vec::new();
         let mut errors = Vec::new();
+        let mut proxied = Vec::new();
         for (i, loc) in config.locations.iter().enumerate() {
+            if let Some(name) = &loc.upstream {
+                // The configuration checked that the name is there.
+                if let Some(at) = config.upstreams.keys().position(|n| n == name) {
+                    proxied.push((loc.prefix.clone(), UpstreamRef::Named(at)));
+                }
+                continue;
+            }
             match StaticLocation::open(
                 loc.prefix.clone(),
                 &loc.root,
@@ -84,8 +105,10 @@ impl Router {
             return Err(errors);
         }
         locations.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
+        proxied.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Ok(Router {
             locations,
+            proxied,
             sendfile_roots,
             has_upstream: config.upstream.is_some(),
         })
@@ -102,9 +125,19 @@ impl Router {
     /// opens off the reactor.
     pub async fn handle(&self, req: &RequestHead) -> Dispatch {
         let (path, query) = split_target(&req.target);
-        let Some(loc) = self.find(path) else {
+        let found = self.find(path);
+        let proxied = self
+            .proxied
+            .iter()
+            .find(|(p, _)| path.starts_with(p.as_str()));
+        if let Some((prefix, upstream)) = proxied
+            && found.is_none_or(|loc| loc.prefix.len() < prefix.len())
+        {
+            return Dispatch::Upstream(*upstream);
+        }
+        let Some(loc) = found else {
             if self.has_upstream {
-                return Dispatch::Upstream;
+                return Dispatch::Upstream(UpstreamRef::Default);
             }
             // `/static` for a location `/static/` is a redirect, as for a directory.
             if let Some(loc) = self

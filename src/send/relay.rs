@@ -30,6 +30,19 @@ use crate::metrics::{Metrics, SpoolDirection, Tally};
 use crate::spool::{SPOOL_WAIT, Spool, SpoolFile};
 use crate::upstream::UpConn;
 
+/// What `expect` says of the app's connection while its body is being read.
+const READING: &str = "the app's connection is kept until its body is read";
+
+/// Gives the app's connection back (to the pool when it can be reused) once its body has
+/// been read whole: the app's side of the exchange is over before the client has the end.
+fn release_when_read(app: &mut Option<UpConn>, source: &AppBody) {
+    if source.finished()
+        && let Some(conn) = app.take()
+    {
+        conn.release();
+    }
+}
+
 impl Sender {
     /// Sends the body of `up` (the head has been written) and pools the app connection when
     /// the body was read exactly — before sending what was spooled, when the client is slow.
@@ -43,24 +56,26 @@ impl Sender {
         // A fill given up or failed on the way is dropped here, which removes its file.
         let fill = &mut up.fill;
         let mut source = AppBody::new(&mut up.conn, up.framing);
+        // Released as soon as the body is read, before its last bytes reach the client.
+        let mut conn = Some(up.conn);
         let mut spooled = None;
         match up.framing {
             Framing::None => {}
             Framing::Length(_) => {
                 let spool = up.spool.as_ref();
                 spooled = self
-                    .relay_length(stream, &mut up.conn, &mut source, spool, tally, fill)
+                    .relay_length(stream, &mut conn, &mut source, spool, tally, fill)
                     .await?;
             }
             Framing::Chunked | Framing::Close => {
-                self.relay_decoded(stream, &mut up.conn, &mut source, up.chunked, tally, fill)
+                self.relay_decoded(stream, &mut conn, &mut source, up.chunked, tally, fill)
                     .await?
             }
         }
         if let Some(fill) = up.fill.take() {
             fill.finish();
         }
-        up.conn.release();
+        release_when_read(&mut conn, &source);
         let Some(file) = spooled else {
             return Ok(());
         };
@@ -81,7 +96,7 @@ impl Sender {
     async fn relay_length(
         &mut self,
         stream: &mut Transport,
-        conn: &mut UpConn,
+        app: &mut Option<UpConn>,
         source: &mut AppBody,
         mut spool: Option<&Spool>,
         tally: &mut Tally,
@@ -90,7 +105,9 @@ impl Sender {
         let path = self.upstream_path;
         if source.length_left().is_none() {
             // The bytes that came with the head.
+            let conn = app.as_mut().expect(READING);
             if let Some(bytes) = source.next(conn, usize::MAX).await? {
+                release_when_read(app, source);
                 self.write_all(stream, &bytes).await?;
                 self.uncork(stream.tcp())?;
                 tally.add_copied(path, bytes.len());
@@ -113,7 +130,9 @@ impl Sender {
                     want = want.min(room);
                 }
                 let pipe = self.pipe.as_ref().expect("pipe created above");
+                let conn = app.as_mut().expect(READING);
                 let n = source.splice(conn, pipe, want).await?;
+                release_when_read(app, source);
                 if let Some(fill) = fill {
                     // Duplicated into the cache file's pipe before the client's splice
                     // consumes it.
@@ -137,6 +156,7 @@ impl Sender {
                     {
                         Some(mut file) => {
                             file.splice_from(pipe, rest).map_err(Failure::Disk)?;
+                            let conn = app.as_mut().expect(READING);
                             source.spool_rest(conn, &mut file, pipe, fill).await?;
                             return Ok(Some(file));
                         }
@@ -148,6 +168,7 @@ impl Sender {
                     }
                 }
             } else {
+                let conn = app.as_mut().expect(READING);
                 let Some(bytes) = source.next(conn, want).await? else {
                     return Ok(None);
                 };
@@ -164,10 +185,12 @@ impl Sender {
                             fill.write(bytes);
                         }
                         let pipe = self.pipe()?;
+                        let conn = app.as_mut().expect(READING);
                         source.spool_rest(conn, &mut file, pipe, fill).await?;
                         return Ok(Some(file));
                     }
                 }
+                release_when_read(app, source);
                 self.write_all(stream, &bytes).await?;
                 self.uncork(stream.tcp())?;
                 tally.add(path, bytes.len());
@@ -193,15 +216,17 @@ impl Sender {
     async fn relay_decoded(
         &mut self,
         stream: &mut Transport,
-        conn: &mut UpConn,
+        app: &mut Option<UpConn>,
         source: &mut AppBody,
         chunked: bool,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
     ) -> Result<(), Failure> {
+        let conn = app.as_mut().expect(READING);
         while let Some(data) = source.next(conn, self.chunk).await? {
             self.write_data(stream, data, chunked, tally, fill).await?;
         }
+        release_when_read(app, source);
         self.write_end(stream, chunked).await
     }
 

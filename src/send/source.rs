@@ -140,6 +140,13 @@ impl AppBody {
 }
 
 impl AppBody {
+    /// Whether the whole body has been read from the app (`next` may still hand out the
+    /// bytes that came with the head when it has not been called yet).
+    pub fn finished(&self) -> bool {
+        let early_left = self.early.as_ref().is_some_and(|b| !b.is_empty());
+        !early_left && matches!(self.state, State::Done | State::Length { left: 0 })
+    }
+
     /// Bytes of a Content-Length body still in the app's socket (after any handed out by
     /// `next`); `None` for other framings.
     pub fn length_left(&self) -> Option<u64> {

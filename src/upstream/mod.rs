@@ -2,22 +2,30 @@
 //! hyper's client would hide the socket; owning it is what lets ferry splice request bodies
 //! client → app and response bodies app → client without copying them through user space.
 //!
-//! `Upstream::exchange` sends one request (head, then its body from a `RequestBody`: the
-//! client's connection, or bytes in hand) and returns the app's response head with the
-//! connection positioned at the body; `send` relays the body and hands the connection back
-//! to the pool. What to do with the answer (offload, cache, relay) is the proxy's.
+//! An [`Upstream`] is one configured app (`[upstream]` or `[upstreams.NAME]`): its servers
+//! (`server.rs`: address, pool, requests in flight, passive health), how one is chosen
+//! (`balance.rs`) and its connection cap with a queue (`queue.rs`). `Upstream::exchange`
+//! takes a slot under the cap, sends one request (head, then its body from a `RequestBody`:
+//! the client's connection, or bytes in hand) to a server, on to the next where that is safe,
+//! and returns the app's response head with the connection positioned at the body (and
+//! `UpConn::server` saying which server answered); `send` relays the body and hands the
+//! connection back to the pool. What to do with the answer (offload, cache, relay) is the
+//! proxy's.
 
+mod balance;
 mod body;
 mod buffered;
 mod head;
 mod pool;
+mod queue;
 mod resolve;
+mod server;
 mod stream;
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +36,11 @@ pub use pool::Pool;
 pub use resolve::check_resolves;
 pub use stream::AppSocket;
 
-use crate::config::{self, UpstreamAddress};
+use balance::Candidate;
+use queue::Cap;
+use server::{HealthRule, Lease, Server};
+
+use crate::config::{self, Balance, UpstreamAddress};
 use crate::failure::Failure;
 use crate::http::{BadResponse, BodyLength, Framing, Method, RequestHead, ResponseHead, framing};
 use crate::metrics::{Metrics, UpstreamOutcome};
@@ -75,14 +87,22 @@ pub struct UpConn {
     pub reusable: bool,
     /// Longest wait for the app's next bytes.
     pub read_timeout: Duration,
-    pool: Arc<Pool>,
+    /// The server it is to (and the upstream's connection slot): held until the connection
+    /// is released or dropped.
+    lease: Lease,
 }
 
 impl UpConn {
+    /// The address of the server that answered, as configured (`127.0.0.1:3000`,
+    /// `unix:/run/app.sock`, `app:3000`).
+    pub fn server(&self) -> &str {
+        &self.lease.server.label
+    }
+
     /// Returns the connection to the pool (call only after the body was read exactly).
     pub fn release(self) {
         if self.reusable && self.leftover.is_empty() {
-            self.pool.put(self.stream);
+            self.lease.server.pool.put(self.stream);
         }
     }
 
@@ -106,39 +126,47 @@ impl UpConn {
     }
 }
 
-/// Where new connections to the app go.
-#[derive(Debug)]
-enum Target {
-    Tcp(SocketAddr),
-    /// A host name, resolved for new connections (its answer kept briefly).
-    Host(resolve::Resolver),
-    Unix(PathBuf),
+/// How one attempt on one server ended, when it did not bring a response head.
+struct Failed {
+    failure: Failure,
+    /// Whether passive health counts it against the server.
+    counts: bool,
+    /// Whether the request may go to another server.
+    retry: bool,
 }
 
-/// The configured app and its connection pool.
+/// One configured upstream (`[upstream]` or an `[upstreams.NAME]`): its servers, how they
+/// are chosen, its cap and queue, and how requests are written to it.
 #[derive(Debug)]
 pub struct Upstream {
-    target: Target,
-    label: String,
+    /// The configured name (`default` for `[upstream]`).
+    name: String,
+    servers: Vec<Arc<Server>>,
+    balance: Balance,
+    /// The rotation position, advanced once per request.
+    turn: AtomicUsize,
+    cap: Option<Cap>,
     connect_timeout: Duration,
     response_timeout: Duration,
     options: ForwardOptions,
-    pool: Arc<Pool>,
     /// Longest wait for the next request-body bytes from the client.
     client_timeout: Duration,
 }
 
 impl Upstream {
+    /// The upstream `name` as configured in `upstream`; its metric series are created here.
     pub fn new(
+        name: &str,
         upstream: &config::Upstream,
         offload: &config::Offload,
         client_timeout: Duration,
+        metrics: &Metrics,
     ) -> Upstream {
         let options = ForwardOptions {
-            // As nginx's `$proxy_host`: the address as configured.
-            default_host: match &upstream.address {
-                UpstreamAddress::Tcp(_) | UpstreamAddress::Host { .. } => {
-                    upstream.address.to_string()
+            // As nginx's `$proxy_host`: the (first) address as configured.
+            default_host: match &upstream.servers[0] {
+                address @ (UpstreamAddress::Tcp(_) | UpstreamAddress::Host { .. }) => {
+                    address.to_string()
                 }
                 // A unix socket has no host name; "localhost" is what apps expect there.
                 UpstreamAddress::Unix(_) => "localhost".to_string(),
@@ -151,19 +179,33 @@ impl Upstream {
                 .as_ref()
                 .map(|(fs, uri)| format!("{}={uri}", fs.display())),
         };
+        let rule = HealthRule {
+            max_fails: upstream.max_fails,
+            fail_timeout: upstream.fail_timeout,
+        };
+        let servers = upstream.servers.iter().map(|address| {
+            let server_metrics = metrics.upstreams.server(name, &address.to_string());
+            let server = Server::new(address, upstream.idle_connections, rule, server_metrics);
+            Arc::new(server)
+        });
+        let cap = upstream.max_conns.map(|max| {
+            let queue_metrics = metrics.upstreams.queue(name);
+            Cap::new(
+                max.get(),
+                upstream.queue,
+                upstream.queue_timeout,
+                queue_metrics,
+            )
+        });
         Upstream {
-            label: upstream.address.to_string(),
-            target: match &upstream.address {
-                UpstreamAddress::Tcp(addr) => Target::Tcp(*addr),
-                UpstreamAddress::Host { name, port } => {
-                    Target::Host(resolve::Resolver::new(name.clone(), *port))
-                }
-                UpstreamAddress::Unix(path) => Target::Unix(path.clone()),
-            },
+            name: name.to_string(),
+            servers: servers.collect(),
+            balance: upstream.balance,
+            turn: AtomicUsize::new(0),
+            cap,
             connect_timeout: upstream.connect_timeout,
             response_timeout: upstream.response_timeout,
             options,
-            pool: Arc::new(Pool::new(upstream.idle_connections)),
             client_timeout,
         }
     }
@@ -174,8 +216,9 @@ impl Upstream {
         head::app_view(req, self.options.underscores)
     }
 
-    /// Forwards `req` with its body from `body` and waits for the response head. Records the
-    /// outcome in `metrics`.
+    /// Forwards `req` with its body from `body` and waits for the response head, trying the
+    /// next server where that is safe (see [`Upstream::try_exchange`]). Records the outcome
+    /// in `metrics`.
     pub async fn exchange(
         &self,
         req: &RequestHead,
@@ -202,64 +245,180 @@ impl Upstream {
         result
     }
 
+    /// Takes a slot under the cap, then tries servers one after another, each at most once:
+    /// a request goes to the next server when nothing of it can have been acted on (no
+    /// connection, or the write of its head or of a request held whole failed), and an
+    /// idempotent one whose bytes are all in hand also when the app closed or reset the
+    /// connection before a response head. Never after a head, never after part of a body
+    /// streamed from the client, never on a head timeout (the app has the request and is
+    /// slow: a second server would do the work twice).
     async fn try_exchange(
         &self,
         req: &RequestHead,
         mut body: RequestBody<'_>,
         peer: SocketAddr,
     ) -> Result<Exchange, Failure> {
+        let slot = match &self.cap {
+            Some(cap) => Some(Arc::new(cap.acquire(&self.name).await?)),
+            None => None,
+        };
         let mut head = Vec::with_capacity(512);
         encode_request(req, peer, &self.options, &mut head);
-        let replayable = is_idempotent(&req.method)
-            && match &body {
-                // The whole request is in hand: it can be written again.
-                RequestBody::InHand(_) | RequestBody::File { .. } => true,
-                // Only a bodiless one: all its bytes are in `head`.
-                RequestBody::Client { .. } => req.body == BodyLength::Empty,
-            };
+        let replayable = match &body {
+            // The whole request is in hand: it can be written again.
+            RequestBody::InHand(_) | RequestBody::File { .. } => true,
+            // Only a bodiless one: all its bytes are in `head`.
+            RequestBody::Client { .. } => req.body == BodyLength::Empty,
+        };
         let inline = match &body {
             RequestBody::InHand(bytes) => buffered::inline(&mut head, bytes),
             RequestBody::File { .. } | RequestBody::Client { .. } => false,
         };
+        let attempt = Attempt {
+            req,
+            head,
+            inline,
+            resend_after_close: replayable && is_idempotent(&req.method),
+        };
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut tried = vec![false; self.servers.len()];
+        let mut last = None;
+        loop {
+            let now = Instant::now();
+            let candidates: Vec<Candidate> = (self.servers.iter().zip(&tried))
+                .map(|(server, &tried)| Candidate {
+                    tried,
+                    up: tried || server.up(now),
+                    busy: server.busy(),
+                })
+                .collect();
+            let Some(i) = balance::pick(self.balance, &candidates, turn, last.is_none()) else {
+                return Err(last.unwrap_or_else(|| self.none_up()));
+            };
+            tried[i] = true;
+            let lease = Lease::new(Arc::clone(&self.servers[i]), slot.clone());
+            lease.server.metrics.requests.inc();
+            match self.attempt(&attempt, &mut body, lease).await {
+                Ok(exchange) => {
+                    self.servers[i].succeeded();
+                    return Ok(exchange);
+                }
+                Err(failed) => {
+                    if failed.counts {
+                        self.servers[i].failed(Instant::now());
+                    }
+                    if !failed.retry {
+                        return Err(failed.failure);
+                    }
+                    tracing::debug!(upstream = %self.name, error = %failed.failure, "trying the next server");
+                    last = Some(failed.failure);
+                }
+            }
+        }
+    }
+
+    /// Not reached: a pick always finds a server on a request's first try.
+    fn none_up(&self) -> Failure {
+        Failure::Internal(format!("upstream {}: no server to try", self.name))
+    }
+
+    /// One server's try: a pooled connection if one is idle (and a fresh one if that turns
+    /// out to have been closed by the app), else a new one.
+    async fn attempt(
+        &self,
+        attempt: &Attempt<'_>,
+        body: &mut RequestBody<'_>,
+        lease: Lease,
+    ) -> Result<Exchange, Failed> {
+        let server = Arc::clone(&lease.server);
+        let mut lease = Some(lease);
         let mut fresh_only = false;
         loop {
-            let (mut stream, reused) = match (!fresh_only).then(|| self.pool.take()).flatten() {
-                Some(stream) => (stream, true),
-                None => (self.connect().await?, false),
+            let pooled = (!fresh_only).then(|| server.pool.take()).flatten();
+            let reused = pooled.is_some();
+            let mut stream = match pooled {
+                Some(stream) => stream,
+                None => server
+                    .connect(self.connect_timeout)
+                    .await
+                    .map_err(|failure| Failed {
+                        failure,
+                        counts: true,
+                        retry: true,
+                    })?,
             };
-            let retry = reused && replayable;
-            let written = match &mut body {
+            let written = match body {
                 RequestBody::InHand(bytes) => {
-                    let rest = (!inline).then_some(bytes.as_ref());
+                    let rest = (!attempt.inline).then_some(bytes.as_ref());
                     let timeout = self.response_timeout;
-                    let written = buffered::write_held(&mut stream, &head, rest, timeout).await;
+                    let written =
+                        buffered::write_held(&mut stream, &attempt.head, rest, timeout).await;
                     written.map_err(WriteError::Retryable)
                 }
                 RequestBody::File { file, len } => {
                     let timeout = self.response_timeout;
                     let written =
-                        buffered::write_file(&mut stream, &head, file, *len, timeout).await;
+                        buffered::write_file(&mut stream, &attempt.head, file, *len, timeout).await;
                     written.map_err(WriteError::Retryable)
                 }
                 RequestBody::Client { transport, buf } => {
-                    self.write_streamed(req, &mut stream, &head, transport, buf)
-                        .await
+                    self.write_streamed(
+                        &server,
+                        attempt.req,
+                        &mut stream,
+                        &attempt.head,
+                        transport,
+                        buf,
+                    )
+                    .await
                 }
             };
             match written {
                 Ok(()) => {}
-                Err(WriteError::Retryable(_)) if retry => {
+                // An idle connection the app had closed: the same server, afresh.
+                Err(WriteError::Retryable(_)) if reused => {
                     fresh_only = true;
                     continue;
                 }
-                Err(WriteError::Retryable(detail)) => return Err(self.closed(detail)),
-                Err(WriteError::Final(err)) => return Err(err),
+                // Nothing of the request was taken: any method may go elsewhere.
+                Err(WriteError::Retryable(detail)) => {
+                    return Err(Failed {
+                        failure: closed(&server, detail),
+                        counts: true,
+                        retry: true,
+                    });
+                }
+                Err(WriteError::Final(failure)) => {
+                    return Err(Failed {
+                        failure,
+                        counts: false,
+                        retry: false,
+                    });
+                }
             }
-            match self.response(stream, &req.method).await {
+            let lease_now = lease.take().expect("one lease per response");
+            match self.response(stream, &attempt.req.method, lease_now).await {
                 Ok(exchange) => return Ok(exchange),
-                // The app closed an idle connection just as ferry reused it: try once more.
-                Err(Failure::Closed { .. }) if retry => fresh_only = true,
-                Err(err) => return Err(err),
+                Err((failure @ Failure::Closed { .. }, back)) => {
+                    // The app closed an idle connection just as ferry reused it: once more.
+                    if reused && attempt.resend_after_close {
+                        lease = Some(back);
+                        fresh_only = true;
+                        continue;
+                    }
+                    return Err(Failed {
+                        failure,
+                        counts: !reused,
+                        retry: attempt.resend_after_close,
+                    });
+                }
+                Err((failure, _)) => {
+                    return Err(Failed {
+                        failure,
+                        counts: false,
+                        retry: false,
+                    });
+                }
             }
         }
     }
@@ -268,6 +427,7 @@ impl Upstream {
     /// `Expect: 100-continue` first). Only a failed head write may be retried elsewhere.
     async fn write_streamed(
         &self,
+        server: &Server,
         req: &RequestHead,
         stream: &mut AppSocket,
         head: &[u8],
@@ -296,52 +456,38 @@ impl Upstream {
                     body::BodyError::Client(err) => Failure::ClientGone(err),
                     body::BodyError::BadChunked(err) => Failure::ClientBody(err),
                     body::BodyError::Upstream(err) => {
-                        self.closed(format!("writing request body: {err}"))
+                        closed(server, format!("writing request body: {err}"))
                     }
                 })
             })
     }
 
-    async fn connect(&self) -> Result<AppSocket, Failure> {
-        let timeout = self.connect_timeout;
-        let connected = match &self.target {
-            Target::Tcp(addr) => AppSocket::connect_tcp(*addr, timeout).await,
-            Target::Host(resolver) => resolver.connect(timeout).await,
-            Target::Unix(path) => AppSocket::connect_unix(path, timeout).await,
-        };
-        connected.map_err(|source| Failure::Connect {
-            addr: self.label.clone(),
-            source,
-        })
-    }
-
-    fn closed(&self, detail: String) -> Failure {
-        Failure::Closed {
-            addr: self.label.clone(),
-            detail,
-        }
-    }
-
-    fn bad(&self, source: BadResponse) -> Failure {
-        Failure::Bad {
-            addr: self.label.clone(),
-            source,
-        }
-    }
-
     /// Waits for the response head (within `response_timeout`) and positions the
-    /// connection at the body.
-    async fn response(&self, mut stream: AppSocket, method: &Method) -> Result<Exchange, Failure> {
+    /// connection at the body. On failure the lease comes back, for a retry.
+    async fn response(
+        &self,
+        mut stream: AppSocket,
+        method: &Method,
+        lease: Lease,
+    ) -> Result<Exchange, (Failure, Lease)> {
         let deadline = tokio::time::Instant::now() + self.response_timeout;
-        let (head, leftover) = self.read_head(&mut stream, deadline).await?;
-        let framing = framing(&head, method).map_err(|source| self.bad(source))?;
+        let server = &lease.server;
+        let read = self.read_head(server, &mut stream, deadline).await;
+        let (head, leftover) = match read {
+            Ok(read) => read,
+            Err(failure) => return Err((failure, lease)),
+        };
+        let framing = match framing(&head, method) {
+            Ok(framing) => framing,
+            Err(source) => return Err((bad(server, source), lease)),
+        };
         let reusable = head.keep_alive() && framing != Framing::Close && head.status != 101;
         let conn = UpConn {
             stream,
             leftover,
             reusable,
             read_timeout: self.response_timeout,
-            pool: Arc::clone(&self.pool),
+            lease,
         };
         Ok(Exchange {
             head,
@@ -353,6 +499,7 @@ impl Upstream {
     /// Reads the response head, skipping interim 1xx responses other than 101.
     async fn read_head(
         &self,
+        server: &Server,
         stream: &mut AppSocket,
         deadline: tokio::time::Instant,
     ) -> Result<(ResponseHead, BytesMut), Failure> {
@@ -363,17 +510,20 @@ impl Upstream {
             let head = match read {
                 Err(_) => {
                     return Err(Failure::HeadTimeout {
-                        addr: self.label.clone(),
+                        addr: server.label.to_string(),
                         timeout: self.response_timeout,
                     });
                 }
-                Ok(Err(body::HeadError::Io(err))) => return Err(self.closed(err.to_string())),
-                Ok(Err(body::HeadError::Bad(err))) => return Err(self.bad(err)),
-                Ok(Ok(None)) if buf.is_empty() => return Err(self.closed("no response".into())),
+                Ok(Err(body::HeadError::Io(err))) => return Err(closed(server, err.to_string())),
+                Ok(Err(body::HeadError::Bad(err))) => return Err(bad(server, err)),
+                Ok(Ok(None)) if buf.is_empty() => {
+                    return Err(closed(server, "no response".into()));
+                }
                 Ok(Ok(None)) => {
-                    return Err(self.bad(BadResponse::Syntax(
-                        "connection closed inside the response head".into(),
-                    )));
+                    return Err(bad(
+                        server,
+                        BadResponse::Syntax("connection closed inside the response head".into()),
+                    ));
                 }
                 Ok(Ok(Some(head))) => head,
             };
@@ -387,6 +537,55 @@ impl Upstream {
             return Ok((head, buf));
         }
     }
+}
+
+/// What every try of one request shares.
+struct Attempt<'a> {
+    req: &'a RequestHead,
+    /// The encoded head (with a small held body appended when `inline`).
+    head: Vec<u8>,
+    inline: bool,
+    /// Whether the request may be sent again after the app closed the connection on it
+    /// before a head: idempotent, and all its bytes in hand.
+    resend_after_close: bool,
+}
+
+fn closed(server: &Server, detail: String) -> Failure {
+    Failure::Closed {
+        addr: server.label.to_string(),
+        detail,
+    }
+}
+
+fn bad(server: &Server, source: BadResponse) -> Failure {
+    Failure::Bad {
+        addr: server.label.to_string(),
+        source,
+    }
+}
+
+/// Every configured server address with the key it was given under, for `ferry check`.
+pub fn server_keys(config: &config::Config) -> Vec<(String, &UpstreamAddress)> {
+    let sections = config
+        .upstream
+        .iter()
+        .map(|upstream| ("upstream".to_string(), upstream))
+        .chain(
+            (config.upstreams.iter())
+                .map(|(name, upstream)| (format!("upstreams.{name}"), upstream)),
+        );
+    let mut keys = Vec::new();
+    for (section, upstream) in sections {
+        for (i, address) in upstream.servers.iter().enumerate() {
+            let key = if upstream.servers.len() == 1 {
+                format!("{section}.address")
+            } else {
+                format!("{section}.servers[{i}]")
+            };
+            keys.push((key, address));
+        }
+    }
+    keys
 }
 
 fn is_idempotent(method: &Method) -> bool {

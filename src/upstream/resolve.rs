@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::stream::AppSocket;
-use crate::config::{self, UpstreamAddress};
+use crate::config::UpstreamAddress;
 use crate::failure::ConnectError;
 
 /// How long a resolved answer is used for new connections. Short: a name's address changes
@@ -192,12 +192,13 @@ async fn connect_first(addrs: &[SocketAddr], timeout: Duration) -> Result<AppSoc
     Err(last)
 }
 
-/// For `ferry check`: a warning when the upstream is a host name that does not resolve here
+/// For `ferry check`: a warning when the server `address` (the value of `key`) is a host
+/// name that does not resolve here
 /// and now (`None` when it resolves, or is not a name). A warning, not an error: the app's
 /// container may start after ferry's, and ferry resolves the name again for every new
 /// connection. Blocks for at most a few seconds; call it outside an async runtime.
-pub fn check_resolves(upstream: &config::Upstream) -> Option<String> {
-    let UpstreamAddress::Host { name, port } = &upstream.address else {
+pub fn check_resolves(key: &str, address: &UpstreamAddress) -> Option<String> {
+    let UpstreamAddress::Host { name, port } = address else {
         return None;
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -216,9 +217,9 @@ pub fn check_resolves(upstream: &config::Upstream) -> Option<String> {
         Err(_) => format!("no answer from the resolver within {CHECK_WAIT:?}"),
     };
     Some(format!(
-        "upstream.address: {:?} does not resolve here ({why}); ferry will start anyway and \
+        "{key}: {:?} does not resolve here ({why}); ferry will start anyway and \
          resolve it again for each new connection to the app (502 until it resolves)",
-        upstream.address.to_string()
+        address.to_string()
     ))
 }
 
@@ -226,21 +227,17 @@ pub fn check_resolves(upstream: &config::Upstream) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn upstream(address: UpstreamAddress) -> config::Upstream {
-        config::Upstream::new(address)
-    }
-
     #[test]
     fn check_warns_only_for_a_name_that_does_not_resolve() {
         let name = |name: &str| UpstreamAddress::Host {
             name: name.into(),
             port: 80,
         };
-        assert_eq!(check_resolves(&upstream(name("localhost"))), None);
+        assert_eq!(check_resolves("upstream.address", &name("localhost")), None);
         let tcp = UpstreamAddress::Tcp(SocketAddr::from(([127, 0, 0, 1], 1)));
-        assert_eq!(check_resolves(&upstream(tcp)), None);
+        assert_eq!(check_resolves("upstream.address", &tcp), None);
         // RFC 6761 §6.4: `.invalid` names never resolve.
-        let warning = check_resolves(&upstream(name("app.invalid")))
+        let warning = check_resolves("upstream.address", &name("app.invalid"))
             .unwrap_or_else(|| panic!("app.invalid resolved"));
         assert!(
             warning.starts_with("upstream.address: \"app.invalid:80\" does not resolve here ("),

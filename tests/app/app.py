@@ -4,13 +4,18 @@ server over raw sockets (one thread per connection), so a test can make it misbe
 exactly the way it needs (malformed heads, early hints, close-delimited bodies, closing
 mid-body, hanging, switching protocols and echoing bytes).
 
-Usage: app.py --log FILE [--unix PATH]
+Usage: app.py --log FILE [--unix PATH] [--backlog N] [--workers N] [--delay-ms N] [--reset]
   Listens on 127.0.0.1:0 (prints "port N") or on the unix socket PATH (prints "unix PATH"),
-  then "ready". Every request it reads is logged to FILE as one JSON line:
+  then "ready". --backlog sets the listen backlog (default 128). --workers N serves like a
+  pre-fork server with N sync workers: N threads each accept one connection and serve it to
+  its end before accepting the next (default: a thread per connection). --delay-ms makes
+  every answer wait that long (a slow app). --reset answers every request by resetting the
+  connection (RST, no response), after logging it. Every request it reads is logged to FILE as one JSON line:
     {"kind":"request","conn":ID,"peer_port":P,"seq":K,"method":..,"target":..,"version":..,
      "headers":[[name,value],...],"body_len":N,"body_sha256":HEX,"body_complete":bool}
   Connection events are logged as {"kind":"event","event":NAME,"conn":ID,...}:
-    "open", "eof" (the peer closed; with "received" = bytes read after the head for /ws and
+    "open" (with "active": the connections being served, this one included), "eof" (the
+    peer closed; with "received" = bytes read after the head for /ws and
     /hang), "closed" (the app closed it), "dropped" (a request head was read and the
     connection closed without an answer, see /idle-close?mode=drop-next), "bad_request".
 
@@ -40,6 +45,8 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              as soon as the next request head arrives on it, without answering
                              and without logging that request (an idle close that raced a
                              request)
+  .../whoami                 200, the app's own address as body ("127.0.0.1:PORT" or
+                             "unix:PATH"), keep-alive (any path ending in /whoami)
   /ws                        101 Switching Protocols (websocket), then echoes every byte
                              until EOF; logs "eof" with the number of bytes echoed
   /cacheable/... [path, delay_ms, fail_if, status, echo=Name ..., h=..., h304=...]
@@ -65,12 +72,17 @@ import itertools
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
 import urllib.parse
 
 LOG_LOCK = threading.Lock()
+ACTIVE_LOCK = threading.Lock()
+ACTIVE = 0
+OPTIONS = None
+ADDRESS = ""
 LOG_FILE = None
 CONN_IDS = itertools.count(1)
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -228,6 +240,16 @@ def handle(conn, method, target, version, headers, body_info):
     query = urllib.parse.parse_qs(qs, keep_blank_values=True)
     arg = lambda name, default=None: query.get(name, [default])[0]
     head_only = method == "HEAD"
+    if OPTIONS.reset:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+    if OPTIONS.delay_ms:
+        time.sleep(OPTIONS.delay_ms / 1000.0)
+
+    if path.endswith("/whoami"):
+        body = ADDRESS.encode()
+        conn.send(response(200, "OK", [("Content-Type", "text/plain")], body))
+        return True
 
     if path == "/echo":
         body = ("ok %s %d %s" % (method, body_info[0], body_info[1])).encode()
@@ -436,8 +458,20 @@ def handle(conn, method, target, version, headers, body_info):
 
 
 def serve_conn(sock, peer_port):
+    global ACTIVE
+    with ACTIVE_LOCK:
+        ACTIVE += 1
+        active = ACTIVE
+    try:
+        serve_counted(sock, peer_port, active)
+    finally:
+        with ACTIVE_LOCK:
+            ACTIVE -= 1
+
+
+def serve_counted(sock, peer_port, active):
     conn = Conn(sock, next(CONN_IDS), peer_port)
-    conn.event("open")
+    conn.event("open", active=active)
     seq = 0
     try:
         while True:
@@ -492,32 +526,52 @@ def serve_conn(sock, peer_port):
             pass
 
 
+def accept(srv):
+    sock, peer = srv.accept()
+    if srv.family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, peer[1]
+    return sock, 0
+
+
+def sync_worker(srv):
+    """One pre-fork style worker: one connection at a time, to its end."""
+    while True:
+        serve_conn(*accept(srv))
+
+
 def main():
-    global LOG_FILE
+    global LOG_FILE, OPTIONS, ADDRESS
     p = argparse.ArgumentParser()
     p.add_argument("--log", required=True)
     p.add_argument("--unix")
+    p.add_argument("--backlog", type=int, default=128)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--reset", action="store_true")
     args = p.parse_args()
+    OPTIONS = args
     LOG_FILE = open(args.log, "a", encoding="utf-8")
     if args.unix:
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         srv.bind(args.unix)
-        srv.listen(128)
+        srv.listen(args.backlog)
+        ADDRESS = "unix:%s" % args.unix
         print("unix %s" % args.unix, flush=True)
     else:
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", 0))
-        srv.listen(128)
+        srv.listen(args.backlog)
+        ADDRESS = "127.0.0.1:%d" % srv.getsockname()[1]
         print("port %d" % srv.getsockname()[1], flush=True)
     print("ready", flush=True)
+    if args.workers:
+        for _ in range(args.workers):
+            threading.Thread(target=sync_worker, args=(srv,), daemon=True).start()
+        threading.Event().wait()
     while True:
-        sock, peer = srv.accept()
-        if srv.family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer_port = peer[1]
-        else:
-            peer_port = 0
+        sock, peer_port = accept(srv)
         threading.Thread(target=serve_conn, args=(sock, peer_port), daemon=True).start()
 
 

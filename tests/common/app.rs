@@ -92,19 +92,28 @@ pub struct App {
 impl App {
     /// Starts the app on 127.0.0.1:0.
     pub fn start() -> App {
-        App::spawn(None)
+        App::spawn(None, &[])
+    }
+
+    /// Starts the app on 127.0.0.1:0 with these options of app.py (`--backlog 5`, ...).
+    pub fn start_with(options: &[&str]) -> App {
+        App::spawn(None, options)
     }
 
     /// Starts the app on a unix socket at `path` (absolute, at most 107 bytes).
     pub fn start_unix(path: &Path) -> App {
-        App::spawn(Some(path))
+        App::spawn(Some(path), &[])
     }
 
-    fn spawn(unix: Option<&Path>) -> App {
+    fn spawn(unix: Option<&Path>, options: &[&str]) -> App {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("app.log");
         let mut cmd = Command::new("python3");
-        cmd.arg("-u").arg(APP_PY).arg("--log").arg(&log);
+        cmd.arg("-u")
+            .arg(APP_PY)
+            .arg("--log")
+            .arg(&log)
+            .args(options);
         if let Some(p) = unix {
             cmd.arg("--unix").arg(p);
         }

@@ -54,7 +54,7 @@ impl Load {
         let app = App::start();
         let toml = format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [upstream]\naddress = {app}\n\n[offload]\nx_accel_redirect = true\n\n\
+             [upstream]\naddress = {app}\nmax_conns = 64\n\n[offload]\nx_accel_redirect = true\n\n\
              [cache]\ndir = {cache}\nmax_size = \"64MiB\"\nmax_object_size = \"16MiB\"\n\n\
              [[location]]\nprefix = \"/static/\"\nroot = {root}\n\n\
              [[location]]\nprefix = \"/protected/\"\nroot = {files}\ninternal = true\n\n\

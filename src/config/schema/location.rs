@@ -1,17 +1,19 @@
-//! The `[[location]]` list: its shape, each location's keys, prefixes unique across it, and
-//! whether the configuration serves anything at all (locations, an upstream, or both).
+//! The `[[location]]` list: its shape, each location's keys (a location serves files from
+//! `root`, or proxies to the `[upstreams.NAME]` it names), prefixes unique across it, the
+//! upstreams it names existing, and whether the configuration serves anything at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::walker::{ListShape, Walker};
-use crate::config::{ContentCoding, Location};
+use super::walker::{ListShape, Table, Walker};
+use crate::config::{ContentCoding, Location, Upstream};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const LOCATION_KEYS: [&str; 7] = [
+pub(super) const LOCATION_KEYS: [&str; 8] = [
     "prefix",
+    "upstream",
     "root",
     "index",
     "expires",
@@ -87,6 +89,29 @@ impl Walker<'_> {
         let table = self.table(&key, value)?;
         self.unknown_keys(&key, table, &LOCATION_KEYS);
         let prefix = self.required(table, &key, "prefix", Self::prefix);
+        let upstream = self.field(table, &key, "upstream", Self::upstream_name);
+        if table.contains_key("upstream") {
+            let prefix = prefix?;
+            self.proxied_only(&key, table);
+            let upstream = upstream?;
+            if let Some(first) = seen.get(&prefix) {
+                let message =
+                    format!("duplicate prefix {prefix:?} (also location[{first}].prefix)");
+                self.fail(&format!("{key}.prefix"), None, message);
+                return None;
+            }
+            seen.insert(prefix.clone(), index);
+            return Some(Location {
+                prefix,
+                root: PathBuf::new(),
+                index: None,
+                expires: None,
+                internal: false,
+                directio_threshold: None,
+                precompressed: Vec::new(),
+                upstream: Some(upstream),
+            });
+        }
         let root = self.required(table, &key, "root", Self::root);
         let index_file = self.field(table, &key, "index", Self::index_file);
         let expires = self.field(table, &key, "expires", Self::duration);
@@ -123,7 +148,56 @@ impl Walker<'_> {
             internal,
             directio_threshold,
             precompressed: precompressed.unwrap_or_default(),
+            upstream: None,
         })
+    }
+
+    /// A location that proxies serves no files: the keys about files are errors there.
+    fn proxied_only(&mut self, key: &str, table: &Table) {
+        for name in LOCATION_KEYS.into_iter().skip(2) {
+            if let Some(value) = table.get(name) {
+                let message = "a location with `upstream` serves no files; remove this key \
+                               (or `upstream`)";
+                self.fail(&format!("{key}.{name}"), Some(value), message);
+            }
+        }
+    }
+
+    fn upstream_name(&mut self, key: &str, value: &Value) -> Option<String> {
+        let text = self.string(key, value, "the name of an [upstreams.NAME] section")?;
+        Some(text.to_owned())
+    }
+
+    /// Every `upstream` a location names is an `[upstreams.NAME]` (one that is itself in
+    /// error is reported there, not again here). `locations` is the complete list.
+    pub(super) fn location_upstreams_exist(
+        &mut self,
+        locations: &[Location],
+        upstreams: &BTreeMap<String, Upstream>,
+    ) {
+        for (i, location) in locations.iter().enumerate() {
+            let Some(name) = &location.upstream else {
+                continue;
+            };
+            let section = format!("upstreams.{name}");
+            let in_error = self.errors.iter().any(|error| {
+                (error.key.strip_prefix(&section))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            });
+            if upstreams.contains_key(name) || in_error {
+                continue;
+            }
+            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+            let message = if known.is_empty() {
+                format!("no [upstreams.{name}] section (there are no named upstreams)")
+            } else {
+                format!(
+                    "no [upstreams.{name}] section (named upstreams: {})",
+                    known.join(", ")
+                )
+            };
+            self.fail(&format!("location[{i}].upstream"), None, message);
+        }
     }
 
     fn prefix(&mut self, key: &str, value: &Value) -> Option<String> {

@@ -1,20 +1,32 @@
-//! `[upstream]`: the application behind ferry. Its address is a numeric `ip:port`, a
-//! `host:port` whose host is a syntactically valid DNS name (resolved later, by the upstream
-//! client, never here), or an absolute `unix:` socket path, and must not be one of ferry's
-//! own listeners. A section without `address` means no upstream; its other keys are still
-//! checked.
+//! `[upstream]` and `[upstreams.NAME]`: the applications behind ferry, with the same keys.
+//! Each server address is a numeric `ip:port`, a `host:port` whose host is a syntactically
+//! valid DNS name (resolved later, by the upstream client, never here), or an absolute
+//! `unix:` socket path, and must not be one of ferry's own listeners. An `[upstream]`
+//! without `address` or `servers` means no default upstream; its other keys are still
+//! checked. A named upstream must have servers; its name is a metric label, so it is
+//! letters, digits, `-` and `_`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use ::config::{Value, ValueKind};
 
-use super::walker::Walker;
-use crate::config::{Admin, Server, Tls, Upstream, UpstreamAddress};
+use super::walker::{ListShape, Table, Walker};
+use crate::config::{Admin, Balance, DEFAULT_UPSTREAM, Server, Tls, Upstream, UpstreamAddress};
 
-/// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const UPSTREAM_KEYS: [&str; 6] = [
+/// The keys of this section (and of each `[upstreams.NAME]`), in the order config/ferry.toml
+/// documents them.
+pub(super) const UPSTREAM_KEYS: [&str; 13] = [
     "address",
+    "servers",
+    "balance",
+    "max_fails",
+    "fail_timeout",
+    "max_conns",
+    "queue",
+    "queue_timeout",
     "connect_timeout",
     "response_timeout",
     "idle_connections",
@@ -22,7 +34,15 @@ pub(super) const UPSTREAM_KEYS: [&str; 6] = [
     "underscores_in_headers",
 ];
 
-/// The longest unix socket path: `sun_path` holds 108 bytes, the last one a NUL.
+/// The longest upstream name: it is a metric label value and appears in every log line.
+const MAX_NAME: usize = 64;
+
+const BALANCES: [(&str, Balance); 2] = [
+    ("round_robin", Balance::RoundRobin),
+    ("least_conn", Balance::LeastConn),
+];
+
+/// The unix socket path the longest `sun_path` holds: 108 bytes, the last one a NUL.
 const MAX_UNIX_PATH: usize = 107;
 
 /// The longest DNS name in text form, without a trailing dot (RFC 1035 §2.3.4: 255 bytes on
@@ -42,25 +62,123 @@ const ADDRESS_FORMS: &str = "expected \"host:port\", \"ip:port\" or \"unix:/abso
 pub(super) fn given(value: Option<&Value>) -> bool {
     match value.map(|value| &value.kind) {
         None => false,
-        Some(ValueKind::Table(table)) => table.contains_key("address"),
+        Some(ValueKind::Table(table)) => {
+            table.contains_key("address") || table.contains_key("servers")
+        }
         Some(_) => true,
     }
 }
 
+/// ferry's own listeners, which no upstream server may be.
+pub(super) struct Own<'a> {
+    pub server: &'a Server,
+    pub admin: &'a Admin,
+    pub tls: Option<&'a Tls>,
+}
+
 impl Walker<'_> {
-    /// `None` when the section or its address is absent, or when anything in it is invalid.
-    pub(super) fn upstream(&mut self, value: Option<&Value>) -> Option<Upstream> {
+    /// `[upstream]`: `None` when the section or its servers are absent, or when anything in
+    /// it is invalid.
+    pub(super) fn upstream(&mut self, value: Option<&Value>, own: &Own) -> Option<Upstream> {
         let table = self.table("upstream", value?)?;
-        self.unknown_keys("upstream", table, &UPSTREAM_KEYS);
-        let u = "upstream";
+        self.upstream_table("upstream", table, own, false)
+    }
+
+    /// `[upstreams.NAME]` sections, by name; each invalid one is left out (and reported).
+    pub(super) fn upstreams(
+        &mut self,
+        value: Option<&Value>,
+        own: &Own,
+    ) -> BTreeMap<String, Upstream> {
+        let mut found = BTreeMap::new();
+        let Some(table) = value.and_then(|value| self.table("upstreams", value)) else {
+            return found;
+        };
+        // In name order, so that errors come in a stable order.
+        let mut sections: Vec<_> = table.iter().collect();
+        sections.sort_by_key(|(name, _)| name.as_str());
+        for (name, value) in sections {
+            let key = format!("upstreams.{name}");
+            if let Err(why) = check_name(name) {
+                self.fail(&key, None, why);
+                continue;
+            }
+            let Some(section) = self.table(&key, value) else {
+                continue;
+            };
+            if let Some(upstream) = self.upstream_table(&key, section, own, true) {
+                found.insert(name.clone(), upstream);
+            }
+        }
+        found
+    }
+
+    /// The keys of one upstream table named `u`; `required`: its servers must be given.
+    fn upstream_table(
+        &mut self,
+        u: &str,
+        table: &Table,
+        own: &Own,
+        required: bool,
+    ) -> Option<Upstream> {
+        self.unknown_keys(u, table, &UPSTREAM_KEYS);
         let errors_before = self.errors.len();
         let address = self.field(table, u, "address", Self::upstream_address);
+        let servers = self.field(table, u, "servers", Self::upstream_servers);
+        let balance = self.field(table, u, "balance", |w, k, v| w.choice(k, v, &BALANCES));
+        let max_fails = self.field(table, u, "max_fails", Self::max_fails);
+        let fail_timeout = self.field(table, u, "fail_timeout", Self::positive_duration);
+        let max_conns = self.field(table, u, "max_conns", Self::count);
+        let queue = self.field(table, u, "queue", Self::count);
+        let queue_timeout = self.field(table, u, "queue_timeout", Self::positive_duration);
         let connect = self.field(table, u, "connect_timeout", Self::positive_duration);
         let response = self.field(table, u, "response_timeout", Self::positive_duration);
-        let idle = self.field(table, u, "idle_connections", Self::idle_connections);
+        let idle = self.field(table, u, "idle_connections", Self::count);
         let forwarded = self.field(table, u, "forwarded_headers", Self::boolean);
         let underscores = self.field(table, u, "underscores_in_headers", Self::boolean);
-        let mut upstream = Upstream::new(address?);
+        let (servers, keys) = match (table.get("address"), table.get("servers")) {
+            (Some(_), Some(value)) => {
+                let message = "give either address (one server) or servers, not both";
+                self.fail(&format!("{u}.servers"), Some(value), message);
+                return None;
+            }
+            (Some(_), None) => (vec![address?], vec![format!("{u}.address")]),
+            (None, Some(_)) => {
+                let servers = servers?;
+                let keys = (0..servers.len()).map(|i| format!("{u}.servers[{i}]"));
+                (servers, keys.collect())
+            }
+            (None, None) => {
+                if required {
+                    self.fail(u, None, "no servers: add servers = [\"host:port\", ...]");
+                }
+                return None;
+            }
+        };
+        for (address, key) in servers.iter().zip(&keys) {
+            let value = table.get("address").or(table.get("servers"));
+            self.upstream_not_ferry(address, key, own, value);
+        }
+        let mut upstream = Upstream::new(servers[0].clone());
+        upstream.servers = servers;
+        if let Some(b) = balance {
+            upstream.balance = b;
+        }
+        if let Some(n) = max_fails {
+            upstream.max_fails = n;
+        }
+        if let Some(d) = fail_timeout {
+            upstream.fail_timeout = d;
+        }
+        if let Some(n) = max_conns {
+            upstream.max_conns = NonZeroUsize::new(n);
+        }
+        if let Some(n) = queue {
+            upstream.queue = n;
+        }
+        if let Some(d) = queue_timeout {
+            upstream.queue_timeout = d;
+        }
         if let Some(d) = connect {
             upstream.connect_timeout = d;
         }
@@ -88,8 +206,26 @@ impl Walker<'_> {
             .ok()
     }
 
-    fn idle_connections(&mut self, key: &str, value: &Value) -> Option<usize> {
-        let n = self.integer(key, value, "a number of connections (0 or more)")?;
+    fn upstream_servers(&mut self, key: &str, value: &Value) -> Option<Vec<UpstreamAddress>> {
+        let shape = ListShape {
+            expected: "an array of addresses, e.g. [\"127.0.0.1:3000\", \"unix:/run/app.sock\"]",
+            empty: "at least one server is required",
+            same: |a: &UpstreamAddress, b: &UpstreamAddress| a == b,
+            describe: |address: &UpstreamAddress| format!("server {:?}", address.to_string()),
+        };
+        self.list(key, value, &shape, Self::upstream_address)
+    }
+
+    fn max_fails(&mut self, key: &str, value: &Value) -> Option<u32> {
+        let n = self.count(key, value)?;
+        u32::try_from(n)
+            .map_err(|_| self.fail(key, Some(value), "too large"))
+            .ok()
+    }
+
+    /// A number of connections, requests or failures: 0 or more.
+    fn count(&mut self, key: &str, value: &Value) -> Option<usize> {
+        let n = self.integer(key, value, "a number (0 or more)")?;
         if n < 0 {
             self.fail(key, Some(value), format!("must not be negative, got {n}"));
             return None;
@@ -105,15 +241,14 @@ impl Walker<'_> {
     /// (to a TLS listener in plaintext, which fails every request instead). Only numeric
     /// addresses and `localhost` (RFC 6761 §6.3: always loopback) can be checked here: what
     /// another host name stands for is known only once it resolves, and may change.
-    pub(super) fn upstream_not_ferry(
+    fn upstream_not_ferry(
         &mut self,
-        upstream: &Upstream,
-        server: &Server,
-        admin: &Admin,
-        tls: Option<&Tls>,
+        address: &UpstreamAddress,
+        key: &str,
+        own: &Own,
         value: Option<&Value>,
     ) {
-        let targets = match &upstream.address {
+        let targets = match address {
             UpstreamAddress::Tcp(addr) => vec![*addr],
             UpstreamAddress::Host { name, port } if is_localhost(name) => vec![
                 SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
@@ -121,35 +256,58 @@ impl Walker<'_> {
             ],
             UpstreamAddress::Host { .. } | UpstreamAddress::Unix(_) => return,
         };
-        let shown = upstream.address.to_string();
-        let own = server
+        let shown = address.to_string();
+        let listened = own
+            .server
             .listen
             .iter()
             .enumerate()
             .map(|(i, listen)| (format!("server.listen[{i}]"), *listen))
-            .chain([("admin.listen".to_string(), admin.listen)])
+            .chain([("admin.listen".to_string(), own.admin.listen)])
             .find(|(_, listen)| targets.iter().any(|addr| reaches(*addr, *listen)));
-        if let Some((key, listen)) = own {
+        if let Some((own_key, listen)) = listened {
             let message = format!(
-                "{shown} is ferry's own listener ({key} = {listen}); requests would be proxied \
-                 back to ferry in a loop"
+                "{shown} is ferry's own listener ({own_key} = {listen}); requests would be \
+                 proxied back to ferry in a loop"
             );
-            self.fail("upstream.address", value, message);
+            self.fail(key, value, message);
             return;
         }
-        let tls_listen = tls.map_or(&[][..], |tls| &tls.listen);
-        let own = tls_listen
+        let tls_listen = own.tls.map_or(&[][..], |tls| &tls.listen);
+        let listened = tls_listen
             .iter()
             .enumerate()
             .find(|(_, listen)| targets.iter().any(|addr| reaches(*addr, **listen)));
-        if let Some((i, listen)) = own {
+        if let Some((i, listen)) = listened {
             let message = format!(
                 "{shown} is ferry's own TLS listener (tls.listen[{i}] = {listen}); requests \
                  would be proxied back to ferry, in plaintext to a TLS port"
             );
-            self.fail("upstream.address", value, message);
+            self.fail(key, value, message);
         }
     }
+}
+
+/// An upstream name: letters, digits, `-` and `_`, as it is a metric label value and a
+/// `[[location]] upstream` reference; not [`DEFAULT_UPSTREAM`], which is `[upstream]`'s.
+fn check_name(name: &str) -> Result<(), String> {
+    if name == DEFAULT_UPSTREAM {
+        return Err(format!(
+            "the name {DEFAULT_UPSTREAM:?} is [upstream]'s (the upstream of locations that name \
+             none); choose another"
+        ));
+    }
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(format!(
+            "invalid name {name:?}: 1 to {MAX_NAME} letters, digits, '-' or '_'"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether connecting to `target` reaches a socket bound to `listen`: the same address, or a

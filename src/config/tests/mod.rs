@@ -80,8 +80,10 @@ fn embedded_default_is_the_documented_defaults() {
             internal: false,
             directio_threshold: None,
             precompressed: Vec::new(),
+            upstream: None,
         }],
         upstream: None,
+        upstreams: Default::default(),
         offload: Offload {
             x_accel_redirect: true,
             x_sendfile_roots: Vec::new(),
@@ -179,6 +181,7 @@ fn every_key_is_read() {
                 internal: false,
                 directio_threshold: None,
                 precompressed: Vec::new(),
+                upstream: None,
             },
             Location {
                 prefix: "/".into(),
@@ -188,6 +191,7 @@ fn every_key_is_read() {
                 internal: false,
                 directio_threshold: None,
                 precompressed: Vec::new(),
+                upstream: None,
             },
         ]
     );

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use super::{LOCATION, addr, load_err, load_ok, secs};
-use crate::config::{DEFAULT_TOML, Location, Offload, SendfileType, Upstream, UpstreamAddress};
+use crate::config::{
+    Balance, DEFAULT_TOML, Location, Offload, SendfileType, Upstream, UpstreamAddress,
+};
 
 /// `config/ferry.toml` with its commented-out examples from `# [upstream]` on turned into
 /// TOML: each `# [section]`, `# [[section]]` and `# key = value` line loses its `# `.
@@ -41,15 +43,21 @@ fn the_documented_upstream_and_offload_defaults_parse_to_the_code_defaults() {
     assert!(text.contains("\n[offload]\n"), "{text}");
     let config = load_ok(&text, &[]);
     let documented = Upstream {
-        address: UpstreamAddress::Tcp(addr("127.0.0.1:3000")),
-        connect_timeout: secs(1),
+        servers: vec![UpstreamAddress::Tcp(addr("127.0.0.1:3000"))],
+        balance: Balance::RoundRobin,
+        max_fails: 1,
+        fail_timeout: secs(10),
+        max_conns: None,
+        queue: 100,
+        queue_timeout: secs(30),
+        connect_timeout: secs(5),
         response_timeout: secs(30),
         idle_connections: 32,
         forwarded_headers: true,
         underscores_in_headers: false,
     };
     assert_eq!(config.upstream, Some(documented.clone()));
-    assert_eq!(documented, Upstream::new(documented.address.clone()));
+    assert_eq!(documented, Upstream::new(documented.servers[0].clone()));
     assert_eq!(config.offload, Offload::default());
     // Everything else is as in the embedded default.
     let embedded = load_ok(DEFAULT_TOML, &[]);
@@ -60,6 +68,10 @@ fn the_documented_upstream_and_offload_defaults_parse_to_the_code_defaults() {
 #[test]
 fn the_documented_examples_parse_together() {
     let config = load_ok(&uncommented_default(true), &[]);
+    let api = &config.upstreams["api"];
+    assert_eq!(api.servers.len(), 2);
+    assert_eq!(api.balance, Balance::LeastConn);
+    assert_eq!(config.locations[2].upstream.as_deref(), Some("api"));
     assert_eq!(
         config.offload,
         Offload {
@@ -79,6 +91,7 @@ fn the_documented_examples_parse_together() {
             internal: true,
             directio_threshold: None,
             precompressed: Vec::new(),
+            upstream: None,
         }
     );
     assert_eq!(config.locations[0].expires, Some(secs(3_600)));
@@ -100,12 +113,12 @@ fn every_upstream_key_is_read() {
     assert_eq!(
         config.upstream,
         Some(Upstream {
-            address: UpstreamAddress::Tcp(addr("[::1]:3000")),
             connect_timeout: std::time::Duration::from_millis(250),
             response_timeout: secs(120),
             idle_connections: 0,
             forwarded_headers: false,
             underscores_in_headers: true,
+            ..Upstream::new(UpstreamAddress::Tcp(addr("[::1]:3000")))
         })
     );
 }
@@ -116,7 +129,7 @@ fn addresses_are_tcp_or_unix_and_display_as_written() {
         let text = format!("[upstream]\naddress = \"{address}\"\n");
         load_ok(&text, &[])
             .upstream
-            .map(|upstream| upstream.address)
+            .map(|upstream| upstream.servers[0].clone())
     };
     let tcp = UpstreamAddress::Tcp(addr("127.0.0.1:3000"));
     assert_eq!(upstream("127.0.0.1:3000"), Some(tcp.clone()));
@@ -201,7 +214,7 @@ fn host_names_with_a_port_are_accepted_as_written() {
         let text = format!("[upstream]\naddress = \"{address}\"\n");
         load_ok(&text, &[])
             .upstream
-            .map(|upstream| upstream.address)
+            .map(|upstream| upstream.servers[0].clone())
     };
     let host = |name: &str, port: u16| {
         Some(UpstreamAddress::Host {
@@ -261,7 +274,7 @@ fn host_names_with_a_port_are_accepted_as_written() {
     // From the environment too.
     let config = load_ok("", &[("FERRY__UPSTREAM__ADDRESS", "app:3000")]);
     assert_eq!(
-        config.upstream.map(|upstream| upstream.address),
+        config.upstream.map(|upstream| upstream.servers[0].clone()),
         host("app", 3000)
     );
 }
@@ -427,7 +440,7 @@ fn upstream_values_are_type_and_range_checked() {
             "upstream.connect_timeout: invalid duration \"1 fortnight\": unknown unit \
              \"fortnight\" (expected ms, s, m, h or d)",
             "upstream.response_timeout: must be greater than 0s",
-            "upstream.idle_connections: expected a number of connections (0 or more), \
+            "upstream.idle_connections: expected a number (0 or more), \
              found string \"lots\"",
             "upstream.forwarded_headers: expected true or false, found integer 1",
         ]
@@ -449,7 +462,7 @@ fn a_section_without_address_is_no_upstream_but_is_still_checked() {
         &[("FERRY__UPSTREAM__ADDRESS", "unix:/run/app.sock")],
     );
     let upstream = config.upstream.unwrap_or_else(|| panic!("no upstream"));
-    assert_eq!(upstream.address.to_string(), "unix:/run/app.sock");
+    assert_eq!(upstream.servers[0].to_string(), "unix:/run/app.sock");
     assert_eq!(upstream.connect_timeout, secs(5));
 }
 
@@ -568,12 +581,12 @@ fn upstream_keys_are_overridden_from_the_environment() {
     assert_eq!(
         config.upstream,
         Some(Upstream {
-            address: UpstreamAddress::Unix("/run/app/app.sock".into()),
             connect_timeout: secs(3),
             response_timeout: secs(60),
             idle_connections: 0,
             forwarded_headers: false,
             underscores_in_headers: false,
+            ..Upstream::new(UpstreamAddress::Unix("/run/app/app.sock".into()))
         })
     );
     // An address from the environment alone makes an upstream, with no location needed.
@@ -612,6 +625,144 @@ fn upstream_environment_values_are_validated_and_name_their_variable() {
             "upstream: a whole section cannot be set from the environment (FERRY__UPSTREAM); \
              set one key with FERRY__UPSTREAM__KEY",
             "upstream.adress: unknown key (from environment variable FERRY__UPSTREAM__ADRESS)",
+        ]
+    );
+}
+
+#[test]
+fn named_upstreams_with_several_servers_and_locations_that_use_them() {
+    let text = r#"
+        [upstreams.api]
+        servers = ["127.0.0.1:4000", "unix:/run/api.sock", "api:4000"]
+        balance = "least_conn"
+        max_fails = 3
+        fail_timeout = "5s"
+        max_conns = 4
+        queue = 10
+        queue_timeout = "2s"
+
+        [upstreams.admin-app]
+        address = "127.0.0.1:5000"
+
+        [[location]]
+        prefix = "/api/"
+        upstream = "api"
+
+        [[location]]
+        prefix = "/admin/"
+        upstream = "admin-app"
+    "#;
+    let config = load_ok(text, &[]);
+    assert_eq!(config.upstream, None);
+    let api = &config.upstreams["api"];
+    assert_eq!(
+        api.servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["127.0.0.1:4000", "unix:/run/api.sock", "api:4000"]
+    );
+    assert_eq!(api.balance, Balance::LeastConn);
+    assert_eq!((api.max_fails, api.fail_timeout), (3, secs(5)));
+    assert_eq!(api.max_conns, std::num::NonZeroUsize::new(4));
+    assert_eq!((api.queue, api.queue_timeout), (10, secs(2)));
+    assert_eq!(
+        config.upstreams["admin-app"],
+        Upstream::new(UpstreamAddress::Tcp(addr("127.0.0.1:5000")))
+    );
+    let names: Vec<_> = config
+        .locations
+        .iter()
+        .map(|l| l.upstream.as_deref())
+        .collect();
+    assert_eq!(names, [Some("api"), Some("admin-app")]);
+}
+
+#[test]
+fn named_upstream_errors_name_their_key() {
+    let errors = load_err(
+        r#"
+        [upstream]
+        address = "127.0.0.1:3000"
+        servers = ["127.0.0.1:3001"]
+
+        [upstreams.api]
+        servers = ["127.0.0.1:4000", "nope", "127.0.0.1:4000"]
+        balance = "random"
+        max_conns = -1
+
+        [upstreams.default]
+        address = "127.0.0.1:4002"
+
+        [upstreams."a b"]
+        address = "127.0.0.1:4003"
+
+        [upstreams.empty]
+        queue = 1
+
+        [[location]]
+        prefix = "/x/"
+        upstream = "missing"
+        root = "/srv"
+
+        [[location]]
+        prefix = "/y/"
+        upstream = "api"
+        "#,
+        &[],
+    );
+    let keys: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "upstream.servers",
+            "upstreams.a b",
+            "upstreams.api.servers[1]",
+            "upstreams.api.servers[2]",
+            "upstreams.api.balance",
+            "upstreams.api.max_conns",
+            "upstreams.default",
+            "upstreams.empty",
+            "location[0].root",
+            "location[0].upstream",
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[1].contains("invalid name \"a b\""), "{}", errors[1]);
+    assert!(
+        errors[3].contains("duplicate server \"127.0.0.1:4000\" (also upstreams.api.servers[0])"),
+        "{}",
+        errors[3]
+    );
+    assert!(
+        errors[9].ends_with("no [upstreams.missing] section (there are no named upstreams)"),
+        "{}",
+        errors[9]
+    );
+}
+
+#[test]
+fn every_server_of_every_upstream_is_checked_against_ferrys_listeners() {
+    let errors = load_err(
+        r#"
+        [server]
+        listen = ["127.0.0.1:8080"]
+        [upstreams.api]
+        servers = ["127.0.0.1:4000", "127.0.0.1:8080"]
+        [[location]]
+        prefix = "/"
+        upstream = "api"
+        "#,
+        &[],
+    );
+    assert_eq!(
+        errors,
+        [
+            "upstreams.api.servers[1]: 127.0.0.1:8080 is ferry's own listener (server.listen[0] = \
+          127.0.0.1:8080); requests would be proxied back to ferry in a loop"
         ]
     );
 }

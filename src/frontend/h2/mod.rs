@@ -35,7 +35,7 @@ use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
 use crate::metrics::Source;
 use crate::proxy::{BodyRead, BodyReadError, ClientBody, Outcome};
-use crate::route::{Dispatch, Reply};
+use crate::route::{Dispatch, Reply, UpstreamRef};
 use crate::transport::Transport;
 
 /// Most request-body bytes read and dropped after answering without them (see
@@ -137,7 +137,7 @@ async fn answer(
     let mut body = body;
     let reply = match shared.router.handle(&head).await {
         Dispatch::Reply(reply) => reply,
-        Dispatch::Upstream => forward(&head, &mut body, peer, &shared).await?,
+        Dispatch::Upstream(to) => forward(&head, &mut body, peer, &shared, to).await?,
     };
     if !body.is_end_stream() {
         // Answered without (all of) the body: read the rest while the answer goes out.
@@ -167,6 +167,7 @@ async fn forward(
     body: &mut Incoming,
     peer: SocketAddr,
     shared: &Shared,
+    to: UpstreamRef,
 ) -> Result<Reply, BodyReadError> {
     let Some(proxy) = &shared.proxy else {
         return Ok(Reply::error(404, Source::Internal));
@@ -176,7 +177,7 @@ async fn forward(
         Box::pin(async move { request::read_into(body, collector, timeout).await })
     });
     match proxy
-        .forward(&shared.router, req, ClientBody::Whole(read), peer)
+        .forward(&shared.router, req, ClientBody::Whole(read), peer, to)
         .await
     {
         // No connection to close on HTTP/2: a failed exchange is just its answer.
