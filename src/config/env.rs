@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 32] = [
+const OVERRIDABLE: [&str; 35] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -26,6 +26,8 @@ const OVERRIDABLE: [&str; 32] = [
     "server.max_connections",
     "server.shutdown_grace",
     "server.access_log",
+    "server.trusted_proxies",
+    "server.proxy_protocol",
     "admin.listen",
     "tls.listen",
     "tls.cert",
@@ -33,6 +35,7 @@ const OVERRIDABLE: [&str; 32] = [
     "tls.ktls",
     "tls.alpn",
     "tls.handshake_timeout",
+    "tls.proxy_protocol",
     "io.send_path",
     "io.chunk",
     "io.directio_threshold",
@@ -54,8 +57,9 @@ const OVERRIDABLE: [&str; 32] = [
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "server.listen",
+    "server.trusted_proxies",
     "tls.listen",
     "tls.alpn",
     "offload.x_sendfile_roots",

@@ -77,6 +77,12 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Format of the access log (`text`, `json`) or `off`.
     pub access_log: AccessLog,
+    /// Peers whose X-Forwarded-For, -Proto, -Host and X-Request-Id are believed (nginx
+    /// `set_real_ip_from`); empty: none.
+    pub trusted_proxies: Vec<crate::ingress::Cidr>,
+    /// Whether connections to `listen` start with a PROXY protocol header (nginx
+    /// `listen ... proxy_protocol`); without one they are closed.
+    pub proxy_protocol: bool,
 }
 
 /// Default `server.max_connections` (evaluated at compile time).
@@ -92,6 +98,8 @@ impl Default for Server {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(30),
             access_log: AccessLog::Text,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         }
     }
 }
@@ -154,6 +162,9 @@ pub struct Tls {
     pub alpn: Vec<Alpn>,
     /// The TLS handshake must complete within this after the connection is accepted. Non-zero.
     pub handshake_timeout: Duration,
+    /// Whether connections to `listen` start with a PROXY protocol header, read before the
+    /// handshake (nginx `listen 443 ssl proxy_protocol`); without one they are closed.
+    pub proxy_protocol: bool,
 }
 
 /// Default `tls.listen`, a single address.
@@ -170,6 +181,7 @@ impl Tls {
             ktls: KtlsMode::Auto,
             alpn: vec![Alpn::H2, Alpn::Http11],
             handshake_timeout: Duration::from_secs(10),
+            proxy_protocol: false,
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
+use crate::ingress::{Client, identify, is_trusted};
 use crate::metrics::{Source, Tally};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
@@ -60,7 +61,10 @@ struct Connection {
     /// Bytes read and not yet taken by a request (a pipelined request's); empty and
     /// unallocated while none are pending (see `read_pooled`).
     buf: BytesMut,
+    /// The TCP peer, or the source its PROXY protocol header named.
     peer: SocketAddr,
+    /// Whether `peer` is a trusted proxy (`server.trusted_proxies`).
+    peer_trusted: bool,
     shared: Arc<Shared>,
     /// This connection's child of the server's shutdown token.
     shutdown: CancellationToken,
@@ -103,11 +107,13 @@ async fn serve_connection(
         shared.server.send_timeout,
     );
     let header_timeout = shared.server.header_timeout;
+    let peer_trusted = is_trusted(&shared.server.trusted_proxies, peer.ip());
     let mut conn = Connection {
         transport,
         sender,
         buf: BytesMut::new(),
         peer,
+        peer_trusted,
         shared,
         shutdown: shutdown.clone(),
     };
@@ -203,7 +209,7 @@ impl Connection {
                                 // A tunnel ends when either side closes: no failure.
                                 failed: None,
                             };
-                            shared.record(peer, done);
+                            shared.record(&head.client, done);
                             return false;
                         }
                         Outcome::ClientGone(_) => return false,
@@ -234,6 +240,7 @@ impl Connection {
         waits: &mut Waits<'_, '_>,
     ) -> Result<RequestHead, NoHead> {
         let (transport, buf, shared) = (&mut self.transport, &mut self.buf, &*self.shared);
+        let (peer, peer_trusted) = (self.peer, self.peer_trusted);
         let header_timeout = shared.server.header_timeout;
         let entered = tokio::time::Instant::now();
         // Between requests the keep-alive timer applies; the head timer runs from accept for a
@@ -250,6 +257,8 @@ impl Connection {
                     Ok(Some((mut head, used))) => {
                         buf.advance(used);
                         head.scheme = transport.kind().scheme();
+                        let trusted = &shared.server.trusted_proxies;
+                        identify(&mut head, peer, peer_trusted, trusted);
                         return Ok(head);
                     }
                     Ok(None) => {}
@@ -376,6 +385,14 @@ impl Connection {
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
         }
         let failed = result.as_ref().err().map(Failure::side);
+        let refused;
+        let client = match req {
+            Some(req) => &req.client,
+            None => {
+                refused = Client::peer(peer, self.peer_trusted);
+                &refused
+            }
+        };
         let done = Finished {
             req,
             status,
@@ -384,7 +401,7 @@ impl Connection {
             tally: &tally,
             failed,
         };
-        shared.record(peer, done);
+        shared.record(client, done);
         result.ok().map(|()| keep_alive)
     }
 

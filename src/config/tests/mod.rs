@@ -11,6 +11,7 @@ mod cache;
 mod directio;
 mod env;
 mod errors;
+mod ingress;
 mod offload;
 mod precompressed;
 mod tls;
@@ -61,6 +62,8 @@ fn embedded_default_is_the_documented_defaults() {
             max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             shutdown_grace: secs(30),
             access_log: AccessLog::Text,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
