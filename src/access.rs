@@ -41,6 +41,7 @@ pub fn log(
         target: "access",
         client = %client.addr,
         peer = %client.peer,
+        request_id = %client.request_id,
         method = %method,
         "target" = %target,
         status,

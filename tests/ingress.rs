@@ -1,4 +1,4 @@
-//! Issue 15 points 3 and 6: ferry behind an ingress or a load balancer. The real test app
+//! Issue 15 points 3 and 6: ferry behind an ingress or a load balancer, and request IDs. The real test app
 //! (tests/app/app.py) logs every request head it gets, so each test checks byte for byte the
 //! forwarded headers the app saw, and the access log line (JSON) for the same request.
 //!
@@ -16,6 +16,7 @@ use std::process::Command;
 use std::thread;
 
 use common::app::*;
+use common::cache::{CacheFixture, cacheable, wait_objects, x_cache};
 use common::tls::{Fx, TlsSection, read_until_closed, run_bounded};
 use common::*;
 
@@ -498,4 +499,161 @@ fn a_trusted_proxy_over_http2() {
         ]
     );
     assert_eq!(access_line(&server, target)["client"], "10.0.0.2");
+}
+
+/// A generated request ID: 32 lowercase hex digits.
+fn is_generated(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The one X-Request-Id of `r`.
+fn request_id(r: &Response) -> String {
+    assert_eq!(r.header_count("x-request-id"), 1, "{:?}", r.headers);
+    r.header("x-request-id").unwrap_or_default().to_string()
+}
+
+/// Point 6: an ID from a trusted proxy is kept, any other is replaced by a new one; the app,
+/// the client and the access log all see the same one, and the app's own never reaches the
+/// client.
+#[test]
+fn request_ids_reach_the_app_the_client_and_the_log() {
+    let app = App::start();
+    let fx = Fx::new();
+    let ingress = Setup::new(&app, &["127.0.0.0/8"]).start();
+    let anyone = Setup::new(&app, &["10.0.0.0/8"]).start();
+
+    // From the ingress: kept.
+    let target = "/echo?rid=trusted";
+    let r = ingress.request("GET", target, &[("X-Request-Id", "edge-7f3a:42")]);
+    assert_eq!(
+        (r.status, request_id(&r)),
+        (200, "edge-7f3a:42".to_string())
+    );
+    assert_eq!(
+        app.wait_request(target).header_all("x-request-id"),
+        ["edge-7f3a:42"]
+    );
+    assert_eq!(access_line(&ingress, target)["request_id"], "edge-7f3a:42");
+
+    // From the ingress, but not sane (a space, or too long): a new one.
+    let long = "x".repeat(201);
+    for (n, forged) in ["has space", long.as_str()].into_iter().enumerate() {
+        let target = format!("/echo?rid=insane{n}");
+        let r = ingress.request("GET", &target, &[("X-Request-Id", forged)]);
+        let id = request_id(&r);
+        assert!(is_generated(&id), "{id}");
+        assert_eq!(
+            app.wait_request(&target).header_all("x-request-id"),
+            [id.as_str()]
+        );
+    }
+
+    // From anyone else: replaced; each request its own; the app's own ID is not passed on.
+    let mut seen_ids = Vec::new();
+    for n in 0..3 {
+        let target = format!("/status?code=204&h=X-Request-Id:app-made-{n}");
+        let r = anyone.request("GET", &target, &[("X-Request-Id", "forged")]);
+        assert_eq!(r.status, 204);
+        let id = request_id(&r);
+        assert!(is_generated(&id), "{id}");
+        assert_eq!(
+            app.wait_request(&target).header_all("x-request-id"),
+            [id.as_str()]
+        );
+        assert_eq!(access_line(&anyone, &target)["request_id"], id.as_str());
+        seen_ids.push(id);
+    }
+    seen_ids.sort();
+    seen_ids.dedup();
+    assert_eq!(seen_ids.len(), 3);
+
+    // Over HTTP/2 through a trusted TLS listener: the same.
+    let setup = Setup {
+        tls: Some(&fx),
+        ..Setup::new(&app, &["127.0.0.1"])
+    };
+    let tls = setup.start();
+    let target = "/status?code=204&h=X-Request-Id:app-made-h2";
+    let mut c = curl();
+    c.args(["-sS", "-k", "--http2", "-o", "/dev/null", "-D", "-"]);
+    c.args(["-H", "X-Request-Id: edge-h2"]);
+    c.arg(format!(
+        "https://127.0.0.1:{}{target}",
+        https_addr(&tls).port()
+    ));
+    let out = run_bounded(c, None, DEADLINE);
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/2 204"), "{head}");
+    let ids: Vec<&str> = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-request-id: "))
+        .collect();
+    assert_eq!(ids, ["edge-h2"], "{head}");
+    assert_eq!(
+        app.wait_request(target).header_all("x-request-id"),
+        ["edge-h2"]
+    );
+    assert_eq!(access_line(&tls, target)["request_id"], "edge-h2");
+}
+
+/// Point 6: responses ferry makes itself carry an ID too, logged with it: a static file, a
+/// refused request head (HTTP/1.1 and HTTP/2), and a cache hit (whose stored answer had the
+/// app's ID of another request).
+#[test]
+fn static_error_and_cached_responses_carry_their_own_request_id() {
+    let fx = CacheFixture::new();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), b"static bytes\n").unwrap();
+    let mut proxy = ProxyConfig::new(&fx.app.address).location("/static/", root.path(), false);
+    proxy.base.access_log = "json".into();
+    let server = fx.start_with(proxy, "");
+
+    let r = server.get("/static/a.txt");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"static bytes\n"[..]));
+    let id = request_id(&r);
+    assert!(is_generated(&id), "{id}");
+    assert_eq!(
+        access_line(&server, "/static/a.txt")["request_id"],
+        id.as_str()
+    );
+
+    // A head ferry refuses (400): answered and logged with an ID all the same.
+    let mut c = server.connect();
+    c.send(b"GET /bad\x01target HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.read_response("GET");
+    assert_eq!(r.status, 400);
+    let id = request_id(&r);
+    assert!(is_generated(&id), "{id}");
+    let logged = poll_until("the refused request's log line", DEADLINE, || {
+        server
+            .stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["status"] == 400)
+    });
+    assert_eq!(logged["request_id"], id.as_str());
+
+    // Stored with the app's own X-Request-Id; neither the miss nor the hit passes it on.
+    let file = fx.file("c.bin", 1000, 7);
+    let target = cacheable(
+        "rid",
+        &file,
+        &["Cache-Control: max-age=600", "X-Request-Id: app-stored"],
+    );
+    let miss = server.get(&target);
+    assert_eq!((miss.status, x_cache(&miss)), (200, "MISS".to_string()));
+    wait_objects(&server, 1);
+    let hit = server.get(&target);
+    assert_eq!((hit.status, x_cache(&hit)), (200, "HIT".to_string()));
+    assert_eq!(fx.app_count(&target), 1);
+    let (miss_id, hit_id) = (request_id(&miss), request_id(&hit));
+    assert!(
+        is_generated(&miss_id) && is_generated(&hit_id),
+        "{miss_id} {hit_id}"
+    );
+    assert_ne!(miss_id, hit_id);
+    assert_eq!(
+        access_line(&server, &target)["request_id"],
+        miss_id.as_str()
+    );
 }

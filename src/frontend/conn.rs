@@ -333,15 +333,27 @@ impl Connection {
         let http10 = req.is_none_or(|r| r.version == Version::Http10);
         // The head is encoded straight from where each value lives, into the connection's
         // reused buffer: no list of copied pairs per response.
+        let refused;
+        let client = match req {
+            Some(req) => &req.client,
+            None => {
+                refused = Client::peer(peer, self.peer_trusted);
+                &refused
+            }
+        };
         let mut head = sender.take_head_buffer();
         let mut encoder = HeadEncoder::new(status, &mut head);
         with_date(|date| encoder.header("Date", date.as_bytes()));
         encoder.header("Server", b"ferry");
+        encoder.header("X-Request-Id", client.request_id.as_str().as_bytes());
         for (name, value) in &own_headers {
             encoder.header(name, value.as_bytes());
         }
         for (name, value) in &passed_headers {
-            encoder.header(name, value.as_bytes());
+            // The app's (or a stored answer's) own ID never stands for this request's.
+            if !name.eq_ignore_ascii_case("x-request-id") {
+                encoder.header(name, value.as_bytes());
+            }
         }
         if !no_body_status {
             // A proxied HEAD has no body to measure: announce what the app announced, if anything.
@@ -385,14 +397,6 @@ impl Connection {
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
         }
         let failed = result.as_ref().err().map(Failure::side);
-        let refused;
-        let client = match req {
-            Some(req) => &req.client,
-            None => {
-                refused = Client::peer(peer, self.peer_trusted);
-                &refused
-            }
-        };
         let done = Finished {
             req,
             status,

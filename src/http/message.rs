@@ -111,7 +111,7 @@ pub struct RequestHead {
     pub scheme: Scheme,
     /// Who sent it: set by the connection that read it (`ingress::identify`); the codec
     /// leaves a placeholder.
-    pub client: crate::ingress::Client,
+    pub client: super::client::Client,
 }
 
 impl RequestHead {

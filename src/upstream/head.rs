@@ -120,6 +120,10 @@ pub fn encode_request(
     if opts.forwarded_headers {
         forwarded(req, peer, &tokens, opts.underscores, out);
     }
+    let request_id = &req.client.request_id;
+    if !request_id.is_unset() {
+        push_header(out, "X-Request-Id", request_id.as_str().as_bytes());
+    }
     if let Some(kind) = opts.sendfile_type {
         push_header(out, "X-Sendfile-Type", kind.as_bytes());
     }
@@ -184,14 +188,15 @@ fn forwarded(
 }
 
 /// Request headers ferry drops from the client and sets itself (or not at all): framing,
-/// the forwarded set (kept from a trusted proxy by [`forwarded`]), `Expect` (ferry answers
-/// 100-continue itself), and the offload advertisement a client must never be able to forge
-/// (CVE-2025-61780). Matched in either spelling (`X_Accel_Mapping` too), as the apps that
+/// the forwarded set (kept from a trusted proxy by [`forwarded`]), the request ID (kept from
+/// a trusted proxy by `ingress::identify`), `Expect` (ferry answers 100-continue itself),
+/// and the offload advertisement a client must never be able to forge (CVE-2025-61780). Matched in either spelling (`X_Accel_Mapping` too), as the apps that
 /// read them make no difference.
 fn is_replaced(name: &str, forwarded_headers: bool) -> bool {
-    const ALWAYS: [&str; 4] = [
+    const ALWAYS: [&str; 5] = [
         "content-length",
         "expect",
+        "x-request-id",
         "x-sendfile-type",
         "x-accel-mapping",
     ];
@@ -216,7 +221,7 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 mod tests {
     use super::*;
     use crate::http::{Scheme, parse_request};
-    use crate::ingress::{Cidr, Client, identify};
+    use crate::ingress::{Cidr, Client, RequestId, identify};
 
     fn request(raw: &str) -> RequestHead {
         parse_request(raw.as_bytes()).unwrap().unwrap().0
@@ -224,10 +229,12 @@ mod tests {
 
     const PEER: &str = "10.1.2.3:5555";
 
-    /// `raw` from an untrusted peer, as the app gets it.
+    /// `raw` from an untrusted peer, as the app gets it (without a request ID, which
+    /// `request_ids_replace_the_clients` covers).
     fn forwarded(raw: &str, opts: &ForwardOptions) -> String {
         let mut req = request(raw);
         req.client = Client::peer(PEER.parse().unwrap(), false);
+        req.client.request_id = RequestId::UNSET;
         encode(&req, opts)
     }
 
@@ -242,7 +249,42 @@ mod tests {
         let mut req = request(raw);
         let networks = [Cidr::parse("10.0.0.0/8").unwrap()];
         identify(&mut req, PEER.parse().unwrap(), true, &networks);
+        req.client.request_id = RequestId::UNSET;
         encode(&req, opts)
+    }
+
+    #[test]
+    fn request_ids_replace_the_clients() {
+        let networks = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let raw =
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: from-edge-1\r\nX_Request_Id: x\r\n\r\n";
+        let sent = |trusted: bool, raw: &str| {
+            let mut req = request(raw);
+            identify(&mut req, PEER.parse().unwrap(), trusted, &networks);
+            let id = req.client.request_id.to_string();
+            (id, encode(&req, &ForwardOptions::default()))
+        };
+        // From a trusted proxy: its ID, once.
+        let (id, out) = sent(true, raw);
+        assert_eq!(id, "from-edge-1");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: from-edge-1\r\n\r\n"
+        );
+        // From anyone else, or insane, or twice: a new one, 32 hex digits.
+        let twice = "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n";
+        let spaced = "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a b\r\n\r\n";
+        for (trusted, raw) in [(false, raw), (true, twice), (true, spaced)] {
+            let (id, out) = sent(trusted, raw);
+            assert!(
+                id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert_eq!(
+                out,
+                format!("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: {id}\r\n\r\n")
+            );
+        }
     }
 
     fn with_forwarded_headers() -> ForwardOptions {

@@ -29,6 +29,8 @@ const CONNECTION_SPECIFIC: [&str; 6] = [
     "te",
 ];
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Builds the response for `reply` to `req` (`Err`: the request head was refused; who sent
 /// it).
 pub fn respond(
@@ -60,8 +62,14 @@ pub fn respond(
         value(&http_date(std::time::SystemTime::now())),
     );
     headers.insert(hyper::header::SERVER, HeaderValue::from_static("ferry"));
+    let client = req.as_ref().map_or(&refused, |req| &req.client);
+    headers.insert(X_REQUEST_ID, value(client.request_id.as_str()));
     let named = own_headers.iter().map(|(n, v)| (*n, v.as_str()));
-    let extra = passed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    // The app's (or a stored answer's) own ID never stands for this request's.
+    let extra = passed_headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("x-request-id"))
+        .map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, val) in named.chain(extra) {
         append(&mut headers, name, val);
     }
