@@ -1,10 +1,10 @@
 //! The access log: one event per response on the `access` tracing target, which `main` routes
 //! to stdout as text or JSON (or nowhere) apart from the diagnostic log on stderr.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::http::RequestHead;
+use crate::ingress::Client;
 use crate::metrics::{Side, Source, Tally};
 
 /// The tracing target of access log events.
@@ -21,9 +21,11 @@ pub fn set_enabled(enabled: bool) {
 }
 
 /// Logs one response. `req` is absent when the head could not be parsed; `failed` is the
-/// side at fault when the body did not arrive whole (`failed=-` otherwise).
+/// side at fault when the body did not arrive whole (`failed=-` otherwise). `client` is the
+/// client's address (the one X-Forwarded-For names when the peer is a trusted proxy), `peer`
+/// the connection's (the PROXY protocol source where the listener takes one).
 pub fn log(
-    peer: SocketAddr,
+    client: &Client,
     req: Option<&RequestHead>,
     status: u16,
     tally: &Tally,
@@ -37,7 +39,9 @@ pub fn log(
     let (method, target) = req.map_or(("-", "-"), |r| (r.method.as_str(), r.target.as_str()));
     tracing::info!(
         target: "access",
-        client = %peer,
+        client = %client.addr,
+        peer = %client.peer,
+        request_id = %client.request_id,
         method = %method,
         "target" = %target,
         status,

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! accept (socket2 listener, SO_REUSEPORT)            frontend::accept_loop
+//!   ├─ PROXY protocol header first, where configured  frontend::proxy_protocol
 //!   └─ transport: plain TCP | TLS (rustls) → kTLS?   transport::Transport, tls::Tls
 //!        ├─ ALPN h2 → hyper HTTP/2, same router     frontend::h2 (bodies tls_buffered)
 //!        └─ HTTP/1.1 connection loop                 frontend::conn (codec: http, no I/O)
@@ -28,6 +29,9 @@
 //!
 //! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.
 //! - `http`: request parsing, response encoding, ranges, conditionals, MIME types.
+//! - `ingress`: who a request comes from behind a load balancer: trusted proxy networks and
+//!   X-Forwarded-For, the PROXY protocol header (parsed only; the frontend reads it first
+//!   thing on a listener that asks for it, before any TLS).
 //! - `sys`: the syscall wrappers (sendfile, splice, pipes, TCP_CORK, openat2, kTLS records,
 //!   O_DIRECT), the crate `ferry-sys` in sys/: the only code with `unsafe`. This crate
 //!   forbids it (`#![forbid(unsafe_code)]`, which no module can lift).
@@ -52,6 +56,7 @@ pub mod config;
 pub mod failure;
 pub mod frontend;
 pub mod http;
+pub mod ingress;
 pub mod metrics;
 pub mod proxy;
 pub mod route;

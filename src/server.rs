@@ -87,14 +87,17 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let workers = std::thread::available_parallelism().map_or(1, NonZero::get);
     // One socket per connection worker for each client address; the first one resolves
     // port 0, the others join it through SO_REUSEPORT.
-    let mut listeners: Vec<(Vec<std::net::TcpListener>, Option<Arc<Tls>>)> = Vec::new();
+    // (sockets, TLS, PROXY protocol) per client address.
+    let mut listeners: Vec<(Vec<std::net::TcpListener>, Option<Arc<Tls>>, bool)> = Vec::new();
+    let proxy_protocol = config.server.proxy_protocol;
     for &addr in &config.server.listen {
-        listeners.push((bind_workers("server.listen", addr, workers)?, None));
+        let sockets = bind_workers("server.listen", addr, workers)?;
+        listeners.push((sockets, None, proxy_protocol));
     }
     if let (Some(tls_config), Some(tls)) = (&config.tls, &tls) {
         for &addr in &tls_config.listen {
             let sockets = bind_workers("tls.listen", addr, workers)?;
-            listeners.push((sockets, Some(Arc::clone(tls))));
+            listeners.push((sockets, Some(Arc::clone(tls)), tls_config.proxy_protocol));
         }
     }
     let admin_addr = config.admin.listen;
@@ -102,8 +105,8 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let addresses = |tls: bool| {
         listeners
             .iter()
-            .filter(|(_, t)| t.is_some() == tls)
-            .filter_map(|(l, _)| l[0].local_addr().ok())
+            .filter(|(_, t, _)| t.is_some() == tls)
+            .filter_map(|(l, _, _)| l[0].local_addr().ok())
             .collect()
     };
     let bound = Bound {
@@ -183,11 +186,10 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         admin_stop.clone(),
     ));
     // Worker i takes socket i of every client address.
-    let mut per_worker: Vec<Vec<(std::net::TcpListener, Option<Arc<Tls>>)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    for (sockets, tls) in listeners {
+    let mut per_worker: Vec<Vec<WorkerSocket>> = (0..workers).map(|_| Vec::new()).collect();
+    for (sockets, tls, proxy_protocol) in listeners {
         for (worker, socket) in per_worker.iter_mut().zip(sockets) {
-            worker.push((socket, tls.clone()));
+            worker.push((socket, tls.clone(), proxy_protocol));
         }
     }
     let stop = CancellationToken::new();
@@ -242,10 +244,14 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     Ok(())
 }
 
+/// One of a worker's sockets, with its TLS acceptor (on `tls.listen` sockets) and whether
+/// its connections start with a PROXY protocol header.
+type WorkerSocket = (std::net::TcpListener, Option<Arc<Tls>>, bool);
+
 /// A thread with its own single-threaded runtime that accepts on its sockets and serves the
 /// connections it accepted, until `stop`.
 struct ConnectionWorker {
-    sockets: Vec<(std::net::TcpListener, Option<Arc<Tls>>)>,
+    sockets: Vec<WorkerSocket>,
     shared: Arc<Shared>,
     limit: Limit,
     shutdown: CancellationToken,
@@ -276,7 +282,7 @@ impl ConnectionWorker {
 
     async fn run(self, done: tokio::sync::oneshot::Sender<()>) {
         let mut loops = Vec::new();
-        for (socket, tls) in self.sockets {
+        for (socket, tls, proxy_protocol) in self.sockets {
             let local = socket.local_addr().ok();
             let listener = match TcpListener::from_std(socket) {
                 Ok(listener) => listener,
@@ -285,9 +291,13 @@ impl ConnectionWorker {
                     continue;
                 }
             };
+            let listener = frontend::Listener {
+                socket: listener,
+                tls,
+                proxy_protocol,
+            };
             loops.push(tokio::spawn(frontend::accept_loop(
                 listener,
-                tls,
                 Arc::clone(&self.shared),
                 self.limit.clone(),
                 self.shutdown.clone(),

@@ -18,7 +18,7 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 46] = [
+const OVERRIDABLE: [&str; 49] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -27,6 +27,8 @@ const OVERRIDABLE: [&str; 46] = [
     "server.shutdown_grace",
     "server.access_log",
     "server.max_body_size",
+    "server.trusted_proxies",
+    "server.proxy_protocol",
     "admin.listen",
     "tls.listen",
     "tls.cert",
@@ -34,6 +36,7 @@ const OVERRIDABLE: [&str; 46] = [
     "tls.ktls",
     "tls.alpn",
     "tls.handshake_timeout",
+    "tls.proxy_protocol",
     "io.send_path",
     "io.chunk",
     "io.directio_threshold",
@@ -68,9 +71,10 @@ const OVERRIDABLE: [&str; 46] = [
 ];
 
 /// The overridable keys that hold lists, given as comma-separated values.
-const LIST_KEYS: [&str; 5] = [
+const LIST_KEYS: [&str; 6] = [
     "server.listen",
     "upstream.servers",
+    "server.trusted_proxies",
     "tls.listen",
     "tls.alpn",
     "offload.x_sendfile_roots",

@@ -85,6 +85,12 @@ pub struct Server {
     /// Larger request bodies are answered 413 and never reach the app (nginx
     /// `client_max_body_size`). Zero: no limit.
     pub max_body_size: u64,
+    /// Peers whose X-Forwarded-For, -Proto, -Host and X-Request-Id are believed (nginx
+    /// `set_real_ip_from`); empty: none.
+    pub trusted_proxies: Vec<crate::ingress::Cidr>,
+    /// Whether connections to `listen` start with a PROXY protocol header (nginx
+    /// `listen ... proxy_protocol`); without one they are closed.
+    pub proxy_protocol: bool,
 }
 
 /// Default `server.max_body_size`: 100 MiB.
@@ -104,6 +110,8 @@ impl Default for Server {
             shutdown_grace: Duration::from_secs(30),
             access_log: AccessLog::Text,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         }
     }
 }
@@ -166,6 +174,9 @@ pub struct Tls {
     pub alpn: Vec<Alpn>,
     /// The TLS handshake must complete within this after the connection is accepted. Non-zero.
     pub handshake_timeout: Duration,
+    /// Whether connections to `listen` start with a PROXY protocol header, read before the
+    /// handshake (nginx `listen 443 ssl proxy_protocol`); without one they are closed.
+    pub proxy_protocol: bool,
 }
 
 /// Default `tls.listen`, a single address.
@@ -182,6 +193,7 @@ impl Tls {
             ktls: KtlsMode::Auto,
             alpn: vec![Alpn::H2, Alpn::Http11],
             handshake_timeout: Duration::from_secs(10),
+            proxy_protocol: false,
         }
     }
 }

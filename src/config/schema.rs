@@ -28,7 +28,8 @@ use std::collections::BTreeMap;
 use ::config::Value;
 
 use super::{AccessLog, Admin, Config, ConfigError, Io, SendPathSetting, Server};
-use walker::{Table, Walker, raw};
+use crate::ingress::Cidr;
+use walker::{ListShape, Table, Walker, raw};
 
 const TOP_KEYS: [&str; 10] = [
     "server",
@@ -42,7 +43,7 @@ const TOP_KEYS: [&str; 10] = [
     "spool",
     "location",
 ];
-const SERVER_KEYS: [&str; 8] = [
+const SERVER_KEYS: [&str; 10] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -51,6 +52,8 @@ const SERVER_KEYS: [&str; 8] = [
     "shutdown_grace",
     "access_log",
     "max_body_size",
+    "trusted_proxies",
+    "proxy_protocol",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
@@ -156,7 +159,47 @@ impl Walker<'_> {
         if let Some(size) = self.field(table, s, "max_body_size", Self::size) {
             server.max_body_size = size;
         }
+        if let Some(networks) = self.field(table, s, "trusted_proxies", Self::trusted_proxies) {
+            server.trusted_proxies = networks;
+        }
+        if let Some(on) = self.field(table, s, "proxy_protocol", Self::boolean) {
+            server.proxy_protocol = on;
+        }
         server
+    }
+
+    /// An array of networks (`"10.0.0.0/8"`, `"fd00::/8"`, a bare address), possibly empty;
+    /// from the environment a comma-separated list, where an empty value is the empty list.
+    fn trusted_proxies(&mut self, key: &str, value: &Value) -> Option<Vec<Cidr>> {
+        let empty = match &value.kind {
+            ::config::ValueKind::Array(items) => match items.as_slice() {
+                [] => true,
+                [only] => {
+                    value.origin() == Some(super::env::ENV_ORIGIN)
+                        && matches!(&only.kind, ::config::ValueKind::String(s) if s.trim().is_empty())
+                }
+                _ => false,
+            },
+            ::config::ValueKind::String(s) => {
+                value.origin() == Some(super::env::ENV_ORIGIN) && s.trim().is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            return Some(Vec::new());
+        }
+        let shape = ListShape {
+            expected: "an array of networks, e.g. [\"10.0.0.0/8\", \"fd00::/8\"]",
+            empty: "unreachable: an empty list is allowed",
+            same: |a: &Cidr, b: &Cidr| a == b,
+            describe: |network: &Cidr| format!("network {network}"),
+        };
+        self.list(key, value, &shape, |w, k, v| {
+            let text = w.string(k, v, "a network string, e.g. \"10.0.0.0/8\"")?;
+            Cidr::parse(text)
+                .map_err(|message| w.fail(k, Some(v), message))
+                .ok()
+        })
     }
 
     fn admin(&mut self, value: Option<&Value>) -> Admin {

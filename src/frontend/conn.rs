@@ -29,6 +29,7 @@ use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
+use crate::ingress::{Client, identify, is_trusted};
 use crate::metrics::{Source, Tally};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
@@ -60,7 +61,10 @@ struct Connection {
     /// Bytes read and not yet taken by a request (a pipelined request's); empty and
     /// unallocated while none are pending (see `read_pooled`).
     buf: BytesMut,
+    /// The TCP peer, or the source its PROXY protocol header named.
     peer: SocketAddr,
+    /// Whether `peer` is a trusted proxy (`server.trusted_proxies`).
+    peer_trusted: bool,
     shared: Arc<Shared>,
     /// This connection's child of the server's shutdown token.
     shutdown: CancellationToken,
@@ -103,11 +107,13 @@ async fn serve_connection(
         shared.server.send_timeout,
     );
     let header_timeout = shared.server.header_timeout;
+    let peer_trusted = is_trusted(&shared.server.trusted_proxies, peer.ip());
     let mut conn = Connection {
         transport,
         sender,
         buf: BytesMut::new(),
         peer,
+        peer_trusted,
         shared,
         shutdown: shutdown.clone(),
     };
@@ -204,7 +210,7 @@ impl Connection {
                                 // A tunnel ends when either side closes: no failure.
                                 failed: None,
                             };
-                            shared.record(peer, done);
+                            shared.record(&head.client, done);
                             return false;
                         }
                         Outcome::ClientGone(_) => return false,
@@ -235,6 +241,7 @@ impl Connection {
         waits: &mut Waits<'_, '_>,
     ) -> Result<RequestHead, NoHead> {
         let (transport, buf, shared) = (&mut self.transport, &mut self.buf, &*self.shared);
+        let (peer, peer_trusted) = (self.peer, self.peer_trusted);
         let header_timeout = shared.server.header_timeout;
         let entered = tokio::time::Instant::now();
         // Between requests the keep-alive timer applies; the head timer runs from accept for a
@@ -251,6 +258,8 @@ impl Connection {
                     Ok(Some((mut head, used))) => {
                         buf.advance(used);
                         head.scheme = transport.kind().scheme();
+                        let trusted = &shared.server.trusted_proxies;
+                        identify(&mut head, peer, peer_trusted, trusted);
                         return Ok(head);
                     }
                     Ok(None) => {}
@@ -325,15 +334,27 @@ impl Connection {
         let http10 = req.is_none_or(|r| r.version == Version::Http10);
         // The head is encoded straight from where each value lives, into the connection's
         // reused buffer: no list of copied pairs per response.
+        let refused;
+        let client = match req {
+            Some(req) => &req.client,
+            None => {
+                refused = Client::peer(peer, self.peer_trusted);
+                &refused
+            }
+        };
         let mut head = sender.take_head_buffer();
         let mut encoder = HeadEncoder::new(status, &mut head);
         with_date(|date| encoder.header("Date", date.as_bytes()));
         encoder.header("Server", b"ferry");
+        encoder.header("X-Request-Id", client.request_id.as_str().as_bytes());
         for (name, value) in &own_headers {
             encoder.header(name, value.as_bytes());
         }
         for (name, value) in &passed_headers {
-            encoder.header(name, value.as_bytes());
+            // The app's (or a stored answer's) own ID never stands for this request's.
+            if !name.eq_ignore_ascii_case("x-request-id") {
+                encoder.header(name, value.as_bytes());
+            }
         }
         if !no_body_status {
             // A proxied HEAD has no body to measure: announce what the app announced, if anything.
@@ -385,7 +406,7 @@ impl Connection {
             tally: &tally,
             failed,
         };
-        shared.record(peer, done);
+        shared.record(client, done);
         result.ok().map(|()| keep_alive)
     }
 

@@ -1,7 +1,8 @@
 //! The client side: listeners, the accept loops, connection limits and graceful shutdown.
 //! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task (or
-//! `h2::serve` when TLS negotiated HTTP/2); every task watches one `CancellationToken` that
-//! SIGTERM/SIGINT cancels. At `server.max_connections` an accept loop closes the connection
+//! `h2::serve` when TLS negotiated HTTP/2), after its PROXY protocol header where the
+//! listener requires one (`proxy_protocol`: the header's source becomes the peer) and its
+//! TLS handshake; every task watches one `CancellationToken` that SIGTERM/SIGINT cancels. At `server.max_connections` an accept loop closes the connection
 //! idle longest to make room (`idle`).
 //!
 //! Requests go next to `route::Router`, replies out through `send::Sender`.
@@ -10,6 +11,7 @@ mod conn;
 mod h2;
 mod idle;
 mod listener;
+mod proxy_protocol;
 mod shared;
 
 use std::net::SocketAddr;
@@ -27,6 +29,16 @@ pub use shared::Shared;
 use crate::tls::Tls;
 use crate::transport::Transport;
 
+/// One client listener and what its connections begin with.
+pub struct Listener {
+    pub socket: TcpListener,
+    /// The TLS acceptor, on a `tls.listen` socket.
+    pub tls: Option<Arc<Tls>>,
+    /// Whether each connection starts with a PROXY protocol header (`server.proxy_protocol`,
+    /// `tls.proxy_protocol`); those without a valid one are closed.
+    pub proxy_protocol: bool,
+}
+
 /// Accepts on `listener` until `shutdown` is cancelled, spawning one task per connection on
 /// `tracker`. At most `server.max_connections` connections are served at once (shared across
 /// listeners and connection workers through `limit`): past it, each accept loop holds the one
@@ -38,20 +50,24 @@ use crate::transport::Transport;
 /// socket would be kept from the connections queued on another worker's socket of the
 /// SO_REUSEPORT group.)
 pub async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<Arc<Tls>>,
+    listener: Listener,
     shared: Arc<Shared>,
     limit: Limit,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let Listener {
+        socket: listener,
+        tls,
+        proxy_protocol,
+    } = listener;
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
-        let (stream, peer): (_, SocketAddr) = match accepted {
+        let (mut stream, peer): (_, SocketAddr) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
                 tracing::warn!(listener = ?local, error = %err, "accept failed");
@@ -74,6 +90,15 @@ pub async fn accept_loop(
         tracker.spawn(async move {
             // Counted per worker: a burst of closes gives the heap back (see send::pool).
             let _open = crate::send::pool::Open::begin();
+            let peer = if proxy_protocol {
+                let timeout = shared.server.header_timeout;
+                match proxy_protocol::read(&mut stream, peer, timeout, &shared.metrics).await {
+                    Some(source) => source,
+                    None => return,
+                }
+            } else {
+                peer
+            };
             let transport = match tls {
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,

@@ -3,11 +3,11 @@
 //! counting itself open ([`Shared::open`]) and recording each finished response, in the
 //! metrics and the access log, in one place ([`Shared::record`]).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::config::{Io, Server};
 use crate::http::RequestHead;
+use crate::ingress::Client;
 use crate::metrics::{Metrics, Side, Source, Tally, TransportKind};
 use crate::proxy::Proxy;
 use crate::route::Router;
@@ -36,16 +36,24 @@ impl Shared {
         Active(gauge)
     }
 
-    /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) from `peer`: its
+    /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) to `client`: its
     /// metrics and its access log line, with the side at fault when it failed.
-    pub fn record(&self, peer: SocketAddr, done: Finished<'_>) {
+    pub fn record(&self, client: &Client, done: Finished<'_>) {
         let seconds = done.started.elapsed().as_secs_f64();
         let (status, source, tally) = (done.status, done.source, done.tally);
         self.metrics.response(source, status, tally, seconds);
         if let Some(side) = done.failed {
             self.metrics.incomplete(side);
         }
-        crate::access::log(peer, done.req, status, tally, source, seconds, done.failed);
+        crate::access::log(
+            client,
+            done.req,
+            status,
+            tally,
+            source,
+            seconds,
+            done.failed,
+        );
     }
 }
 

@@ -233,6 +233,7 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
         body,
         expect_continue,
         scheme: Scheme::Http,
+        client: Default::default(),
     })
 }
 

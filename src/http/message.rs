@@ -1,5 +1,5 @@
 //! The request as ferry holds it once its head is parsed: method, target, version, headers,
-//! how its body is framed and the scheme it came by, and the errors a head can be refused
+//! how its body is framed, the scheme it came by and who sent it, and the errors a head can be refused
 //! with. Plain data with no parsing: `codec` builds these from bytes, the HTTP/2 frontend
 //! from hyper's request, and everything downstream (route, proxy, cache) reads them.
 
@@ -109,6 +109,9 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// How the client reached ferry (see [`Scheme`]).
     pub scheme: Scheme,
+    /// Who sent it: set by the connection that read it (`ingress::identify`); the codec
+    /// leaves a placeholder.
+    pub client: super::client::Client,
 }
 
 impl RequestHead {

@@ -293,6 +293,12 @@ const FALLBACKS: [(&str, &str); 10] = [
     ("directio", "ktls_splice"),
     ("directio", "tls_buffered"),
 ];
+/// `result` of ferry_proxy_protocol_headers_total: a source address taken (`ok`); the
+/// connection's own peer kept (`local`: LOCAL command, UNKNOWN, a non-TCP family); refused
+/// for bytes that are no valid header (`invalid`), for none in time (`timeout`), or because
+/// the peer closed first (`closed`).
+pub const PROXY_PROTOCOL_RESULTS: [&str; 5] = ["ok", "local", "invalid", "timeout", "closed"];
+
 const FALLBACK_REASONS: [&str; 3] = ["einval", "enosys", "error"];
 
 /// Request durations span sub-millisecond cached 4 KiB hits to multi-second GiB downloads, so
@@ -315,6 +321,7 @@ pub struct Metrics {
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
+    proxy_protocol: IntCounterVec,
     /// The disk cache's families (registered whether or not `[cache]` is configured).
     pub cache: CacheMetrics,
     /// The spool's families.
@@ -475,6 +482,16 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let proxy_protocol = IntCounterVec::new(
+            Opts::new(
+                "ferry_proxy_protocol_headers_total",
+                "PROXY protocol headers read on listeners that require one, by result; \
+                 connections without a valid one are closed.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(body_bytes.clone()),
@@ -488,6 +505,7 @@ impl Metrics {
             Box::new(upstream_requests.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(tls_handshakes.clone()),
+            Box::new(proxy_protocol.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry
@@ -518,6 +536,9 @@ impl Metrics {
         ] {
             tls_handshakes.with_label_values(&[result, ktls]);
         }
+        for result in PROXY_PROTOCOL_RESULTS {
+            proxy_protocol.with_label_values(&[result]);
+        }
 
         for outcome in UpstreamOutcome::ALL {
             upstream_requests.with_label_values(&[outcome.label()]);
@@ -534,6 +555,7 @@ impl Metrics {
                 &duration,
             )),
             tls_handshakes,
+            proxy_protocol,
             cache,
             spool,
             upstreams,
@@ -591,6 +613,12 @@ impl Metrics {
         self.tls_handshakes
             .with_label_values(&[result, if ktls { "true" } else { "false" }])
             .inc();
+    }
+
+    /// Counts one PROXY protocol header read (or not): one of [`PROXY_PROTOCOL_RESULTS`].
+    pub fn proxy_protocol(&self, result: &'static str) {
+        debug_assert!(PROXY_PROTOCOL_RESULTS.contains(&result));
+        self.proxy_protocol.with_label_values(&[result]).inc();
     }
 
     /// Counts one send path fallback.

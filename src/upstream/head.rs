@@ -73,11 +73,11 @@ pub fn wants_upgrade(req: &RequestHead) -> bool {
             .any(|t| t == "upgrade")
 }
 
-/// Encodes the request head ferry sends to the app for `req` (its scheme goes out as
-/// X-Forwarded-Proto).
+/// Encodes the request head ferry sends to the app for `req`, which came from `peer` (the
+/// connection's peer: the last hop, appended to X-Forwarded-For; see [`forwarded`]).
 pub fn encode_request(
     req: &RequestHead,
-    client: SocketAddr,
+    peer: SocketAddr,
     opts: &ForwardOptions,
     out: &mut Vec<u8>,
 ) {
@@ -87,22 +87,12 @@ pub fn encode_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let tokens = connection_tokens(&req.headers);
     let upgrade = wants_upgrade(req);
-    let mut forwarded_for: Option<Vec<u8>> = None;
     for header in &req.headers {
         let name = header.name.as_str();
-        let dropped = dropped_for_app(name, &tokens, opts.underscores);
-        if dropped
+        if dropped_for_app(name, &tokens, opts.underscores)
             || HOP_BY_HOP.iter().any(|h| same_field(name, h))
             || is_replaced(name, opts.forwarded_headers)
         {
-            if opts.forwarded_headers && !dropped && name.eq_ignore_ascii_case("x-forwarded-for") {
-                // Kept and appended to, as nginx's $proxy_add_x_forwarded_for does.
-                let list = forwarded_for.get_or_insert_with(Vec::new);
-                if !list.is_empty() {
-                    list.extend_from_slice(b", ");
-                }
-                list.extend_from_slice(&header.value);
-            }
             continue;
         }
         push_header(out, name, &header.value);
@@ -128,18 +118,11 @@ pub fn encode_request(
         push_header(out, "Connection", b"upgrade");
     }
     if opts.forwarded_headers {
-        let ip = client.ip().to_string();
-        let mut list = forwarded_for.unwrap_or_default();
-        if !list.is_empty() {
-            list.extend_from_slice(b", ");
-        }
-        list.extend_from_slice(ip.as_bytes());
-        push_header(out, "X-Forwarded-For", &list);
-        push_header(out, "X-Real-IP", ip.as_bytes());
-        push_header(out, "X-Forwarded-Proto", req.scheme.as_str().as_bytes());
-        if let Some(host) = req.header("host") {
-            push_header(out, "X-Forwarded-Host", host);
-        }
+        forwarded(req, peer, &tokens, opts.underscores, out);
+    }
+    let request_id = &req.client.request_id;
+    if !request_id.is_unset() {
+        push_header(out, "X-Request-Id", request_id.as_str().as_bytes());
     }
     if let Some(kind) = opts.sendfile_type {
         push_header(out, "X-Sendfile-Type", kind.as_bytes());
@@ -150,14 +133,70 @@ pub fn encode_request(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The forwarded set, always in this order. From a trusted proxy (`req.client.trusted`):
+/// X-Forwarded-For as it came (every line, joined) with the proxy's address appended, and
+/// X-Forwarded-Proto and -Host as they came (ferry's own when absent). From any other peer
+/// ferry replaces them all: X-Forwarded-For is the peer alone, -Proto the scheme, -Host the
+/// Host. X-Real-IP is the client address either way (`ingress::Client::addr`).
+fn forwarded(
+    req: &RequestHead,
+    peer: SocketAddr,
+    tokens: &[String],
+    underscores: bool,
+    out: &mut Vec<u8>,
+) {
+    let client = &req.client;
+    // What the trusted proxy sent, unless ferry would drop the field anyway.
+    let kept = |name: &str| -> Option<Vec<u8>> {
+        if !client.trusted {
+            return None;
+        }
+        let mut joined: Option<Vec<u8>> = None;
+        for header in &req.headers {
+            let field = header.name.as_str();
+            if !field.eq_ignore_ascii_case(name) || dropped_for_app(field, tokens, underscores) {
+                continue;
+            }
+            let list = joined.get_or_insert_with(Vec::new);
+            if !list.is_empty() {
+                list.extend_from_slice(b", ");
+            }
+            list.extend_from_slice(&header.value);
+        }
+        joined
+    };
+    let peer = peer.ip().to_canonical().to_string();
+    let mut list = kept("x-forwarded-for").unwrap_or_default();
+    if !list.is_empty() {
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(peer.as_bytes());
+    push_header(out, "X-Forwarded-For", &list);
+    push_header(out, "X-Real-IP", client.addr.to_string().as_bytes());
+    match kept("x-forwarded-proto") {
+        Some(proto) => push_header(out, "X-Forwarded-Proto", &proto),
+        None => push_header(out, "X-Forwarded-Proto", req.scheme.as_str().as_bytes()),
+    }
+    match kept("x-forwarded-host") {
+        Some(host) => push_header(out, "X-Forwarded-Host", &host),
+        None => {
+            if let Some(host) = req.header("host") {
+                push_header(out, "X-Forwarded-Host", host);
+            }
+        }
+    }
+}
+
 /// Request headers ferry drops from the client and sets itself (or not at all): framing,
-/// the forwarded set, `Expect` (ferry answers 100-continue itself), and the offload
-/// advertisement a client must never be able to forge (CVE-2025-61780). Matched in either
-/// spelling (`X_Accel_Mapping` too), as the apps that read them make no difference.
+/// the forwarded set (kept from a trusted proxy by [`forwarded`]), the request ID (kept from
+/// a trusted proxy by `ingress::identify`), `Expect` (ferry answers 100-continue itself),
+/// and the offload advertisement a client must never be able to forge (CVE-2025-61780). Matched in either spelling (`X_Accel_Mapping` too), as the apps that
+/// read them make no difference.
 fn is_replaced(name: &str, forwarded_headers: bool) -> bool {
-    const ALWAYS: [&str; 4] = [
+    const ALWAYS: [&str; 5] = [
         "content-length",
         "expect",
+        "x-request-id",
         "x-sendfile-type",
         "x-accel-mapping",
     ];
@@ -181,21 +220,124 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::parse_request;
+    use crate::http::{Scheme, parse_request};
+    use crate::ingress::{Cidr, Client, RequestId, identify};
 
     fn request(raw: &str) -> RequestHead {
         parse_request(raw.as_bytes()).unwrap().unwrap().0
     }
 
+    const PEER: &str = "10.1.2.3:5555";
+
+    /// `raw` from an untrusted peer, as the app gets it (without a request ID, which
+    /// `request_ids_replace_the_clients` covers).
     fn forwarded(raw: &str, opts: &ForwardOptions) -> String {
+        let mut req = request(raw);
+        req.client = Client::peer(PEER.parse().unwrap(), false);
+        req.client.request_id = RequestId::UNSET;
+        encode(&req, opts)
+    }
+
+    fn encode(req: &RequestHead, opts: &ForwardOptions) -> String {
         let mut out = Vec::new();
-        encode_request(
-            &request(raw),
-            "10.1.2.3:5555".parse().unwrap(),
-            opts,
-            &mut out,
-        );
+        encode_request(req, req.client.peer, opts, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// `raw` from a peer in 10.0.0.0/8, trusted.
+    fn from_trusted(raw: &str, opts: &ForwardOptions) -> String {
+        let mut req = request(raw);
+        let networks = [Cidr::parse("10.0.0.0/8").unwrap()];
+        identify(&mut req, PEER.parse().unwrap(), true, &networks);
+        req.client.request_id = RequestId::UNSET;
+        encode(&req, opts)
+    }
+
+    #[test]
+    fn request_ids_replace_the_clients() {
+        let networks = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let raw =
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: from-edge-1\r\nX_Request_Id: x\r\n\r\n";
+        let sent = |trusted: bool, raw: &str| {
+            let mut req = request(raw);
+            identify(&mut req, PEER.parse().unwrap(), trusted, &networks);
+            let id = req.client.request_id.to_string();
+            (id, encode(&req, &ForwardOptions::default()))
+        };
+        // From a trusted proxy: its ID, once.
+        let (id, out) = sent(true, raw);
+        assert_eq!(id, "from-edge-1");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: from-edge-1\r\n\r\n"
+        );
+        // From anyone else, or insane, or twice: a new one, 32 hex digits.
+        let twice = "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n";
+        let spaced = "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a b\r\n\r\n";
+        for (trusted, raw) in [(false, raw), (true, twice), (true, spaced)] {
+            let (id, out) = sent(trusted, raw);
+            assert!(
+                id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert_eq!(
+                out,
+                format!("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: {id}\r\n\r\n")
+            );
+        }
+    }
+
+    fn with_forwarded_headers() -> ForwardOptions {
+        ForwardOptions {
+            forwarded_headers: true,
+            default_host: "app".into(),
+            ..ForwardOptions::default()
+        }
+    }
+
+    #[test]
+    fn from_a_trusted_proxy_the_forwarded_set_is_kept_and_appended_to() {
+        let raw = "GET / HTTP/1.1\r\nHost: internal\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.7\r\n\
+                   X-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\
+                   X-Forwarded-For: 10.9.9.9\r\nX_Forwarded_Host: forged\r\n\r\n";
+        assert_eq!(
+            from_trusted(raw, &with_forwarded_headers()),
+            "GET / HTTP/1.1\r\nHost: internal\r\n\
+             X-Forwarded-For: 6.6.6.6, 192.0.2.7, 10.9.9.9, 10.1.2.3\r\nX-Real-IP: 192.0.2.7\r\n\
+             X-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\r\n"
+        );
+        // The same request from an untrusted peer: all replaced.
+        assert_eq!(
+            forwarded(raw, &with_forwarded_headers()),
+            "GET / HTTP/1.1\r\nHost: internal\r\nX-Forwarded-For: 10.1.2.3\r\nX-Real-IP: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nX-Forwarded-Host: internal\r\n\r\n"
+        );
+        // A trusted proxy that sends none of them: ferry's own, as from anyone.
+        assert_eq!(
+            from_trusted(
+                "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                &with_forwarded_headers()
+            ),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nX-Real-IP: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_trusted_forwarded_proto_is_the_requests_scheme() {
+        let networks = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let scheme = |raw: &str, trusted: bool| {
+            let mut req = request(raw);
+            identify(&mut req, PEER.parse().unwrap(), trusted, &networks);
+            req.scheme
+        };
+        let https = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: HTTPS \r\n\r\n";
+        assert_eq!(scheme(https, true), Scheme::Https);
+        assert_eq!(scheme(https, false), Scheme::Http);
+        let two = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n\r\n";
+        assert_eq!(scheme(two, true), Scheme::Http);
+        let odd = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: wss\r\n\r\n";
+        assert_eq!(scheme(odd, true), Scheme::Http);
     }
 
     #[test]
@@ -272,7 +414,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "POST /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
+            "POST /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nX-Forwarded-For: 10.1.2.3\r\n\
              X-Real-IP: 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.test\r\n\
              X-Sendfile-Type: X-Accel-Redirect\r\nX-Accel-Mapping: /srv/files/=/protected/\r\n\r\n"
         );

@@ -58,7 +58,7 @@ fn dashboard_has_the_panels_operators_need() {
         "Cache size",
         "Cache evictions/s",
         "Open connections by transport",
-        "TLS handshakes/s with and without kTLS",
+        "TLS handshakes/s and PROXY protocol headers/s",
     ] {
         assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
     }

@@ -13,8 +13,15 @@ use super::walker::{ListShape, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const TLS_KEYS: [&str; 6] =
-    ["listen", "cert", "key", "ktls", "alpn", "handshake_timeout"];
+pub(super) const TLS_KEYS: [&str; 7] = [
+    "listen",
+    "cert",
+    "key",
+    "ktls",
+    "alpn",
+    "handshake_timeout",
+    "proxy_protocol",
+];
 
 const KTLS_MODES: [(&str, KtlsMode); 3] = [
     ("auto", KtlsMode::Auto),
@@ -42,6 +49,7 @@ impl Walker<'_> {
         let ktls = self.field(table, t, "ktls", |w, k, v| w.choice(k, v, &KTLS_MODES));
         let alpn = self.field(table, t, "alpn", Self::alpn);
         let handshake = self.field(table, t, "handshake_timeout", Self::positive_duration);
+        let proxy_protocol = self.field(table, t, "proxy_protocol", Self::boolean);
         let listen_value = table.get("listen");
         let listen = match (listen, listen_value) {
             (Some(listen), _) => Some(listen),
@@ -62,6 +70,9 @@ impl Walker<'_> {
         }
         if let Some(d) = handshake {
             tls.handshake_timeout = d;
+        }
+        if let Some(on) = proxy_protocol {
+            tls.proxy_protocol = on;
         }
         (self.errors.len() == errors_before).then_some(tls)
     }

@@ -11,6 +11,7 @@ mod cache;
 mod directio;
 mod env;
 mod errors;
+mod ingress;
 mod offload;
 mod precompressed;
 mod spool;
@@ -63,6 +64,8 @@ fn embedded_default_is_the_documented_defaults() {
             shutdown_grace: secs(30),
             access_log: AccessLog::Text,
             max_body_size: 100 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),

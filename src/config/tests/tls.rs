@@ -59,6 +59,7 @@ fn the_documented_tls_section_parses_to_the_code_defaults() {
         ktls: KtlsMode::Auto,
         alpn: vec![Alpn::H2, Alpn::Http11],
         handshake_timeout: secs(10),
+        proxy_protocol: false,
     };
     assert_eq!(config.tls, Some(documented.clone()));
     assert_eq!(
@@ -88,6 +89,7 @@ fn every_tls_key_is_read() {
         ktls = "require"
         alpn = ["http/1.1"]
         handshake_timeout = "1500ms"
+        proxy_protocol = true
     "#;
     let text = format!(
         "[tls]\ncert = \"/etc/ferry/tls/fullchain.pem\"\nkey = \"/etc/ferry/tls/key.pem\"\n\
@@ -107,6 +109,7 @@ fn every_tls_key_is_read() {
             ktls: KtlsMode::Require,
             alpn: vec![Alpn::Http11],
             handshake_timeout: std::time::Duration::from_millis(1_500),
+            proxy_protocol: true,
         })
     );
     // Relative paths are kept as written; cert and key may be one file.
@@ -392,6 +395,7 @@ fn tls_keys_are_overridden_from_the_environment() {
             ("FERRY__TLS__KTLS", "require"),
             ("FERRY__TLS__ALPN", "http/1.1, h2"),
             ("FERRY__TLS__HANDSHAKE_TIMEOUT", "5s"),
+            ("FERRY__TLS__PROXY_PROTOCOL", "true"),
         ],
     );
     assert_eq!(
@@ -403,6 +407,7 @@ fn tls_keys_are_overridden_from_the_environment() {
             ktls: KtlsMode::Require,
             alpn: vec![Alpn::Http11, Alpn::H2],
             handshake_timeout: secs(5),
+            proxy_protocol: true,
         })
     );
     // Single values for the lists; untouched keys keep the file's or the default value.

@@ -166,7 +166,7 @@ pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
             Err(stop) => Some((stop.describe(&limits), stop.side())),
         };
         if let Some((reason, _)) = &stopped {
-            tracing::debug!(peer = %finish.peer, error = %reason, sent = out.tally.total(), of = ?length, "response not completed");
+            tracing::debug!(peer = %finish.client().peer, error = %reason, sent = out.tally.total(), of = ?length, "response not completed");
         }
         finish.record(&out.tally, stopped.map(|(_, side)| side));
     });

@@ -33,6 +33,7 @@ use self::body::H2Body;
 use self::stream::{ConnState, InFlight};
 use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
+use crate::ingress::{Client, identify, is_trusted};
 use crate::metrics::Source;
 use crate::proxy::{BodyRead, BodyReadError, ClientBody, Outcome};
 use crate::route::{Dispatch, Reply, UpstreamRef};
@@ -61,10 +62,14 @@ pub async fn serve(
 ) {
     let _active = shared.open(transport.kind());
     let state = Arc::new(ConnState::new());
+    let from = From {
+        peer,
+        trusted: is_trusted(&shared.server.trusted_proxies, peer.ip()),
+    };
     let service = {
         let shared = Arc::clone(&shared);
         let state = Arc::clone(&state);
-        service_fn(move |req| answer(req, peer, Arc::clone(&shared), Arc::clone(&state)))
+        service_fn(move |req| answer(req, from, Arc::clone(&shared), Arc::clone(&state)))
     };
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
@@ -114,26 +119,46 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// The connection's peer (the PROXY protocol source where the listener takes one), and
+/// whether it is a trusted proxy.
+#[derive(Clone, Copy)]
+struct From {
+    peer: SocketAddr,
+    trusted: bool,
+}
+
 /// Answers one stream's request.
 async fn answer(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    from: From,
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
 ) -> Result<Response<H2Body>, BodyReadError> {
     let stream = InFlight::start(conn);
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let head = match request::parse_head(&parts, body.is_end_stream()) {
+    let peer = from.peer;
+    let mut head = match request::parse_head(&parts, body.is_end_stream()) {
         Ok(head) => head,
         Err(err) => {
             tracing::debug!(%peer, error = %err, "bad http/2 request head");
             let reply = Reply::error(err.status(), Source::Internal);
+            let client = Client::peer(peer, from.trusted);
             return Ok(response::respond(
-                &shared, peer, None, reply, started, stream,
+                &shared,
+                Err(client),
+                reply,
+                started,
+                stream,
             ));
         }
     };
+    identify(
+        &mut head,
+        peer,
+        from.trusted,
+        &shared.server.trusted_proxies,
+    );
     let mut body = body;
     let reply = match shared.router.handle(&head).await {
         Dispatch::Reply(reply) => reply,
@@ -144,14 +169,7 @@ async fn answer(
         let timeout = client_timeout(&shared);
         tokio::spawn(request::discard_body(body, MAX_DISCARDED_BODY, timeout));
     }
-    Ok(response::respond(
-        &shared,
-        peer,
-        Some(head),
-        reply,
-        started,
-        stream,
-    ))
+    Ok(response::respond(&shared, Ok(head), reply, started, stream))
 }
 
 /// How long a client sending a request body gets between frames: as long as for its head.

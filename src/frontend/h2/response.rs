@@ -3,7 +3,6 @@
 //! length is known (also for HEAD, as for HTTP/1.1), and the body. Bodies that are already in
 //! memory are recorded at once; the others when their producer ends (see `body`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use super::body::{self, H2Body, Limits};
 use super::stream::{Finish, InFlight};
 use crate::frontend::shared::Shared;
 use crate::http::{Method, RequestHead, http_date};
+use crate::ingress::Client;
 use crate::metrics::{SendPath, Tally};
 use crate::route::Reply;
 use crate::send::Body;
@@ -29,11 +29,13 @@ const CONNECTION_SPECIFIC: [&str; 6] = [
     "te",
 ];
 
-/// Builds the response for `reply` to `req` (`None`: the request head was refused).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the response for `reply` to `req` (`Err`: the request head was refused; who sent
+/// it).
 pub fn respond(
     shared: &Arc<Shared>,
-    peer: SocketAddr,
-    req: Option<RequestHead>,
+    req: Result<RequestHead, Client>,
     reply: Reply,
     started: Instant,
     stream: InFlight,
@@ -48,6 +50,10 @@ pub fn respond(
         rate,
     } = reply;
     let no_body_status = status == 304 || status == 204 || status < 200;
+    let (req, refused) = match req {
+        Ok(req) => (Some(req), Client::default()),
+        Err(client) => (None, client),
+    };
     let head_request = req.as_ref().is_some_and(|r| r.method == Method::Head);
 
     let mut headers = HeaderMap::with_capacity(own_headers.len() + passed_headers.len() + 3);
@@ -56,8 +62,14 @@ pub fn respond(
         value(&http_date(std::time::SystemTime::now())),
     );
     headers.insert(hyper::header::SERVER, HeaderValue::from_static("ferry"));
+    let client = req.as_ref().map_or(&refused, |req| &req.client);
+    headers.insert(X_REQUEST_ID, value(client.request_id.as_str()));
     let named = own_headers.iter().map(|(n, v)| (*n, v.as_str()));
-    let extra = passed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    // The app's (or a stored answer's) own ID never stands for this request's.
+    let extra = passed_headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("x-request-id"))
+        .map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, val) in named.chain(extra) {
         append(&mut headers, name, val);
     }
@@ -80,8 +92,8 @@ pub fn respond(
 
     let finish = Finish {
         shared: Arc::clone(shared),
-        peer,
         req,
+        refused,
         status,
         source,
         started,

@@ -2,7 +2,6 @@
 //! the end of its response body (`InFlight`, which the connection's idle timer reads through
 //! `ConnState`), and recorded once when its body is done (`Finish`).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,14 +10,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::frontend::shared::{Finished, Shared};
 use crate::http::RequestHead;
+use crate::ingress::Client;
 use crate::metrics::{Side, Source, Tally};
 
 /// What one response records when its body is done: metrics and the access log line.
 pub(super) struct Finish {
     pub(super) shared: Arc<Shared>,
-    pub(super) peer: SocketAddr,
     /// `None` when the request head was refused.
     pub(super) req: Option<RequestHead>,
+    /// Who a refused head came from; a placeholder when there is a request (its own is
+    /// `req.client`).
+    pub(super) refused: Client,
     pub(super) status: u16,
     pub(super) source: Source,
     pub(super) started: Instant,
@@ -37,7 +39,12 @@ impl Finish {
             tally,
             failed,
         };
-        self.shared.record(self.peer, done);
+        self.shared.record(self.client(), done);
+    }
+
+    /// Who the response goes to.
+    pub(super) fn client(&self) -> &Client {
+        self.req.as_ref().map_or(&self.refused, |req| &req.client)
     }
 
     /// The stream's connection.
