@@ -24,12 +24,13 @@ use tracing::Instrument;
 
 use super::idle::Slot;
 use super::shared::{Finished, Shared};
+use crate::access::{Notes, Proto};
 use crate::failure::Failure;
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
-use crate::metrics::{Source, Tally};
+use crate::metrics::{Source, Tally, TransportKind};
 use crate::proxy::{ClientBody, Outcome, tunnel};
 use crate::route::{Dispatch, Reply};
 use crate::send::{Body, Sender, pool};
@@ -191,6 +192,10 @@ impl Connection {
                         Outcome::Reply(reply) => (reply, true),
                         Outcome::Failed(reply) => (reply, false),
                         Outcome::Upgrade(exchange) => {
+                            let notes = Notes {
+                                upstream: Some(exchange.visit.clone()),
+                                cache: None,
+                            };
                             let (transport, buf) = (&mut self.transport, &mut self.buf);
                             let tally =
                                 Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
@@ -202,6 +207,9 @@ impl Connection {
                                 tally: &tally,
                                 // A tunnel ends when either side closes: no failure.
                                 failed: None,
+                                proto: Proto::Http1,
+                                tls: self.transport.kind() != TransportKind::Tcp,
+                                notes: &notes,
                             };
                             shared.record(peer, done);
                             return false;
@@ -318,6 +326,7 @@ impl Connection {
             source,
             head_length,
             rate,
+            notes,
         } = reply;
         let no_body_status = status == 304 || status == 204 || status < 200;
         let head_request = req.is_some_and(|r| r.method == Method::Head);
@@ -383,6 +392,9 @@ impl Connection {
             started,
             tally: &tally,
             failed,
+            proto: Proto::Http1,
+            tls: transport.kind() != TransportKind::Tcp,
+            notes: &notes,
         };
         shared.record(peer, done);
         result.ok().map(|()| keep_alive)

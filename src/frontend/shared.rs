@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::access::{self, Entry, Notes, Proto};
 use crate::config::{Io, Server};
 use crate::http::RequestHead;
 use crate::metrics::{Metrics, Side, Source, Tally, TransportKind};
@@ -39,13 +40,25 @@ impl Shared {
     /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) from `peer`: its
     /// metrics and its access log line, with the side at fault when it failed.
     pub fn record(&self, peer: SocketAddr, done: Finished<'_>) {
-        let seconds = done.started.elapsed().as_secs_f64();
+        let duration = done.started.elapsed();
         let (status, source, tally) = (done.status, done.source, done.tally);
-        self.metrics.response(source, status, tally, seconds);
+        self.metrics
+            .response(source, status, tally, duration.as_secs_f64());
         if let Some(side) = done.failed {
             self.metrics.incomplete(side);
         }
-        crate::access::log(peer, done.req, status, tally, source, seconds, done.failed);
+        access::log(&Entry {
+            client: peer,
+            req: done.req,
+            proto: done.proto,
+            tls: done.tls,
+            status,
+            tally,
+            source,
+            failed: done.failed,
+            notes: done.notes,
+            duration,
+        });
     }
 }
 
@@ -60,6 +73,11 @@ pub struct Finished<'a> {
     pub tally: &'a Tally,
     /// The side at fault when the body did not arrive whole.
     pub failed: Option<Side>,
+    pub proto: Proto,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// What the proxy learnt on the way, for the access log.
+    pub notes: &'a Notes,
 }
 
 /// One count in `ferry_connections_active`, given back when dropped.

@@ -181,9 +181,12 @@ impl Proxy {
             head,
             framing,
             conn,
+            visit,
         } = exchange;
         let offload = &self.offload;
         let answer = cached::answer(offload, router, req, pending, head, framing, conn);
-        Outcome::Reply(answer.await)
+        let mut reply = answer.await;
+        reply.notes.upstream = Some(visit);
+        Outcome::Reply(reply)
     }
 }

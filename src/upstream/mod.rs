@@ -27,6 +27,7 @@ pub use pool::Pool;
 pub use resolve::check_resolves;
 pub use stream::AppSocket;
 
+use crate::access::UpstreamVisit;
 use crate::config::{self, UpstreamAddress};
 use crate::failure::Failure;
 use crate::http::{BadResponse, BodyLength, Framing, Method, RequestHead, ResponseHead, framing};
@@ -60,6 +61,8 @@ pub struct Exchange {
     pub head: ResponseHead,
     pub framing: Framing,
     pub conn: UpConn,
+    /// Who answered, how soon, and the request body bytes it got: for the access log.
+    pub visit: UpstreamVisit,
 }
 
 /// A connection to the app carrying (the rest of) one response body.
@@ -117,6 +120,8 @@ enum Target {
 pub struct Upstream {
     target: Target,
     label: String,
+    /// `label`, shared with every exchange's access log entry.
+    addr: Arc<str>,
     connect_timeout: Duration,
     response_timeout: Duration,
     options: ForwardOptions,
@@ -148,8 +153,10 @@ impl Upstream {
                 .as_ref()
                 .map(|(fs, uri)| format!("{}={uri}", fs.display())),
         };
+        let label = upstream.address.to_string();
         Upstream {
-            label: upstream.address.to_string(),
+            addr: Arc::from(label.as_str()),
+            label,
             target: match &upstream.address {
                 UpstreamAddress::Tcp(addr) => Target::Tcp(*addr),
                 UpstreamAddress::Host { name, port } => {
@@ -191,11 +198,15 @@ impl Upstream {
                 }
             );
         }
-        let result = self.try_exchange(req, body, peer).await;
+        let mut result = self.try_exchange(req, body, peer).await;
         let outcome = result
             .as_ref()
             .map_or_else(Failure::upstream_outcome, |_| UpstreamOutcome::Ok);
-        metrics.upstream(outcome, started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        metrics.upstream(outcome, elapsed.as_secs_f64());
+        if let Ok(exchange) = &mut result {
+            exchange.visit.time = elapsed;
+        }
         result
     }
 
@@ -230,24 +241,28 @@ impl Upstream {
                     let rest = (!inline).then_some(bytes.as_ref());
                     let timeout = self.response_timeout;
                     let written = buffered::write_held(&mut stream, &head, rest, timeout).await;
-                    written.map_err(WriteError::Retryable)
+                    let len = bytes.len() as u64;
+                    written.map(|()| len).map_err(WriteError::Retryable)
                 }
                 RequestBody::Client { transport, buf } => {
                     self.write_streamed(req, &mut stream, &head, transport, buf)
                         .await
                 }
             };
-            match written {
-                Ok(()) => {}
+            let request_bytes = match written {
+                Ok(n) => n,
                 Err(WriteError::Retryable(_)) if retry => {
                     fresh_only = true;
                     continue;
                 }
                 Err(WriteError::Retryable(detail)) => return Err(self.closed(detail)),
                 Err(WriteError::Final(err)) => return Err(err),
-            }
+            };
             match self.response(stream, &req.method).await {
-                Ok(exchange) => return Ok(exchange),
+                Ok(mut exchange) => {
+                    exchange.visit.request_bytes = request_bytes;
+                    return Ok(exchange);
+                }
                 // The app closed an idle connection just as ferry reused it: try once more.
                 Err(Failure::Closed { .. }) if retry => fresh_only = true,
                 Err(err) => return Err(err),
@@ -256,7 +271,8 @@ impl Upstream {
     }
 
     /// Writes the head, then the body as it arrives from the client (answering its
-    /// `Expect: 100-continue` first). Only a failed head write may be retried elsewhere.
+    /// `Expect: 100-continue` first); returns the body bytes sent. Only a failed head write
+    /// may be retried elsewhere.
     async fn write_streamed(
         &self,
         req: &RequestHead,
@@ -264,14 +280,14 @@ impl Upstream {
         head: &[u8],
         client: &mut Transport,
         buf: &mut BytesMut,
-    ) -> Result<(), WriteError> {
+    ) -> Result<u64, WriteError> {
         if let Err(err) = stream.write_all(head).await {
             return Err(WriteError::Retryable(format!(
                 "writing request head: {err}"
             )));
         }
         if req.body == BodyLength::Empty {
-            return Ok(());
+            return Ok(0);
         }
         if req.expect_continue {
             // ferry takes the body itself, so it answers the client's expectation.
@@ -338,6 +354,11 @@ impl Upstream {
             head,
             framing,
             conn,
+            visit: UpstreamVisit {
+                addr: Arc::clone(&self.addr),
+                time: Duration::ZERO,
+                request_bytes: 0,
+            },
         })
     }
 

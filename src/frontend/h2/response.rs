@@ -46,6 +46,7 @@ pub fn respond(
         source,
         head_length,
         rate,
+        notes,
     } = reply;
     let no_body_status = status == 304 || status == 204 || status < 200;
     let head_request = req.as_ref().is_some_and(|r| r.method == Method::Head);
@@ -85,6 +86,7 @@ pub fn respond(
         status,
         source,
         started,
+        notes,
         stream,
     };
     let body = match body {
