@@ -17,8 +17,9 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 /// Lowercased prefix of the variables that are overrides, separator included.
 const PREFIX: &str = "ferry__";
 
-/// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 32] = [
+/// The keys an environment variable may set: every key outside `[[location]]` but
+/// `server.add_header` (a list of tables).
+const OVERRIDABLE: [&str; 33] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -26,6 +27,7 @@ const OVERRIDABLE: [&str; 32] = [
     "server.max_connections",
     "server.shutdown_grace",
     "server.access_log",
+    "server.redirect_https",
     "admin.listen",
     "tls.listen",
     "tls.cert",
@@ -154,6 +156,10 @@ fn not_overridable(key: &str, name: &str) -> ConfigError {
     }
     let message = if key == "location" || key.starts_with("location.") {
         format!("locations cannot be set from the environment ({name}); edit the config file")
+    } else if key == "server.add_header" {
+        format!(
+            "a list of tables cannot be set from the environment ({name}); edit the config file"
+        )
     } else if matches!(
         key,
         "server" | "admin" | "tls" | "io" | "upstream" | "offload"

@@ -3,7 +3,8 @@
 //!
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
 //! `[tls]` in `schema/tls.rs`, `[upstream]` in `schema/upstream.rs`, `[offload]` in
-//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`); durations and sizes go through
+//! `schema/offload.rs`, `[cache]` in `schema/cache.rs`, the `add_header` lists and
+//! `server.redirect_https` in `schema/headers.rs`); durations and sizes go through
 //! `units.rs`. Checks that span sections
 //! (the listeners against each other in `schema/listeners.rs`, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
@@ -14,6 +15,7 @@
 //! documented file.
 
 mod cache;
+mod headers;
 mod listeners;
 mod location;
 mod offload;
@@ -31,7 +33,7 @@ use walker::{Table, Walker, raw};
 const TOP_KEYS: [&str; 8] = [
     "server", "admin", "tls", "io", "upstream", "offload", "cache", "location",
 ];
-const SERVER_KEYS: [&str; 7] = [
+const SERVER_KEYS: [&str; 9] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -39,6 +41,8 @@ const SERVER_KEYS: [&str; 7] = [
     "max_connections",
     "shutdown_grace",
     "access_log",
+    "add_header",
+    "redirect_https",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
@@ -72,6 +76,8 @@ pub(super) fn validate(
     let server_listen = raw(top, "server", "listen");
     walker.listeners_apart(&server, server_listen, &admin, raw(top, "admin", "listen"));
     let tls = walker.tls(top.get("tls"), &server, &admin);
+    let redirect = raw(top, "server", "redirect_https");
+    walker.redirect_has_a_target(&server, top.contains_key("tls"), redirect);
     let io = walker.io(top.get("io"));
     let upstream = walker.upstream(top.get("upstream"));
     if let Some(upstream) = &upstream {
@@ -134,6 +140,12 @@ impl Walker<'_> {
             w.choice(k, v, &ACCESS_LOGS)
         }) {
             server.access_log = log;
+        }
+        if let Some(headers) = self.field(table, s, "add_header", Self::add_headers) {
+            server.add_header = headers;
+        }
+        if let Some(redirect) = self.field(table, s, "redirect_https", Self::redirect_https) {
+            server.redirect_https = redirect;
         }
         server
     }

@@ -1,7 +1,8 @@
 //! One HTTP/1.1 client connection (`Connection`: its transport, sender, read buffer, peer,
 //! the shared state and its shutdown token, in a `conn` tracing span): read a request head
-//! (with header/keep-alive timeouts), route it, frame the reply (Content-Length, Connection,
-//! Date), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
+//! (with header/keep-alive timeouts), route it (or, on a plaintext listener with
+//! `server.redirect_https`, answer it with the redirect), frame the reply (Content-Length,
+//! Connection, Date, the configured `add_header`), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
 //!
 //! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
@@ -32,7 +33,7 @@ use crate::http::{
 };
 use crate::metrics::{Source, Tally, TransportKind};
 use crate::proxy::{ClientBody, Outcome, tunnel};
-use crate::route::{Dispatch, Reply};
+use crate::route::{Added, Dispatch, Reply, https_redirect};
 use crate::send::{Body, Sender, pool};
 use crate::transport::Transport;
 
@@ -65,6 +66,9 @@ struct Connection {
     shared: Arc<Shared>,
     /// This connection's child of the server's shutdown token.
     shutdown: CancellationToken,
+    /// On a plaintext listener with `server.redirect_https`: the https port every request
+    /// is redirected to.
+    redirect_https: Option<u16>,
 }
 
 /// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
@@ -109,6 +113,7 @@ async fn serve_connection(
         sender,
         buf: BytesMut::new(),
         peer,
+        redirect_https: shared.redirect_https.filter(|_| kind == TransportKind::Tcp),
         shared,
         shutdown: shutdown.clone(),
     };
@@ -172,7 +177,11 @@ impl Connection {
         let (shared, peer) = (&*self.shared, self.peer);
         // Whether the request's body (if any) has been read, so the next bytes on the
         // connection are the next request.
-        let (reply, body_read) = match shared.router.handle(head).await {
+        let dispatch = match self.redirect_https {
+            Some(port) => Dispatch::Reply(https_redirect(head, port)),
+            None => shared.router.handle(head).await,
+        };
+        let (reply, body_read) = match dispatch {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
             Dispatch::Upstream => match &shared.proxy {
                 // The router sends requests to the app only when there is one.
@@ -337,11 +346,20 @@ impl Connection {
         let mut encoder = HeadEncoder::new(status, &mut head);
         with_date(|date| encoder.header("Date", date.as_bytes()));
         encoder.header("Server", b"ferry");
+        // add_header: the configured values stand in for any of the same name.
+        let added = Added::new(shared.router.added_headers(req), status);
         for (name, value) in &own_headers {
-            encoder.header(name, value.as_bytes());
+            if !added.replaces(name) {
+                encoder.header(name, value.as_bytes());
+            }
         }
         for (name, value) in &passed_headers {
-            encoder.header(name, value.as_bytes());
+            if !added.replaces(name) {
+                encoder.header(name, value.as_bytes());
+            }
+        }
+        for header in added.iter() {
+            encoder.header(&header.name, header.value.as_bytes());
         }
         if !no_body_status {
             // A proxied HEAD has no body to measure: announce what the app announced, if anything.

@@ -21,6 +21,9 @@ pub struct Shared {
     pub metrics: Metrics,
     pub server: Server,
     pub io: Io,
+    /// `server.redirect_https` resolved to a port (the first TLS listener's as bound): the
+    /// plaintext listeners answer every request with a redirect there.
+    pub redirect_https: Option<u16>,
 }
 
 impl Shared {

@@ -8,6 +8,7 @@
 //! Not here: framing, keep-alive and writing (frontend, send).
 
 mod accel;
+mod added;
 pub mod file_answer;
 mod location;
 mod reply;
@@ -18,11 +19,12 @@ use static_file::PathLookup;
 
 use std::sync::Arc;
 
+pub use added::{Added, https_redirect};
 pub use location::StaticLocation;
 pub use reply::Reply;
 pub use resolve::{BadPath, relative_path};
 
-use crate::config::Config;
+use crate::config::{AddHeader, Config};
 use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
 
@@ -41,6 +43,10 @@ pub struct Router {
     locations: Vec<Arc<StaticLocation>>,
     sendfile_roots: Vec<Arc<StaticLocation>>,
     has_upstream: bool,
+    /// `server.add_header`: for requests no location with a list of its own matches.
+    server_headers: Vec<AddHeader>,
+    /// Whether any list is configured at all (else no lookup per response).
+    any_headers: bool,
 }
 
 impl Router {
@@ -62,6 +68,7 @@ impl Router {
             ) {
                 Ok(mut opened) => {
                     opened.precompressed = loc.precompressed.clone();
+                    opened.add_header = loc.add_header.clone();
                     locations.push(Arc::new(opened));
                 }
                 Err(err) => {
@@ -84,11 +91,31 @@ impl Router {
             return Err(errors);
         }
         locations.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
+        let server_headers = config.server.add_header.clone();
+        let any_headers =
+            !server_headers.is_empty() || locations.iter().any(|l| !l.add_header.is_empty());
         Ok(Router {
             locations,
             sendfile_roots,
             has_upstream: config.upstream.is_some(),
+            server_headers,
+            any_headers,
         })
+    }
+
+    /// The headers added to the response to `req` (`None`: a refused head): those of the
+    /// location its path matches, when it has its own, else `server.add_header`. An
+    /// X-Accel-Redirect or X-Sendfile reply takes the list of the client's path (the
+    /// server's, as for the app's responses), not the internal location's.
+    pub fn added_headers(&self, req: Option<&RequestHead>) -> &[AddHeader] {
+        if !self.any_headers {
+            return &[];
+        }
+        let path = req.map(|r| split_target(&r.target).0);
+        match path.and_then(|path| self.find(path)) {
+            Some(loc) if !loc.add_header.is_empty() => &loc.add_header,
+            _ => &self.server_headers,
+        }
     }
 
     /// The location whose prefix is the longest prefix of `path`, internal ones included.

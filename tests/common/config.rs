@@ -19,6 +19,8 @@ pub struct Config {
     pub max_connections: u64,
     pub shutdown_grace: String,
     pub access_log: String,
+    /// More `[server]` lines, as TOML (e.g. `add_header = [...]`).
+    pub server_extra: String,
     pub admin_listen: String,
     pub send_path: String,
     pub chunk: String,
@@ -48,6 +50,7 @@ impl Config {
             max_connections: 10000,
             shutdown_grace: "30s".into(),
             access_log: "text".into(),
+            server_extra: String::new(),
             admin_listen: "127.0.0.1:0".into(),
             send_path: "auto".into(),
             chunk: "2MiB".into(),
@@ -85,7 +88,7 @@ impl Config {
         let listen: Vec<String> = self.listen.iter().map(|l| toml_str(l)).collect();
         let mut s = format!(
             "[server]\nlisten = [{}]\nheader_timeout = {}\nkeepalive_timeout = {}\nsend_timeout = {}\n\
-             max_connections = {}\nshutdown_grace = {}\naccess_log = {}\n\n[admin]\nlisten = {}\n\n\
+             max_connections = {}\nshutdown_grace = {}\naccess_log = {}\n{}\n[admin]\nlisten = {}\n\n\
              [io]\nsend_path = {}\nchunk = {}\n",
             listen.join(", "),
             toml_str(&self.header_timeout),
@@ -94,6 +97,7 @@ impl Config {
             self.max_connections,
             toml_str(&self.shutdown_grace),
             toml_str(&self.access_log),
+            self.server_extra,
             toml_str(&self.admin_listen),
             toml_str(&self.send_path),
             toml_str(&self.chunk),

@@ -10,7 +10,7 @@ use super::walker::{ListShape, Walker};
 use crate::config::{ContentCoding, Location};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const LOCATION_KEYS: [&str; 7] = [
+pub(super) const LOCATION_KEYS: [&str; 8] = [
     "prefix",
     "root",
     "index",
@@ -18,6 +18,7 @@ pub(super) const LOCATION_KEYS: [&str; 7] = [
     "internal",
     "directio_threshold",
     "precompressed",
+    "add_header",
 ];
 
 /// How many `[[location]]` sections the value holds: 0 when absent, `None` when it is not a
@@ -93,6 +94,7 @@ impl Walker<'_> {
         let internal = self.field(table, &key, "internal", Self::boolean);
         let directio_threshold = self.field(table, &key, "directio_threshold", Self::threshold);
         let precompressed = self.field(table, &key, "precompressed", Self::precompressed);
+        let add_header = self.field(table, &key, "add_header", Self::add_headers);
         let prefix = prefix?;
         if let Some(first) = seen.get(&prefix) {
             let message = format!("duplicate prefix {prefix:?} (also location[{first}].prefix)");
@@ -123,6 +125,7 @@ impl Walker<'_> {
             internal,
             directio_threshold,
             precompressed: precompressed.unwrap_or_default(),
+            add_header: add_header.unwrap_or_default(),
         })
     }
 

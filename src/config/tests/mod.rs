@@ -3,7 +3,8 @@
 //! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides,
 //! `upstream.rs` and `offload.rs` the `[upstream]` and `[offload]` sections, internal
 //! locations and the checks between them and the locations, `tls.rs` the `[tls]` section and
-//! its listeners against the others, `precompressed.rs` a location's `precompressed` list.
+//! its listeners against the others, `precompressed.rs` a location's `precompressed` list,
+//! `headers.rs` the `add_header` lists and `server.redirect_https`.
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
@@ -11,6 +12,7 @@ mod cache;
 mod directio;
 mod env;
 mod errors;
+mod headers;
 mod offload;
 mod precompressed;
 mod tls;
@@ -61,6 +63,8 @@ fn embedded_default_is_the_documented_defaults() {
             max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             shutdown_grace: secs(30),
             access_log: AccessLog::Text,
+            add_header: Vec::new(),
+            redirect_https: None,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
@@ -78,6 +82,7 @@ fn embedded_default_is_the_documented_defaults() {
             internal: false,
             directio_threshold: None,
             precompressed: Vec::new(),
+            add_header: Vec::new(),
         }],
         upstream: None,
         offload: Offload {
@@ -168,6 +173,7 @@ fn every_key_is_read() {
                 internal: false,
                 directio_threshold: None,
                 precompressed: Vec::new(),
+                add_header: Vec::new(),
             },
             Location {
                 prefix: "/".into(),
@@ -177,6 +183,7 @@ fn every_key_is_read() {
                 internal: false,
                 directio_threshold: None,
                 precompressed: Vec::new(),
+                add_header: Vec::new(),
             },
         ]
     );

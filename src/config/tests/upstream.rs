@@ -79,6 +79,7 @@ fn the_documented_examples_parse_together() {
             internal: true,
             directio_threshold: None,
             precompressed: Vec::new(),
+            add_header: Vec::new(),
         }
     );
     assert_eq!(config.locations[0].expires, Some(secs(3_600)));

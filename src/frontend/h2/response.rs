@@ -15,7 +15,7 @@ use super::stream::{Finish, InFlight};
 use crate::frontend::shared::Shared;
 use crate::http::{Method, RequestHead, http_date};
 use crate::metrics::{SendPath, Tally};
-use crate::route::Reply;
+use crate::route::{Added, Reply};
 use crate::send::Body;
 
 /// Header fields that describe an HTTP/1.1 connection, malformed in HTTP/2 (RFC 9113
@@ -59,8 +59,15 @@ pub fn respond(
     headers.insert(hyper::header::SERVER, HeaderValue::from_static("ferry"));
     let named = own_headers.iter().map(|(n, v)| (*n, v.as_str()));
     let extra = passed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    // add_header: the configured values stand in for any of the same name.
+    let added = Added::new(shared.router.added_headers(req.as_ref()), status);
     for (name, val) in named.chain(extra) {
-        append(&mut headers, name, val);
+        if !added.replaces(name) {
+            append(&mut headers, name, val);
+        }
+    }
+    for header in added.iter() {
+        append(&mut headers, &header.name, &header.value);
     }
     if !no_body_status {
         // A proxied HEAD has no body to measure: announce what the app announced, if anything.
