@@ -8,7 +8,7 @@ use crate::config::AddHeader;
 use crate::http::{Method, RequestHead};
 use crate::metrics::Source;
 
-use super::Reply;
+use super::reply::Reply;
 
 /// The statuses a header without `always` is added to (nginx's list).
 const ADDED_ON: [u16; 10] = [200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
