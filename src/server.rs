@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, RedirectHttps};
 use crate::frontend::{self, Limit, Shared};
 use crate::metrics::Metrics;
 use crate::proxy::{Buffering, Proxy};
@@ -170,6 +170,12 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         metrics,
         server: config.server.clone(),
         io: config.io.clone(),
+        redirect_https: match config.server.redirect_https {
+            None => None,
+            Some(RedirectHttps::Port(port)) => Some(port.get()),
+            // Checked by the config: `true` comes with [tls], so with a TLS listener.
+            Some(RedirectHttps::TlsListener) => bound.https.first().map(SocketAddr::port),
+        },
     });
     let shutdown = CancellationToken::new();
     let admin_stop = CancellationToken::new();

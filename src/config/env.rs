@@ -17,8 +17,9 @@ pub(super) const ENV_ORIGIN: &str = "the environment";
 /// Lowercased prefix of the variables that are overrides, separator included.
 const PREFIX: &str = "ferry__";
 
-/// The keys an environment variable may set: every key outside `[[location]]`.
-const OVERRIDABLE: [&str; 49] = [
+/// The keys an environment variable may set: every key outside `[[location]]` but
+/// `server.add_header` (a list of tables) and the named upstreams.
+const OVERRIDABLE: [&str; 50] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -29,6 +30,7 @@ const OVERRIDABLE: [&str; 49] = [
     "server.max_body_size",
     "server.trusted_proxies",
     "server.proxy_protocol",
+    "server.redirect_https",
     "admin.listen",
     "tls.listen",
     "tls.cert",
@@ -175,6 +177,10 @@ fn not_overridable(key: &str, name: &str) -> ConfigError {
         format!("locations cannot be set from the environment ({name}); edit the config file")
     } else if key == "upstreams" || key.starts_with("upstreams.") {
         format!("named upstreams cannot be set from the environment ({name}); edit the config file")
+    } else if key == "server.add_header" {
+        format!(
+            "a list of tables cannot be set from the environment ({name}); edit the config file"
+        )
     } else if matches!(
         key,
         "server" | "admin" | "tls" | "io" | "upstream" | "offload"

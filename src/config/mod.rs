@@ -26,7 +26,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,6 +91,33 @@ pub struct Server {
     /// Whether connections to `listen` start with a PROXY protocol header (nginx
     /// `listen ... proxy_protocol`); without one they are closed.
     pub proxy_protocol: bool,
+    /// Headers added to responses no location's own `add_header` list covers (nginx
+    /// `add_header` in the `server` block).
+    pub add_header: Vec<AddHeader>,
+    /// Whether the plaintext listeners answer every request with a redirect to https, and to
+    /// which port; `None`: they serve.
+    pub redirect_https: Option<RedirectHttps>,
+}
+
+/// One `add_header` item (nginx `add_header NAME VALUE [always];`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddHeader {
+    /// A token (RFC 9110 §5.6.2), none of the fields ferry frames responses with.
+    pub name: String,
+    /// Visible ASCII, spaces and tabs (no CR, LF or other control bytes); not empty.
+    pub value: String,
+    /// On every response; without it only on 200, 201, 204, 206, 301, 302, 303, 304, 307
+    /// and 308, as nginx.
+    pub always: bool,
+}
+
+/// `server.redirect_https`: the port in the redirect's `https://` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectHttps {
+    /// `true`: the port of the first `tls.listen` address (as bound, for port 0).
+    TlsListener,
+    /// A port number: TLS ends elsewhere (a load balancer), or on another listener.
+    Port(NonZeroU16),
 }
 
 /// Default `server.max_body_size`: 100 MiB.
@@ -112,6 +139,8 @@ impl Default for Server {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
+            add_header: Vec::new(),
+            redirect_https: None,
         }
     }
 }
@@ -547,6 +576,9 @@ pub struct Location {
     /// The `[upstreams.NAME]` this location's requests are proxied to (nginx `proxy_pass
     /// http://NAME;` in the location); then it serves no files, and `root` is empty.
     pub upstream: Option<String>,
+    /// Headers added to this location's responses; when not empty they replace
+    /// `server.add_header` here (nginx: a level with its own `add_header` inherits none).
+    pub add_header: Vec<AddHeader>,
 }
 
 /// One problem with one key: `"{key}: {message}"`.

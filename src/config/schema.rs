@@ -4,7 +4,8 @@
 //! Each key has its own parser here (the `[[location]]` list in `schema/location.rs`,
 //! `[tls]` in `schema/tls.rs`, `[upstream]` and `[upstreams.NAME]` in `schema/upstream.rs`,
 //! `[offload]` in `schema/offload.rs`, `[cache]` in `schema/cache.rs`, `[spool]` in
-//! `schema/spool.rs`); durations and sizes go through
+//! `schema/spool.rs`, the `add_header` lists and `server.redirect_https` in
+//! `schema/headers.rs`); durations and sizes go through
 //! `units.rs`. Checks that span sections
 //! (the listeners against each other in `schema/listeners.rs`, the upstream
 //! against all of them, the accel mapping against the locations, something to serve at all)
@@ -15,6 +16,7 @@
 //! documented file.
 
 mod cache;
+mod headers;
 mod listeners;
 mod location;
 mod offload;
@@ -43,7 +45,7 @@ const TOP_KEYS: [&str; 10] = [
     "spool",
     "location",
 ];
-const SERVER_KEYS: [&str; 10] = [
+const SERVER_KEYS: [&str; 12] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -54,6 +56,8 @@ const SERVER_KEYS: [&str; 10] = [
     "max_body_size",
     "trusted_proxies",
     "proxy_protocol",
+    "add_header",
+    "redirect_https",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
@@ -87,6 +91,8 @@ pub(super) fn validate(
     let server_listen = raw(top, "server", "listen");
     walker.listeners_apart(&server, server_listen, &admin, raw(top, "admin", "listen"));
     let tls = walker.tls(top.get("tls"), &server, &admin);
+    let redirect = raw(top, "server", "redirect_https");
+    walker.redirect_has_a_target(&server, top.contains_key("tls"), redirect);
     let io = walker.io(top.get("io"));
     let own = upstream::Own {
         server: &server,
@@ -164,6 +170,12 @@ impl Walker<'_> {
         }
         if let Some(on) = self.field(table, s, "proxy_protocol", Self::boolean) {
             server.proxy_protocol = on;
+        }
+        if let Some(headers) = self.field(table, s, "add_header", Self::add_headers) {
+            server.add_header = headers;
+        }
+        if let Some(redirect) = self.field(table, s, "redirect_https", Self::redirect_https) {
+            server.redirect_https = redirect;
         }
         server
     }

@@ -1,7 +1,8 @@
 //! One HTTP/1.1 client connection (`Connection`: its transport, sender, read buffer, peer,
 //! the shared state and its shutdown token, in a `conn` tracing span): read a request head
-//! (with header/keep-alive timeouts), route it, frame the reply (Content-Length, Connection,
-//! Date), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
+//! (with header/keep-alive timeouts), route it (or, on a plaintext listener with
+//! `server.redirect_https`, answer it with the redirect), frame the reply (Content-Length,
+//! Connection, Date, the configured `add_header`), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
 //!
 //! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
@@ -24,15 +25,16 @@ use tracing::Instrument;
 
 use super::idle::Slot;
 use super::shared::{Finished, Shared};
+use crate::access::{Notes, Proto};
 use crate::failure::Failure;
 use crate::http::{
     BodyLength, HeadEncoder, MAX_REQUEST_LINE, Method, ParseError, RequestHead, Version, http_date,
     parse_request,
 };
 use crate::ingress::{Client, identify, is_trusted};
-use crate::metrics::{Source, Tally};
+use crate::metrics::{Source, Tally, TransportKind};
 use crate::proxy::{ClientBody, Outcome, tunnel};
-use crate::route::{Dispatch, Reply};
+use crate::route::{Added, Dispatch, Reply, https_redirect};
 use crate::send::{Body, Sender, pool};
 use crate::transport::Transport;
 
@@ -68,6 +70,9 @@ struct Connection {
     shared: Arc<Shared>,
     /// This connection's child of the server's shutdown token.
     shutdown: CancellationToken,
+    /// On a plaintext listener with `server.redirect_https`: the https port every request
+    /// is redirected to.
+    redirect_https: Option<u16>,
 }
 
 /// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
@@ -114,6 +119,7 @@ async fn serve_connection(
         buf: BytesMut::new(),
         peer,
         peer_trusted,
+        redirect_https: shared.redirect_https.filter(|_| kind == TransportKind::Tcp),
         shared,
         shutdown: shutdown.clone(),
     };
@@ -177,7 +183,11 @@ impl Connection {
         let (shared, peer) = (&*self.shared, self.peer);
         // Whether the request's body (if any) has been read, so the next bytes on the
         // connection are the next request.
-        let (reply, body_read) = match shared.router.handle(head).await {
+        let dispatch = match self.redirect_https {
+            Some(port) => Dispatch::Reply(https_redirect(head, port)),
+            None => shared.router.handle(head).await,
+        };
+        let (reply, body_read) = match dispatch {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
             Dispatch::Upstream(to) => match &shared.proxy {
                 // The router sends requests to the app only when there is one.
@@ -198,6 +208,10 @@ impl Connection {
                         Outcome::Reply(reply) => (reply, true),
                         Outcome::Failed(reply) => (reply, false),
                         Outcome::Upgrade(exchange) => {
+                            let notes = Notes {
+                                upstream: Some(exchange.visit.clone()),
+                                cache: None,
+                            };
                             let (transport, buf) = (&mut self.transport, &mut self.buf);
                             let tally =
                                 Box::pin(tunnel(transport, buf, head, exchange, peer)).await;
@@ -209,6 +223,9 @@ impl Connection {
                                 tally: &tally,
                                 // A tunnel ends when either side closes: no failure.
                                 failed: None,
+                                proto: Proto::Http1,
+                                tls: self.transport.kind() != TransportKind::Tcp,
+                                notes: &notes,
                             };
                             shared.record(&head.client, done);
                             return false;
@@ -328,6 +345,7 @@ impl Connection {
             source,
             head_length,
             rate,
+            notes,
         } = reply;
         let no_body_status = status == 304 || status == 204 || status < 200;
         let head_request = req.is_some_and(|r| r.method == Method::Head);
@@ -347,14 +365,21 @@ impl Connection {
         with_date(|date| encoder.header("Date", date.as_bytes()));
         encoder.header("Server", b"ferry");
         encoder.header("X-Request-Id", client.request_id.as_str().as_bytes());
+        // add_header: the configured values stand in for any of the same name.
+        let added = Added::new(shared.router.added_headers(req), status);
         for (name, value) in &own_headers {
-            encoder.header(name, value.as_bytes());
+            if !added.replaces(name) {
+                encoder.header(name, value.as_bytes());
+            }
         }
         for (name, value) in &passed_headers {
             // The app's (or a stored answer's) own ID never stands for this request's.
-            if !name.eq_ignore_ascii_case("x-request-id") {
+            if !added.replaces(name) && !name.eq_ignore_ascii_case("x-request-id") {
                 encoder.header(name, value.as_bytes());
             }
+        }
+        for header in added.iter() {
+            encoder.header(&header.name, header.value.as_bytes());
         }
         if !no_body_status {
             // A proxied HEAD has no body to measure: announce what the app announced, if anything.
@@ -405,6 +430,9 @@ impl Connection {
             started,
             tally: &tally,
             failed,
+            proto: Proto::Http1,
+            tls: transport.kind() != TransportKind::Tcp,
+            notes: &notes,
         };
         shared.record(client, done);
         result.ok().map(|()| keep_alive)

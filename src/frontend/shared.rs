@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::access::{self, Entry, Notes, Proto};
 use crate::config::{Io, Server};
 use crate::http::RequestHead;
 use crate::ingress::Client;
@@ -20,6 +21,9 @@ pub struct Shared {
     pub metrics: Metrics,
     pub server: Server,
     pub io: Io,
+    /// `server.redirect_https` resolved to a port (the first TLS listener's as bound): the
+    /// plaintext listeners answer every request with a redirect there.
+    pub redirect_https: Option<u16>,
 }
 
 impl Shared {
@@ -39,21 +43,25 @@ impl Shared {
     /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) to `client`: its
     /// metrics and its access log line, with the side at fault when it failed.
     pub fn record(&self, client: &Client, done: Finished<'_>) {
-        let seconds = done.started.elapsed().as_secs_f64();
+        let duration = done.started.elapsed();
         let (status, source, tally) = (done.status, done.source, done.tally);
-        self.metrics.response(source, status, tally, seconds);
+        self.metrics
+            .response(source, status, tally, duration.as_secs_f64());
         if let Some(side) = done.failed {
             self.metrics.incomplete(side);
         }
-        crate::access::log(
+        access::log(&Entry {
             client,
-            done.req,
+            req: done.req,
+            proto: done.proto,
+            tls: done.tls,
             status,
             tally,
             source,
-            seconds,
-            done.failed,
-        );
+            failed: done.failed,
+            notes: done.notes,
+            duration,
+        });
     }
 }
 
@@ -68,6 +76,11 @@ pub struct Finished<'a> {
     pub tally: &'a Tally,
     /// The side at fault when the body did not arrive whole.
     pub failed: Option<Side>,
+    pub proto: Proto,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// What the proxy learnt on the way, for the access log.
+    pub notes: &'a Notes,
 }
 
 /// One count in `ferry_connections_active`, given back when dropped.

@@ -60,7 +60,11 @@ pub(super) async fn failed(
     let result = pending.result();
     match flow::on_error(pending).await {
         Some(stale) => Ok(hit::reply(req, stale)),
-        None => Err(error.with_header("X-Cache", result.header().to_string())),
+        None => {
+            let mut error = error.with_header("X-Cache", result.header().to_string());
+            error.notes.cache = Some(result);
+            Err(error)
+        }
     }
 }
 
@@ -87,13 +91,16 @@ pub(super) async fn answer(
         }
         Answered::Gone => {
             conn.discard(framing).await;
-            return Reply::error(502, Source::Cache);
+            let mut reply = Reply::error(502, Source::Cache);
+            reply.notes.cache = Some(result);
+            return reply;
         }
         Answered::Relay(fill) => fill,
     };
     let mut reply = relay::answer(offload, router, req, head, framing, conn).await;
     reply.remove_header("X-Cache");
     reply = reply.with_header("X-Cache", result.header().to_string());
+    reply.notes.cache = Some(result);
     if reply.source == Source::Upstream
         && let Body::Upstream(up) = &mut reply.body
     {
@@ -119,6 +126,7 @@ async fn background_refresh(
         head,
         framing,
         mut conn,
+        ..
     }) = exchange
     else {
         return;

@@ -36,9 +36,11 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
         .map(|(name, value)| (name.clone(), String::from_utf8_lossy(value).into_owned()))
         .collect();
     let tag = |reply: Reply| -> Reply {
-        reply
+        let mut reply = reply
             .with_header("Age", meta.age(now).to_string())
-            .with_header("X-Cache", result.header().to_string())
+            .with_header("X-Cache", result.header().to_string());
+        reply.notes.cache = Some(result);
+        reply
     };
     let len = meta.body_len;
     let bytes = FileBytes {

@@ -266,6 +266,7 @@ impl Proxy {
             head,
             framing,
             conn,
+            visit,
         } = exchange;
         let offload = &self.offload;
         let answer = cached::answer(offload, router, req, pending, head, framing, conn);
@@ -275,6 +276,7 @@ impl Proxy {
         {
             up.spool = Some(self.buffering.spool.clone());
         }
+        reply.notes.upstream = Some(visit);
         Outcome::Reply(reply)
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::reply::Reply;
+use crate::config::AddHeader;
 use crate::http::{AcceptEncoding, Codings, ContentCoding, RequestHead};
 
 /// A directory files are served from: a location's root, or an X-Sendfile root.
@@ -24,6 +25,8 @@ pub struct StaticLocation {
     pub directio: Option<NonZeroU64>,
     /// The location's `precompressed` codings, in its order of preference; empty: off.
     pub precompressed: Vec<ContentCoding>,
+    /// The location's own `add_header` list; empty: the server's applies.
+    pub add_header: Vec<AddHeader>,
 }
 
 impl StaticLocation {
@@ -45,6 +48,7 @@ impl StaticLocation {
             internal,
             directio,
             precompressed: Vec::new(),
+            add_header: Vec::new(),
         })
     }
 

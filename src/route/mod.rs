@@ -9,6 +9,7 @@
 //! Not here: framing, keep-alive and writing (frontend, send).
 
 mod accel;
+mod added;
 pub mod file_answer;
 mod location;
 mod reply;
@@ -19,11 +20,12 @@ use static_file::PathLookup;
 
 use std::sync::Arc;
 
+pub use added::{Added, https_redirect};
 pub use location::StaticLocation;
 pub use reply::Reply;
 pub use resolve::{BadPath, relative_path};
 
-use crate::config::Config;
+use crate::config::{AddHeader, Config};
 use crate::http::{Codings, Method, RequestHead};
 use crate::metrics::Source;
 
@@ -54,6 +56,10 @@ pub struct Router {
     proxied: Vec<(String, UpstreamRef)>,
     sendfile_roots: Vec<Arc<StaticLocation>>,
     has_upstream: bool,
+    /// `server.add_header`: for requests no location with a list of its own matches.
+    server_headers: Vec<AddHeader>,
+    /// Whether any list is configured at all (else no lookup per response).
+    any_headers: bool,
 }
 
 impl Router {
@@ -83,6 +89,7 @@ impl Router {
             ) {
                 Ok(mut opened) => {
                     opened.precompressed = loc.precompressed.clone();
+                    opened.add_header = loc.add_header.clone();
                     locations.push(Arc::new(opened));
                 }
                 Err(err) => {
@@ -106,12 +113,32 @@ impl Router {
         }
         locations.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
         proxied.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let server_headers = config.server.add_header.clone();
+        let any_headers =
+            !server_headers.is_empty() || locations.iter().any(|l| !l.add_header.is_empty());
         Ok(Router {
             locations,
             proxied,
             sendfile_roots,
             has_upstream: config.upstream.is_some(),
+            server_headers,
+            any_headers,
         })
+    }
+
+    /// The headers added to the response to `req` (`None`: a refused head): those of the
+    /// location its path matches, when it has its own, else `server.add_header`. An
+    /// X-Accel-Redirect or X-Sendfile reply takes the list of the client's path (the
+    /// server's, as for the app's responses), not the internal location's.
+    pub fn added_headers(&self, req: Option<&RequestHead>) -> &[AddHeader] {
+        if !self.any_headers {
+            return &[];
+        }
+        let path = req.map(|r| split_target(&r.target).0);
+        match path.and_then(|path| self.find(path)) {
+            Some(loc) if !loc.add_header.is_empty() => &loc.add_header,
+            _ => &self.server_headers,
+        }
     }
 
     /// The location whose prefix is the longest prefix of `path`, internal ones included.

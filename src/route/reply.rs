@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use crate::access::Notes;
 use crate::http::reason;
 use crate::metrics::Source;
 use crate::send::Body;
@@ -23,6 +24,8 @@ pub struct Reply {
     pub head_length: Option<u64>,
     /// Most body bytes per second (X-Accel-Limit-Rate).
     pub rate: Option<u64>,
+    /// What the access log says of the app and the cache (set by the proxy).
+    pub notes: Notes,
 }
 
 impl Reply {
@@ -35,6 +38,7 @@ impl Reply {
             source,
             head_length: None,
             rate: None,
+            notes: Notes::default(),
         }
     }
 

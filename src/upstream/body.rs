@@ -35,16 +35,17 @@ pub enum HeadError {
     Bad(#[from] BadResponse),
 }
 
-/// Sends the request body: what `buf` already holds first, the rest from `client`.
+/// Sends the request body: what `buf` already holds first, the rest from `client`. Returns
+/// the body bytes sent (decoded, for a chunked body).
 pub async fn forward_request_body(
     length: BodyLength,
     client: &mut Transport,
     buf: &mut BytesMut,
     up: &mut AppSocket,
     timeout: Duration,
-) -> Result<(), BodyError> {
+) -> Result<u64, BodyError> {
     match length {
-        BodyLength::Empty => Ok(()),
+        BodyLength::Empty => Ok(0),
         BodyLength::Length(n) => {
             let from_buf = (buf.len() as u64).min(n) as usize;
             if from_buf > 0 {
@@ -59,6 +60,7 @@ pub async fn forward_request_body(
                 Transport::Plain(tcp) => splice_to_upstream(tcp, up, left, timeout).await,
                 other => copy_to_upstream(other, up, left, timeout).await,
             }
+            .map(|()| n)
         }
         BodyLength::Chunked => rechunk_to_upstream(client, buf, up, timeout).await,
     }
@@ -132,13 +134,15 @@ async fn copy_to_upstream(
     Ok(())
 }
 
-/// Decodes the client's chunked body and writes it to the app re-chunked.
+/// Decodes the client's chunked body and writes it to the app re-chunked; returns the
+/// decoded bytes sent.
 async fn rechunk_to_upstream(
     client: &mut Transport,
     buf: &mut BytesMut,
     up: &mut AppSocket,
     timeout: Duration,
-) -> Result<(), BodyError> {
+) -> Result<u64, BodyError> {
+    let mut sent = 0;
     let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
     let mut data = Vec::new();
     let mut framed = Vec::new();
@@ -152,12 +156,14 @@ async fn rechunk_to_upstream(
                 framed.clear();
                 encode_chunk(&data, &mut framed);
                 up.write_all(&framed).await.map_err(BodyError::Upstream)?;
+                sent += data.len() as u64;
                 data.clear();
             }
             if decoder.done() {
                 framed.clear();
                 encode_last_chunk(&mut framed);
-                return up.write_all(&framed).await.map_err(BodyError::Upstream);
+                up.write_all(&framed).await.map_err(BodyError::Upstream)?;
+                return Ok(sent);
             }
         }
         buf.reserve(16 * 1024);

@@ -40,6 +40,7 @@ use balance::Candidate;
 use queue::Cap;
 use server::{HealthRule, Lease, Server};
 
+use crate::access::UpstreamVisit;
 use crate::config::{self, Balance, UpstreamAddress};
 use crate::failure::Failure;
 use crate::http::{BadResponse, BodyLength, Framing, Method, RequestHead, ResponseHead, framing};
@@ -75,6 +76,8 @@ pub struct Exchange {
     pub head: ResponseHead,
     pub framing: Framing,
     pub conn: UpConn,
+    /// Who answered, how soon, and the request body bytes it got: for the access log.
+    pub visit: UpstreamVisit,
 }
 
 /// A connection to the app carrying (the rest of) one response body.
@@ -237,11 +240,15 @@ impl Upstream {
                 }
             );
         }
-        let result = self.try_exchange(req, body, peer).await;
+        let mut result = self.try_exchange(req, body, peer).await;
         let outcome = result
             .as_ref()
             .map_or_else(Failure::upstream_outcome, |_| UpstreamOutcome::Ok);
-        metrics.upstream(outcome, started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        metrics.upstream(outcome, elapsed.as_secs_f64());
+        if let Ok(exchange) = &mut result {
+            exchange.visit.time = elapsed;
+        }
         result
     }
 
@@ -353,13 +360,15 @@ impl Upstream {
                     let timeout = self.response_timeout;
                     let written =
                         buffered::write_held(&mut stream, &attempt.head, rest, timeout).await;
-                    written.map_err(WriteError::Retryable)
+                    let len = bytes.len() as u64;
+                    written.map(|()| len).map_err(WriteError::Retryable)
                 }
                 RequestBody::File { file, len } => {
                     let timeout = self.response_timeout;
                     let written =
                         buffered::write_file(&mut stream, &attempt.head, file, *len, timeout).await;
-                    written.map_err(WriteError::Retryable)
+                    let len = *len;
+                    written.map(|()| len).map_err(WriteError::Retryable)
                 }
                 RequestBody::Client { transport, buf } => {
                     self.write_streamed(
@@ -373,8 +382,8 @@ impl Upstream {
                     .await
                 }
             };
-            match written {
-                Ok(()) => {}
+            let request_bytes = match written {
+                Ok(n) => n,
                 // An idle connection the app had closed: the same server, afresh.
                 Err(WriteError::Retryable(_)) if reused => {
                     fresh_only = true;
@@ -395,10 +404,13 @@ impl Upstream {
                         retry: false,
                     });
                 }
-            }
+            };
             let lease_now = lease.take().expect("one lease per response");
             match self.response(stream, &attempt.req.method, lease_now).await {
-                Ok(exchange) => return Ok(exchange),
+                Ok(mut exchange) => {
+                    exchange.visit.request_bytes = request_bytes;
+                    return Ok(exchange);
+                }
                 Err((failure @ Failure::Closed { .. }, back)) => {
                     // The app closed an idle connection just as ferry reused it: once more.
                     if reused && attempt.resend_after_close {
@@ -424,7 +436,8 @@ impl Upstream {
     }
 
     /// Writes the head, then the body as it arrives from the client (answering its
-    /// `Expect: 100-continue` first). Only a failed head write may be retried elsewhere.
+    /// `Expect: 100-continue` first); returns the body bytes sent. Only a failed head write
+    /// may be retried elsewhere.
     async fn write_streamed(
         &self,
         server: &Server,
@@ -433,14 +446,14 @@ impl Upstream {
         head: &[u8],
         client: &mut Transport,
         buf: &mut BytesMut,
-    ) -> Result<(), WriteError> {
+    ) -> Result<u64, WriteError> {
         if let Err(err) = stream.write_all(head).await {
             return Err(WriteError::Retryable(format!(
                 "writing request head: {err}"
             )));
         }
         if req.body == BodyLength::Empty {
-            return Ok(());
+            return Ok(0);
         }
         if req.expect_continue {
             // ferry takes the body itself, so it answers the client's expectation.
@@ -482,6 +495,7 @@ impl Upstream {
             Err(source) => return Err((bad(server, source), lease)),
         };
         let reusable = head.keep_alive() && framing != Framing::Close && head.status != 101;
+        let addr = Arc::clone(&lease.server.label);
         let conn = UpConn {
             stream,
             leftover,
@@ -493,6 +507,11 @@ impl Upstream {
             head,
             framing,
             conn,
+            visit: UpstreamVisit {
+                addr,
+                time: Duration::ZERO,
+                request_bytes: 0,
+            },
         })
     }
 

@@ -19,12 +19,12 @@ pub struct Config {
     pub max_connections: u64,
     pub shutdown_grace: String,
     pub access_log: String,
+    /// More `[server]` lines, as TOML (e.g. `add_header = [...]`).
+    pub server_extra: String,
     pub admin_listen: String,
     pub send_path: String,
     pub chunk: String,
     pub locations: Vec<Location>,
-    /// Raw `key = value` lines added to [server].
-    pub server_extra: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -50,11 +50,11 @@ impl Config {
             max_connections: 10000,
             shutdown_grace: "30s".into(),
             access_log: "text".into(),
+            server_extra: String::new(),
             admin_listen: "127.0.0.1:0".into(),
             send_path: "auto".into(),
             chunk: "2MiB".into(),
             locations: Vec::new(),
-            server_extra: String::new(),
         }
     }
 

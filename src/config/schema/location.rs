@@ -11,7 +11,7 @@ use super::walker::{ListShape, Table, Walker};
 use crate::config::{ContentCoding, Location, Upstream};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const LOCATION_KEYS: [&str; 8] = [
+pub(super) const LOCATION_KEYS: [&str; 9] = [
     "prefix",
     "upstream",
     "root",
@@ -20,6 +20,7 @@ pub(super) const LOCATION_KEYS: [&str; 8] = [
     "internal",
     "directio_threshold",
     "precompressed",
+    "add_header",
 ];
 
 /// How many `[[location]]` sections the value holds: 0 when absent, `None` when it is not a
@@ -90,6 +91,7 @@ impl Walker<'_> {
         self.unknown_keys(&key, table, &LOCATION_KEYS);
         let prefix = self.required(table, &key, "prefix", Self::prefix);
         let upstream = self.field(table, &key, "upstream", Self::upstream_name);
+        let add_header = self.field(table, &key, "add_header", Self::add_headers);
         if table.contains_key("upstream") {
             let prefix = prefix?;
             self.proxied_only(&key, table);
@@ -110,6 +112,7 @@ impl Walker<'_> {
                 directio_threshold: None,
                 precompressed: Vec::new(),
                 upstream: Some(upstream),
+                add_header: add_header.unwrap_or_default(),
             });
         }
         let root = self.required(table, &key, "root", Self::root);
@@ -149,12 +152,18 @@ impl Walker<'_> {
             directio_threshold,
             precompressed: precompressed.unwrap_or_default(),
             upstream: None,
+            add_header: add_header.unwrap_or_default(),
         })
     }
 
     /// A location that proxies serves no files: the keys about files are errors there.
     fn proxied_only(&mut self, key: &str, table: &Table) {
-        for name in LOCATION_KEYS.into_iter().skip(2) {
+        // `add_header` (the last key) applies to proxied responses too.
+        for name in LOCATION_KEYS
+            .into_iter()
+            .skip(2)
+            .filter(|&k| k != "add_header")
+        {
             if let Some(value) = table.get(name) {
                 let message = "a location with `upstream` serves no files; remove this key \
                                (or `upstream`)";

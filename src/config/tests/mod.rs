@@ -3,7 +3,8 @@
 //! `errors.rs` has one test per kind of mistake in a file, `env.rs` the environment overrides,
 //! `upstream.rs` and `offload.rs` the `[upstream]` and `[offload]` sections, internal
 //! locations and the checks between them and the locations, `tls.rs` the `[tls]` section and
-//! its listeners against the others, `precompressed.rs` a location's `precompressed` list.
+//! its listeners against the others, `precompressed.rs` a location's `precompressed` list,
+//! `headers.rs` the `add_header` lists and `server.redirect_https`.
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
@@ -11,6 +12,7 @@ mod cache;
 mod directio;
 mod env;
 mod errors;
+mod headers;
 mod ingress;
 mod offload;
 mod precompressed;
@@ -66,6 +68,8 @@ fn embedded_default_is_the_documented_defaults() {
             max_body_size: 100 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
+            add_header: Vec::new(),
+            redirect_https: None,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
@@ -84,6 +88,7 @@ fn embedded_default_is_the_documented_defaults() {
             directio_threshold: None,
             precompressed: Vec::new(),
             upstream: None,
+            add_header: Vec::new(),
         }],
         upstream: None,
         upstreams: Default::default(),
@@ -185,6 +190,7 @@ fn every_key_is_read() {
                 directio_threshold: None,
                 precompressed: Vec::new(),
                 upstream: None,
+                add_header: Vec::new(),
             },
             Location {
                 prefix: "/".into(),
@@ -195,6 +201,7 @@ fn every_key_is_read() {
                 directio_threshold: None,
                 precompressed: Vec::new(),
                 upstream: None,
+                add_header: Vec::new(),
             },
         ]
     );

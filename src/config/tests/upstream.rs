@@ -92,6 +92,7 @@ fn the_documented_examples_parse_together() {
             directio_threshold: None,
             precompressed: Vec::new(),
             upstream: None,
+            add_header: Vec::new(),
         }
     );
     assert_eq!(config.locations[0].expires, Some(secs(3_600)));

@@ -15,7 +15,7 @@ use crate::frontend::shared::Shared;
 use crate::http::{Method, RequestHead, http_date};
 use crate::ingress::Client;
 use crate::metrics::{SendPath, Tally};
-use crate::route::Reply;
+use crate::route::{Added, Reply};
 use crate::send::Body;
 
 /// Header fields that describe an HTTP/1.1 connection, malformed in HTTP/2 (RFC 9113
@@ -48,6 +48,7 @@ pub fn respond(
         source,
         head_length,
         rate,
+        notes,
     } = reply;
     let no_body_status = status == 304 || status == 204 || status < 200;
     let (req, refused) = match req {
@@ -70,8 +71,15 @@ pub fn respond(
         .iter()
         .filter(|(n, _)| !n.eq_ignore_ascii_case("x-request-id"))
         .map(|(n, v)| (n.as_str(), v.as_str()));
+    // add_header: the configured values stand in for any of the same name.
+    let added = Added::new(shared.router.added_headers(req.as_ref()), status);
     for (name, val) in named.chain(extra) {
-        append(&mut headers, name, val);
+        if !added.replaces(name) {
+            append(&mut headers, name, val);
+        }
+    }
+    for header in added.iter() {
+        append(&mut headers, &header.name, &header.value);
     }
     if !no_body_status {
         // A proxied HEAD has no body to measure: announce what the app announced, if anything.
@@ -97,6 +105,7 @@ pub fn respond(
         status,
         source,
         started,
+        notes,
         stream,
     };
     let body = match body {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Notes, Proto};
 use crate::frontend::shared::{Finished, Shared};
 use crate::http::RequestHead;
 use crate::ingress::Client;
@@ -24,6 +25,7 @@ pub(super) struct Finish {
     pub(super) status: u16,
     pub(super) source: Source,
     pub(super) started: Instant,
+    pub(super) notes: Notes,
     pub(super) stream: InFlight,
 }
 
@@ -38,6 +40,10 @@ impl Finish {
             started: self.started,
             tally,
             failed,
+            proto: Proto::Http2,
+            // ALPN h2 is only offered over TLS.
+            tls: true,
+            notes: &self.notes,
         };
         self.shared.record(self.client(), done);
     }
