@@ -13,13 +13,7 @@ use common::tls::*;
 use common::*;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use std::net::TcpStream;
 
 /// Idle connections held while ferry's memory is read.
 const CONNS: usize = 500;
@@ -196,78 +190,4 @@ fn heads_in_pieces_and_pipelined_requests_split_mid_head_are_answered() {
     s.write_all(&GET[..5]).unwrap();
     s.write_all(&GET[5..]).unwrap();
     assert!(read_response(&mut s) == body, "a head in two writes");
-}
-
-fn tls_connect(
-    addr: SocketAddr,
-    config: &Arc<ClientConfig>,
-) -> StreamOwned<ClientConnection, TcpStream> {
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = ClientConnection::new(Arc::clone(config), name).expect("a TLS client");
-    let sock = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    sock.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    StreamOwned::new(conn, sock)
-}
-
-/// TLS 1.3, ALPN http/1.1, any certificate (the test's is self-signed).
-fn client_config() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-/// Accepts any certificate; signatures are still checked with the provider's algorithms.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

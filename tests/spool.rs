@@ -294,3 +294,176 @@ fn without_request_buffering_the_body_streams_to_the_app_as_it_comes() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), format!("ok POST 102400 {}", sha256_hex(&body)));
 }
+
+/// Over userspace TLS the spool works the same: the app's bytes are spliced into the file
+/// (the app's side is plain TCP), and the client gets the rest read from the file and
+/// encrypted (path `tls_buffered`).
+#[test]
+fn a_slow_tls_reader_frees_the_app_and_gets_every_byte() {
+    use common::tls::*;
+    use std::io::{Read, Write};
+
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let certs = gen_cert(files.path(), "localhost");
+    let path = files.path().join("big.bin");
+    let len = 32 * MIB;
+    let pattern = pattern_file(&path, len, 11);
+    let app = App::start();
+    let toml = spool_config(&app, spool_dir.path()).to_toml()
+        + &TlsSection::new(&certs).ktls("off").to_toml();
+    let server = TlsServer::start(&toml, 1);
+    let before = server.metrics();
+    let target = format!("/file?path={}", qenc(path.to_str().unwrap()));
+
+    let mut tls = tls_connect(server.https(), &client_config());
+    tls.write_all(&req("GET", &target, &[])).unwrap();
+    // The head and a first piece, then nothing while the app writes the rest.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let head_end = loop {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the head");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {len}\r\n"))
+            || head.contains(&format!("Content-Length: {len}\r\n")),
+        "{head}"
+    );
+    poll_until("the app to finish writing the body", DEADLINE, || {
+        app.events()
+            .iter()
+            .any(|e| e.event == "sent" && e.json["target"] == target.as_str())
+            .then_some(())
+    });
+    assert_eq!(server.metrics().get("ferry_spool_files_open", &[]), 1.0);
+
+    let mut body = got.split_off(head_end);
+    while (body.len() as u64) < len {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} of {len} bytes", body.len());
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(body.len() as u64, len);
+    assert!(
+        pattern.matches(0, &body, &mut Vec::new()),
+        "the body differs from the file"
+    );
+    let done = wait_delta(
+        &server,
+        &before,
+        "ferry_responses_total",
+        &[("source", "upstream"), ("path", "tls_buffered")],
+        1.0,
+    );
+    assert_eq!(done, 1.0);
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "response")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "response")]);
+    assert!(spooled > (len / 2) as f64, "spooled {spooled}");
+    assert_eq!(after.get("ferry_spool_files_open", &[]), 0.0);
+}
+
+/// An HTTP/2 stream whose client reads slowly (curl --limit-rate) has the rest of its body
+/// spooled too, and gets it whole.
+#[test]
+fn a_slow_http2_reader_gets_the_rest_from_the_spool() {
+    use common::tls::*;
+
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let certs = gen_cert(files.path(), "localhost");
+    let path = files.path().join("big.bin");
+    let len = 8 * MIB;
+    pattern_file(&path, len, 12);
+    let app = App::start();
+    let toml = spool_config(&app, spool_dir.path()).to_toml() + &TlsSection::new(&certs).to_toml();
+    let server = TlsServer::start(&toml, 1);
+    let before = server.metrics();
+    let out = files.path().join("out.bin");
+    let target = format!("/file?path={}", qenc(path.to_str().unwrap()));
+    let got = server.curl(&[
+        "--http2",
+        "--limit-rate",
+        "4M",
+        "-o",
+        out.to_str().unwrap(),
+        "-w",
+        "%{http_code} %{http_version}",
+        &server.url(&target),
+    ]);
+    assert!(got.status.success(), "curl: {got:?}");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "200 2");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&out).unwrap()),
+        sha256_hex(&std::fs::read(&path).unwrap()),
+        "the body differs from the file"
+    );
+    let done = wait_delta(
+        &server,
+        &before,
+        "ferry_responses_total",
+        &[("source", "upstream")],
+        1.0,
+    );
+    assert_eq!(done, 1.0);
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "response")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "response")]);
+    assert!(spooled > 0.0, "nothing spooled for a slow HTTP/2 reader");
+    assert_eq!(after.get("ferry_spool_files_open", &[]), 0.0);
+}
+
+/// A chunked body from the app is spooled too (after decoding), and reaches a slow client
+/// whole and re-framed; the connection then serves another request.
+#[test]
+fn a_slow_reader_of_a_chunked_body_frees_the_app_and_gets_it_whole() {
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let path = files.path().join("big.bin");
+    let len = 32 * MIB;
+    pattern_file(&path, len, 13);
+    let app = App::start();
+    let server = spool_config(&app, spool_dir.path()).start();
+    let before = server.metrics();
+    let target = format!(
+        "/file?path={}&mode=chunked&chunk=65536",
+        qenc(path.to_str().unwrap())
+    );
+    let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    c.send(&req("GET", &target, &[]));
+    let head = c.read_head();
+    assert_eq!(head.status, 200);
+    assert!(head.is_chunked());
+    poll_until(
+        "the app to finish writing the chunked body",
+        DEADLINE,
+        || {
+            app.events()
+                .iter()
+                .any(|e| e.event == "sent" && e.json["target"] == target.as_str())
+                .then_some(())
+        },
+    );
+    assert_eq!(server.metrics().get("ferry_spool_files_open", &[]), 1.0);
+    let body = c.read_body(&head, "GET").unwrap();
+    assert_eq!(body.len() as u64, len);
+    assert!(
+        body == std::fs::read(&path).unwrap(),
+        "the body differs from the file"
+    );
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "response")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "response")]);
+    assert!(spooled >= (len / 2) as f64, "spooled {spooled}");
+    // Kept alive: the next request on the same connection is answered.
+    let r = c.get("/echo?after=chunked", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(after.get("ferry_spool_files_open", &[]), 0.0);
+}

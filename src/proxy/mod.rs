@@ -273,6 +273,7 @@ impl Proxy {
         let mut reply = answer.await;
         if self.buffering.responses
             && let Body::Upstream(up) = &mut reply.body
+            && !up.unbuffered
         {
             up.spool = Some(self.buffering.spool.clone());
         }

@@ -47,6 +47,9 @@ pub(super) async fn answer(
             chunked: false,
             fill: None,
             spool: None,
+            unbuffered: head
+                .header("x-accel-buffering")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"no")),
         }),
     );
     reply.passed_headers = head

@@ -49,6 +49,9 @@ pub struct UpstreamBody {
     /// Where the rest of the body goes when the client is slower than the app (`None`:
     /// relayed at the client's pace, `spool.response_buffering = false`).
     pub spool: Option<crate::spool::Spool>,
+    /// The app asked for no buffering (`X-Accel-Buffering: no`, as nginx honours it: a
+    /// stream of events): never spooled.
+    pub unbuffered: bool,
 }
 
 /// A response body.

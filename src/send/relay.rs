@@ -15,12 +15,15 @@
 //! When the response is being stored, the cache fill (`fill.rs`) gets the body on the way:
 //! teed from the splice pipe, or handed the buffer after each client write.
 
+use std::io;
+
 use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::transport::Transport;
 
-use super::source::AppBody;
+use super::source::{AppBody, Spooled};
 use super::{FileRange, Pace, Sender, UpstreamBody, within};
 use crate::cache::fill::Fill;
 use crate::failure::Failure;
@@ -29,6 +32,20 @@ use crate::http::{encode_chunk, encode_last_chunk};
 use crate::metrics::{Metrics, SpoolDirection, Tally};
 use crate::spool::{SPOOL_WAIT, Spool, SpoolFile};
 use crate::upstream::UpConn;
+
+/// How a decoded body goes out: re-framed as chunked or not, and the spool for a slow
+/// client.
+struct Reframe<'a> {
+    chunked: bool,
+    spool: Option<&'a Spool>,
+}
+
+/// What is left of a Content-Length body once the client fell behind: the rest of the
+/// piece being written, then the spool file.
+struct Rest {
+    pending: Bytes,
+    file: SpoolFile,
+}
 
 /// What `expect` says of the app's connection while its body is being read.
 const READING: &str = "the app's connection is kept until its body is read";
@@ -68,17 +85,31 @@ impl Sender {
                     .await?;
             }
             Framing::Chunked | Framing::Close => {
-                self.relay_decoded(stream, &mut conn, &mut source, up.chunked, tally, fill)
-                    .await?
+                let framing = Reframe {
+                    chunked: up.chunked,
+                    spool: up.spool.as_ref(),
+                };
+                self.relay_decoded(
+                    stream,
+                    &mut conn,
+                    &mut source,
+                    framing,
+                    metrics,
+                    tally,
+                    fill,
+                )
+                .await?
             }
         }
         if let Some(fill) = up.fill.take() {
             fill.finish();
         }
         release_when_read(&mut conn, &source);
-        let Some(file) = spooled else {
+        let Some(Rest { pending, file }) = spooled else {
             return Ok(());
         };
+        self.write_all(stream, &pending).await?;
+        tally.add(self.upstream_path, pending.len());
         let range = FileRange {
             file: file.file().clone(),
             offset: 0,
@@ -91,8 +122,8 @@ impl Sender {
             .await
     }
 
-    /// Relays a Content-Length body; returns the spool file holding the rest of it when the
-    /// client fell behind and `spool` took it.
+    /// Relays a Content-Length body; returns what is left to send when the client fell
+    /// behind and `spool` took the rest of it.
     async fn relay_length(
         &mut self,
         stream: &mut Transport,
@@ -101,7 +132,7 @@ impl Sender {
         mut spool: Option<&Spool>,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
-    ) -> Result<Option<SpoolFile>, Failure> {
+    ) -> Result<Option<Rest>, Failure> {
         let path = self.upstream_path;
         if source.length_left().is_none() {
             // The bytes that came with the head.
@@ -158,7 +189,8 @@ impl Sender {
                             file.splice_from(pipe, rest).map_err(Failure::Disk)?;
                             let conn = app.as_mut().expect(READING);
                             source.spool_rest(conn, &mut file, pipe, fill).await?;
-                            return Ok(Some(file));
+                            let pending = Bytes::new();
+                            return Ok(Some(Rest { pending, file }));
                         }
                         None => {
                             self.drain_pipe(stream.tcp(), pipe, rest, more, false)
@@ -172,34 +204,62 @@ impl Sender {
                 let Some(bytes) = source.next(conn, want).await? else {
                     return Ok(None);
                 };
-                let more = source.length_left().is_some_and(|left| left > 0);
-                if more
-                    && let Some(s) = spool
-                    && self.client_slow(stream.tcp()).await?
-                {
-                    spool = None;
-                    let total = bytes.len() as u64 + source.length_left().unwrap_or(0);
-                    if let Some(mut file) = s.file(total, SpoolDirection::Response) {
-                        file.write(&bytes).map_err(Failure::Disk)?;
-                        if let Some(fill) = fill {
-                            fill.write(bytes);
-                        }
-                        let pipe = self.pipe()?;
-                        let conn = app.as_mut().expect(READING);
-                        source.spool_rest(conn, &mut file, pipe, fill).await?;
-                        return Ok(Some(file));
-                    }
-                }
                 release_when_read(app, source);
-                self.write_all(stream, &bytes).await?;
+                let may_stop = spool.is_some() && !source.finished();
+                let written = self.write_or_stall(stream, &bytes, may_stop).await?;
                 self.uncork(stream.tcp())?;
-                tally.add(path, bytes.len());
+                tally.add(path, written);
                 if let Some(fill) = fill {
-                    fill.write(bytes);
+                    fill.write(bytes.clone());
+                }
+                if written < bytes.len() {
+                    // The client stalled with more at the app: spool the rest, then finish
+                    // this piece at the client's pace.
+                    let pending = bytes.slice(written..);
+                    let left = source.length_left().unwrap_or(0);
+                    match spool
+                        .take()
+                        .and_then(|s| s.file(left, SpoolDirection::Response))
+                    {
+                        Some(mut file) => {
+                            let pipe = self.pipe()?;
+                            let conn = app.as_mut().expect(READING);
+                            source.spool_rest(conn, &mut file, pipe, fill).await?;
+                            return Ok(Some(Rest { pending, file }));
+                        }
+                        None => {
+                            self.write_all(stream, &pending).await?;
+                            tally.add(path, pending.len());
+                        }
+                    }
                 }
             }
             tokio::task::consume_budget().await;
         }
+    }
+
+    /// Writes `bytes`; with `may_stop`, stops when the client takes nothing for
+    /// [`SPOOL_WAIT`] and returns how many were written (all of them otherwise).
+    async fn write_or_stall(
+        &self,
+        stream: &mut Transport,
+        bytes: &[u8],
+        may_stop: bool,
+    ) -> Result<usize, Failure> {
+        if !may_stop {
+            self.write_all(stream, bytes).await?;
+            return Ok(bytes.len());
+        }
+        let mut done = 0;
+        while done < bytes.len() {
+            match within(SPOOL_WAIT, stream.write(&bytes[done..])).await {
+                Ok(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(Ok(n)) => done += n,
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
     }
 
     /// Whether the client has taken nothing for [`SPOOL_WAIT`]: its socket is not writable
@@ -212,22 +272,99 @@ impl Sender {
     }
 
     /// Relays a body the relay decodes (chunked, or until the app closes), re-framed as
-    /// chunked for an HTTP/1.1 client (`chunked`), piece by piece from the app's `source`.
+    /// chunked for an HTTP/1.1 client, piece by piece from the app's `source`. A client that
+    /// takes nothing for `SPOOL_WAIT` gets the rest through a spool file (written after
+    /// decoding: one copy), sent as one chunk with the file send path once the app is done —
+    /// or, when the spool's limits stop it first, what the file holds and then the rest as
+    /// it comes.
+    #[allow(clippy::too_many_arguments)] // the relay's state, passed down once
     async fn relay_decoded(
         &mut self,
         stream: &mut Transport,
         app: &mut Option<UpConn>,
         source: &mut AppBody,
-        chunked: bool,
+        mut framing: Reframe<'_>,
+        metrics: &Metrics,
         tally: &mut Tally,
         fill: &mut Option<Fill>,
     ) -> Result<(), Failure> {
-        let conn = app.as_mut().expect(READING);
-        while let Some(data) = source.next(conn, self.chunk).await? {
-            self.write_data(stream, data, chunked, tally, fill).await?;
+        let chunked = framing.chunked;
+        // Ends when the source is done: its last piece handed out, or all of it spooled.
+        while !source.finished() {
+            let conn = app.as_mut().expect(READING);
+            let Some(data) = source.next(conn, self.chunk).await? else {
+                break;
+            };
+            let wire = if chunked {
+                let mut framed = Vec::with_capacity(data.len() + 16);
+                encode_chunk(&data, &mut framed);
+                Bytes::from(framed)
+            } else {
+                data.clone()
+            };
+            let may_stop = framing.spool.is_some() && !source.finished();
+            let written = self.write_or_stall(stream, &wire, may_stop).await?;
+            self.uncork(stream.tcp())?;
+            tally.add(self.copy_path, data.len());
+            if let Some(fill) = fill {
+                fill.write(data);
+            }
+            if written == wire.len() {
+                continue;
+            }
+            // The client stalled: the rest of the body into a spool file (the app is then
+            // free), this piece's rest at the client's pace, then the file.
+            let pending = wire.slice(written..);
+            let spool = framing.spool.take().expect("may_stop needs a spool");
+            let Some(mut file) = spool.file(0, SpoolDirection::Response) else {
+                self.write_all(stream, &pending).await?;
+                continue;
+            };
+            let pipe = self.pipe()?;
+            let spooled = source.spool_rest(conn, &mut file, pipe, fill).await?;
+            release_when_read(app, source);
+            self.write_all(stream, &pending).await?;
+            self.send_spooled(stream, &file, chunked, metrics, tally)
+                .await?;
+            if let Spooled::Partly(next) = spooled {
+                self.write_data(stream, next, chunked, tally, fill).await?;
+            }
         }
         release_when_read(app, source);
         self.write_end(stream, chunked).await
+    }
+
+    /// Sends what `file` holds (as one chunk when re-framing) on the file send path.
+    async fn send_spooled(
+        &mut self,
+        stream: &mut Transport,
+        file: &SpoolFile,
+        chunked: bool,
+        metrics: &Metrics,
+        tally: &mut Tally,
+    ) -> Result<(), Failure> {
+        let len = file.written();
+        if len == 0 {
+            return Ok(());
+        }
+        if chunked {
+            self.write_all(stream, format!("{len:x}\r\n").as_bytes())
+                .await?;
+        }
+        let range = FileRange {
+            file: file.file().clone(),
+            offset: 0,
+            len,
+            direct: false,
+        };
+        let mut path = self.file_path;
+        let mut pace = Pace::new(None);
+        self.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
+            .await?;
+        if chunked {
+            self.write_all(stream, b"\r\n").await?;
+        }
+        Ok(())
     }
 
     /// Writes decoded body bytes (as one chunk when re-framing), then hands them to the cache

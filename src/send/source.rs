@@ -191,17 +191,18 @@ impl AppBody {
     }
 
     /// Moves the rest of the body into `file`: a Content-Length body with splice through
-    /// `pipe` (teed into the cache `fill` on the way), decoded bytes with a write (and handed
-    /// to the fill). The file's reservation must cover a known length; a body of unknown
-    /// length that outgrows the spool's limits is an error (`Failure::Disk`), as is a write
-    /// that fails.
+    /// `pipe` (teed into the cache `fill` on the way; the file's reservation must cover it),
+    /// a chunked or close-delimited one as decoded bytes with a write (one copy; handed to the
+    /// fill too). A body of unknown length that outgrows the spool's limits stops there:
+    /// [`Spooled::Partly`] hands back the bytes read and not written, and the rest stays at
+    /// the app. A write that fails is `Failure::Disk`.
     pub async fn spool_rest(
         &mut self,
         conn: &mut UpConn,
         file: &mut SpoolFile,
         pipe: &Pipe,
         fill: &mut Option<Fill>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Spooled, Failure> {
         if self.length_left().is_some() {
             while self.length_left().is_some_and(|left| left > 0) {
                 let mut want = pipe.capacity();
@@ -217,13 +218,11 @@ impl AppBody {
                 file.splice_from(pipe, n).map_err(Failure::Disk)?;
                 tokio::task::consume_budget().await;
             }
-            return Ok(());
+            return Ok(Spooled::Whole);
         }
         while let Some(bytes) = self.next(conn, MAX_BUFFER).await? {
             if !file.grow(bytes.len() as u64) {
-                return Err(Failure::Disk(io::Error::other(
-                    "the body outgrew the spool's limits",
-                )));
+                return Ok(Spooled::Partly(bytes));
             }
             file.write(&bytes).map_err(Failure::Disk)?;
             if let Some(fill) = fill {
@@ -231,8 +230,18 @@ impl AppBody {
             }
             tokio::task::consume_budget().await;
         }
-        Ok(())
+        Ok(Spooled::Whole)
     }
+}
+
+/// How much of a body `spool_rest` put in the file.
+#[derive(Debug)]
+pub enum Spooled {
+    /// All of the rest: the app's connection is done with.
+    Whole,
+    /// Up to the spool's limits; these bytes (read, not in the file) come next, then the
+    /// rest from the app.
+    Partly(Bytes),
 }
 
 /// One read of at most `want` bytes from the app (empty: it closed), within its timeout.

@@ -28,8 +28,8 @@ The behaviour is chosen by the request path (query arguments in brackets):
                              connection (close). A HEAD gets the same head and no body.
                              With split=1 (length, chunked) the head is over 16 KiB and
                              leaves in one write with the first 1000 body bytes.
-                             Once a whole length-mode body is written, the event "sent"
-                             (with target and bytes) is logged.
+                             Once a whole length-mode or chunked body is written, the event
+                             "sent" (with target and bytes) is logged.
   /status [code, h=...]      that status with no body (204, 304: no Content-Length either)
   /early-hints [path]        "103 Early Hints" with a Link header, then 200 with a body
   /accel [to, h=..., body]   200 with X-Accel-Redirect: `to` and a small app body
@@ -306,6 +306,7 @@ def handle(conn, method, target, version, headers, body_info):
                     conn.send(b"%x%s\r\n" % (len(data), ext.encode()) + data + b"\r\n")
                     n += 1
             conn.send(b"0\r\nX-Trailer: t\r\n\r\n")
+            conn.event("sent", target=target, bytes=size)
             return True
         if mode == "close":
             conn.send(response(status, "OK", extra, version="HTTP/1.0", length=False))

@@ -7,6 +7,13 @@ use super::*;
 use std::net::TcpListener;
 use std::ops::Deref;
 use std::process::Output;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+pub use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// Where the kernel lists its TCP upper-layer protocols (kTLS needs `tls` there).
 pub const ULP_PATH: &str = "/proc/sys/net/ipv4/tcp_available_ulp";
@@ -435,4 +442,79 @@ pub fn curl_ok(out: Output, ctx: &str) -> Vec<Got> {
         String::from_utf8_lossy(&out.stderr)
     );
     parse_w(&out.stdout)
+}
+
+/// A rustls client over TCP to `addr` (server name `localhost`, IO_TIMEOUT on the socket).
+pub fn tls_connect(
+    addr: SocketAddr,
+    config: &Arc<ClientConfig>,
+) -> StreamOwned<ClientConnection, TcpStream> {
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = ClientConnection::new(Arc::clone(config), name).expect("a TLS client");
+    let sock = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    sock.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    StreamOwned::new(conn, sock)
+}
+
+/// TLS 1.3, ALPN http/1.1, any certificate (the test's is self-signed).
+pub fn client_config() -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Accepts any certificate; signatures are still checked with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -28,7 +28,7 @@ use super::stream::Finish;
 use crate::cache::fill::Fill;
 use crate::failure::Failure;
 use crate::metrics::{SendPath, Side, SpoolDirection, Tally};
-use crate::send::source::AppBody;
+use crate::send::source::{AppBody, Spooled};
 use crate::send::{Body, FileRange, Pace, Part, UpstreamBody};
 use crate::spool::SPOOL_WAIT;
 use crate::sys::Pipe;
@@ -285,8 +285,10 @@ impl Out {
 
     /// Relays the app's body, decoded from its framing; the connection goes back to the pool
     /// only when the body was read exactly. When the stream takes nothing for `SPOOL_WAIT`
-    /// with more of a Content-Length body at the app, the rest is spooled (as on HTTP/1.1)
-    /// and the app's connection released before the stream gets it from the file.
+    /// with more of the body at the app, the rest is spooled (as on HTTP/1.1: spliced for a
+    /// Content-Length body, written after decoding otherwise) and the app's connection
+    /// released before the stream gets it from the file; past the spool's limits, what the
+    /// file holds goes first and the rest as it comes.
     async fn upstream(&mut self, up: UpstreamBody) -> Result<(), Stop> {
         let UpstreamBody {
             mut conn,
@@ -299,41 +301,55 @@ impl Out {
         // `buffered`); given up or failed, it is dropped, which removes its file.
         self.fill = fill.take();
         let mut source = AppBody::new(&mut conn, framing);
-        let mut spooled = None;
+        let mut released = None;
         while let Some(bytes) = source.next(&mut conn, self.limits.chunk).await? {
-            let left = source.length_left().unwrap_or(0);
-            if left > 0
-                && spool.is_some()
-                && self.stream_slow().await
-                && let Some(mut file) = spool
-                    .take()
-                    .and_then(|s| s.file(bytes.len() as u64 + left, SpoolDirection::Response))
-            {
-                file.write(&bytes).map_err(Failure::Disk)?;
-                if let Some(fill) = &mut self.fill {
-                    fill.write(bytes);
-                }
-                let pipe =
-                    Pipe::new().map_err(|err| Failure::Internal(format!("spool pipe: {err}")))?;
-                source
-                    .spool_rest(&mut conn, &mut file, &pipe, &mut self.fill)
-                    .await?;
-                spooled = Some(file);
-                break;
+            if source.finished() || spool.is_none() || !self.stream_slow().await {
+                self.send(bytes, SendPath::TlsBuffered).await?;
+                continue;
             }
-            self.send(bytes, SendPath::TlsBuffered).await?;
-        }
-        if let Some(fill) = self.fill.take() {
-            fill.finish();
-        }
-        conn.release();
-        if let Some(file) = spooled {
+            let left = source.length_left().unwrap_or(0);
+            let Some(mut file) = spool
+                .take()
+                .and_then(|s| s.file(bytes.len() as u64 + left, SpoolDirection::Response))
+            else {
+                self.send(bytes, SendPath::TlsBuffered).await?;
+                continue;
+            };
+            file.write(&bytes).map_err(Failure::Disk)?;
+            if let Some(fill) = &mut self.fill {
+                fill.write(bytes);
+            }
+            let pipe =
+                Pipe::new().map_err(|err| Failure::Internal(format!("spool pipe: {err}")))?;
+            let spooled = source
+                .spool_rest(&mut conn, &mut file, &pipe, &mut self.fill)
+                .await?;
             let range = FileRange {
                 file: file.file().clone(),
                 offset: 0,
                 len: file.written(),
                 direct: false,
             };
+            match spooled {
+                Spooled::Whole => {
+                    // The app is done with: free it before the stream gets the rest.
+                    released = Some((file, range));
+                    break;
+                }
+                Spooled::Partly(next) => {
+                    // The spool's limits: what it holds, then the rest as it comes.
+                    let fill = self.fill.take();
+                    self.file(&range).await?;
+                    self.fill = fill;
+                    self.send(next, SendPath::TlsBuffered).await?;
+                }
+            }
+        }
+        if let Some(fill) = self.fill.take() {
+            fill.finish();
+        }
+        conn.release();
+        if let Some((_file, range)) = released {
             self.file(&range).await?;
         }
         Ok(())
