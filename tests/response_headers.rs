@@ -297,3 +297,33 @@ fn redirect_to_a_given_port_leaves_443_out() {
     );
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
 }
+
+/// A location that proxies to a named upstream has its own list too, on the app's answers
+/// through it; the default upstream's answers keep the server's list.
+#[test]
+fn a_proxied_location_adds_its_own_list() {
+    let app = App::start();
+    let api = App::start();
+    let mut proxy = ProxyConfig::new(&app.address);
+    proxy.base.server_extra = SERVER_HEADERS.into();
+    let toml = format!(
+        "{}\n[upstreams.api]\nservers = [{:?}]\n\n[[location]]\nprefix = \"/status\"\n\
+         upstream = \"api\"\nadd_header = [{{ name = \"X-Loc\", value = \"api\" }}]\n",
+        proxy.to_toml(),
+        api.address
+    );
+    let server = launch(&toml);
+    let r = server.get("/status?code=204");
+    assert_eq!(r.status, 204);
+    assert_eq!(values(&r, "x-loc"), ["api"]);
+    assert!(
+        values(&r, "x-frame-options").is_empty(),
+        "the location's list replaces the server's"
+    );
+    api.wait_request("/status?code=204");
+    let r = server.get("/echo");
+    assert_eq!(r.status, 200);
+    assert!(values(&r, "x-loc").is_empty());
+    assert_eq!(values(&r, "x-frame-options"), ["DENY"]);
+    app.wait_request("/echo");
+}

@@ -48,12 +48,21 @@ pub enum UpstreamRef {
     Named(usize),
 }
 
+/// A location that proxies to a named upstream.
+#[derive(Debug)]
+struct ProxiedLocation {
+    prefix: String,
+    upstream: UpstreamRef,
+    /// Its own `add_header` list (empty: the server's).
+    add_header: Vec<AddHeader>,
+}
+
 /// All locations, longest prefix first, and the X-Sendfile roots.
 #[derive(Debug)]
 pub struct Router {
     locations: Vec<Arc<StaticLocation>>,
-    /// The locations that proxy to a named upstream: prefix and upstream, longest first.
-    proxied: Vec<(String, UpstreamRef)>,
+    /// The locations that proxy to a named upstream, longest prefix first.
+    proxied: Vec<ProxiedLocation>,
     sendfile_roots: Vec<Arc<StaticLocation>>,
     has_upstream: bool,
     /// `server.add_header`: for requests no location with a list of its own matches.
@@ -74,7 +83,11 @@ impl Router {
             if let Some(name) = &loc.upstream {
                 // The configuration checked that the name is there.
                 if let Some(at) = config.upstreams.keys().position(|n| n == name) {
-                    proxied.push((loc.prefix.clone(), UpstreamRef::Named(at)));
+                    proxied.push(ProxiedLocation {
+                        prefix: loc.prefix.clone(),
+                        upstream: UpstreamRef::Named(at),
+                        add_header: loc.add_header.clone(),
+                    });
                 }
                 continue;
             }
@@ -112,10 +125,11 @@ impl Router {
             return Err(errors);
         }
         locations.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
-        proxied.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        proxied.sort_by_key(|loc| std::cmp::Reverse(loc.prefix.len()));
         let server_headers = config.server.add_header.clone();
-        let any_headers =
-            !server_headers.is_empty() || locations.iter().any(|l| !l.add_header.is_empty());
+        let any_headers = !server_headers.is_empty()
+            || locations.iter().any(|l| !l.add_header.is_empty())
+            || proxied.iter().any(|l| !l.add_header.is_empty());
         Ok(Router {
             locations,
             proxied,
@@ -134,11 +148,29 @@ impl Router {
         if !self.any_headers {
             return &[];
         }
-        let path = req.map(|r| split_target(&r.target).0);
-        match path.and_then(|path| self.find(path)) {
-            Some(loc) if !loc.add_header.is_empty() => &loc.add_header,
-            _ => &self.server_headers,
+        let Some(path) = req.map(|r| split_target(&r.target).0) else {
+            return &self.server_headers;
+        };
+        let own = match (self.find(path), self.find_proxied(path)) {
+            (Some(file), Some(proxied)) if proxied.prefix.len() > file.prefix.len() => {
+                &proxied.add_header
+            }
+            (Some(file), _) => &file.add_header,
+            (None, Some(proxied)) => &proxied.add_header,
+            (None, None) => return &self.server_headers,
+        };
+        if own.is_empty() {
+            &self.server_headers
+        } else {
+            own
         }
+    }
+
+    /// The proxied location whose prefix is the longest prefix of `path`.
+    fn find_proxied(&self, path: &str) -> Option<&ProxiedLocation> {
+        self.proxied
+            .iter()
+            .find(|loc| path.starts_with(loc.prefix.as_str()))
     }
 
     /// The location whose prefix is the longest prefix of `path`, internal ones included.
@@ -153,14 +185,10 @@ impl Router {
     pub async fn handle(&self, req: &RequestHead) -> Dispatch {
         let (path, query) = split_target(&req.target);
         let found = self.find(path);
-        let proxied = self
-            .proxied
-            .iter()
-            .find(|(p, _)| path.starts_with(p.as_str()));
-        if let Some((prefix, upstream)) = proxied
-            && found.is_none_or(|loc| loc.prefix.len() < prefix.len())
+        if let Some(proxied) = self.find_proxied(path)
+            && found.is_none_or(|loc| loc.prefix.len() < proxied.prefix.len())
         {
-            return Dispatch::Upstream(*upstream);
+            return Dispatch::Upstream(proxied.upstream);
         }
         let Some(loc) = found else {
             if self.has_upstream {
