@@ -467,3 +467,84 @@ fn a_slow_reader_of_a_chunked_body_frees_the_app_and_gets_it_whole() {
     assert_eq!(r.status, 200);
     assert_eq!(after.get("ferry_spool_files_open", &[]), 0.0);
 }
+
+/// Past `spool.max_file_size` a response is not spooled: it is relayed at the client's pace
+/// as without a spool, counted in `ferry_spool_skipped_total{reason="file_size"}`, and still
+/// arrives whole.
+#[test]
+fn a_body_over_the_spool_file_limit_is_relayed_and_counted() {
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let path = files.path().join("big.bin");
+    let len = 16 * MIB;
+    let pattern = pattern_file(&path, len, 14);
+    let app = App::start();
+    let server = ProxyConfig::new(&app.address)
+        .extra(&format!(
+            "[spool]\ndir = {:?}\nmax_file_size = \"1MiB\"\n",
+            spool_dir.path().to_str().unwrap()
+        ))
+        .start();
+    let before = server.metrics();
+    let target = format!("/file?path={}", qenc(path.to_str().unwrap()));
+    let mut c = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    c.send(&req("GET", &target, &[]));
+    let head = c.read_head();
+    assert_eq!(head.status, 200);
+    // Stalled long enough for ferry to look for a spool file (the skip is counted then).
+    let skipped = wait_delta(
+        &server,
+        &before,
+        "ferry_spool_skipped_total",
+        &[("reason", "file_size")],
+        1.0,
+    );
+    assert_eq!(skipped, 1.0);
+    expect_pattern_body(&mut c, &pattern, 0, len, "relayed past the limit");
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "response")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "response")]);
+    assert_eq!(spooled, 0.0);
+}
+
+/// An HTTP/2 request body goes through the same collector: past `request_memory` into a
+/// spool file, and to the app with a Content-Length, byte for byte.
+#[test]
+fn an_http2_upload_is_spooled_and_reaches_the_app_whole() {
+    use common::tls::*;
+
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let certs = gen_cert(files.path(), "localhost");
+    let body = random_bytes(21, 1024 * 1024);
+    let upload = files.path().join("upload.bin");
+    std::fs::write(&upload, &body).unwrap();
+    let app = App::start();
+    let toml = spool_config(&app, spool_dir.path()).to_toml() + &TlsSection::new(&certs).to_toml();
+    let server = TlsServer::start(&toml, 1);
+    let before = server.metrics();
+    let data = format!("@{}", upload.to_str().unwrap());
+    let got = server.curl(&[
+        "--http2",
+        "--data-binary",
+        &data,
+        "-w",
+        "\n%{http_code} %{http_version}",
+        &server.url("/echo?h2=upload"),
+    ]);
+    assert!(got.status.success(), "curl: {got:?}");
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert_eq!(
+        text,
+        format!("ok POST {} {}\n200 2", body.len(), sha256_hex(&body))
+    );
+    let seen = app.wait_request("/echo?h2=upload");
+    assert_eq!(
+        seen.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    let after = server.metrics();
+    let spooled = after.get("ferry_spool_bytes_total", &[("direction", "request")])
+        - before.get("ferry_spool_bytes_total", &[("direction", "request")]);
+    assert_eq!(spooled, body.len() as f64);
+}
