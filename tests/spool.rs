@@ -548,3 +548,48 @@ fn an_http2_upload_is_spooled_and_reaches_the_app_whole() {
         - before.get("ferry_spool_bytes_total", &[("direction", "request")]);
     assert_eq!(spooled, body.len() as f64);
 }
+
+/// `X-Accel-Buffering: no` from the app (as nginx honours it, for streams of events) keeps
+/// its response out of the spool: beside a stalled client of a buffered response, which is
+/// spooled, a stalled client of an unbuffered one holds its app connection.
+#[test]
+fn x_accel_buffering_no_keeps_a_response_out_of_the_spool() {
+    let files = tempfile::tempdir().unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let path = files.path().join("big.bin");
+    let len = 16 * MIB;
+    let pattern = pattern_file(&path, len, 15);
+    let app = App::start();
+    let server = spool_config(&app, spool_dir.path()).start();
+    let file = qenc(path.to_str().unwrap());
+    let unbuffered = format!("/file?path={file}&h=X-Accel-Buffering:no");
+    let buffered = format!("/file?path={file}");
+    // The unbuffered client stalls first, so it has stalled at least as long as the other.
+    let mut slow = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    slow.send(&req("GET", &unbuffered, &[]));
+    let head = slow.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("x-accel-buffering"),
+        None,
+        "X-Accel-* never reach clients"
+    );
+    let mut other = Conn::connect_small_rcvbuf(server.addr(), 64 * 1024);
+    other.send(&req("GET", &buffered, &[]));
+    assert_eq!(other.read_head().status, 200);
+    let sent = |target: &str| {
+        app.events()
+            .iter()
+            .any(|e| e.event == "sent" && e.json["target"] == target)
+    };
+    poll_until("the buffered body to be spooled", DEADLINE, || {
+        sent(&buffered).then_some(())
+    });
+    assert!(
+        !sent(&unbuffered),
+        "the unbuffered body was taken off the app"
+    );
+    assert_eq!(server.metrics().get("ferry_spool_files_open", &[]), 1.0);
+    expect_pattern_body(&mut slow, &pattern, 0, len, "unbuffered");
+    expect_pattern_body(&mut other, &pattern, 0, len, "buffered");
+}
