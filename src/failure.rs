@@ -27,6 +27,9 @@ pub enum Failure {
     /// The client's chunked request body is malformed.
     #[error("client: request body: {0}")]
     ClientBody(ParseError),
+    /// The client's streamed chunked body passed `server.max_body_size` (this many bytes).
+    #[error("client: request body over {0} bytes")]
+    BodyTooLarge(u64),
 
     // --- the app's side, before its response head
     #[error("upstream {addr}: {source}")]
@@ -72,7 +75,8 @@ impl Failure {
             Failure::ClientWrite(_)
             | Failure::ClientStalled(_)
             | Failure::ClientGone(_)
-            | Failure::ClientBody(_) => Side::Client,
+            | Failure::ClientBody(_)
+            | Failure::BodyTooLarge(_) => Side::Client,
             Failure::Connect { .. }
             | Failure::HeadTimeout { .. }
             | Failure::Bad { .. }
@@ -98,6 +102,7 @@ impl Failure {
             | Failure::HeadTimeout { .. } => Some(504),
             Failure::Connect { .. } | Failure::Bad { .. } | Failure::Closed { .. } => Some(502),
             Failure::ClientBody(_) => Some(400),
+            Failure::BodyTooLarge(_) => Some(413),
             Failure::Overloaded { .. } => Some(503),
             _ => None,
         }
@@ -130,6 +135,7 @@ impl Failure {
             | Failure::ClientStalled(_)
             | Failure::ClientGone(_)
             | Failure::ClientBody(_)
+            | Failure::BodyTooLarge(_)
             | Failure::Truncated
             | Failure::Disk(_)
             | Failure::Internal(_) => UpstreamOutcome::ClientAbort,

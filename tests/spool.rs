@@ -272,6 +272,44 @@ fn an_oversized_body_gets_413_and_the_app_sees_nothing() {
     assert!(app.requests_to("/echo?big=chunked").is_empty());
 }
 
+/// Streamed (no request buffering), a chunked body is still held to the limit: 413 once it
+/// passes it, and the app's truncated request is dropped, never answered to the client.
+#[test]
+fn a_streamed_chunked_body_past_the_limit_gets_413() {
+    let app = App::start();
+    let server = ProxyConfig::new(&app.address)
+        .server("max_body_size = \"64KiB\"")
+        .extra("[spool]\nrequest_buffering = false")
+        .start();
+    let before = server.metrics();
+    let mut c = server.connect();
+    c.send(&req(
+        "POST",
+        "/echo?streamed=big",
+        &[("Transfer-Encoding", "chunked")],
+    ));
+    let chunk = random_bytes(9, 16 * 1024);
+    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+    framed.extend_from_slice(&chunk);
+    framed.extend_from_slice(b"\r\n");
+    for _ in 0..5 {
+        c.send(&framed);
+    }
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 413);
+    c.expect_closed("after 413 with the body unread");
+    // The app got a head and part of a body, never a whole request.
+    assert!(
+        app.requests_to("/echo?streamed=big")
+            .iter()
+            .all(|r| !r.body_complete && r.body_len <= 64 * 1024)
+    );
+    let after = server.metrics();
+    let d = after.get("ferry_responses_total", &[("code", "4xx")])
+        - before.get("ferry_responses_total", &[("code", "4xx")]);
+    assert_eq!(d, 1.0);
+}
+
 #[test]
 fn without_request_buffering_the_body_streams_to_the_app_as_it_comes() {
     let app = App::start();

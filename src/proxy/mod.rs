@@ -160,7 +160,11 @@ impl Proxy {
         let held = match body {
             ClientBody::Connection { transport, buf } => {
                 if req.body == BodyLength::Empty {
-                    Err(RequestBody::Client { transport, buf })
+                    Err(RequestBody::Client {
+                        transport,
+                        buf,
+                        limit: buffering.max_body_size,
+                    })
                 } else if buffering.requests {
                     let (length, expect) = (req.body, req.expect_continue);
                     let timeout = buffering.client_timeout;
@@ -169,7 +173,11 @@ impl Proxy {
                     {
                         Ok(held) => Ok(held),
                         // The spool is full: the body goes to the app as it comes.
-                        Err(Refused::NoSpool) => Err(RequestBody::Client { transport, buf }),
+                        Err(Refused::NoSpool) => Err(RequestBody::Client {
+                            transport,
+                            buf,
+                            limit: buffering.max_body_size,
+                        }),
                         Err(refused) => return self.refused(req, peer, refused, true),
                     }
                 } else if let BodyLength::Length(n) = req.body
@@ -179,7 +187,11 @@ impl Proxy {
                     let refused = Refused::TooLarge(buffering.max_body_size);
                     return self.refused(req, peer, refused, true);
                 } else {
-                    Err(RequestBody::Client { transport, buf })
+                    Err(RequestBody::Client {
+                        transport,
+                        buf,
+                        limit: buffering.max_body_size,
+                    })
                 }
             }
             ClientBody::Whole(read) => {

@@ -23,6 +23,8 @@ pub enum BodyError {
     Client(io::Error),
     /// The client's chunked framing is malformed (answered with 400).
     BadChunked(ParseError),
+    /// A chunked body passed the limit (this many bytes; answered with 413).
+    TooLarge(u64),
     Upstream(io::Error),
 }
 
@@ -43,6 +45,7 @@ pub async fn forward_request_body(
     buf: &mut BytesMut,
     up: &mut AppSocket,
     timeout: Duration,
+    limit: u64,
 ) -> Result<u64, BodyError> {
     match length {
         BodyLength::Empty => Ok(0),
@@ -62,7 +65,7 @@ pub async fn forward_request_body(
             }
             .map(|()| n)
         }
-        BodyLength::Chunked => rechunk_to_upstream(client, buf, up, timeout).await,
+        BodyLength::Chunked => rechunk_to_upstream(client, buf, up, timeout, limit).await,
     }
 }
 
@@ -141,6 +144,7 @@ async fn rechunk_to_upstream(
     buf: &mut BytesMut,
     up: &mut AppSocket,
     timeout: Duration,
+    limit: u64,
 ) -> Result<u64, BodyError> {
     let mut sent = 0;
     let mut decoder = ChunkedDecoder::new(MAX_CHUNK_LINE);
@@ -152,6 +156,9 @@ async fn rechunk_to_upstream(
                 .decode(buf, &mut data)
                 .map_err(BodyError::BadChunked)?;
             buf.advance(used);
+            if limit > 0 && sent + data.len() as u64 > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
             if !data.is_empty() {
                 framed.clear();
                 encode_chunk(&data, &mut framed);

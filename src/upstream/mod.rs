@@ -58,7 +58,16 @@ pub enum RequestBody<'a> {
     Client {
         transport: &'a mut Transport,
         buf: &'a mut BytesMut,
+        /// A chunked body past this many bytes ends the exchange with 413 (0: no limit).
+        limit: u64,
     },
+}
+
+/// A body streamed from the client's connection, as `write_streamed` takes it.
+struct StreamedBody<'a> {
+    transport: &'a mut Transport,
+    buf: &'a mut BytesMut,
+    limit: u64,
 }
 
 /// Why a request could not be written to the app.
@@ -370,16 +379,18 @@ impl Upstream {
                     let len = *len;
                     written.map(|()| len).map_err(WriteError::Retryable)
                 }
-                RequestBody::Client { transport, buf } => {
-                    self.write_streamed(
-                        &server,
-                        attempt.req,
-                        &mut stream,
-                        &attempt.head,
+                RequestBody::Client {
+                    transport,
+                    buf,
+                    limit,
+                } => {
+                    let client = StreamedBody {
                         transport,
                         buf,
-                    )
-                    .await
+                        limit: *limit,
+                    };
+                    self.write_streamed(&server, attempt.req, &mut stream, &attempt.head, client)
+                        .await
                 }
             };
             let request_bytes = match written {
@@ -444,9 +455,13 @@ impl Upstream {
         req: &RequestHead,
         stream: &mut AppSocket,
         head: &[u8],
-        client: &mut Transport,
-        buf: &mut BytesMut,
+        body: StreamedBody<'_>,
     ) -> Result<u64, WriteError> {
+        let StreamedBody {
+            transport: client,
+            buf,
+            limit,
+        } = body;
         if let Err(err) = stream.write_all(head).await {
             return Err(WriteError::Retryable(format!(
                 "writing request head: {err}"
@@ -462,12 +477,13 @@ impl Upstream {
                 .await
                 .map_err(|err| WriteError::Final(Failure::ClientGone(err)))?;
         }
-        body::forward_request_body(req.body, client, buf, stream, self.client_timeout)
+        body::forward_request_body(req.body, client, buf, stream, self.client_timeout, limit)
             .await
             .map_err(|err| {
                 WriteError::Final(match err {
                     body::BodyError::Client(err) => Failure::ClientGone(err),
                     body::BodyError::BadChunked(err) => Failure::ClientBody(err),
+                    body::BodyError::TooLarge(limit) => Failure::BodyTooLarge(limit),
                     body::BodyError::Upstream(err) => {
                         closed(server, format!("writing request body: {err}"))
                     }
