@@ -172,6 +172,14 @@ fn fifty_slow_uploads_hold_no_app_connection_until_each_body_is_complete() {
     wait_files_open(&server, 0.0);
 }
 
+/// `data` as one chunk of a chunked body.
+fn framed_chunk(data: &[u8]) -> Vec<u8> {
+    let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
+    framed.extend_from_slice(data);
+    framed.extend_from_slice(b"\r\n");
+    framed
+}
+
 fn len_fifth(body: &[u8]) -> usize {
     body.len() / 5
 }
@@ -189,12 +197,7 @@ fn a_slow_chunked_upload_is_read_whole_and_reaches_the_app_with_a_length() {
         "/echo?chunked=1",
         &[("Transfer-Encoding", "chunked")],
     ));
-    let mut chunks = body.chunks(4096).map(|chunk| {
-        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-        framed.extend_from_slice(chunk);
-        framed.extend_from_slice(b"\r\n");
-        framed
-    });
+    let mut chunks = body.chunks(4096).map(framed_chunk);
     for chunk in chunks.by_ref().take(5) {
         c.send(&chunk);
     }
@@ -245,10 +248,7 @@ fn an_oversized_body_gets_413_and_the_app_sees_nothing() {
         "/echo?big=chunked",
         &[("Transfer-Encoding", "chunked")],
     ));
-    let chunk = random_bytes(5, 16 * 1024);
-    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-    framed.extend_from_slice(&chunk);
-    framed.extend_from_slice(b"\r\n");
+    let framed = framed_chunk(&random_bytes(5, 16 * 1024));
     for _ in 0..5 {
         c.send(&framed);
     }
@@ -288,10 +288,7 @@ fn a_streamed_chunked_body_past_the_limit_gets_413() {
         "/echo?streamed=big",
         &[("Transfer-Encoding", "chunked")],
     ));
-    let chunk = random_bytes(9, 16 * 1024);
-    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-    framed.extend_from_slice(&chunk);
-    framed.extend_from_slice(b"\r\n");
+    let framed = framed_chunk(&random_bytes(9, 16 * 1024));
     for _ in 0..5 {
         c.send(&framed);
     }

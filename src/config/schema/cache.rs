@@ -2,8 +2,6 @@
 //! key has a default; only the shape is checked here (the server creates the directory and
 //! indexes what is in it when it starts).
 
-use std::path::PathBuf;
-
 use ::config::Value;
 
 use super::walker::Walker;
@@ -26,7 +24,7 @@ impl Walker<'_> {
         let c = "cache";
         let errors_before = self.errors.len();
         let mut cache = Cache::default();
-        if let Some(dir) = self.field(table, c, "dir", Self::cache_dir) {
+        if let Some(dir) = self.field(table, c, "dir", Self::dir_path) {
             cache.dir = dir;
         }
         if let Some(size) = self.field(table, c, "max_size", Self::cache_size) {
@@ -56,15 +54,6 @@ impl Walker<'_> {
             );
         }
         (self.errors.len() == errors_before).then_some(cache)
-    }
-
-    fn cache_dir(&mut self, key: &str, value: &Value) -> Option<PathBuf> {
-        let text = self.string(key, value, "a directory path string")?;
-        if text.is_empty() {
-            self.fail(key, Some(value), "must not be empty");
-            return None;
-        }
-        Some(PathBuf::from(text))
     }
 
     /// A byte size greater than zero: `"10GiB"` or a number of bytes.

@@ -2,8 +2,6 @@
 //! are buffered through them. Every key has a default; only the shape is checked here (the
 //! server opens a first file when it starts, so a directory it cannot use is an error then).
 
-use std::path::PathBuf;
-
 use ::config::Value;
 
 use super::walker::Walker;
@@ -30,7 +28,7 @@ impl Walker<'_> {
         };
         self.unknown_keys("spool", table, &SPOOL_KEYS);
         let s = "spool";
-        if let Some(dir) = self.field(table, s, "dir", Self::spool_dir) {
+        if let Some(dir) = self.field(table, s, "dir", Self::dir_path) {
             spool.dir = dir;
         }
         if let Some(size) = self.field(table, s, "max_file_size", Self::spool_size) {
@@ -58,15 +56,6 @@ impl Walker<'_> {
             self.fail("spool.max_file_size", table.get("max_file_size"), message);
         }
         spool
-    }
-
-    fn spool_dir(&mut self, key: &str, value: &Value) -> Option<PathBuf> {
-        let text = self.string(key, value, "a directory path string")?;
-        if text.is_empty() {
-            self.fail(key, Some(value), "must not be empty");
-            return None;
-        }
-        Some(PathBuf::from(text))
     }
 
     fn spool_size(&mut self, key: &str, value: &Value) -> Option<u64> {

@@ -122,6 +122,16 @@ impl Walker<'_> {
         Some(NonZeroU64::new(bytes))
     }
 
+    /// A directory path: any non-empty string (whether it exists is the server's business).
+    pub(super) fn dir_path(&mut self, key: &str, value: &Value) -> Option<std::path::PathBuf> {
+        let text = self.string(key, value, "a directory path string")?;
+        if text.is_empty() {
+            self.fail(key, Some(value), "must not be empty");
+            return None;
+        }
+        Some(std::path::PathBuf::from(text))
+    }
+
     pub(super) fn string<'v>(
         &mut self,
         key: &str,
