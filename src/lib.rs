@@ -15,11 +15,16 @@
 //!                       ├─ [cache] decides first: hit → file reply from the cache file
 //!                       │  (proxy::hit), expired → revalidate, miss → one request per key
 //!                       │  (cache::flow decides, proxy::cached acts)
-//!                       ├─ request + body to the app (own HTTP/1.1 client, pooled)
+//!                       ├─ request body read whole first: memory, or a spool file
+//!                       │  spliced in (413 past server.max_body_size) proxy::request_body
+//!                       ├─ request + body to the app (own HTTP/1.1 client, pooled; a
+//!                       │  server picked, capped and queued, retried on the next one)
 //!                       │                                     upstream::Upstream::exchange
 //!                       ├─ X-Accel-Redirect / X-Sendfile → file reply   (route::accel)
 //!                       ├─ otherwise body spliced (Content-Length) or re-framed, teed
 //!                       │  into a cache fill when storable     (proxy::relay, cache::fill)
+//!                       │  a slow client: the rest into a spool file, the app freed,
+//!                       │  then sendfile from it        (send::source, send::relay, spool)
 //!                       └─ 101 → both sockets joined                    (proxy::tunnel)
 //!   reply = status + headers + Body { Empty | Bytes | File{fd, range} | Parts | Upstream }
 //!   send: the transport and the body decide the path once per response   send::Sender
@@ -40,6 +45,8 @@
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
+//! - `spool`: unlinked temporary files (O_TMPFILE) holding a body between a slow side and the
+//!   app, with per-file and total limits.
 //! - `proxy`: a proxied request's trip, shared by HTTP/1.1 and HTTP/2: cache, app, offload,
 //!   relay, tunnel. Nothing below it calls back into `frontend`.
 //! - `cache`: the disk cache of upstream responses, store and policy only: RFC 9111
