@@ -38,6 +38,19 @@ pub fn sendfile(
     Ok(rustix::fs::sendfile(sock, file, Some(offset), count)?)
 }
 
+/// `preadv2(RWF_NOWAIT)`: reads up to `buf.len()` bytes of `file` at `offset` only if they
+/// are in the page cache, without waiting on the disk; `WouldBlock` when some are not (and
+/// EOPNOTSUPP on a filesystem without it). A read on the event loop that cannot block.
+pub fn read_cached(file: impl AsFd, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut bufs = [std::io::IoSliceMut::new(buf)];
+    Ok(rustix::io::preadv2(
+        file,
+        &mut bufs,
+        offset,
+        rustix::io::ReadWriteFlags::NOWAIT,
+    )?)
+}
+
 /// Sets or clears TCP_CORK: while set, the kernel sends only full segments, so a response
 /// head and the first body bytes leave together; clearing it flushes what is held.
 pub fn set_cork(sock: impl AsFd, on: bool) -> io::Result<()> {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
@@ -16,7 +17,7 @@ use crate::http::{Method, RequestHead, http_date};
 use crate::ingress::Client;
 use crate::metrics::{SendPath, Tally};
 use crate::route::{Added, Reply};
-use crate::send::Body;
+use crate::send::{Body, FileRange};
 
 /// Header fields that describe an HTTP/1.1 connection, malformed in HTTP/2 (RFC 9113
 /// §8.2.2); lowercase.
@@ -124,20 +125,49 @@ pub fn respond(
             finish.record(&Tally::default(), None);
             H2Body::empty()
         }
-        body => {
-            let limits = Limits {
-                chunk: shared.io.chunk.get().min(crate::send::MAX_BUFFER),
-                send_timeout: shared.server.send_timeout,
-                rate,
-            };
-            body::produce(body, limits, finish)
+        // A small file the page cache holds whole is read here and sent as one frame: no
+        // producer task, no trip to the blocking pool.
+        Body::File(range) if range.len <= INLINE_FILE && rate.is_none() => {
+            match read_cached(&range) {
+                Some(bytes) => {
+                    let mut tally = Tally::default();
+                    tally.add(SendPath::TlsBuffered, bytes.len());
+                    finish.record(&tally, None);
+                    H2Body::full(bytes)
+                }
+                None => body::produce(Body::File(range), limits(shared, rate), finish),
+            }
         }
+        body => body::produce(body, limits(shared, rate), finish),
     };
     let mut response = Response::new(body);
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.headers_mut() = headers;
     response
+}
+
+/// Files up to this size are read on the event loop when the page cache holds them.
+const INLINE_FILE: u64 = 64 * 1024;
+
+/// How a produced body is written.
+fn limits(shared: &Shared, rate: Option<u64>) -> Limits {
+    Limits {
+        chunk: shared.io.chunk.get().min(crate::send::MAX_BUFFER),
+        send_timeout: shared.server.send_timeout,
+        rate,
+    }
+}
+
+/// The whole of `range` when the page cache holds it (a read that cannot wait on the disk);
+/// `None` when it does not, or the file no longer has all of it (the producer then reads it,
+/// off the event loop, and reports a file that shrank).
+fn read_cached(range: &FileRange) -> Option<Bytes> {
+    let mut buf = vec![0u8; usize::try_from(range.len).ok()?];
+    match crate::sys::read_cached(&*range.file, range.offset, &mut buf) {
+        Ok(n) if n == buf.len() => Some(Bytes::from(buf)),
+        _ => None,
+    }
 }
 
 /// Adds one header, unless HTTP/2 forbids it or it cannot be expressed (the HTTP/1.1
