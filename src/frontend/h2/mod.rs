@@ -162,7 +162,9 @@ async fn answer(
     let mut body = body;
     let reply = match shared.router.handle(&head).await {
         Dispatch::Reply(reply) => reply,
-        Dispatch::Upstream(to) => forward(&head, &mut body, peer, &shared, to).await?,
+        // Boxed: the proxy's state is large, and every stream's task (static ones too)
+        // would otherwise carry it, copied in at spawn and out at completion.
+        Dispatch::Upstream(to) => Box::pin(forward(&head, &mut body, peer, &shared, to)).await?,
     };
     if !body.is_end_stream() {
         // Answered without (all of) the body: read the rest while the answer goes out.
