@@ -14,6 +14,7 @@
 //! sends GOAWAY and lets the streams in flight finish.
 
 mod body;
+mod io;
 mod request;
 mod response;
 mod stream;
@@ -30,6 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_util::sync::CancellationToken;
 
 use self::body::H2Body;
+use self::io::Gathered;
 use self::stream::{ConnState, InFlight};
 use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
@@ -77,7 +79,7 @@ pub async fn serve(
         .max_header_list_size(MAX_HEAD as u32)
         // Date is set per response, as for HTTP/1.1.
         .auto_date_header(false);
-    let conn = builder.serve_connection(TokioIo::new(transport), service);
+    let conn = builder.serve_connection(TokioIo::new(Gathered::new(transport)), service);
     tokio::pin!(conn);
     let server = &shared.server;
     let mut draining = false;
