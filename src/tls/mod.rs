@@ -4,9 +4,14 @@
 //! connection is never lost to a conversion ferry could have known would fail. Connections
 //! kTLS cannot carry stay on rustls (`tls_buffered`), each counted once in
 //! `ferry_fallbacks_total{from="ktls",to="tls_buffered",reason}`.
+//!
+//! Session resumption (a session cache and tickets under rotating keys, both bounded by
+//! `session_timeout`) is set up once with the rustls configuration, in `resume.rs`; a resumed
+//! connection takes the same kTLS decision and install as a full one.
 
 mod install;
 mod probe;
+mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +107,7 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
             )]
         })?;
     config.alpn_protocols = alpn_protocols(&tls.alpn);
+    resume::configure(&mut config, tls).map_err(|err| vec![err])?;
     // kTLS needs the traffic secrets once the handshake is done.
     config.enable_secret_extraction = tls.ktls != KtlsMode::Off;
     Ok(config)
