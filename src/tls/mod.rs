@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ktls::CompatibleCiphers;
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{HandshakeKind, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -196,6 +196,13 @@ impl Tls {
             }
         };
         let (_, conn) = stream.get_ref();
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let ok = |ktls: bool| {
+            metrics.tls_handshake("ok", ktls);
+            if resumed {
+                metrics.tls_resumed(ktls);
+            }
+        };
         let fallback = match &self.kernel {
             Kernel::Off => Some(Fallback::Disabled),
             Kernel::NoUlp => Some(Fallback::UlpUnavailable),
@@ -206,19 +213,19 @@ impl Tls {
             },
         };
         if let Some(reason) = fallback {
-            metrics.tls_handshake("ok", false);
+            ok(false);
             metrics.fallback("ktls", "tls_buffered", reason.label());
             return Some(Transport::Tls(userspace(stream)));
         }
         match install::install(Box::new(stream)).await {
             Installed::Ktls(ktls) => {
-                metrics.tls_handshake("ok", true);
+                ok(true);
                 Some(Transport::Ktls(ktls))
             }
             Installed::Kept(mut stream, err) => {
                 // Nothing was taken from rustls: the connection goes on in user space.
                 tracing::warn!(error = %err, "kTLS: attaching the tls ULP failed; this connection stays on rustls");
-                metrics.tls_handshake("ok", false);
+                ok(false);
                 metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
                 stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
                 Some(Transport::Tls(stream))
@@ -226,7 +233,7 @@ impl Tls {
             Installed::Lost(err) => {
                 // The rustls state is gone with the secrets: this connection cannot continue.
                 tracing::warn!(error = %err, "kTLS install failed; connection closed");
-                metrics.tls_handshake("ok", false);
+                ok(false);
                 metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
                 None
             }
