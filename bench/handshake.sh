@@ -71,6 +71,10 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/files" "$WORK/tmp"
 head -c 4096 /dev/urandom >"$WORK/files/f4k.bin"
+# nginx's workers run as an unprivileged user: they must reach the file (the keys are read by
+# the master, as root).
+chmod 755 "$WORK" "$WORK/files"
+chmod 644 "$WORK/files/f4k.bin"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -keyout "$WORK/rsa.key" -out "$WORK/rsa.crt" 2>/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -133,7 +137,7 @@ EOF
         sleep 0.1
     done
     [[ -n $ok ]] && cmp -s "$WORK/check.bin" "$WORK/files/f4k.bin" ||
-        { echo "handshake: $name ($cert) did not serve the file" >&2; cat "$WORK"/*.log >&2; exit 1; }
+        { echo "handshake: $name ($cert) did not serve the file" >&2; tail -n 5 "$WORK"/*.log >&2; exit 1; }
     PIDS="$SRV $(pgrep -P "$SRV" | tr '\n' ' ' || true)"
 }
 
