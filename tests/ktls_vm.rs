@@ -12,6 +12,9 @@
 //! - the other bodies a kTLS socket carries: the app's body spliced in (`ktls_splice`), a disk
 //!   cache MISS teed into the cache on the way and its HIT sent by `ktls_sendfile`, and a file
 //!   above `directio_threshold` read with O_DIRECT (`directio`, whole and a Range).
+//! - session resumption (`openssl s_client -sess_out/-sess_in`; TLS 1.3 tickets, TLS 1.2
+//!   tickets and session IDs): the resumed connection is carried by the kernel too, and the
+//!   TLS 1.3 tickets sent after the handshake are neither lost nor reordered by the install.
 //!
 //! These tests need a kernel with the `tls` ULP, which the development and CI hosts do not have.
 //! `scripts/vm-test.sh` builds this test binary and ferry on the host and runs the binary inside
@@ -1394,4 +1397,151 @@ fn ktls_directio_reads_a_file_above_the_threshold_and_the_kernel_encrypts_it() {
          +{tls_connections}, TlsTxSw {tx_before} -> {tx_after}\n{}",
         ferry.diagnostics()
     );
+}
+
+/// Session resumption on kTLS (`ktls = "require"`, resumption at its defaults): for TLS 1.3
+/// (by ticket), TLS 1.2 by ticket and TLS 1.2 by session ID (the cache), `openssl s_client`
+/// makes a full handshake saving its session (`-sess_out`), then offers it back (`-sess_in`).
+/// The TLS 1.3 tickets are sent after the handshake, just before the keys move to the
+/// kernel: had one been lost, s_client would have no session to save; had it been sealed out
+/// of order with the kernel's records, s_client could not decrypt the response. Both
+/// connections must be carried by the kernel, the second resumed, and both responses must be
+/// the file byte for byte.
+#[test]
+#[ignore = "needs the kTLS VM: scripts/vm-test.sh runs it"]
+fn ktls_resumed_sessions_are_carried_by_the_kernel_with_the_right_bytes() {
+    let _serial = vm_only();
+    assert_tls_ulp();
+    let fx = Fixture::small();
+    let ferry = Ferry::start(&fx, "require");
+    let want = fx.small_bytes();
+    let cases: [(&[&str], &str); 3] = [
+        (&["-tls1_3"], "TLSv1.3"),
+        (&["-tls1_2"], "TLSv1.2"),
+        (&["-tls1_2", "-no_ticket"], "TLSv1.2"),
+    ];
+    for (i, (opts, protocol)) in cases.into_iter().enumerate() {
+        let ctx = format!("s_client {opts:?}");
+        let session = fx.dir.path().join(format!("session{i}.pem"));
+        let before = ferry.scrape();
+        let tx_before = tls_stat("TlsTxSw");
+        let first = s_client_fetch(&ferry, opts, "-sess_out", &session);
+        let second = s_client_fetch(&ferry, opts, "-sess_in", &session);
+        for (got, state) in [(&first, "New"), (&second, "Reused")] {
+            assert!(
+                got.line.starts_with(&format!("{state}, {protocol}, ")),
+                "{ctx}: {:?}, want {state} {protocol}\n{}",
+                got.line,
+                ferry.diagnostics()
+            );
+            assert!(
+                got.body == want,
+                "{ctx} ({state}): {} bytes, not files/{SMALL_NAME}\n{}",
+                got.body.len(),
+                ferry.diagnostics()
+            );
+        }
+        let sendfile = [
+            ("path", "ktls_sendfile"),
+            ("source", "static"),
+            ("code", "2xx"),
+        ];
+        let after = ferry.wait_for(&before, "ferry_responses_total", &sendfile, 2.0);
+        let on_ktls = [("result", "ok"), ("ktls", "true")];
+        let counted = [
+            delta(&before, &after, "ferry_tls_handshakes_total", &on_ktls),
+            delta(&before, &after, "ferry_tls_handshakes_total", &[]),
+            delta(
+                &before,
+                &after,
+                "ferry_tls_resumed_total",
+                &[("ktls", "true")],
+            ),
+            delta(&before, &after, "ferry_tls_resumed_total", &[]),
+        ];
+        assert_eq!(
+            counted,
+            [2.0, 2.0, 1.0, 1.0],
+            "{ctx}: handshakes on kTLS, all handshakes, resumed on kTLS, all resumed\n{}",
+            ferry.diagnostics()
+        );
+        let tx = tls_stat("TlsTxSw");
+        assert!(
+            tx >= tx_before + 2,
+            "{ctx}: TlsTxSw {tx_before} -> {tx}, want two kTLS installs"
+        );
+        eprintln!(
+            "ktls resumption {ctx}: {:?} then {:?}, both bodies identical, TlsTxSw {tx_before} \
+             -> {tx}",
+            first.line, second.line
+        );
+    }
+}
+
+/// What `openssl s_client` saw on one connection.
+struct Fetched {
+    /// Its "New, ..." or "Reused, ..." line.
+    line: String,
+    /// The response body (Content-Length framed).
+    body: Vec<u8>,
+}
+
+/// GET /static/small.bin with `Connection: close` over `openssl s_client OPTS SESS FILE`
+/// (not `-brief`: that does not say whether the session was reused), bounded by `timeout`.
+fn s_client_fetch(ferry: &Ferry, opts: &[&str], sess: &str, file: &std::path::Path) -> Fetched {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
+        .arg("120")
+        .args(["openssl", "s_client", "-connect"])
+        .arg(ferry.https.to_string())
+        .args(["-servername", "localhost", "-ign_eof", "-alpn", "http/1.1"])
+        .args(opts)
+        .arg(sess)
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run openssl s_client: {e}"));
+    let request = format!(
+        "GET /static/{SMALL_NAME} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(request.as_bytes())
+        .expect("write the request");
+    drop(stdin);
+    let out = child.wait_with_output().expect("s_client output");
+    let stdout = out.stdout;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "s_client {opts:?} {sess}: {}\n{stderr}\n{}",
+        out.status,
+        ferry.diagnostics()
+    );
+    let text = String::from_utf8_lossy(&stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
+        .unwrap_or_else(|| panic!("no New/Reused line from s_client:\n{text}\n{stderr}"))
+        .to_string();
+    let head = stdout
+        .windows(9)
+        .position(|w| w == b"HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("no response from s_client {opts:?}:\n{stderr}"));
+    let end = stdout[head..]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| head + at + 4)
+        .expect("end of the response head");
+    let head_text = String::from_utf8_lossy(&stdout[head..end]).to_ascii_lowercase();
+    assert!(head_text.starts_with("http/1.1 200 "), "{head_text}");
+    let length: usize = head_text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Content-Length in {head_text}"));
+    let body = stdout[end..(end + length).min(stdout.len())].to_vec();
+    Fetched { line, body }
 }

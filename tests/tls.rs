@@ -9,7 +9,9 @@
 //! verifies the configured certificate; hostile handshakes (garbage: `error`; stalled:
 //! `timeout`) while others are served; ALPN (h2 offered, served: see tests/h2.rs);
 //! keep-alive; the plaintext listener alongside; a proxied request (upstream, chunked,
-//! X-Accel-Redirect) over TLS.
+//! X-Accel-Redirect) over TLS; session resumption with `openssl s_client -sess_out/-sess_in`
+//! (TLS 1.3 and 1.2, by ticket and from the session cache, and neither when both are off),
+//! counted in `ferry_tls_resumed_total`.
 //!
 //! Every read is bounded (IO_TIMEOUT), every external command too (CMD_TIMEOUT, curl
 //! --max-time), metrics are polled to a bound (DEADLINE); no test asserts a duration.
@@ -1181,5 +1183,164 @@ fn proxied_request_over_tls_tells_the_app_x_forwarded_proto_https() {
         tls_seen.header_all("x-forwarded-proto"),
         ["https"],
         "TLS client (a client-sent X-Forwarded-Proto must not pass either)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. session resumption
+
+const RESUMED: &str = "ferry_tls_resumed_total";
+
+/// What one `openssl s_client` connection of a resumption pair saw.
+struct Session {
+    /// s_client's "New, ..." / "Reused, ..." line.
+    line: String,
+    body: Vec<u8>,
+}
+
+/// One connection with `openssl s_client` (not `-brief`, which does not say whether the
+/// session was reused) fetching `/static/x`; `file` is written (`-sess_out`) or read
+/// (`-sess_in`).
+fn s_client_session(srv: &TlsServer, opts: &[&str], sess: (&str, &Path)) -> Session {
+    let req = b"GET /static/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut cmd = openssl();
+    cmd.arg("s_client")
+        .arg("-connect")
+        .arg(srv.https().to_string())
+        .args(["-servername", "localhost", "-ign_eof", "-alpn", "http/1.1"])
+        .args(opts)
+        .arg(sess.0)
+        .arg(sess.1);
+    let out = run_bounded(cmd, Some(req), CMD_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "s_client {opts:?} {}: {:?}\n{}",
+        sess.0,
+        out.status,
+        text(&out.stderr)
+    );
+    let stdout = &out.stdout;
+    let line = text(stdout)
+        .lines()
+        .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
+        .unwrap_or_else(|| panic!("no New/Reused line from s_client:\n{}", text(stdout)))
+        .to_string();
+    let at = stdout
+        .windows(9)
+        .position(|w| w == b"HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("no response from s_client:\n{}", text(stdout)));
+    let Split { status, body, .. } = split_response(&stdout[at..]);
+    assert_eq!(status, 200, "s_client {opts:?}");
+    Session { line, body }
+}
+
+/// For each client option set: a full handshake that saves its session, then a connection
+/// that offers it back; asserts the protocol, whether the second was resumed, both bodies
+/// byte for byte, and that ferry counted exactly the resumed ones.
+/// `lines` are added to the `[tls]` section.
+fn resumption_cases(lines: &[&str], cases: &[(&[&str], &str, bool)]) {
+    assert_kernel_without_ktls();
+    let fx = Fx::new();
+    let body: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(fx.root.join("x"), &body).unwrap();
+    let tls = lines.iter().fold(fx.tls(), |tls, line| tls.with(line));
+    let srv = fx.start(tls);
+    let mut resumed = 0.0;
+    for (i, (opts, protocol, reuse)) in cases.iter().enumerate() {
+        let ctx = format!("case {i} {opts:?}");
+        let file = fx.dir.path().join(format!("session{i}.pem"));
+        let base = srv.metrics();
+        let first = s_client_session(&srv, opts, ("-sess_out", &file));
+        assert!(
+            first.line.starts_with(&format!("New, {protocol}, ")),
+            "{ctx}: first connection: {}",
+            first.line
+        );
+        assert!(first.body == body, "{ctx}: first body differs");
+        if !file.exists() {
+            // s_client writes no file when the server gave it nothing to resume with (no
+            // ticket, no session ID): the strongest form of "not resumed".
+            assert!(!reuse, "{ctx}: no session to resume was handed out");
+            let now = after_static_2xx(&srv, &base, 1.0);
+            expect_tls_connections(&base, &now, 1.0, "ulp_unavailable", &ctx);
+            assert_eq!(delta(&base, &now, RESUMED, &[]), 0.0, "{ctx}: resumed");
+            continue;
+        }
+        let second = s_client_session(&srv, opts, ("-sess_in", &file));
+        let want = if *reuse { "Reused" } else { "New" };
+        assert!(
+            second.line.starts_with(&format!("{want}, {protocol}, ")),
+            "{ctx}: second connection: {}, want {want}",
+            second.line
+        );
+        assert!(second.body == body, "{ctx}: second body differs");
+        resumed += f64::from(u8::from(*reuse));
+        let now = after_static_2xx(&srv, &base, 2.0);
+        expect_tls_connections(&base, &now, 2.0, "ulp_unavailable", &ctx);
+        let want_resumed = f64::from(u8::from(*reuse));
+        let want: [Want<'_>; 2] = [
+            (RESUMED, &[("ktls", "false")], want_resumed),
+            (RESUMED, &[("ktls", "true")], 0.0),
+        ];
+        expect_deltas(&base, &now, &want, &ctx);
+    }
+    let total = srv.metrics().get(RESUMED, &[]);
+    assert_eq!(total, resumed, "resumed handshakes in all");
+    wait_no_open_tls_connections(&srv);
+}
+
+const TLS13: &[&str] = &["-tls1_3"];
+const TLS12_TICKET: &[&str] = &["-tls1_2"];
+const TLS12_SESSION_ID: &[&str] = &["-tls1_2", "-no_ticket"];
+
+#[test]
+fn by_default_tls13_and_tls12_sessions_are_resumed_by_ticket_and_by_session_id() {
+    resumption_cases(
+        &[],
+        &[
+            (TLS13, "TLSv1.3", true),
+            (TLS12_TICKET, "TLSv1.2", true),
+            (TLS12_SESSION_ID, "TLSv1.2", true),
+        ],
+    );
+}
+
+/// Tickets alone: TLS 1.3 and TLS 1.2 with tickets resume; a TLS 1.2 client that takes no
+/// ticket has nothing to resume with.
+#[test]
+fn with_the_cache_off_tickets_alone_resume_tls13_and_tls12() {
+    resumption_cases(
+        &["session_cache = 0"],
+        &[
+            (TLS13, "TLSv1.3", true),
+            (TLS12_TICKET, "TLSv1.2", true),
+            (TLS12_SESSION_ID, "TLSv1.2", false),
+        ],
+    );
+}
+
+/// The cache alone: TLS 1.3 resumes by a ticket that names a cache entry, TLS 1.2 by session
+/// ID whether or not the client would take a ticket.
+#[test]
+fn with_tickets_off_the_session_cache_alone_resumes_tls13_and_tls12() {
+    resumption_cases(
+        &["session_tickets = false"],
+        &[
+            (TLS13, "TLSv1.3", true),
+            (TLS12_TICKET, "TLSv1.2", true),
+            (TLS12_SESSION_ID, "TLSv1.2", true),
+        ],
+    );
+}
+
+#[test]
+fn with_the_cache_and_tickets_off_no_session_is_resumed() {
+    resumption_cases(
+        &["session_cache = 0", "session_tickets = false"],
+        &[
+            (TLS13, "TLSv1.3", false),
+            (TLS12_TICKET, "TLSv1.2", false),
+            (TLS12_SESSION_ID, "TLSv1.2", false),
+        ],
     );
 }

@@ -19,7 +19,7 @@ const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]` but
 /// `server.add_header` (a list of tables) and the named upstreams.
-const OVERRIDABLE: [&str; 50] = [
+const OVERRIDABLE: [&str; 53] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -39,6 +39,9 @@ const OVERRIDABLE: [&str; 50] = [
     "tls.alpn",
     "tls.handshake_timeout",
     "tls.proxy_protocol",
+    "tls.session_cache",
+    "tls.session_tickets",
+    "tls.session_timeout",
     "io.send_path",
     "io.chunk",
     "io.directio_threshold",

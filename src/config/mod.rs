@@ -206,6 +206,14 @@ pub struct Tls {
     /// Whether connections to `listen` start with a PROXY protocol header, read before the
     /// handshake (nginx `listen 443 ssl proxy_protocol`); without one they are closed.
     pub proxy_protocol: bool,
+    /// How many TLS sessions the server-side session cache holds (TLS 1.2 session IDs, and
+    /// TLS 1.3 resumption when tickets are off); 0: no cache.
+    pub session_cache: usize,
+    /// Whether stateless session tickets are issued (keys rotated every `session_timeout`).
+    pub session_tickets: bool,
+    /// How long a session may be resumed, by ticket or from the cache. 1s to 7 days (the
+    /// longest ticket lifetime TLS 1.3 allows), whole seconds.
+    pub session_timeout: Duration,
 }
 
 /// Default `tls.listen`, a single address.
@@ -223,9 +231,17 @@ impl Tls {
             alpn: vec![Alpn::H2, Alpn::Http11],
             handshake_timeout: Duration::from_secs(10),
             proxy_protocol: false,
+            session_cache: DEFAULT_SESSION_CACHE,
+            session_tickets: true,
+            session_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
+
+/// Default `tls.session_cache`: about what nginx's `ssl_session_cache shared:SSL:5m` holds
+/// (nginx: about 4000 sessions per MiB). A rustls session is a few hundred bytes, and the
+/// cache fills only with clients that do not take tickets.
+const DEFAULT_SESSION_CACHE: usize = 20_000;
 
 /// `[cache]`: the disk cache of upstream responses (nginx `proxy_cache_path` with
 /// `proxy_cache`). Only the shape is checked here: the directory is created, and its objects

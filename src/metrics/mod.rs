@@ -321,6 +321,7 @@ pub struct Metrics {
     upstream_requests: IntCounterVec,
     upstream_duration: prometheus::Histogram,
     tls_handshakes: IntCounterVec,
+    tls_resumed: IntCounterVec,
     proxy_protocol: IntCounterVec,
     /// The disk cache's families (registered whether or not `[cache]` is configured).
     pub cache: CacheMetrics,
@@ -482,6 +483,17 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let tls_resumed = IntCounterVec::new(
+            Opts::new(
+                "ferry_tls_resumed_total",
+                "TLS handshakes that resumed a session (by ticket or from the session cache), \
+                 a part of ferry_tls_handshakes_total{result=\"ok\"}, by whether kTLS took the \
+                 connection.",
+            ),
+            &["ktls"],
+        )
+        .expect("valid metric");
+
         let proxy_protocol = IntCounterVec::new(
             Opts::new(
                 "ferry_proxy_protocol_headers_total",
@@ -505,6 +517,7 @@ impl Metrics {
             Box::new(upstream_requests.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(tls_handshakes.clone()),
+            Box::new(tls_resumed.clone()),
             Box::new(proxy_protocol.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -536,6 +549,9 @@ impl Metrics {
         ] {
             tls_handshakes.with_label_values(&[result, ktls]);
         }
+        for ktls in ["true", "false"] {
+            tls_resumed.with_label_values(&[ktls]);
+        }
         for result in PROXY_PROTOCOL_RESULTS {
             proxy_protocol.with_label_values(&[result]);
         }
@@ -555,6 +571,7 @@ impl Metrics {
                 &duration,
             )),
             tls_handshakes,
+            tls_resumed,
             proxy_protocol,
             cache,
             spool,
@@ -612,6 +629,13 @@ impl Metrics {
     pub fn tls_handshake(&self, result: &str, ktls: bool) {
         self.tls_handshakes
             .with_label_values(&[result, if ktls { "true" } else { "false" }])
+            .inc();
+    }
+
+    /// Counts one handshake that resumed a session (also counted by `tls_handshake`).
+    pub fn tls_resumed(&self, ktls: bool) {
+        self.tls_resumed
+            .with_label_values(&[if ktls { "true" } else { "false" }])
             .inc();
     }
 

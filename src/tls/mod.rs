@@ -4,17 +4,22 @@
 //! connection is never lost to a conversion ferry could have known would fail. Connections
 //! kTLS cannot carry stay on rustls (`tls_buffered`), each counted once in
 //! `ferry_fallbacks_total{from="ktls",to="tls_buffered",reason}`.
+//!
+//! Session resumption (a session cache and tickets under rotating keys, both bounded by
+//! `session_timeout`) is set up once with the rustls configuration, in `resume.rs`; a resumed
+//! connection takes the same kTLS decision and install as a full one.
 
 mod install;
 mod probe;
+mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ktls::CompatibleCiphers;
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{HandshakeKind, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -102,6 +107,7 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
             )]
         })?;
     config.alpn_protocols = alpn_protocols(&tls.alpn);
+    resume::configure(&mut config, tls).map_err(|err| vec![err])?;
     // kTLS needs the traffic secrets once the handshake is done.
     config.enable_secret_extraction = tls.ktls != KtlsMode::Off;
     Ok(config)
@@ -190,6 +196,13 @@ impl Tls {
             }
         };
         let (_, conn) = stream.get_ref();
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let ok = |ktls: bool| {
+            metrics.tls_handshake("ok", ktls);
+            if resumed {
+                metrics.tls_resumed(ktls);
+            }
+        };
         let fallback = match &self.kernel {
             Kernel::Off => Some(Fallback::Disabled),
             Kernel::NoUlp => Some(Fallback::UlpUnavailable),
@@ -200,19 +213,19 @@ impl Tls {
             },
         };
         if let Some(reason) = fallback {
-            metrics.tls_handshake("ok", false);
+            ok(false);
             metrics.fallback("ktls", "tls_buffered", reason.label());
             return Some(Transport::Tls(userspace(stream)));
         }
         match install::install(Box::new(stream)).await {
             Installed::Ktls(ktls) => {
-                metrics.tls_handshake("ok", true);
+                ok(true);
                 Some(Transport::Ktls(ktls))
             }
             Installed::Kept(mut stream, err) => {
                 // Nothing was taken from rustls: the connection goes on in user space.
                 tracing::warn!(error = %err, "kTLS: attaching the tls ULP failed; this connection stays on rustls");
-                metrics.tls_handshake("ok", false);
+                ok(false);
                 metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
                 stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
                 Some(Transport::Tls(stream))
@@ -220,7 +233,7 @@ impl Tls {
             Installed::Lost(err) => {
                 // The rustls state is gone with the secrets: this connection cannot continue.
                 tracing::warn!(error = %err, "kTLS install failed; connection closed");
-                metrics.tls_handshake("ok", false);
+                ok(false);
                 metrics.fallback("ktls", "tls_buffered", Fallback::InstallFailed.label());
                 None
             }

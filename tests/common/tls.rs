@@ -166,6 +166,8 @@ pub struct TlsSection {
     pub ktls: String,
     pub alpn: Vec<String>,
     pub handshake_timeout: String,
+    /// More `key = value` lines for the section, as written.
+    pub extra: Vec<String>,
 }
 
 impl TlsSection {
@@ -177,7 +179,14 @@ impl TlsSection {
             ktls: "auto".into(),
             alpn: vec!["h2".into(), "http/1.1".into()],
             handshake_timeout: "10s".into(),
+            extra: Vec::new(),
         }
+    }
+
+    /// Adds a `key = value` line to the section.
+    pub fn with(mut self, line: &str) -> TlsSection {
+        self.extra.push(line.into());
+        self
     }
 
     pub fn ktls(mut self, mode: &str) -> TlsSection {
@@ -197,8 +206,10 @@ impl TlsSection {
 
     pub fn to_toml(&self) -> String {
         let list = |v: &[String]| v.iter().map(|s| toml_s(s)).collect::<Vec<_>>().join(", ");
+        let mut extra = self.extra.join("\n");
+        extra.push('\n');
         format!(
-            "\n[tls]\nlisten = [{}]\ncert = {}\nkey = {}\nktls = {}\nalpn = [{}]\nhandshake_timeout = {}\n",
+            "\n[tls]\nlisten = [{}]\ncert = {}\nkey = {}\nktls = {}\nalpn = [{}]\nhandshake_timeout = {}\n{extra}",
             list(&self.listen),
             toml_s(self.cert.to_str().expect("utf-8 path")),
             toml_s(self.key.to_str().expect("utf-8 path")),

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ::config::Value;
 
@@ -13,7 +14,7 @@ use super::walker::{ListShape, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const TLS_KEYS: [&str; 7] = [
+pub(super) const TLS_KEYS: [&str; 10] = [
     "listen",
     "cert",
     "key",
@@ -21,7 +22,14 @@ pub(super) const TLS_KEYS: [&str; 7] = [
     "alpn",
     "handshake_timeout",
     "proxy_protocol",
+    "session_cache",
+    "session_tickets",
+    "session_timeout",
 ];
+
+/// The longest `session_timeout`: TLS 1.3 caps a ticket's lifetime at 7 days (RFC 8446
+/// §4.6.1).
+const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 const KTLS_MODES: [(&str, KtlsMode); 3] = [
     ("auto", KtlsMode::Auto),
@@ -50,6 +58,9 @@ impl Walker<'_> {
         let alpn = self.field(table, t, "alpn", Self::alpn);
         let handshake = self.field(table, t, "handshake_timeout", Self::positive_duration);
         let proxy_protocol = self.field(table, t, "proxy_protocol", Self::boolean);
+        let session_cache = self.field(table, t, "session_cache", Self::session_count);
+        let session_tickets = self.field(table, t, "session_tickets", Self::boolean);
+        let session_timeout = self.field(table, t, "session_timeout", Self::session_timeout);
         let listen_value = table.get("listen");
         let listen = match (listen, listen_value) {
             (Some(listen), _) => Some(listen),
@@ -74,7 +85,44 @@ impl Walker<'_> {
         if let Some(on) = proxy_protocol {
             tls.proxy_protocol = on;
         }
+        if let Some(n) = session_cache {
+            tls.session_cache = n;
+        }
+        if let Some(on) = session_tickets {
+            tls.session_tickets = on;
+        }
+        if let Some(d) = session_timeout {
+            tls.session_timeout = d;
+        }
         (self.errors.len() == errors_before).then_some(tls)
+    }
+
+    /// A number of sessions: 0 (no cache) or more.
+    fn session_count(&mut self, key: &str, value: &Value) -> Option<usize> {
+        let n = self.integer(key, value, "a number of sessions (0 for no cache)")?;
+        if n < 0 {
+            self.fail(key, Some(value), format!("must not be negative, got {n}"));
+            return None;
+        }
+        let n = usize::try_from(n).ok();
+        if n.is_none() {
+            self.fail(key, Some(value), "too large");
+        }
+        n
+    }
+
+    /// Whole seconds from 1s to 7 days: a ticket's lifetime is sent in seconds.
+    fn session_timeout(&mut self, key: &str, value: &Value) -> Option<Duration> {
+        let d = self.positive_duration(key, value)?;
+        let message = if d.subsec_nanos() != 0 {
+            "must be whole seconds (a ticket's lifetime is sent in seconds)"
+        } else if d > MAX_SESSION_TIMEOUT {
+            "must be at most 7d (TLS 1.3 allows no longer ticket lifetime)"
+        } else {
+            return Some(d);
+        };
+        self.fail(key, Some(value), message);
+        None
     }
 
     /// A path to a PEM file; only its presence is checked here.

@@ -60,6 +60,9 @@ fn the_documented_tls_section_parses_to_the_code_defaults() {
         alpn: vec![Alpn::H2, Alpn::Http11],
         handshake_timeout: secs(10),
         proxy_protocol: false,
+        session_cache: 20_000,
+        session_tickets: true,
+        session_timeout: secs(300),
     };
     assert_eq!(config.tls, Some(documented.clone()));
     assert_eq!(
@@ -90,6 +93,9 @@ fn every_tls_key_is_read() {
         alpn = ["http/1.1"]
         handshake_timeout = "1500ms"
         proxy_protocol = true
+        session_cache = 0
+        session_tickets = false
+        session_timeout = "1h30m"
     "#;
     let text = format!(
         "[tls]\ncert = \"/etc/ferry/tls/fullchain.pem\"\nkey = \"/etc/ferry/tls/key.pem\"\n\
@@ -110,6 +116,9 @@ fn every_tls_key_is_read() {
             alpn: vec![Alpn::Http11],
             handshake_timeout: std::time::Duration::from_millis(1_500),
             proxy_protocol: true,
+            session_cache: 0,
+            session_tickets: false,
+            session_timeout: secs(5_400),
         })
     );
     // Relative paths are kept as written; cert and key may be one file.
@@ -396,6 +405,9 @@ fn tls_keys_are_overridden_from_the_environment() {
             ("FERRY__TLS__ALPN", "http/1.1, h2"),
             ("FERRY__TLS__HANDSHAKE_TIMEOUT", "5s"),
             ("FERRY__TLS__PROXY_PROTOCOL", "true"),
+            ("FERRY__TLS__SESSION_CACHE", "100"),
+            ("FERRY__TLS__SESSION_TICKETS", "false"),
+            ("FERRY__TLS__SESSION_TIMEOUT", "7d"),
         ],
     );
     assert_eq!(
@@ -408,6 +420,9 @@ fn tls_keys_are_overridden_from_the_environment() {
             alpn: vec![Alpn::Http11, Alpn::H2],
             handshake_timeout: secs(5),
             proxy_protocol: true,
+            session_cache: 100,
+            session_tickets: false,
+            session_timeout: secs(7 * 24 * 3600),
         })
     );
     // Single values for the lists; untouched keys keep the file's or the default value.
@@ -504,5 +519,39 @@ fn a_tls_listener_from_the_environment_can_clash_with_the_file() {
              (a wildcard address on the same port) \
              (from environment variable FERRY__TLS__LISTEN)"
         ]
+    );
+}
+
+#[test]
+fn session_resumption_keys_are_checked_and_name_their_key() {
+    assert_eq!(
+        tls_err("session_cache = -1\nsession_tickets = \"on\"\nsession_timeout = \"0s\"\n"),
+        [
+            "tls.session_cache: must not be negative, got -1",
+            "tls.session_tickets: expected true or false, found string \"on\"",
+            "tls.session_timeout: must be greater than 0s",
+        ]
+    );
+    assert_eq!(
+        tls_err("session_cache = \"10m\"\nsession_timeout = \"1500ms\"\n"),
+        [
+            "tls.session_cache: expected a number of sessions (0 for no cache), found string \"10m\"",
+            "tls.session_timeout: must be whole seconds (a ticket's lifetime is sent in seconds)",
+        ]
+    );
+    assert_eq!(
+        tls_err("session_timeout = \"8d\"\n"),
+        ["tls.session_timeout: must be at most 7d (TLS 1.3 allows no longer ticket lifetime)"]
+    );
+    assert_eq!(
+        tls_err("session_timeout = 300\n"),
+        ["tls.session_timeout: invalid duration 300: add a unit, e.g. \"300s\""]
+    );
+    // The bounds themselves are accepted.
+    let edge = tls("session_cache = 0\nsession_timeout = \"1s\"\n");
+    assert_eq!((edge.session_cache, edge.session_timeout), (0, secs(1)));
+    assert_eq!(
+        tls("session_timeout = \"7d\"\n").session_timeout,
+        secs(604_800)
     );
 }
