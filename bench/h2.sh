@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# HTTP/2 over TLS, 4 KiB static file: ferry builds against nginx, rounds interleaved.
+#
+#   bench/h2.sh [--rounds N] [--requests N] FERRY_BIN...
+#
+# Each round runs every given ferry binary ([tls] with a self-signed RSA-2048 certificate,
+# ALPN h2, access_log off, one /static/ location) and then nginx (2 workers, `listen ... ssl
+# http2`, sendfile on, open_file_cache on, access_log off, the same certificate) on the same
+# 4 KiB file, one server at a time: a warm-up of 5000 requests, then
+# `h2load -n N -c 32 -m 10` (default 60000). Server CPU is utime+stime of the server's
+# processes (all threads) from /proc around the measured run. Medians at the end are what to
+# quote. Needs h2load (nghttp2-client), nginx, openssl, curl, python3.
+set -euo pipefail
+
+ROUNDS=5
+REQUESTS=60000
+while (($#)); do
+    case $1 in
+        --rounds) ROUNDS=$2; shift ;;
+        --requests) REQUESTS=$2; shift ;;
+        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) break ;;
+    esac
+    shift
+done
+(($#)) || { echo "usage: bench/h2.sh [--rounds N] [--requests N] FERRY_BIN..." >&2; exit 64; }
+PATH=$PATH:/usr/sbin:/sbin
+for tool in h2load nginx openssl curl python3; do
+    command -v "$tool" >/dev/null || { echo "h2: $tool not found" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/ferry-h2.XXXXXX)
+chmod 755 "$WORK"
+SRV=
+cleanup() {
+    [[ -n $SRV ]] && kill -TERM "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/files" "$WORK/tmp"
+head -c 4096 /dev/urandom >"$WORK/files/f4k.bin"
+chmod -R a+rX "$WORK/files"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+    -days 2 -subj /CN=localhost 2>/dev/null
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start() { # start NAME BIN PORT: sets SRV
+    local name=$1 bin=$2 port=$3
+    if [[ $name == nginx ]]; then
+        cat >"$WORK/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    default_type application/octet-stream;
+    sendfile on; tcp_nopush on; access_log off;
+    keepalive_requests 1000000;
+    open_file_cache max=1000 inactive=20s;
+    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+    server {
+        listen 127.0.0.1:$port ssl http2;
+        ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+        location /static/ { alias $WORK/files/; }
+    }
+}
+CONF
+        nginx -c "$WORK/nginx.conf" &
+    else
+        cat >"$WORK/ferry.toml" <<CONF
+[server]
+listen = ["127.0.0.1:$(free_port)"]
+access_log = "off"
+[admin]
+listen = "127.0.0.1:$(free_port)"
+[tls]
+listen = ["127.0.0.1:$port"]
+cert = "$WORK/cert.pem"
+key = "$WORK/key.pem"
+[[location]]
+prefix = "/static/"
+root = "$WORK/files"
+CONF
+        "$bin" serve --config "$WORK/ferry.toml" 2>"$WORK/ferry.err" &
+    fi
+    SRV=$!
+    for _ in $(seq 100); do
+        curl -skf --http2 -o /dev/null "https://127.0.0.1:$port/static/f4k.bin" && return 0
+        sleep 0.1
+    done
+    echo "h2: $name did not start" >&2
+    exit 1
+}
+
+stop() {
+    kill -TERM "$SRV" 2>/dev/null || true
+    wait "$SRV" 2>/dev/null || true
+    SRV=
+}
+
+cpu_ticks() { # the server's processes: the main pid and its children
+    local total=0 pid
+    for pid in $SRV $(pgrep -P "$SRV" || true); do
+        read -r -a f <"/proc/$pid/stat"
+        total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
+measure() { # measure NAME BIN: prints "NAME req/s cpu_us_per_req"
+    local name=$1 bin=$2 port
+    port=$(free_port)
+    start "$name" "$bin" "$port"
+    h2load -n 5000 -c 32 -m 10 "https://127.0.0.1:$port/static/f4k.bin" >/dev/null 2>&1
+    local c0 c1 out rps ok
+    c0=$(cpu_ticks)
+    out=$(h2load -n "$REQUESTS" -c 32 -m 10 "https://127.0.0.1:$port/static/f4k.bin" 2>&1)
+    c1=$(cpu_ticks)
+    stop
+    rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
+    if [[ $ok != "$REQUESTS" ]]; then
+        echo "h2: $name answered $ok of $REQUESTS with 2xx" >&2
+        exit 1
+    fi
+    local hz
+    hz=$(getconf CLK_TCK)
+    python3 -c "print(f'{\"$name\":40s} {float(\"$rps\"):10.0f} {($c1-$c0)/$hz*1e6/$REQUESTS:10.2f}')"
+}
+
+echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) $(nproc) cores, kernel $(uname -r)"
+echo "server                                        req/s  CPU µs/req"
+RESULTS=$WORK/results
+for _ in $(seq "$ROUNDS"); do
+    for bin in "$@"; do
+        measure "$bin" "$bin" | tee -a "$RESULTS"
+    done
+    measure nginx nginx | tee -a "$RESULTS"
+done
+echo "medians over $ROUNDS rounds:"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, cpu = line.split()
+    rows.setdefault(name, []).append((float(rps), float(cpu)))
+for name, vals in rows.items():
+    print(f"{name:40s} {statistics.median(v[0] for v in vals):10.0f} {statistics.median(v[1] for v in vals):10.2f}")
+PY
