@@ -4,7 +4,8 @@
 #   bench/h2.sh [--rounds N] [--requests N] FERRY_BIN...
 #
 # Each round runs every given ferry binary ([tls] with a self-signed RSA-2048 certificate,
-# ALPN h2, access_log off, one /static/ location) and then nginx (2 workers, `listen ... ssl
+# ALPN h2, access_log off, io.open_file_cache = 1000 where the build has it, one /static/
+# location) and then nginx (2 workers, `listen ... ssl
 # http2`, sendfile on, open_file_cache on, access_log off, the same certificate) on the same
 # 4 KiB file, one server at a time: a warm-up of 5000 requests, then
 # `h2load -n N -c 32 -m 10` (default 60000). Server CPU is utime+stime of the server's
@@ -75,6 +76,8 @@ listen = ["127.0.0.1:$(free_port)"]
 access_log = "off"
 [admin]
 listen = "127.0.0.1:$(free_port)"
+[io]
+open_file_cache = 1000
 [tls]
 listen = ["127.0.0.1:$port"]
 cert = "$WORK/cert.pem"
@@ -83,6 +86,10 @@ key = "$WORK/key.pem"
 prefix = "/static/"
 root = "$WORK/files"
 CONF
+        # Builds before io.open_file_cache (nginx's is on here) run without it.
+        if ! "$bin" check --config "$WORK/ferry.toml" >/dev/null 2>&1; then
+            sed -i '/^\[io\]$/d; /^open_file_cache = /d' "$WORK/ferry.toml"
+        fi
         "$bin" serve --config "$WORK/ferry.toml" 2>"$WORK/ferry.err" &
     fi
     SRV=$!

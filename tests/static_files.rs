@@ -534,3 +534,51 @@ fn curl_download_range_and_conditional() {
     assert_eq!(status_of(&headers), 304);
     assert!(fs::read(&body).unwrap_or_default().is_empty());
 }
+
+/// `io.open_file_cache`: a file is opened once and served from the kept descriptor while
+/// `open_file_cache_valid` lasts (a file renamed over it is not seen yet); once that has run
+/// out, the new file is served.
+#[test]
+fn the_open_file_cache_keeps_a_file_until_its_validity_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), b"first").unwrap();
+    let replace = |content: &[u8]| {
+        let tmp = dir.path().join("new.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, dir.path().join("a.txt")).unwrap();
+    };
+    let start = |valid: &str| {
+        let mut cfg = Config::static_root(dir.path());
+        cfg.chunk = "2MiB".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        let toml = cfg.to_toml().replace(
+            "[io]\n",
+            &format!("[io]\nopen_file_cache = 100\nopen_file_cache_valid = \"{valid}\"\n"),
+        );
+        std::fs::write(&path, toml).unwrap();
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("serve").arg("--config").arg(&path);
+        Server::launch(cmd, 1, Some(dir))
+    };
+    let server = start("1h");
+    // One connection: it stays on one worker, whose cache is its own.
+    let mut c = server.connect();
+    assert_eq!(c.get("/static/a.txt", &[]).body, b"first");
+    replace(b"second");
+    // Kept: the worker serves the descriptor it opened.
+    for _ in 0..3 {
+        let r = c.get("/static/a.txt", &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"first", "served from the kept descriptor");
+    }
+    drop(server);
+
+    let server = start("1ms");
+    let mut c = server.connect();
+    assert_eq!(c.get("/static/a.txt", &[]).body, b"second");
+    replace(b"third");
+    poll_until("the replaced file to be served", DEADLINE, || {
+        (c.get("/static/a.txt", &[]).body == b"third").then_some(())
+    });
+}

@@ -19,7 +19,7 @@ const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]` but
 /// `server.add_header` (a list of tables) and the named upstreams.
-const OVERRIDABLE: [&str; 53] = [
+const OVERRIDABLE: [&str; 55] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -45,6 +45,8 @@ const OVERRIDABLE: [&str; 53] = [
     "io.send_path",
     "io.chunk",
     "io.directio_threshold",
+    "io.open_file_cache",
+    "io.open_file_cache_valid",
     "upstream.address",
     "upstream.servers",
     "upstream.balance",

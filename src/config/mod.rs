@@ -369,6 +369,12 @@ pub struct Io {
     /// Files at least this large are read with O_DIRECT, bypassing the page cache (nginx
     /// `directio`); `None` ("0"): never.
     pub directio_threshold: Option<NonZeroU64>,
+    /// Open files (descriptors and metadata) each worker keeps for reuse (nginx
+    /// `open_file_cache max=N`); 0: none, every request opens its file.
+    pub open_file_cache: usize,
+    /// How long a kept file is used before it is opened again, so that a replaced or removed
+    /// file is seen (nginx `open_file_cache_valid`). Non-zero.
+    pub open_file_cache_valid: Duration,
 }
 
 /// Smallest accepted `io.chunk`: one page.
@@ -385,6 +391,8 @@ impl Default for Io {
             send_path: SendPathSetting::Auto,
             chunk: DEFAULT_CHUNK,
             directio_threshold: None,
+            open_file_cache: 0,
+            open_file_cache_valid: Duration::from_secs(1),
         }
     }
 }

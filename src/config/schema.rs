@@ -60,7 +60,13 @@ const SERVER_KEYS: [&str; 12] = [
     "redirect_https",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
-const IO_KEYS: [&str; 3] = ["send_path", "chunk", "directio_threshold"];
+const IO_KEYS: [&str; 5] = [
+    "send_path",
+    "chunk",
+    "directio_threshold",
+    "open_file_cache",
+    "open_file_cache_valid",
+];
 
 const ACCESS_LOGS: [(&str, AccessLog); 3] = [
     ("text", AccessLog::Text),
@@ -242,6 +248,17 @@ impl Walker<'_> {
         }
         if let Some(threshold) = self.field(table, "io", "directio_threshold", Self::threshold) {
             io.directio_threshold = threshold;
+        }
+        if let Some(n) = self.field(table, "io", "open_file_cache", Self::count) {
+            io.open_file_cache = n;
+        }
+        if let Some(d) = self.field(
+            table,
+            "io",
+            "open_file_cache_valid",
+            Self::positive_duration,
+        ) {
+            io.open_file_cache_valid = d;
         }
         io
     }

@@ -27,6 +27,8 @@ pub struct StaticLocation {
     pub precompressed: Vec<ContentCoding>,
     /// The location's own `add_header` list; empty: the server's applies.
     pub add_header: Vec<AddHeader>,
+    /// Keep opened files for reuse (`io.open_file_cache`); `None`: open every time.
+    pub open_cache: Option<super::open_cache::OpenCacheLimits>,
 }
 
 impl StaticLocation {
@@ -49,6 +51,7 @@ impl StaticLocation {
             directio,
             precompressed: Vec::new(),
             add_header: Vec::new(),
+            open_cache: None,
         })
     }
 

@@ -12,10 +12,12 @@ mod accel;
 mod added;
 pub mod file_answer;
 mod location;
+mod open_cache;
 mod reply;
 mod resolve;
 mod static_file;
 
+use open_cache::OpenCacheLimits;
 use static_file::PathLookup;
 
 use std::sync::Arc;
@@ -103,6 +105,11 @@ impl Router {
                 Ok(mut opened) => {
                     opened.precompressed = loc.precompressed.clone();
                     opened.add_header = loc.add_header.clone();
+                    opened.open_cache =
+                        (config.io.open_file_cache > 0).then_some(OpenCacheLimits {
+                            max: config.io.open_file_cache,
+                            valid: config.io.open_file_cache_valid,
+                        });
                     locations.push(Arc::new(opened));
                 }
                 Err(err) => {

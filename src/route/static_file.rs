@@ -8,6 +8,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -16,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use super::file_answer::{FileAnswer, FileBytes, answer};
 use super::location::StaticLocation;
+use super::open_cache;
 use super::reply::Reply;
 use crate::http::{
     Codings, ContentCoding, RequestHead, Validators, content_type, http_date, strong_etag,
@@ -69,7 +71,7 @@ impl OpenError {
 /// An opened regular file with its metadata and its Content-Type (from its name).
 #[derive(Debug)]
 pub struct Opened {
-    pub file: File,
+    pub file: Arc<File>,
     pub meta: Metadata,
     pub content_type: String,
     /// At or above the location's directio threshold: to be read with O_DIRECT.
@@ -135,7 +137,7 @@ pub fn open(
 fn with_variant(
     loc: &StaticLocation,
     rel: &OsStr,
-    original: (File, Metadata),
+    original: (Arc<File>, Metadata),
     codings: Codings,
     lookup: PathLookup,
 ) -> Opened {
@@ -172,7 +174,7 @@ impl Opened {
     fn take_variant(
         &mut self,
         loc: &StaticLocation,
-        file: File,
+        file: Arc<File>,
         meta: Metadata,
         coding: ContentCoding,
     ) {
@@ -185,7 +187,7 @@ impl Opened {
 
 /// What looking for a pre-compressed variant found.
 enum Probe {
-    Found(File, Metadata, ContentCoding),
+    Found(Arc<File>, Metadata, ContentCoding),
     Missing,
     /// A cached-only lookup would have blocked: these codings, best first, are still to try.
     Blocked(Codings),
@@ -232,7 +234,13 @@ fn open_checked(
     loc: &StaticLocation,
     rel: &OsStr,
     lookup: PathLookup,
-) -> Result<(File, Metadata), OpenError> {
+) -> Result<(Arc<File>, Metadata), OpenError> {
+    let root = loc.root_fd.as_raw_fd();
+    if loc.open_cache.is_some()
+        && let Some(kept) = open_cache::get(root, rel)
+    {
+        return Ok(kept);
+    }
     let opened = match lookup {
         PathLookup::KernelCachesOnly => crate::sys::open_beneath_cached(&loc.root_fd, rel),
         PathLookup::Blocking => crate::sys::open_beneath(&loc.root_fd, rel),
@@ -244,11 +252,19 @@ fn open_checked(
         }
         kind
     })?;
-    let file = File::from(fd);
+    let file = Arc::new(File::from(fd));
     let meta = file.metadata().map_err(|err| {
         tracing::warn!(path = ?rel, error = %err, "fstat failed");
         OpenError::Internal
     })?;
+    // A file read with O_DIRECT is not shared: the flag belongs to the open file, and a
+    // concurrent sendfile or read of a kept descriptor must not inherit it.
+    if let Some(limits) = loc.open_cache
+        && meta.is_file()
+        && !is_direct(loc, &meta)
+    {
+        open_cache::put(root, rel, &file, &meta, limits);
+    }
     Ok((file, meta))
 }
 
@@ -285,7 +301,7 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     let ctype = opened.content_type;
     let encoding = opened.encoding;
     let bytes = FileBytes {
-        file: Arc::new(opened.file),
+        file: opened.file,
         offset: 0,
         len,
         direct: opened.direct,

@@ -224,7 +224,7 @@ impl Walker<'_> {
     }
 
     /// A number of connections, requests or failures: 0 or more.
-    fn count(&mut self, key: &str, value: &Value) -> Option<usize> {
+    pub(super) fn count(&mut self, key: &str, value: &Value) -> Option<usize> {
         let n = self.integer(key, value, "a number (0 or more)")?;
         if n < 0 {
             self.fail(key, Some(value), format!("must not be negative, got {n}"));

@@ -78,6 +78,8 @@ fn embedded_default_is_the_documented_defaults() {
             send_path: SendPathSetting::Auto,
             chunk: NonZeroUsize::new(2 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             directio_threshold: None,
+            open_file_cache: 0,
+            open_file_cache_valid: secs(1),
         },
         locations: vec![Location {
             prefix: "/".into(),
