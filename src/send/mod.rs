@@ -38,6 +38,9 @@ use crate::transport::Transport;
 /// connection without saving measurable syscalls.
 pub(crate) const MAX_BUFFER: usize = 256 * 1024;
 
+/// The largest file body written together with its head on userspace TLS.
+const ONE_WRITE: u64 = 64 * 1024;
+
 /// What a response's direct reads need, worked out once (`directio`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Direct {
@@ -158,6 +161,22 @@ impl Sender {
                 tally.add(SendPath::Memory, bytes.len());
                 Ok(())
             }
+            Body::File(range) if self.one_write(stream, &range, rate) => {
+                // Userspace TLS and a small file: the head and the body go to rustls as one
+                // write, so they leave in one record and one writev instead of a record and a
+                // writev each.
+                let mut out = Vec::with_capacity(head.len() + range.len as usize);
+                out.extend_from_slice(head);
+                out.resize(head.len() + range.len as usize, 0);
+                match range.file.read_at(&mut out[head.len()..], range.offset) {
+                    Ok(n) if n as u64 == range.len => {}
+                    Ok(_) => return Err(Failure::Truncated),
+                    Err(err) => return Err(Failure::Disk(err)),
+                }
+                self.write_all(stream, &out).await?;
+                tally.add(self.file_path, range.len as usize);
+                Ok(())
+            }
             Body::File(range) if self.head_more(stream, &range) => {
                 // A body one kernel call sends (a small file): the head goes with MSG_MORE
                 // and leaves in the body's segment, as under TCP_CORK, without the two
@@ -232,6 +251,18 @@ impl Sender {
             Ok(flushed) => Ok(flushed?),
             Err(_) => Err(Failure::ClientStalled(self.send_timeout)),
         }
+    }
+
+    /// Whether a file body goes out with its head in one write: on userspace TLS (the file
+    /// path copies there anyway), a body of at most 64 KiB that is not paced or read with
+    /// O_DIRECT.
+    fn one_write(&self, stream: &Transport, range: &FileRange, rate: Option<u64>) -> bool {
+        matches!(stream, Transport::Tls(_))
+            && self.file_path == SendPath::TlsBuffered
+            && rate.is_none()
+            && !range.direct
+            && range.len > 0
+            && range.len <= ONE_WRITE
     }
 
     /// Whether `head` can go with MSG_MORE before this file body instead of under TCP_CORK:
