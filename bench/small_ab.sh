@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved 4 KiB readings of ferry builds against nginx, for the small-file CPU gap.
 #
-#   bench/small_ab.sh [--rounds N] [--secs S] FERRY_BIN...
+#   bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] FERRY_BIN...
 #
 # Each round runs every given ferry binary ([io] send_path = "sendfile", access_log = "off",
 # one /static/ location) and then nginx (the static config of bench/run.sh: 2 workers,
@@ -9,15 +9,18 @@
 # a 1 s warm-up, then `wrk -t2 -c50 -d${S}s` on loopback. Server CPU is utime+stime of the
 # server's processes (all threads) from /proc around the measured run. Interleaving the
 # servers round by round spreads a busy machine's disturbance over all of them; the medians
-# at the end are what to quote. Needs wrk, nginx, curl, python3 (for free ports).
+# at the end are what to quote. --open-file-cache turns on ferry's io.open_file_cache = 1000
+# and nginx's open_file_cache max=1000 (both off by default). Needs wrk, nginx, curl, python3 (for free ports).
 set -euo pipefail
 
 ROUNDS=5
 SECS=5
+OFC=0
 while (($#)); do
     case $1 in
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
+        --open-file-cache) OFC=1 ;;
         -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
@@ -57,6 +60,7 @@ http {
     keepalive_requests 1000000;
     client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
     uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+    $( ((OFC)) && echo "open_file_cache max=1000 inactive=20s;" )
     server { listen 127.0.0.1:$port; location /static/ { alias $WORK/files/; } }
 }
 EOF
@@ -70,6 +74,7 @@ access_log = "off"
 listen = "127.0.0.1:$(free_port)"
 [io]
 send_path = "sendfile"
+$( ((OFC)) && echo "open_file_cache = 1000" )
 [[location]]
 prefix = "/static/"
 root = "$WORK/files"
