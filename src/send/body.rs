@@ -20,6 +20,18 @@ pub struct FileRange {
     pub direct: bool,
 }
 
+impl FileRange {
+    /// What a spool file holds: its first `written()` bytes, read through the page cache.
+    pub fn spooled(file: &crate::spool::SpoolFile) -> FileRange {
+        FileRange {
+            file: Arc::clone(file.file()),
+            offset: 0,
+            len: file.written(),
+            direct: false,
+        }
+    }
+}
+
 /// One piece of a multi-part body.
 #[derive(Debug, Clone)]
 pub enum Part {

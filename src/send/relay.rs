@@ -110,15 +110,7 @@ impl Sender {
         };
         self.write_all(stream, &pending).await?;
         tally.add(self.upstream_path, pending.len());
-        let range = FileRange {
-            file: file.file().clone(),
-            offset: 0,
-            len: file.written(),
-            direct: false,
-        };
-        let mut path = self.file_path;
-        let mut pace = Pace::new(None);
-        self.send_file(stream, &range, &mut path, &mut pace, metrics, tally)
+        self.send_spooled(stream, &file, false, metrics, tally)
             .await
     }
 
@@ -351,12 +343,7 @@ impl Sender {
             self.write_all(stream, format!("{len:x}\r\n").as_bytes())
                 .await?;
         }
-        let range = FileRange {
-            file: file.file().clone(),
-            offset: 0,
-            len,
-            direct: false,
-        };
+        let range = FileRange::spooled(file);
         let mut path = self.file_path;
         let mut pace = Pace::new(None);
         self.send_file(stream, &range, &mut path, &mut pace, metrics, tally)

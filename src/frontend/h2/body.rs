@@ -324,12 +324,7 @@ impl Out {
             let spooled = source
                 .spool_rest(&mut conn, &mut file, &pipe, &mut self.fill)
                 .await?;
-            let range = FileRange {
-                file: file.file().clone(),
-                offset: 0,
-                len: file.written(),
-                direct: false,
-            };
+            let range = FileRange::spooled(&file);
             match spooled {
                 Spooled::Whole => {
                     // The app is done with: free it before the stream gets the rest.
