@@ -43,15 +43,15 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-/// A new key pair and the two configurations around it (TLS 1.3 only, ring's suites; the
+/// A new key pair and the two configurations around it (TLS 1.3 only, aws-lc's suites; the
 /// server prefers what rustls prefers, as ferry does).
 pub fn configs() -> Result<Configs, String> {
-    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let rng = ring::rand::SystemRandom::new();
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
         .map_err(|_| "generating a P-256 key failed".to_string())?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
         .map_err(|_| "reading back the generated key failed".to_string())?;
     let mut spki = P256_SPKI_PREFIX.to_vec();
     spki.extend_from_slice(pair.public_key().as_ref());

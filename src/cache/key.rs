@@ -2,7 +2,7 @@
 //! SHA-256 of that key and the Vary values (the secondary key), which also names the object's
 //! file.
 
-use ring::digest::{Context, SHA256};
+use aws_lc_rs::digest::{Context, SHA256};
 
 use super::meta::Meta;
 use crate::http::{RequestHead, Scheme};

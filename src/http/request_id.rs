@@ -94,10 +94,10 @@ fn next() -> u64 {
     })
 }
 
-/// A seed from the OS (getrandom, through ring); should that fail, std's per-process
+/// A seed from the OS (getrandom, through aws-lc); should that fail, std's per-process
 /// random hash keys, which also come from the OS.
 fn seed() -> u64 {
-    use ring::rand::{SecureRandom, SystemRandom};
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; 8];
     match SystemRandom::new().fill(&mut bytes) {
         Ok(()) => u64::from_ne_bytes(bytes),

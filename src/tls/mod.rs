@@ -92,7 +92,7 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
     let (Some(key), true) = (key, errors.is_empty()) else {
         return Err(errors);
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| vec![format!("tls: {err}")])?;

@@ -53,7 +53,7 @@ enum Aead {
 #[cfg(test)]
 mod tests {
     use ktls::CompatibleCiphersForVersion;
-    use rustls::crypto::ring::cipher_suite as cs;
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
 
     use super::*;
 

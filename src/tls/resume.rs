@@ -4,11 +4,11 @@
 //!
 //! rustls does the protocol; this module gives it two stores that both honour
 //! `session_timeout` exactly, which rustls's own do not (its memory cache never expires an
-//! entry, and its ring ticketer keeps keys for 6 hours and tickets for 12):
+//! entry, and its aws-lc ticketer keeps keys for 6 hours and tickets for 12):
 //!
 //! - [`TimedCache`]: rustls's bounded `ServerSessionMemoryCache`, each value stamped with the
 //!   time it was stored; an entry older than the timeout is not resumed.
-//! - [`TimedTickets`]: tickets sealed by rustls's ring ticketer (an AEAD under a random key),
+//! - [`TimedTickets`]: tickets sealed by rustls's aws-lc ticketer (an AEAD under a random key),
 //!   inside a `TicketRotator` that makes a new key every `session_timeout` and forgets the
 //!   previous one a timeout later, with the issue time sealed inside the ticket so a ticket
 //!   is refused once it is older than the timeout whichever key sealed it.
@@ -139,10 +139,10 @@ impl TimedTickets {
     }
 }
 
-/// One ticket key: rustls's ring ticketer (ChaCha20-Poly1305 under a fresh random key). It
+/// One ticket key: rustls's aws-lc ticketer (ChaCha20-Poly1305 under a fresh random key). It
 /// rotates its own key only every 6 hours, later than the outer rotator replaces it.
 fn new_key() -> Result<Box<dyn ProducesTickets>, GetRandomFailed> {
-    let key = rustls::crypto::ring::Ticketer::new().map_err(|_| GetRandomFailed)?;
+    let key = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|_| GetRandomFailed)?;
     Ok(Box::new(TicketKey(key)))
 }
 

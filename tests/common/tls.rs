@@ -470,7 +470,7 @@ pub fn tls_connect(
 
 /// TLS 1.3, ALPN http/1.1, any certificate (the test's is self-signed).
 pub fn client_config() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")

@@ -72,7 +72,7 @@ impl TlsClient {
 
     /// A TCP connection and a TLS 1.3 client offering ALPN http/1.1, before the handshake.
     fn open(addr: SocketAddr) -> io::Result<TlsClient> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(io::Error::other)?
