@@ -23,8 +23,7 @@
 # server's own and is robust to other load. For ferry the window's handshakes and resumed
 # handshakes are read from its metrics; for both, s_time's r/* marks give the resumed share.
 # Prints one line per window and medians [min-max] per (certificate, server, mode) at the end;
-# records nothing (copy the table into RESULTS.md). Needs openssl, nginx, ab (apache2-utils,
-# installed with apt-get when missing), curl, python3; builds ferry (release) unless --ferry.
+# records nothing (copy the table into RESULTS.md). Needs openssl, nginx, ab (apache2-utils), curl, python3; builds ferry (release) unless --ferry.
 set -euo pipefail
 
 ROUNDS=3
@@ -49,14 +48,10 @@ case $TLSV in
     1.2) S_TIME_V=-tls1_2 AB_V=TLS1.2 NGINX_V=TLSv1.2 ;;
     *) echo "handshake: --tls 1.3 or 1.2" >&2; exit 64 ;;
 esac
-PATH=$PATH:/usr/sbin:/sbin
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-if ! command -v ab >/dev/null; then
-    apt-get install -y apache2-utils >/dev/null || { apt-get update >/dev/null && apt-get install -y apache2-utils >/dev/null; }
-fi
-for tool in openssl nginx ab curl python3; do
-    command -v "$tool" >/dev/null || { echo "handshake: $tool not found" >&2; exit 1; }
-done
+# shellcheck source=bench/tools.sh
+source "$ROOT/bench/tools.sh"
+bench_tools handshake openssl:openssl nginx:nginx-light ab:apache2-utils curl:curl python3:python3
 if [[ -z $FERRY ]]; then
     (cd "$ROOT" && cargo build --release --locked --bin ferry >&2)
     FERRY=$ROOT/target/release/ferry

@@ -4,6 +4,11 @@
 #   proxy:  1 MiB via X-Accel-Redirect and 1 MiB proxied from bench/app.py
 #   tls:    1 GiB over TLS (ferry tls_buffered vs nginx TLS, no kTLS on this kernel)
 #   cache:  1 MiB cache hits and 64 MiB fills, ferry [cache] (tee, buffered) vs nginx proxy_cache
+#   h2:            HTTP/2 over TLS, 4 KiB (h2load) and a 1 GiB download (bench/h2.sh)
+#   tls-keepalive: HTTP/1.1 over TLS keep-alive, 4 KiB (wrk; bench/small_ab.sh --tls)
+#   handshake:     new TLS connections, full and resumed, RSA and ECDSA (bench/handshake.sh)
+#   small:         plaintext 4 KiB, open-file caches off and on (bench/small_ab.sh)
+#   (these four run after the others, each script with its servers' rounds interleaved)
 # See bench/README.md for what is measured and how to read the results (kTLS: bench/vm.sh).
 #
 #   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S] [--netns | --netns-plain | --loopback]
@@ -12,7 +17,8 @@
 #   --only LIST    comma-separated subset of: static, proxy, tls, ferry, sendfile, splice,
 #                  buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache
 #                  (ferry = the three ferry static send paths, nginx = nginx static, static =
-#                  both, proxy / tls = ferry and nginx rows of that table). Default: everything.
+#                  both, proxy / tls = ferry and nginx rows of that table), h2, tls-keepalive,
+#                  handshake, small. Default: everything.
 #   --no-record    print the results section to stdout but do not append it to bench/RESULTS.md
 #   --max-wait S   before each server, wait up to S seconds (default 120) for the machine to be
 #                  quiet (other processes < 15% CPU over 2 s); 0 = do not wait
@@ -45,7 +51,7 @@ NET_MODE=netns     # netns | netns-plain | loopback (the static rows' 1 GiB down
 NET_MODE_SET=0     # 1 when given on the command line (then a failed netns setup is fatal)
 NETNS_CC=          # --netns-cc: congestion control on the veth /30 route (empty: host default)
 
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 die() {
     log "FATAL: $*"
@@ -98,10 +104,15 @@ NS_MTU=65535       # veth's maximum; with TSO off, one skb still carries up to ~
 # runs, in order: "ferry:<send_path>", "nginx" (static files), "proxy:ferry", "proxy:nginx",
 # "tls:ferry", "tls:nginx"
 RUNS=()
+SUITES=()          # h2, tls-keepalive, handshake, small: scripts run after RUNS
 IFS=',' read -r -a _only <<<"$ONLY"
 for tok in "${_only[@]}"; do
     case $tok in
-        all) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx proxy:ferry proxy:nginx tls:ferry tls:nginx) ;;
+        all)
+            RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx proxy:ferry proxy:nginx tls:ferry tls:nginx)
+            SUITES+=(h2 tls-keepalive handshake small)
+            ;;
+        h2 | tls-keepalive | handshake | small) SUITES+=("$tok") ;;
         static) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx) ;;
         ferry) RUNS+=(ferry:sendfile ferry:splice ferry:buffered) ;;
         sendfile | splice | buffered) RUNS+=("ferry:$tok") ;;
@@ -111,10 +122,11 @@ for tok in "${_only[@]}"; do
         proxy-ferry | proxy-nginx | tls-ferry | tls-nginx) RUNS+=("${tok%-*}:${tok#*-}") ;;
         directio) ((${#_only[@]} == 1)) || die "--only directio runs alone"; exec "$BENCH_DIR/directio.sh" $( ((QUICK)) && echo --quick) $( ((RECORD)) || echo --no-record) ;; # bench/directio.sh
         cache) RUNS+=(cache:ferry cache:ferry-buffered cache:nginx) ;; # bench/cache.sh
-        *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx)" ;;
+        *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache, h2, tls-keepalive, handshake, small)" ;;
     esac
 done
 NEED_FERRY=0 HAVE_STATIC=0 HAVE_PROXY=0 HAVE_TLS=0 HAVE_CACHE=0
+((${#SUITES[@]} == 0)) || NEED_FERRY=1
 for r in "${RUNS[@]}"; do
     case $r in
         ferry:* | *:ferry) NEED_FERRY=1 ;;
@@ -1111,6 +1123,40 @@ for run in "${RUNS[@]}"; do
         echo "FAILED: see the notes below" >"$WORK/results/$run/failed"
     fi
 done
+
+# ---------------------------------------------------------------- suites
+# Each is a script of its own (runnable alone, commands in RESULTS.md), given this build of
+# ferry; its table goes into the section as it printed it.
+if ((QUICK)); then SUITE_ROUNDS=1; else SUITE_ROUNDS=3; fi
+suite_cmd() { # the command line of suite $1
+    case $1 in
+        h2) echo "bench/h2.sh --rounds $SUITE_ROUNDS $FERRY_BIN" ;;
+        h2-bulk) echo "bench/h2.sh --rounds $SUITE_ROUNDS --size $BIG_SIZE $FERRY_BIN" ;;
+        tls-keepalive) echo "bench/small_ab.sh --tls --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) $FERRY_BIN" ;;
+        handshake) echo "bench/handshake.sh --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) --ferry $FERRY_BIN" ;;
+        small) echo "bench/small_ab.sh --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) $FERRY_BIN" ;;
+        small-ofc) echo "bench/small_ab.sh --open-file-cache --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) $FERRY_BIN" ;;
+    esac
+}
+SUITE_RUNS=()
+for suite in "${SUITES[@]}"; do
+    case $suite in
+        h2) SUITE_RUNS+=(h2 h2-bulk) ;;
+        small) SUITE_RUNS+=(small small-ofc) ;;
+        *) SUITE_RUNS+=("$suite") ;;
+    esac
+done
+mkdir -p "$WORK/suites"
+for suite in "${SUITE_RUNS[@]}"; do
+    log "=== suite $suite: $(suite_cmd "$suite") ==="
+    ((MAX_WAIT == 0)) || wait_quiet
+    read -r -a cmd <<<"$(suite_cmd "$suite")"
+    if ! (cd "$ROOT" && bg_wait timeout 3600 "${cmd[@]}" >"$WORK/suites/$suite" 2>"$WORK/suites/$suite.err"); then
+        FAILED+=("$suite")
+        log "suite $suite FAILED -- continuing: $(tail -3 "$WORK/suites/$suite.err" | tr '\n' ' ')"
+        echo "FAILED: $(tail -3 "$WORK/suites/$suite.err" | tr '\n' ' ')" >>"$WORK/suites/$suite"
+    fi
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
@@ -1195,6 +1241,14 @@ SECTION=$WORK/section.md
         fi
     fi
     ((HAVE_CACHE == 0)) || cache_report
+    for suite in "${SUITE_RUNS[@]}"; do
+        echo
+        echo "\`$(suite_cmd "$suite" | sed "s|$ROOT/||")\` (rounds interleaved, medians at the end):"
+        echo
+        echo '```'
+        cat "$WORK/suites/$suite"
+        echo '```'
+    done
     notes=$(cat "$WORK"/results/*/notes 2>/dev/null || true)
     if [[ -n $notes || ${#FAILED[@]} -gt 0 ]]; then
         echo

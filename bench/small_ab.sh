@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved 4 KiB readings of ferry builds against nginx, for the small-file CPU gap.
 #
-#   bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] FERRY_BIN...
+#   bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] FERRY_BIN...
 #
 # Each round runs every given ferry binary ([io] send_path = "sendfile", access_log = "off",
 # one /static/ location) and then nginx (the static config of bench/run.sh: 2 workers,
@@ -10,27 +10,32 @@
 # server's processes (all threads) from /proc around the measured run. Interleaving the
 # servers round by round spreads a busy machine's disturbance over all of them; the medians
 # at the end are what to quote. --open-file-cache turns on ferry's io.open_file_cache = 1000
-# and nginx's open_file_cache max=1000 (both off by default). Needs wrk, nginx, curl, python3 (for free ports).
+# and nginx's open_file_cache max=1000 (both off by default). --tls serves HTTP/1.1 over TLS
+# (keep-alive, wrk on https://) with one self-signed RSA-2048 certificate for both servers
+# (ferry: [tls] with its defaults, ktls = "auto": userspace rustls on a host without the `tls`
+# ULP; nginx: `listen ... ssl`, its default ciphers and session cache off). Needs wrk, nginx,
+# openssl, curl, python3 (for free ports); installs the missing ones with apt-get.
 set -euo pipefail
 
 ROUNDS=5
 SECS=5
 OFC=0
+TLS=0
 while (($#)); do
     case $1 in
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --open-file-cache) OFC=1 ;;
-        -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --tls) TLS=1 ;;
+        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
     shift
 done
-(($#)) || { echo "usage: bench/small_ab.sh [--rounds N] [--secs S] FERRY_BIN..." >&2; exit 64; }
-PATH=$PATH:/usr/sbin:/sbin
-for tool in wrk nginx curl python3; do
-    command -v "$tool" >/dev/null || { echo "small_ab: $tool not found" >&2; exit 1; }
-done
+(($#)) || { echo "usage: bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] FERRY_BIN..." >&2; exit 64; }
+# shellcheck source=bench/tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
+bench_tools small_ab wrk:wrk nginx:nginx-light openssl:openssl curl:curl python3:python3
 
 WORK=$(mktemp -d /tmp/ferry-small-ab.XXXXXX)
 SRV=
@@ -41,6 +46,15 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/files" "$WORK/tmp"
 head -c 4096 /dev/urandom >"$WORK/files/f4k.bin"
+chmod 755 "$WORK"
+chmod -R a+rX "$WORK/files"
+if ((TLS)); then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+        -days 2 -subj /CN=localhost 2>/dev/null
+    SCHEME=https
+else
+    SCHEME=http
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # start NAME BIN PORT: sets SRV and PIDS
@@ -61,20 +75,25 @@ http {
     client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
     uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
     $( ((OFC)) && echo "open_file_cache max=1000 inactive=20s;" )
-    server { listen 127.0.0.1:$port; location /static/ { alias $WORK/files/; } }
+    server {
+        listen 127.0.0.1:$port$( ((TLS)) && echo " ssl" );
+        $( ((TLS)) && echo "ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;" )
+        location /static/ { alias $WORK/files/; }
+    }
 }
 EOF
         nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >/dev/null 2>&1 &
     else
         cat >"$WORK/ferry.toml" <<EOF
 [server]
-listen = ["127.0.0.1:$port"]
+listen = ["127.0.0.1:$( ((TLS)) && free_port || echo "$port")"]
 access_log = "off"
 [admin]
 listen = "127.0.0.1:$(free_port)"
 [io]
 send_path = "sendfile"
 $( ((OFC)) && echo "open_file_cache = 1000" )
+$( ((TLS)) && printf '[tls]\nlisten = ["127.0.0.1:%s"]\ncert = "%s"\nkey = "%s"\n' "$port" "$WORK/cert.pem" "$WORK/key.pem" )
 [[location]]
 prefix = "/static/"
 root = "$WORK/files"
@@ -83,7 +102,7 @@ EOF
     fi
     SRV=$!
     for _ in $(seq 100); do
-        curl -sf -o /dev/null "http://127.0.0.1:$port/static/f4k.bin" && break
+        curl -skf -o /dev/null "$SCHEME://127.0.0.1:$port/static/f4k.bin" && break
         sleep 0.1
     done
     PIDS="$SRV $(pgrep -P "$SRV" | tr '\n' ' ' || true)"
@@ -93,12 +112,13 @@ declare -A RESULTS
 NAMES=()
 for bin in "$@"; do NAMES+=("$bin"); done
 NAMES+=(nginx)
+echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) $(nproc) cores, kernel $(uname -r); $SCHEME$( ((OFC)) && echo ", open-file caches on")"
 printf '%-40s %10s %12s %10s %10s\n' server req/s "CPU µs/req" user sys
 for _ in $(seq "$ROUNDS"); do
     for name in "${NAMES[@]}"; do
         port=$(free_port)
         start "$([[ $name == nginx ]] && echo nginx || echo ferry)" "$name" "$port"
-        url=http://127.0.0.1:$port/static/f4k.bin
+        url=$SCHEME://127.0.0.1:$port/static/f4k.bin
         wrk -t2 -c50 -d1s "$url" >/dev/null
         u0=0 s0=0 u1=0 s1=0
         for pid in $PIDS; do read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u0=$((u0 + u)); s0=$((s0 + s)); done
