@@ -2,7 +2,7 @@
 # The guest half of bench/vm.sh: runs INSIDE the kTLS VM (tests/vm/run.sh), as root, on a
 # kernel with the `tls` module. Not meant to be run by hand on the host.
 #
-#   vm-guest.sh OUT_DIR FERRY_BIN DOWNLOADS SIZE_MIB [generic-crypto]
+#   vm-guest.sh OUT_DIR FERRY_BIN DOWNLOADS SIZE_MIB [aesni|generic-crypto] [ROUNDS]
 #
 # First loads aesni_intel and ghash_clmulni_intel, as udev would at boot on a real x86
 # machine (the VM's initramfs has no udev, so without this the kernel's kTLS would use the
@@ -16,11 +16,13 @@
 # send syscalls: not measured), then downloads it DOWNLOADS times with
 # `curl -sk --http1.1`, one CPU window per download (server utime+stime from /proc, as in
 # bench/run.sh), with /proc/net/tls_stat TlsTxSw read before and after the downloads.
-# Writes OUT_DIR/results.tsv (one line per server), OUT_DIR/details and OUT_DIR/notes;
+# ROUNDS (default 1) repeats the three servers that many times, the order reversed every
+# other round, so a disturbance of the (emulated) machine falls on all of them.
+# Writes OUT_DIR/results.tsv (one line per server and round), OUT_DIR/details and OUT_DIR/notes;
 # bench/vm.sh formats them. Progress goes to stderr.
 set -euo pipefail
 
-OUT=$1 FERRY=$2 N=$3 SIZE_MIB=$4 CRYPTO=${5:-aesni}
+OUT=$1 FERRY=$2 N=$3 SIZE_MIB=$4 CRYPTO=${5:-aesni} ROUNDS=${6:-1}
 W=/tmp/ferry-bench
 PORT=8443 HTTP_PORT=8080 ADMIN_PORT=9090
 CLK_TCK=$(getconf CLK_TCK)
@@ -235,7 +237,7 @@ run_server() { # name
     esac
     wait_ready || { tail -n 20 "$SRV_LOG" >&2 || true; fail "did not become ready"; }
     log "$CUR: pid $SRV_PID ready"
-    detail "[$CUR] $cfg"
+    detail "[$CUR] $cfg (round $ROUND)"
     cipher=$(timeout 60 curl -sv -k --http1.1 -o /dev/null "https://127.0.0.1:$PORT/static/f4k.bin" 2>&1 | sed -n 's/.*SSL connection using //p' | head -1 | tr -d '\r') || true
     detail "  negotiated (curl -v): ${cipher:-?}"
 
@@ -316,13 +318,17 @@ run_server() { # name
     if [[ $CUR == nginx-ktls ]] && grep -qE '\[(alert|crit|emerg)\]' "$SRV_LOG" 2>/dev/null; then
         note "nginx error log has alerts: $(grep -E '\[(alert|crit|emerg)\]' "$SRV_LOG" | head -3 | tr '\n' ' ')"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$CUR" "$cfg" "${cipher:-?}" "$path" "$SYSCALLS" "$evidence" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$CUR" "$ROUND" "$cfg" "${cipher:-?}" "$path" "$SYSCALLS" "$evidence" \
         "$(fmt "$mibs" 1)" "$(fmt "$cpu" 2)" >>"$OUT/results.tsv"
 }
 
 FAILED=0
-for s in ferry-require ferry-off nginx-ktls; do
-    log "=== $s ==="
-    (run_server "$s") || { FAILED=1; printf '%s\tFAILED\n' "$s" >>"$OUT/results.tsv"; log "$s FAILED -- continuing"; }
+for ROUND in $(seq "$ROUNDS"); do
+    order=(ferry-require ferry-off nginx-ktls)
+    ((ROUND % 2)) || order=(nginx-ktls ferry-off ferry-require)
+    for s in "${order[@]}"; do
+        log "=== $s (round $ROUND of $ROUNDS) ==="
+        (run_server "$s") || { FAILED=1; printf '%s\t%s\tFAILED\n' "$s" "$ROUND" >>"$OUT/results.tsv"; log "$s FAILED -- continuing"; }
+    done
 done
 exit "$FAILED"

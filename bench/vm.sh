@@ -3,9 +3,11 @@
 # and nginx with `ssl_conf_command Options KTLS;` + `sendfile on`, inside the kTLS VM of
 # tests/vm (the host kernel has no `tls` ULP). See bench/README.md.
 #
-#   bench/vm.sh [--downloads N] [--size MIB] [--generic-crypto] [--no-record] [--max-wait S] [--timeout S]
+#   bench/vm.sh [--rounds R] [--downloads N] [--size MIB] [--generic-crypto] [--no-record] [--max-wait S] [--timeout S]
 #
-#   --downloads N  measured downloads per server (default 3)
+#   --rounds R     rounds (default 3): each runs the three servers in turn, the order reversed
+#                  every other round; the table has a row per server and round, then medians
+#   --downloads N  measured downloads per server and round (default 1)
 #   --size MIB     size of the served file in MiB (default 256)
 #   --generic-crypto  do not load aesni_intel / ghash_clmulni_intel in the guest (its initramfs
 #                  has no udev to do it), so kTLS uses the kernel's generic C AES-GCM
@@ -32,7 +34,8 @@ VM=$ROOT/tests/vm/run.sh
 RESULTS_MD=$BENCH_DIR/RESULTS.md
 FERRY_BIN=$ROOT/target/release/ferry
 
-DOWNLOADS=3
+DOWNLOADS=1
+ROUNDS=3
 SIZE_MIB=256
 RECORD=1
 MAX_WAIT=120
@@ -40,12 +43,16 @@ TIMEOUT=5400
 CRYPTO=aesni
 MEM=${FERRY_VM_MEM:-2048} # the file lives on the guest's tmpfs
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
+spread() { # numbers on stdin -> "median [min-max]"
+    sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%s [%s-%s]", m, a[1], a[NR] }'
+}
 
 while (($#)); do
     case $1 in
+        --rounds) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--rounds needs a number"; ROUNDS=$2; shift ;;
         --downloads) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--downloads needs a number"; DOWNLOADS=$2; shift ;;
         --size) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--size needs a number of MiB"; SIZE_MIB=$2; shift ;;
         --generic-crypto) CRYPTO=generic-crypto ;;
@@ -134,14 +141,14 @@ if ((MAX_WAIT > 0)); then
     ((busy < 15)) || log "NOTE: booting on a busy host ($QUIET_INFO)"
 fi
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "booting the VM: $DOWNLOADS x $SIZE_MIB MiB per server (accel $ACCEL)"
+log "booting the VM: $ROUNDS rounds of $DOWNLOADS x $SIZE_MIB MiB per server (accel $ACCEL)"
 read -r HB0 HT0 HS0 < <(machine_ticks)
 read -r MU0 MS0 < <(proc_ticks $$)
 t_vm=$SECONDS
 mkdir -p "$WORK/out"
 VM_RC=0
 KTLS_VM_QUIET=1 "$VM" --share "$WORK" --mem "$MEM" --cpus 2 --timeout "$TIMEOUT" \
-    -- /bin/bash "$WORK/vm-guest.sh" "$WORK/out" "$WORK/ferry" "$DOWNLOADS" "$SIZE_MIB" "$CRYPTO" &
+    -- /bin/bash "$WORK/vm-guest.sh" "$WORK/out" "$WORK/ferry" "$DOWNLOADS" "$SIZE_MIB" "$CRYPTO" "$ROUNDS" &
 VM_PID=$!
 wait "$VM_PID" || VM_RC=$?
 VM_PID=
@@ -174,21 +181,37 @@ SECTION=$WORK/section.md
     echo "- ferry: $FERRY_VERSION (release build, run from a copy)"
     echo "- command: \`$CMDLINE\`"
     echo "- host load average before / after: $LOAD_BEFORE / $LOAD_AFTER; $QUIET_INFO; during the ${VM_SECS}s VM run, other host processes used ${HOST_OTHER_PCT}% of the host's CPU (steal $HOST_STEAL ticks)"
-    echo "- each server serves one $SIZE_MIB MiB pseudo-random file from the guest's tmpfs over https://127.0.0.1 (TLS 1.3, the same self-signed P-256 certificate); client \`curl -sk --http1.1\` in the guest, on the same 2 vCPUs. One unmeasured download is compared byte for byte with the file while \`strace -c\` counts the server's send syscalls; then $DOWNLOADS measured downloads, server CPU (utime+stime from the guest's /proc; nginx master + workers) over one window per download."
+    echo "- each server serves one $SIZE_MIB MiB pseudo-random file from the guest's tmpfs over https://127.0.0.1 (TLS 1.3, the same self-signed P-256 certificate); client \`curl -sk --http1.1\` in the guest, on the same 2 vCPUs. One unmeasured download is compared byte for byte with the file while \`strace -c\` counts the server's send syscalls; then $DOWNLOADS measured download(s), server CPU (utime+stime from the guest's /proc; nginx master + workers) over one window per download; $ROUNDS rounds, the three servers in turn in each, the order reversed every other round."
     echo "- **The guest is TCG-emulated** (no KVM on this host): every CPU-heavy step is many times slower than on hardware, and unevenly so (emulated AES-NI, syscalls, copies). Compare the rows below with each other only, never with the host tables or with another VM run."
     echo
-    echo "| server | config | negotiated (curl -v) | body send path | server send syscalls during the check download (strace -c) | TlsTxSw Δ over $DOWNLOADS downloads | MiB/s (median) | server CPU s/GiB |"
-    echo "|---|---|---|---|---|---:|---:|---:|"
-    for s in ferry-require ferry-off nginx-ktls; do
-        line=$(awk -F'\t' -v s="$s" '$1 == s' "$OUT/results.tsv" 2>/dev/null | tail -1)
-        name=${s%%-*}
-        if [[ -z $line || $line == *$'\t'FAILED ]]; then
-            echo "| $name | $s | FAILED | | | | | |"
-        else
-            IFS=$'\t' read -r _ cfg cipher path sys txsw mibs cpu <<<"$line"
-            echo "| $name | $cfg | $cipher | $path | $sys | $txsw | $mibs | $cpu |"
-        fi
+    echo "| server | round | config | negotiated (curl -v) | body send path | server send syscalls during the check download (strace -c) | TlsTxSw Δ over $DOWNLOADS download(s) | MiB/s (median) | server CPU s/GiB |"
+    echo "|---|---:|---|---|---|---|---:|---:|---:|"
+    for round in $(seq "$ROUNDS"); do
+        for s in ferry-require ferry-off nginx-ktls; do
+            line=$(awk -F'\t' -v s="$s" -v r="$round" '$1 == s && $2 == r' "$OUT/results.tsv" 2>/dev/null | tail -1)
+            name=${s%%-*}
+            if [[ -z $line || $line == *$'\t'FAILED ]]; then
+                echo "| $name | $round | $s | FAILED | | | | | |"
+            else
+                IFS=$'\t' read -r _ _ cfg cipher path sys txsw mibs cpu <<<"$line"
+                echo "| $name | $round | $cfg | $cipher | $path | $sys | $txsw | $mibs | $cpu |"
+            fi
+        done
     done
+    echo
+    echo "Medians over the rounds [min-max], and ferry's kTLS row against nginx's:"
+    echo
+    echo "| server | MiB/s | server CPU s/GiB |"
+    echo "|---|---:|---:|"
+    for s in ferry-require ferry-off nginx-ktls; do
+        awk -F'\t' -v s="$s" '$1 == s && $3 != "FAILED" { print $(NF - 1), $NF }' "$OUT/results.tsv" 2>/dev/null >"$WORK/col.$s"
+        [[ -s $WORK/col.$s ]] || { echo "| $s | FAILED | FAILED |"; continue; }
+        echo "| $s | $(cut -d' ' -f1 "$WORK/col.$s" | spread) | $(cut -d' ' -f2 "$WORK/col.$s" | spread) |"
+    done
+    if [[ -s $WORK/col.ferry-require && -s $WORK/col.nginx-ktls ]]; then
+        echo
+        echo "ktls_sendfile / nginx kTLS, server CPU per GiB: $(awk -v a="$(cut -d' ' -f2 "$WORK/col.ferry-require" | spread | cut -d' ' -f1)" -v b="$(cut -d' ' -f2 "$WORK/col.nginx-ktls" | spread | cut -d' ' -f1)" 'BEGIN { printf "%.2f×", a / b }')"
+    fi
     notes=$(cat "$OUT/notes" 2>/dev/null || true)
     ((HOST_OTHER_PCT <= 10)) || notes="${notes:+$notes
 }- host disturbed: other processes used ${HOST_OTHER_PCT}% of the host's CPU during the VM run (TCG guest time stretches with it)"
