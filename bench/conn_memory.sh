@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Resident memory per idle keep-alive connection: ferry builds against nginx, plaintext and TLS.
+# Resident memory per idle keep-alive connection: ferry builds against nginx, plaintext, TLS and
+# HTTP/2 (over TLS).
 #
 #   bench/conn_memory.sh [--rounds N] [--conns N] FERRY_BIN...
 #
 # Each round starts, one at a time, every given ferry binary and then nginx (2 workers,
-# sendfile on, access_log off), once plaintext and once TLS (the same self-signed P-256
+# sendfile on, access_log off), once plaintext, once TLS and once HTTP/2 over TLS (ALPN h2,
+# nginx `listen ... ssl http2`; one stream per connection; the same self-signed P-256
 # certificate for both; TLS 1.3; this host has no `tls` ULP, so both encrypt in user space),
 # serving the same 4 KiB file on 127.0.0.1. bench/conn_memory.py then opens N (default 5000)
 # keep-alive connections, each with one GET of that file read in full, holds them all idle and
@@ -28,10 +30,9 @@ while (($#)); do
     shift
 done
 (($#)) || { echo "usage: bench/conn_memory.sh [--rounds N] [--conns N] FERRY_BIN..." >&2; exit 64; }
-PATH=$PATH:/usr/sbin:/sbin
-for tool in nginx openssl curl python3; do
-    command -v "$tool" >/dev/null || { echo "conn_memory: $tool not found" >&2; exit 1; }
-done
+# shellcheck source=bench/tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
+bench_tools conn_memory nginx:nginx-light openssl:openssl curl:curl python3:python3
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The client and every server hold one descriptor per connection, plus their own.
 NOFILE=$((CONNS * 2 + 1024))
@@ -61,10 +62,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 start() { # start NAME BIN MODE PORT: sets SRV and PIDS
     local name=$1 bin=$2 mode=$3 port=$4 scheme=http
-    [[ $mode == tls ]] && scheme=https
+    [[ $mode == plain ]] || scheme=https
     if [[ $name == nginx ]]; then
         local listen="listen 127.0.0.1:$port;"
-        [[ $mode == tls ]] && listen="listen 127.0.0.1:$port ssl;
+        local http2=""
+        if [[ $mode == h2 ]]; then http2=" http2"; fi
+        [[ $mode == plain ]] || listen="listen 127.0.0.1:$port ssl$http2;
         ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.3;"
         cat >"$WORK/nginx.conf" <<EOF
 worker_processes 2;
@@ -88,7 +91,7 @@ EOF
         nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >/dev/null 2>&1 &
     else
         local plain_port=$port tls=""
-        if [[ $mode == tls ]]; then
+        if [[ $mode != plain ]]; then
             plain_port=$(free_port)
             tls="[tls]
 listen = [\"127.0.0.1:$port\"]
@@ -129,11 +132,11 @@ echo "$CONNS idle keep-alive connections, one 4 KiB GET each; RSS in KiB"
 printf '%-34s %-5s %10s %10s %10s %12s %10s\n' server mode before held "KiB/conn" "after close" kept
 for _ in $(seq "$ROUNDS"); do
     for name in "${NAMES[@]}"; do
-        for mode in plain tls; do
+        for mode in plain tls h2; do
             port=$(free_port)
             start "$([[ $name == nginx ]] && echo nginx || echo ferry)" "$name" "$mode" "$port"
             tls_flag=()
-            [[ $mode == tls ]] && tls_flag=(--tls)
+            [[ $mode == plain ]] || tls_flag=("--$mode")
             # shellcheck disable=SC2086 # PIDS is a list of numbers
             line=$(python3 "$BENCH_DIR/conn_memory.py" --port "$port" --conns "$CONNS" "${tls_flag[@]}" $PIDS)
             kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=
@@ -147,7 +150,7 @@ median() { # median of the numbers on stdin
 }
 echo "medians over $ROUNDS rounds:"
 for name in "${NAMES[@]}"; do
-    for mode in plain tls; do
+    for mode in plain tls h2; do
         cols=()
         for col in 1 2 3 4 5; do
             cols+=("$(printf '%s' "${RESULTS[$name/$mode]}" | awk -v c="$col" 'NF { print $c }' | median)")
