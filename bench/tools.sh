@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the bench scripts: installs the Debian packages of the commands a script needs
 # when they are missing (as root, with apt-get), so that each script runs on a fresh machine.
 #
