@@ -219,8 +219,8 @@ pub struct Tls {
     pub session_timeout: Duration,
 }
 
-/// Default `tls.reload_interval`: a rotated certificate is served within seconds, for four
-/// stat(2) calls each time.
+/// Default `tls.reload_interval`: a rotated certificate is served within seconds, for a
+/// realpath and a stat of each file each time.
 const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Default `tls.listen`, a single address.

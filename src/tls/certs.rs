@@ -24,7 +24,7 @@ use super::expiry;
 /// The certificate every new handshake presents: one for all server names, as with nginx's
 /// `ssl_certificate` in a single server block.
 #[derive(Debug)]
-pub(super) struct Serving(ArcSwap<CertifiedKey>);
+pub(super) struct Serving(pub(super) ArcSwap<CertifiedKey>);
 
 impl Serving {
     pub(super) fn new(pair: Arc<CertifiedKey>) -> Serving {

@@ -5,13 +5,16 @@
 //! `ferry_tls_certificate_reloads_total{result="error"}`.
 //!
 //! Why polling and not inotify: a Kubernetes Secret volume is updated by renaming a new
-//! `..data` symlink over the old one, so the watched files never change: the links above them
-//! do, in a directory an inotify watch on the files does not see; the parent directories
-//! would need watches of their own, re-armed as the link targets come and go, and a watch
-//! misses changes on network file systems altogether. A poll compares what each path
-//! resolves to now (after every symlink) with its inode, size and times: four stat(2)-sized
-//! calls every few seconds, correct across every way a file can be replaced, with no state to
-//! re-arm. Its cost is the delay, at most one interval; SIGHUP does not wait for it.
+//! `..data` symlink over the old one, so no file ferry reads is ever written: an inotify watch
+//! on `cert.pem` follows the links to the old generation's file and sees, at best, that file
+//! deleted later; the directory would need a watch of its own, the file watches re-armed on
+//! every swap, and no watch sees changes made by another host on a network file system. A
+//! poll compares what each path resolves to now (after every symlink) with that file's inode,
+//! size and times: a realpath(3) and a stat(2) per file every few seconds, right across every
+//! way a file can be replaced, with nothing to re-arm. Its cost is the delay, at most one interval; SIGHUP does not wait for it. (One
+//! change it cannot see: a file rewritten in place to the same size within one tick of the
+//! kernel's file clock after its previous write, which no rotation tool does; SIGHUP reloads
+//! whatever the files are.)
 //!
 //! A rotation that writes the two files one after the other can be seen half done (new
 //! certificate, old key). A pair that changed and fails is therefore tried again at the next
@@ -203,5 +206,79 @@ async fn tick(ticks: &mut Option<Interval>) {
             ticks.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::sign::CertifiedKey;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// A pair whose key is real (made now) and whose "certificate" is a placeholder: the
+    /// resolver and the task never look inside it.
+    fn placeholder(provider: &CryptoProvider) -> Loaded {
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let der = PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(der))
+            .unwrap();
+        let chain = vec![CertificateDer::from(vec![0x30, 0x00])];
+        Loaded {
+            pair: Arc::new(CertifiedKey::new(chain, key)),
+            not_after: Ok(1_796_733_296),
+        }
+    }
+
+    #[test]
+    fn the_task_ends_when_its_guard_is_dropped() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let loaded = placeholder(&provider);
+            let serving = Arc::new(Serving::new(Arc::clone(&loaded.pair)));
+            let dir = tempfile::tempdir().unwrap();
+            let tls = crate::config::Tls::new(dir.path().join("c.pem"), dir.path().join("k.pem"));
+            let seen = Stamp::take(&tls.cert, &tls.key);
+            let metrics = Metrics::new();
+            let reloader = Reloader::new(
+                &tls,
+                provider,
+                Arc::clone(&serving),
+                seen,
+                &loaded,
+                metrics.certificates.clone(),
+            );
+            let text = String::from_utf8(metrics.encode()).unwrap();
+            assert!(
+                text.contains("ferry_tls_certificate_expiry_timestamp_seconds 1796733296"),
+                "the first pair's expiry is recorded"
+            );
+            let tasks = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
+            let guard = reloader.spawn(Duration::from_millis(10)).unwrap();
+            assert_eq!(tasks(), 1);
+            // Polls of unchanged (here: missing) files do nothing.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(tasks(), 1, "still running");
+            drop(guard);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while tasks() > 0 {
+                assert!(Instant::now() < deadline, "the task outlived its guard");
+                tokio::task::yield_now().await;
+            }
+            assert!(Arc::ptr_eq(&serving.0.load_full(), &loaded.pair));
+        });
     }
 }
