@@ -200,8 +200,9 @@ fn replaced_files_reach_new_handshakes_while_an_open_connection_goes_on() {
 
     let base = srv.metrics();
     live.replace(&b);
+    // (No assertion on errors here: had the machine stalled this test for two check
+    // intervals between its two renames, ferry would rightly count the half-done pair.)
     expect_reloads(&srv, &base, OK, 1.0, "after the files were replaced");
-    assert_eq!(reloads(&srv, &base, ERROR), 0.0, "nothing failed");
     assert_served(&srv, &b, "after the reload");
 
     // The connection from before: the rest of the body, byte for byte, then another request.
@@ -220,7 +221,7 @@ fn replaced_files_reach_new_handshakes_while_an_open_connection_goes_on() {
     assert!(open.conn.peer_certificates().unwrap()[0].as_ref() == leaf(&a.cert).as_slice());
 
     // The session from before the reload resumes: the session stores are not the certificate.
-    let resumed_before = srv.metrics().get("ferry_tls_resumed_total", &[]);
+    let before = srv.metrics();
     let mut again = tls_connect(srv.https(), &resuming);
     handshake(&mut again);
     assert_eq!(
@@ -228,7 +229,8 @@ fn replaced_files_reach_new_handshakes_while_an_open_connection_goes_on() {
         Some(rustls::HandshakeKind::Resumed),
         "a session from before the reload"
     );
-    let resumed = srv.metrics().get("ferry_tls_resumed_total", &[]) - resumed_before;
+    // ferry counts the handshake once the client's Finished is in, after the client is done.
+    let resumed = wait_delta(&srv, &before, "ferry_tls_resumed_total", &[], 1.0);
     assert_eq!(resumed, 1.0, "ferry_tls_resumed_total delta");
 }
 
