@@ -80,8 +80,9 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "could not raise the open file limit"),
     }
+    let metrics = Metrics::new();
     let tls = match &config.tls {
-        Some(tls) => Some(Arc::new(Tls::new(tls).await?)),
+        Some(tls) => Some(Arc::new(Tls::new(tls, &metrics).await?)),
         None => None,
     };
     let workers = std::thread::available_parallelism().map_or(1, NonZero::get);
@@ -117,7 +118,6 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signal)?;
 
-    let metrics = Metrics::new();
     let grace = config.server.shutdown_grace;
     // A client sending a request body gets as long between reads as for its head.
     let client_timeout = config.server.header_timeout.max(config.server.send_timeout);

@@ -197,6 +197,9 @@ pub struct Tls {
     pub cert: PathBuf,
     /// The certificate's private key, PEM. Non-empty; relative to the working directory.
     pub key: PathBuf,
+    /// How often `cert` and `key` are checked for a change on disk (the path each resolves
+    /// to, its inode, size and times), a changed pair being loaded then; zero: only on SIGHUP.
+    pub reload_interval: Duration,
     /// Whether the kernel does the record encryption (kTLS).
     pub ktls: KtlsMode,
     /// ALPN protocols offered, in the server's order of preference; non-empty, no duplicates.
@@ -216,6 +219,10 @@ pub struct Tls {
     pub session_timeout: Duration,
 }
 
+/// Default `tls.reload_interval`: a rotated certificate is served within seconds, for a
+/// realpath and a stat of each file each time.
+const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Default `tls.listen`, a single address.
 const DEFAULT_TLS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
 
@@ -227,6 +234,7 @@ impl Tls {
             listen: vec![DEFAULT_TLS_LISTEN],
             cert,
             key,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
             ktls: KtlsMode::Auto,
             alpn: vec![Alpn::H2, Alpn::Http11],
             handshake_timeout: Duration::from_secs(10),

@@ -10,10 +10,12 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+mod certificates;
 mod labels;
 mod spool;
 mod upstreams;
 
+pub use certificates::{CertificateMetrics, ReloadResult};
 pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
 pub use spool::{SpoolDirection, SpoolMetrics, SpoolSkip};
 pub use upstreams::{QueueMetrics, QueueOutcome, ServerMetrics, UpstreamMetrics};
@@ -329,6 +331,8 @@ pub struct Metrics {
     pub spool: SpoolMetrics,
     /// Per server and per queue of the configured upstreams.
     pub upstreams: UpstreamMetrics,
+    /// The serving TLS certificate: reloads and expiry.
+    pub certificates: CertificateMetrics,
     /// Handles resolved once at start-up, so a response costs no label hashing.
     per_response: Arc<PerResponse>,
 }
@@ -562,6 +566,7 @@ impl Metrics {
         let cache = CacheMetrics::new(&registry);
         let spool = SpoolMetrics::new(&registry);
         let upstreams = UpstreamMetrics::new(&registry);
+        let certificates = CertificateMetrics::new(&registry);
 
         Metrics {
             per_response: Arc::new(PerResponse::new(
@@ -576,6 +581,7 @@ impl Metrics {
             cache,
             spool,
             upstreams,
+            certificates,
             upstream_requests,
             upstream_duration,
             registry,

@@ -8,20 +8,30 @@
 //! Session resumption (a session cache and tickets under rotating keys, both bounded by
 //! `session_timeout`) is set up once with the rustls configuration, in `resume.rs`; a resumed
 //! connection takes the same kTLS decision and install as a full one.
+//!
+//! The certificate and key (`certs.rs`) are behind a resolver whose pair a reload replaces
+//! (`reload.rs`: on SIGHUP and when the files change, Kubernetes Secret volumes included);
+//! new handshakes present the new pair, connections already up are untouched, and the session
+//! stores and kTLS are unaffected, since neither holds the certificate. `expiry.rs` reads the
+//! certificate's notAfter for ferry_tls_certificate_expiry_timestamp_seconds.
 
+mod certs;
+mod expiry;
 mod install;
 mod probe;
+mod reload;
 mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ktls::CompatibleCiphers;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::crypto::CryptoProvider;
+use rustls::server::ResolvesServerCert;
 use rustls::{HandshakeKind, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::DropGuard;
 
 pub use probe::{ULP_PATH, kernel_carries, ulp_available};
 
@@ -29,7 +39,9 @@ use crate::config::{self, Alpn, KtlsMode};
 use crate::metrics::{Fallback, Metrics};
 use crate::sys::Faults;
 use crate::transport::{RecordCork, RustlsStream, Transport};
+use certs::{Loaded, Serving, Stamp};
 use install::Installed;
+use reload::Reloader;
 
 /// What the kernel offers, probed once at start-up.
 #[derive(Debug)]
@@ -53,6 +65,8 @@ pub enum TlsError {
     KtlsRequired,
     #[error("tls.ktls: kTLS probe failed: {0}")]
     Probe(std::io::Error),
+    #[error("tls: certificate reload: signal handler: {0}")]
+    Signal(std::io::Error),
 }
 
 /// The TLS side of every TLS listener.
@@ -60,57 +74,48 @@ pub struct Tls {
     acceptor: TlsAcceptor,
     kernel: Kernel,
     handshake_timeout: Duration,
+    /// Ends the certificate reload task when this `Tls` is dropped.
+    _reload: DropGuard,
 }
 
 /// Loads the certificate chain and key and builds the rustls configuration; every problem
 /// is reported with its key (`tls.cert`, `tls.key`). Used by `ferry check` too.
 pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, Vec<String>> {
-    let mut errors = Vec::new();
-    let certs: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-    {
-        Ok(certs) if certs.is_empty() => {
-            errors.push(format!(
-                "tls.cert: {}: no certificate in the file",
-                tls.cert.display()
-            ));
-            Vec::new()
-        }
-        Ok(certs) => certs,
-        Err(err) => {
-            errors.push(format!("tls.cert: {}: {err}", tls.cert.display()));
-            Vec::new()
-        }
-    };
-    let key = match PrivateKeyDer::from_pem_file(&tls.key) {
-        Ok(key) => Some(key),
-        Err(err) => {
-            errors.push(format!("tls.key: {}: {err}", tls.key.display()));
-            None
-        }
-    };
-    let (Some(key), true) = (key, errors.is_empty()) else {
-        return Err(errors);
-    };
+    build(tls).map(|built| built.config)
+}
+
+/// The rustls configuration with the certificate it serves, as first loaded.
+struct Built {
+    config: ServerConfig,
+    provider: Arc<CryptoProvider>,
+    serving: Arc<Serving>,
+    loaded: Loaded,
+    /// The files as they were just before they were read.
+    stamp: Stamp,
+}
+
+fn build(tls: &config::Tls) -> Result<Built, Vec<String>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider)
+    let stamp = Stamp::take(&tls.cert, &tls.key);
+    let loaded = certs::load(&tls.cert, &tls.key, &provider)?;
+    let serving = Arc::new(Serving::new(Arc::clone(&loaded.pair)));
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|err| vec![format!("tls: {err}")])?;
     let mut config = builder
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|err| {
-            vec![format!(
-                "tls.key: {}: does not fit tls.cert {}: {err}",
-                tls.key.display(),
-                tls.cert.display()
-            )]
-        })?;
+        .with_cert_resolver(Arc::clone(&serving) as Arc<dyn ResolvesServerCert>);
     config.alpn_protocols = alpn_protocols(&tls.alpn);
     resume::configure(&mut config, tls).map_err(|err| vec![err])?;
     // kTLS needs the traffic secrets once the handshake is done.
     config.enable_secret_extraction = tls.ktls != KtlsMode::Off;
-    Ok(config)
+    Ok(Built {
+        config,
+        provider,
+        serving,
+        loaded,
+        stamp,
+    })
 }
 
 /// How many bytes of encrypted records rustls may hold for a userspace-TLS connection (its
@@ -135,9 +140,11 @@ fn alpn_protocols(alpn: &[Alpn]) -> Vec<Vec<u8>> {
 }
 
 impl Tls {
-    /// Loads the certificate, probes the kernel, and refuses `ktls = "require"` without kTLS.
-    pub async fn new(tls: &config::Tls) -> Result<Tls, TlsError> {
-        let config = server_config(tls).map_err(TlsError::Config)?;
+    /// Loads the certificate, probes the kernel, and refuses `ktls = "require"` without kTLS;
+    /// then starts the certificate's reload task (SIGHUP, and `tls.reload_interval`), which
+    /// records in `metrics` and ends when this `Tls` is dropped.
+    pub async fn new(tls: &config::Tls, metrics: &Metrics) -> Result<Tls, TlsError> {
+        let built = build(tls).map_err(TlsError::Config)?;
         let kernel = match tls.ktls {
             KtlsMode::Off => Kernel::Off,
             mode => {
@@ -155,11 +162,23 @@ impl Tls {
                 }
             }
         };
-        tracing::info!(kernel = ?kernel, "tls ready");
+        let reloader = Reloader::new(
+            tls,
+            built.provider,
+            built.serving,
+            built.stamp,
+            &built.loaded,
+            metrics.certificates.clone(),
+        );
+        let reload = reloader
+            .spawn(tls.reload_interval)
+            .map_err(TlsError::Signal)?;
+        tracing::info!(kernel = ?kernel, not_after = built.loaded.not_after.ok(), "tls ready");
         Ok(Tls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor: TlsAcceptor::from(Arc::new(built.config)),
             kernel,
             handshake_timeout: tls.handshake_timeout,
+            _reload: reload,
         })
     }
 

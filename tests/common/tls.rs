@@ -122,8 +122,13 @@ pub struct CertPair {
     pub key: PathBuf,
 }
 
-/// Generates `NAME.cert.pem` / `NAME.key.pem` in `dir` with `openssl req`.
+/// Generates `NAME.cert.pem` / `NAME.key.pem` in `dir` with `openssl req`, valid for a day.
 pub fn gen_cert(dir: &Path, name: &str) -> CertPair {
+    gen_cert_days(dir, name, 1)
+}
+
+/// As [`gen_cert`], valid for `days` days from now.
+pub fn gen_cert_days(dir: &Path, name: &str, days: u32) -> CertPair {
     let cert = dir.join(format!("{name}.cert.pem"));
     let key = dir.join(format!("{name}.key.pem"));
     let mut cmd = openssl();
@@ -138,7 +143,7 @@ pub fn gen_cert(dir: &Path, name: &str) -> CertPair {
         "-subj",
         "/CN=localhost",
         "-days",
-        "1",
+        &days.to_string(),
         "-keyout",
     ])
     .arg(&key)

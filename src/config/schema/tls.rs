@@ -1,6 +1,6 @@
 //! `[tls]`: the HTTPS listeners. A present section turns TLS on and needs `cert` and `key`;
 //! only their shape is checked here (the TLS module reads the PEM files, and checks that the
-//! key belongs to the certificate, when the server starts). The TLS listeners must keep clear
+//! key belongs to the certificate, when the server starts and on every reload of them). The TLS listeners must keep clear
 //! of the plaintext and admin ones.
 
 use std::net::SocketAddr;
@@ -14,10 +14,11 @@ use super::walker::{ListShape, Walker};
 use crate::config::{Admin, Alpn, DEFAULT_TLS_LISTEN, KtlsMode, Server, Tls};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
-pub(super) const TLS_KEYS: [&str; 10] = [
+pub(super) const TLS_KEYS: [&str; 11] = [
     "listen",
     "cert",
     "key",
+    "reload_interval",
     "ktls",
     "alpn",
     "handshake_timeout",
@@ -54,6 +55,7 @@ impl Walker<'_> {
         let listen = self.field(table, t, "listen", Self::listen);
         let cert = self.required(table, t, "cert", Self::pem_path);
         let key = self.required(table, t, "key", Self::pem_path);
+        let reload_interval = self.field(table, t, "reload_interval", Self::duration);
         let ktls = self.field(table, t, "ktls", |w, k, v| w.choice(k, v, &KTLS_MODES));
         let alpn = self.field(table, t, "alpn", Self::alpn);
         let handshake = self.field(table, t, "handshake_timeout", Self::positive_duration);
@@ -73,6 +75,9 @@ impl Walker<'_> {
         }
         let mut tls = Tls::new(cert?, key?);
         tls.listen = listen?;
+        if let Some(d) = reload_interval {
+            tls.reload_interval = d;
+        }
         if let Some(mode) = ktls {
             tls.ktls = mode;
         }

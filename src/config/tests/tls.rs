@@ -56,6 +56,7 @@ fn the_documented_tls_section_parses_to_the_code_defaults() {
         listen: vec![addr("127.0.0.1:8443")],
         cert: "config/tls/cert.pem".into(),
         key: "config/tls/key.pem".into(),
+        reload_interval: secs(5),
         ktls: KtlsMode::Auto,
         alpn: vec![Alpn::H2, Alpn::Http11],
         handshake_timeout: secs(10),
@@ -89,6 +90,7 @@ fn cert_and_key_alone_take_every_default() {
 fn every_tls_key_is_read() {
     let section = r#"
         listen = ["0.0.0.0:443", "[::1]:443", "127.0.0.1:0", "127.0.0.1:0"]
+        reload_interval = "1m"
         ktls = "require"
         alpn = ["http/1.1"]
         handshake_timeout = "1500ms"
@@ -112,6 +114,7 @@ fn every_tls_key_is_read() {
             ],
             cert: "/etc/ferry/tls/fullchain.pem".into(),
             key: "/etc/ferry/tls/key.pem".into(),
+            reload_interval: secs(60),
             ktls: KtlsMode::Require,
             alpn: vec![Alpn::Http11],
             handshake_timeout: std::time::Duration::from_millis(1_500),
@@ -210,6 +213,33 @@ fn tls_values_are_type_and_range_checked() {
             "tls.ktls: unknown value \"on\"; expected one of \"auto\", \"require\", \"off\"",
             "tls.handshake_timeout: invalid duration \"1 fortnight\": unknown unit \
              \"fortnight\" (expected ms, s, m, h or d)",
+        ]
+    );
+}
+
+#[test]
+fn reload_interval_is_a_duration_and_zero_turns_polling_off() {
+    assert_eq!(tls("reload_interval = \"0s\"").reload_interval, secs(0));
+    assert_eq!(
+        tls("reload_interval = \"250ms\"").reload_interval,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(
+        tls_err("reload_interval = 0"),
+        ["tls.reload_interval: invalid duration 0: add a unit, e.g. \"0s\""]
+    );
+    assert_eq!(
+        tls_err("reload_interval = \"-5s\""),
+        ["tls.reload_interval: invalid duration \"-5s\": must not be negative"]
+    );
+    assert_eq!(
+        load_err(
+            &format!("[tls]\n{CERT_KEY}{LOCATION}"),
+            &[("FERRY__TLS__RELOAD_INTERVAL", "often")]
+        ),
+        [
+            "tls.reload_interval: invalid duration \"often\": expected a number at \"often\" \
+             (from environment variable FERRY__TLS__RELOAD_INTERVAL)"
         ]
     );
 }
@@ -401,6 +431,7 @@ fn tls_keys_are_overridden_from_the_environment() {
             ("FERRY__TLS__LISTEN", "0.0.0.0:443, [::1]:443"),
             ("FERRY__TLS__CERT", "/etc/ferry/tls/fullchain.pem"),
             ("FERRY__TLS__KEY", "/etc/ferry/tls/key.pem"),
+            ("FERRY__TLS__RELOAD_INTERVAL", "0s"),
             ("FERRY__TLS__KTLS", "require"),
             ("FERRY__TLS__ALPN", "http/1.1, h2"),
             ("FERRY__TLS__HANDSHAKE_TIMEOUT", "5s"),
@@ -416,6 +447,7 @@ fn tls_keys_are_overridden_from_the_environment() {
             listen: vec![addr("0.0.0.0:443"), addr("[::1]:443")],
             cert: "/etc/ferry/tls/fullchain.pem".into(),
             key: "/etc/ferry/tls/key.pem".into(),
+            reload_interval: secs(0),
             ktls: KtlsMode::Require,
             alpn: vec![Alpn::Http11, Alpn::H2],
             handshake_timeout: secs(5),
