@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
 # Installs what the tests need (curl, ss from iproute2, openssl, python3, h2load from
-# nghttp2-client) when missing; none of
-# these packages starts a service. Under CI=true a missing tool that cannot be installed is a
+# nghttp2-client) when missing; none of these packages starts a service. Under CI=true a missing tool that cannot be installed is a
 # failure, never a skip.
 # tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus, from
 # Debian's `prometheus` package unpacked (not installed) under target/deploy-tools/prometheus,
