@@ -288,7 +288,7 @@ fn deployment_agrees_with_the_shipped_config_and_rules() {
     );
     let rules = std::fs::read_to_string(repo_path("deploy/prometheus/ferry-rules.yml")).unwrap();
     assert!(
-        rules.contains("> 0.9 * max by (instance) (ferry_cache_max_bytes)")
+        rules.contains("> 0.9 * max by (job, instance) (ferry_cache_max_bytes)")
             && !rules.contains(&cache.max_size.to_string()),
         "FerryCacheNearMaxSize compares with ferry_cache_max_bytes, not a hard-coded {}",
         cache.max_size
@@ -329,7 +329,8 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
             );
         }
     }
-    // the ServiceMonitor selects ferry-metrics, its port, and names the job "ferry"
+    // the ServiceMonitor selects ferry-metrics, its port, and names the job "ferry" (any name
+    // would do for the rules and the dashboard; this one is what a user finds in the UI)
     let monitor = doc(&docs, "ServiceMonitor", "ferry");
     let service_labels = metrics["metadata"]["labels"].as_object().unwrap();
     for (k, v) in monitor["spec"]["selector"]["matchLabels"]
@@ -349,7 +350,7 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
     let job_label = monitor["spec"]["jobLabel"].as_str().unwrap();
     assert_eq!(
         service_labels[job_label], "ferry",
-        "job=\"ferry\", as the rules expect"
+        "job=\"ferry\", the Service's app.kubernetes.io/name"
     );
 
     // the DaemonSet loads the tls module with the node's modprobe
