@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test ferry has: formatting, lints, unit, property and integration tests.
-# Installs what the tests need (curl, ss from iproute2, openssl, python3) when missing; none of
-# these packages starts a service. Under CI=true a missing tool that cannot be installed is a
+# Installs what the tests need (curl, ss from iproute2, openssl, python3, h2load from
+# nghttp2-client) when missing; none of these packages starts a service. Under CI=true a missing tool that cannot be installed is a
 # failure, never a skip.
 # tests/deploy.rs checks deploy/ with the ecosystem's own tools: promtool and prometheus, from
 # Debian's `prometheus` package unpacked (not installed) under target/deploy-tools/prometheus,
@@ -26,6 +26,7 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt_install "${need_apt[@]}"
 fi
@@ -78,7 +79,7 @@ if ! { command -v promtool && command -v prometheus; } >/dev/null 2>&1; then
     mkdir -p "$tools_venv/path"
     ln -sf ../prometheus/usr/bin/prometheus ../prometheus/usr/bin/promtool "$tools_venv/path/"
 fi
-for tool in curl ss openssl python3 promtool prometheus hadolint kubernetes-validate dclint; do
+for tool in curl ss openssl python3 h2load promtool prometheus hadolint kubernetes-validate dclint; do
     command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is missing and could not be installed" >&2; exit 1; }
 done
 

@@ -32,13 +32,8 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The protocol a request came by (`proto` field, nginx `$server_protocol`): the version
-/// the client's request line said for HTTP/1.x, `HTTP/2` for a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Http1,
-    Http2,
-}
+/// The protocol a request came by (`proto` field, nginx `$server_protocol`).
+pub use crate::metrics::Proto;
 
 /// One exchange with the app, as the access log tells it.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 //!   └─ transport: plain TCP | TLS (rustls) → kTLS?   transport::Transport, tls::Tls
 //!        ├─ ALPN h2 → hyper HTTP/2, same router     frontend::h2 (bodies tls_buffered)
 //!        └─ HTTP/1.1 connection loop                 frontend::conn (codec: http, no I/O)
+//!             ├─ first bytes the h2c preface → HTTP/2  frontend::h2 (bodies buffered)
 //!             └─ router: longest-prefix location     route::Router
 //!                  ├─ static location → safe path → file reply (route::static_file,
 //!                  │    route::file_answer: conditionals, ranges, multipart)

@@ -1,4 +1,4 @@
-//! The `ferry` command: `serve` (the default), `check`, `bench` and `--version`. Exit status
+//! The `ferry` command: `serve` (the default), `check`, `health`, `bench` and `--version`. Exit status
 //! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse
 //! (TLS files or a cache.dir that cannot be used included), 1 for other start-up failures.
 
@@ -38,6 +38,11 @@ enum Command {
     Serve,
     /// Validate the configuration and print every error with its key; binds nothing.
     Check,
+    /// Ask the ferry running with this configuration whether it is ready: GET /readyz on
+    /// its admin listener (admin.listen; an unspecified address is asked on loopback).
+    /// Exit 0 on 200, 1 otherwise: a container health check for an image with no shell or
+    /// curl.
+    Health,
     /// Measure each way of sending a file (read+write, mmap, sendfile, splice, O_DIRECT,
     /// kTLS) over loopback TCP on this machine and disk; reads no configuration.
     Bench {
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(&config),
+        Command::Health => health(config.admin.listen),
         Command::Serve => serve(config),
         Command::Bench { .. } => unreachable!("bench runs before the configuration loads"),
     }
@@ -173,6 +179,47 @@ fn check(config: &Config) -> ExitCode {
     } else {
         report(&errors);
         ExitCode::from(EXIT_CONFIG)
+    }
+}
+
+/// `ferry health`: one GET /readyz to the admin listener at `admin`, every step bounded.
+fn health(admin: std::net::SocketAddr) -> ExitCode {
+    use std::io::Read;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let ip = match admin.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, admin.port());
+    let status = (|| -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_write_timeout(Some(TIMEOUT))?;
+        write!(
+            stream,
+            "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = Vec::new();
+        stream.take(256).read_to_end(&mut head)?;
+        let text = String::from_utf8_lossy(&head);
+        Ok(text.lines().next().unwrap_or("").trim().to_string())
+    })();
+    match status {
+        Ok(line) if line.starts_with("HTTP/1.1 200 ") => {
+            println!("ready: http://{addr}/readyz: {line}");
+            ExitCode::SUCCESS
+        }
+        Ok(line) => {
+            eprintln!("not ready: http://{addr}/readyz: {line:?}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("not ready: http://{addr}/readyz: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Command line: --version, `check` (listeners that overlap through a wildcard address
-//! included), both ways to pass --config, several listeners, the embedded default config
+//! included), `health` (ready, and not), both ways to pass --config, several listeners, the embedded default config
 //! serving ./public, and what goes where: the access log alone on stdout, the listeners and
 //! other diagnostics on stderr, colour only on a terminal.
 mod common;
@@ -9,9 +9,14 @@ use std::fs;
 use std::process::{Command, Output, Stdio};
 
 fn run(args: &[&str]) -> Output {
-    // bounded: `check` and `--version` must not start a server
+    run_env(args, &[])
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // bounded: `check`, `health` and `--version` must not start a server
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,6 +41,39 @@ fn version() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("ferry {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `ferry health` asks the running ferry's admin listener (as the configuration, with its
+/// environment overrides, names it; 0.0.0.0 is asked on loopback) for /readyz: 0 while it
+/// serves, 1 once it is gone.
+#[test]
+fn health_says_whether_the_running_ferry_is_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::static_root(tmp.path());
+    let path = tmp.path().join("ferry.toml");
+    fs::write(&path, cfg.to_toml()).unwrap();
+    let mut server = Server::start(&cfg);
+    let admin = format!("0.0.0.0:{}", server.admin.port());
+    let env = [("FERRY__ADMIN__LISTEN", admin.as_str())];
+    let args = ["health", "--config", path.to_str().unwrap()];
+    let out = run_env(&args, &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.starts_with(&format!(
+            "ready: http://127.0.0.1:{}/readyz: HTTP/1.1 200",
+            server.admin.port()
+        )),
+        "{stdout}"
+    );
+    server.signal("KILL");
+    server.wait_exit(DEADLINE);
+    let out = run_env(&args, &env);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("not ready: "),
+        "{out:?}"
     );
 }
 

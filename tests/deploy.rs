@@ -1,6 +1,8 @@
 //! deploy/ checked by the tools of its ecosystem, as a user would run them:
 //!
-//! - `promtool check config` / `check rules` on deploy/prometheus (and a broken rule refused);
+//! - `promtool check config` / `check rules` on deploy/prometheus (and a broken rule refused),
+//!   `promtool test rules` on its unit tests, and no job selected by name in the rules or the
+//!   dashboard;
 //! - `hadolint` on the Dockerfile, and the Dockerfile's facts (pinned toolchain = the
 //!   repository's, `cargo build --release --locked`, non-root, EXPOSE, the config path);
 //! - `kubernetes-validate --strict` on every manifest of deploy/k8s (a mangled copy refused);
@@ -96,6 +98,75 @@ fn promtool_accepts_the_shipped_scrape_config_and_alert_rules() {
         "a broken rule passed: {}",
         both(&out)
     );
+}
+
+/// The rules' unit tests (deploy/prometheus/ferry-rules.test.yml): FerryDown and
+/// FerryTargetsGone fire under jobs not called "ferry", and not for another app's target.
+#[test]
+fn promtool_unit_tests_of_the_alert_rules_pass() {
+    let tests = repo_path("deploy/prometheus/ferry-rules.test.yml");
+    let mut cmd = tool("promtool");
+    cmd.arg("test").arg("rules").arg(&tests);
+    let out = run(cmd);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
+        "promtool test rules: {}",
+        both(&out)
+    );
+}
+
+/// Where `text` selects a job by a literal name (`job="ferry"`, `job=~"ferry.*"`, `job !=
+/// \"x\"` in JSON): every match of a job that is not the dashboard's `$job` variable.
+fn job_literals(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("job") {
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            continue;
+        }
+        let rest = text[at + 3..].trim_start();
+        let Some(op) = ["=~", "!~", "!=", "="]
+            .iter()
+            .find(|op| rest.starts_with(**op))
+        else {
+            continue;
+        };
+        let value = rest[op.len()..].trim_start();
+        let value = value.strip_prefix('\\').unwrap_or(value);
+        let Some(value) = value.strip_prefix('"') else {
+            continue;
+        };
+        if !value.starts_with("$job") {
+            let end = (at + 30).min(text.len());
+            found.push(text[at..end].lines().next().unwrap_or("").to_string());
+        }
+    }
+    found
+}
+
+/// The dashboard and the alert rules work under any job name (a ServiceMonitor's, the
+/// pod-annotation scrape's): none of them selects a job by a literal, and one that comes
+/// back fails here.
+#[test]
+fn no_dashboard_query_or_alert_rule_names_a_job() {
+    // the check finds what it is for
+    let control = r#"up{job="ferry"} == 0 and x{ job =~ \"fe.*\"} y{job=~"$job"} jobs="a""#;
+    let found = job_literals(control);
+    assert!(
+        found.len() == 2
+            && found[0].starts_with(r#"job="ferry"}"#)
+            && found[1].starts_with(r#"job =~ \"fe.*"#),
+        "{found:?}"
+    );
+    for file in [
+        "deploy/grafana/ferry.json",
+        "deploy/prometheus/ferry-rules.yml",
+        "deploy/k8s/prometheus-operator/prometheusrule.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo_path(file)).unwrap();
+        let found = job_literals(&text);
+        assert!(found.is_empty(), "{file} selects a job by name: {found:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ mod common;
 use common::app::*;
 use common::tls::*;
 use common::*;
-use std::io::Read;
 use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
@@ -61,27 +60,6 @@ fn fetch(srv: &TlsServer, target: &str, out: &Path, extra: &[&str]) -> Got {
     got
 }
 
-/// Panics unless the file at `path` holds exactly `pattern[offset..offset+len]`.
-fn assert_file_is(path: &Path, pattern: &Pattern, offset: u64, len: u64, ctx: &str) {
-    let got_len = std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{ctx}: {}: {e}", path.display()))
-        .len();
-    assert_eq!(got_len, len, "{ctx}: downloaded length");
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut scratch = Vec::new();
-    let mut at = 0u64;
-    while at < len {
-        let n = f.read(&mut buf).unwrap();
-        assert!(n > 0, "{ctx}: file shorter than its metadata");
-        if !pattern.matches(offset + at, &buf[..n], &mut scratch) {
-            let i = (0..n).find(|&i| buf[i] != scratch[i]).unwrap();
-            panic!("{ctx}: body differs at body offset {}", at + i as u64);
-        }
-        at += n as u64;
-    }
-}
-
 /// The response headers curl wrote with `-D FILE`, names lowercased.
 fn dumped_headers(path: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(path)
@@ -97,21 +75,6 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-type Labels<'a> = &'a [(&'a str, &'a str)];
-type Want<'a> = (&'a str, Labels<'a>, f64);
-
-/// Asserts every `(name, filter, want)` delta, reporting all mismatches at once.
-fn expect_deltas(base: &Metrics, now: &Metrics, want: &[Want<'_>], ctx: &str) {
-    let bad: Vec<String> = want
-        .iter()
-        .filter_map(|(name, filter, want)| {
-            let d = now.get(name, filter) - base.get(name, filter);
-            (d != *want).then(|| format!("  {name}{filter:?}: delta {d}, want {want}"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "{ctx}: metric deltas:\n{}", bad.join("\n"));
 }
 
 /// Waits until `n` more responses matching `filter` are counted, then scrapes.

@@ -20,7 +20,7 @@ mod common;
 use common::app::*;
 use common::tls::*;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -64,49 +64,8 @@ fn download(srv: &TlsServer, path: &str, out: &Path, extra: &[&str]) -> Got {
     got.remove(0)
 }
 
-/// Panics unless the file at `path` holds exactly `pattern[offset..offset+len]`.
-fn assert_file_is(path: &Path, pattern: &Pattern, offset: u64, len: u64, ctx: &str) {
-    let got_len = std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{ctx}: {}: {e}", path.display()))
-        .len();
-    assert_eq!(got_len, len, "{ctx}: downloaded length");
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut scratch = Vec::new();
-    let mut at = 0u64;
-    while at < len {
-        let n = f.read(&mut buf).unwrap();
-        assert!(n > 0, "{ctx}: file shorter than its metadata");
-        if !pattern.matches(offset + at, &buf[..n], &mut scratch) {
-            let i = (0..n).find(|&i| buf[i] != scratch[i]).unwrap();
-            panic!(
-                "{ctx}: body differs from the file at body offset {}",
-                at + i as u64
-            );
-        }
-        at += n as u64;
-    }
-}
-
 fn delta(base: &Metrics, now: &Metrics, name: &str, filter: &[(&str, &str)]) -> f64 {
     now.get(name, filter) - base.get(name, filter)
-}
-
-/// Label pairs a metric series must carry.
-type Labels<'a> = &'a [(&'a str, &'a str)];
-/// An expected delta: metric name, labels, value.
-type Want<'a> = (&'a str, Labels<'a>, f64);
-
-/// Asserts every `(name, filter, want)` delta, reporting all mismatches at once.
-fn expect_deltas(base: &Metrics, now: &Metrics, want: &[Want<'_>], ctx: &str) {
-    let bad: Vec<String> = want
-        .iter()
-        .filter_map(|(name, filter, want)| {
-            let d = delta(base, now, name, filter);
-            (d != *want).then(|| format!("  {name}{filter:?}: delta {d}, want {want}"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "{ctx}: metric deltas:\n{}", bad.join("\n"));
 }
 
 /// No byte went over a non-TLS path and no zero-copy byte was counted.

@@ -19,7 +19,7 @@ const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]` but
 /// `server.add_header` (a list of tables) and the named upstreams.
-const OVERRIDABLE: [&str; 56] = [
+const OVERRIDABLE: [&str; 57] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -31,6 +31,7 @@ const OVERRIDABLE: [&str; 56] = [
     "server.trusted_proxies",
     "server.proxy_protocol",
     "server.redirect_https",
+    "server.h2c",
     "admin.listen",
     "tls.listen",
     "tls.cert",

@@ -97,6 +97,9 @@ pub struct Server {
     /// Whether the plaintext listeners answer every request with a redirect to https, and to
     /// which port; `None`: they serve.
     pub redirect_https: Option<RedirectHttps>,
+    /// Whether the plaintext listeners also serve HTTP/2 with prior knowledge (h2c),
+    /// recognised by its connection preface (nginx `http2 on;` on a plaintext listener).
+    pub h2c: bool,
 }
 
 /// One `add_header` item (nginx `add_header NAME VALUE [always];`).
@@ -141,6 +144,7 @@ impl Default for Server {
             proxy_protocol: false,
             add_header: Vec::new(),
             redirect_https: None,
+            h2c: true,
         }
     }
 }

@@ -45,7 +45,7 @@ const TOP_KEYS: [&str; 10] = [
     "spool",
     "location",
 ];
-const SERVER_KEYS: [&str; 12] = [
+const SERVER_KEYS: [&str; 13] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -58,6 +58,7 @@ const SERVER_KEYS: [&str; 12] = [
     "proxy_protocol",
     "add_header",
     "redirect_https",
+    "h2c",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 5] = [
@@ -182,6 +183,9 @@ impl Walker<'_> {
         }
         if let Some(redirect) = self.field(table, s, "redirect_https", Self::redirect_https) {
             server.redirect_https = redirect;
+        }
+        if let Some(on) = self.field(table, s, "h2c", Self::boolean) {
+            server.h2c = on;
         }
         server
     }

@@ -2,8 +2,13 @@
 //! the shared state and its shutdown token, in a `conn` tracing span): read a request head
 //! (with header/keep-alive timeouts), route it (or, on a plaintext listener with
 //! `server.redirect_https`, answer it with the redirect), frame the reply (Content-Length,
-//! Connection, Date, the configured `add_header`), send it, and loop while keep-alive holds. Pipelined requests wait in the read buffer and are answered in order. Broken input
+//! Connection, Date, the configured `add_header`), send it, and loop while keep-alive holds.
+//! Pipelined requests wait in the read buffer and are answered in order. Broken input
 //! gets its status and the connection closed; a failed write just closes.
+//!
+//! h2c: on a plaintext connection (with `server.h2c`), first bytes that are HTTP/2's
+//! connection preface are no request: the connection is handed back (`Prefaced`, with the
+//! bytes read) for `h2` to serve. Recognising it costs a comparison of bytes read anyway.
 //!
 //! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
 //! the worker's pool (`send::pool`) when bytes arrive and goes back as soon as it is empty
@@ -46,8 +51,20 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// The most a closing handshake (TLS close_notify, FIN) may wait for the socket.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
+/// HTTP/2's connection preface (RFC 9113 §3.4), which opens an h2c connection.
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A plaintext connection that opened with HTTP/2's preface: for HTTP/2 to serve.
+pub struct Prefaced {
+    pub transport: Transport,
+    /// What was read from `transport` so far: the preface and whatever followed it.
+    pub read: BytesMut,
+}
+
 /// Why no request head came.
 enum NoHead {
+    /// The connection opened with HTTP/2's preface (h2c).
+    Http2,
     /// Closed, idle too long, or shutting down: close quietly.
     Quiet,
     /// Part of a head arrived but not all of it in time: 408.
@@ -73,37 +90,38 @@ struct Connection {
     /// On a plaintext listener with `server.redirect_https`: the https port every request
     /// is redirected to.
     redirect_https: Option<u16>,
+    /// Whether HTTP/2's preface, as the first bytes, is h2c (`server.h2c`, plaintext).
+    h2c: bool,
 }
 
 /// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
-/// span (at debug level) that names the client.
+/// span (at debug level) that names the client; or until it turns out to be h2c: then it is
+/// returned for HTTP/2.
 pub async fn serve(
     transport: Transport,
     peer: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
     slot: &Slot,
-) {
+) -> Option<Prefaced> {
     let span = tracing::debug_span!("conn", %peer, transport = transport.kind().label());
-    serve_connection(transport, peer, shared, shutdown, slot)
+    serve_connection(transport, peer, Arc::clone(shared), shutdown, slot)
         .instrument(span)
-        .await;
+        .await
 }
 
 async fn serve_connection(
     transport: Transport,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
+    shutdown: &CancellationToken,
     slot: &Slot,
-) {
+) -> Option<Prefaced> {
     // The connection waits on its own child of the server's token: waiting registers with
     // the token per request, and on the shared token every connection of every worker
     // took the same lock for it. Cancelling the server's token cancels every child.
     let shutdown = shutdown.child_token();
     let kind = transport.kind();
-    // Counted open until this function returns, on every way out (a panic included).
-    let _active = shared.open(kind);
     let io = &shared.io;
     let sender = Sender::new(
         io.send_path,
@@ -120,6 +138,7 @@ async fn serve_connection(
         peer,
         peer_trusted,
         redirect_https: shared.redirect_https.filter(|_| kind == TransportKind::Tcp),
+        h2c: shared.server.h2c && kind == TransportKind::Tcp,
         shared,
         shutdown: shutdown.clone(),
     };
@@ -134,6 +153,13 @@ async fn serve_connection(
     loop {
         let head = match conn.read_head(first, &mut waits).await {
             Ok(head) => head,
+            Err(NoHead::Http2) => {
+                let Connection { transport, buf, .. } = conn;
+                return Some(Prefaced {
+                    transport,
+                    read: buf,
+                });
+            }
             Err(NoHead::Quiet) => {
                 // Idle, timed out, shutting down, closed or broken: say goodbye properly (a
                 // TLS close_notify; a FIN for TCP) rather than just dropping the socket.
@@ -150,6 +176,9 @@ async fn serve_connection(
                 break;
             }
         };
+        if first {
+            conn.shared.metrics.http_connection(Proto::Http1, kind);
+        }
         first = false;
         // Boxed: a request's routing and sending state is needed only while it is served, so
         // a connection waiting for its next request keeps just the small state above.
@@ -160,6 +189,7 @@ async fn serve_connection(
     if conn.buf.is_empty() {
         pool::put_read(conn.buf);
     }
+    None
 }
 
 /// What a connection waits on besides its socket while it reads a head, kept for the
@@ -259,6 +289,7 @@ impl Connection {
     ) -> Result<RequestHead, NoHead> {
         let (transport, buf, shared) = (&mut self.transport, &mut self.buf, &*self.shared);
         let (peer, peer_trusted) = (self.peer, self.peer_trusted);
+        let h2c = first && self.h2c;
         let header_timeout = shared.server.header_timeout;
         let entered = tokio::time::Instant::now();
         // Between requests the keep-alive timer applies; the head timer runs from accept for a
@@ -270,6 +301,14 @@ impl Connection {
         let mut may_parse = !buf.is_empty();
         let mut first_bytes = false;
         loop {
+            if h2c && !buf.is_empty() {
+                match preface(buf) {
+                    Preface::Whole => return Err(NoHead::Http2),
+                    // Not a request line either: wait for the rest (or the header timeout).
+                    Preface::Partial => may_parse = false,
+                    Preface::No => {}
+                }
+            }
             if may_parse {
                 match parse_request(buf) {
                     Ok(Some((mut head, used))) => {
@@ -450,6 +489,28 @@ impl Connection {
     }
 }
 
+/// What a connection's first bytes say about HTTP/2's preface.
+#[derive(Debug, PartialEq, Eq)]
+enum Preface {
+    /// They begin with the whole preface.
+    Whole,
+    /// They are the preface's beginning, and no more.
+    Partial,
+    /// They are not the preface.
+    No,
+}
+
+fn preface(first: &[u8]) -> Preface {
+    let n = first.len().min(PREFACE.len());
+    if first[..n] != PREFACE[..n] {
+        Preface::No
+    } else if n == PREFACE.len() {
+        Preface::Whole
+    } else {
+        Preface::Partial
+    }
+}
+
 /// Reads what `transport` has into `buf`, which holds memory from the worker's pool only
 /// while it holds bytes: an empty `buf` takes a pooled buffer for each attempt and gives it
 /// back when nothing came, so a connection waiting for its next request holds none.
@@ -514,4 +575,21 @@ fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
         }
         f(&cached.1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preface_is_recognised_whole_or_in_part_and_only_it() {
+        assert_eq!(preface(PREFACE), Preface::Whole);
+        let more = [&PREFACE[..], b"\0\0\x12\x04\0\0\0\0\0"].concat();
+        assert_eq!(preface(&more), Preface::Whole);
+        assert_eq!(preface(b"P"), Preface::Partial);
+        assert_eq!(preface(b"PRI * HTTP/2.0\r\n"), Preface::Partial);
+        assert_eq!(preface(b"POST / HTTP/1.1\r\n"), Preface::No);
+        assert_eq!(preface(b"PRI * HTTP/2.0\r\n\r\nXX"), Preface::No);
+        assert_eq!(preface(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Preface::No);
+    }
 }

@@ -1,6 +1,7 @@
 //! The client side: listeners, the accept loops, connection limits and graceful shutdown.
 //! Each accepted connection runs `conn::serve`, the HTTP/1.1 loop, in its own task (or
-//! `h2::serve` when TLS negotiated HTTP/2), after its PROXY protocol header where the
+//! `h2::serve` when TLS negotiated HTTP/2, or when a plaintext connection's first bytes
+//! were HTTP/2's preface: h2c), after its PROXY protocol header where the
 //! listener requires one (`proxy_protocol`: the header's source becomes the peer) and its
 //! TLS handshake; every task watches one `CancellationToken` that SIGTERM/SIGINT cancels. At `server.max_connections` an accept loop closes the connection
 //! idle longest to make room (`idle`).
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -103,18 +105,37 @@ pub async fn accept_loop(
                 None => Some(Transport::Plain(stream)),
                 Some(tls) => tls.accept(stream, &shared.metrics).await,
             };
-            match transport {
-                Some(transport) if h2::negotiated(&transport) => {
-                    // Boxed: HTTP/2's state is not part of every HTTP/1.1 connection's task.
-                    Box::pin(h2::serve(transport, peer, shared, shutdown)).await;
-                }
-                Some(transport) => conn::serve(transport, peer, shared, shutdown, &slot).await,
-                None => {}
+            if let Some(transport) = transport {
+                serve(transport, peer, shared, shutdown, &slot).await;
             }
             drop(slot);
         });
     }
     tracing::debug!(listener = ?local, "stopped accepting");
+}
+
+/// Serves one connection, its transport set up, in the protocol it speaks: HTTP/2 when TLS
+/// negotiated it, else HTTP/1.1, which hands back a plaintext connection that opens with
+/// HTTP/2's preface (h2c) with the bytes it read, for HTTP/2.
+async fn serve(
+    transport: Transport,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    slot: &idle::Slot,
+) {
+    // Counted open until this returns, on every way out (a panic included).
+    let _active = shared.open(transport.kind());
+    let (transport, read) = if h2::negotiated(&transport) {
+        (transport, BytesMut::new())
+    } else {
+        match conn::serve(transport, peer, &shared, &shutdown, slot).await {
+            Some(prefaced) => (prefaced.transport, prefaced.read),
+            None => return,
+        }
+    };
+    // Boxed: HTTP/2's state is not part of every HTTP/1.1 connection's task.
+    Box::pin(h2::serve(transport, read, peer, shared, shutdown)).await;
 }
 
 fn is_resource_exhaustion(err: &std::io::Error) -> bool {

@@ -110,6 +110,26 @@ impl Tally {
     }
 }
 
+/// The HTTP version a connection speaks: the `proto` label of `ferry_http_connections_total`,
+/// and the access log's `proto` field (nginx `$server_protocol`: there the version the
+/// client's request line said for HTTP/1.x, `HTTP/2` for a stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Http1,
+    Http2,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 2] = [Proto::Http1, Proto::Http2];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Proto::Http1 => "http1",
+            Proto::Http2 => "http2",
+        }
+    }
+}
+
 /// The kind of a transport, for labels and path choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {

@@ -16,7 +16,7 @@ mod spool;
 mod upstreams;
 
 pub use certificates::{CertificateMetrics, ReloadResult};
-pub use labels::{Fallback, SendPath, Side, Tally, TransportKind};
+pub use labels::{Fallback, Proto, SendPath, Side, Tally, TransportKind};
 pub use spool::{SpoolDirection, SpoolMetrics, SpoolSkip};
 pub use upstreams::{QueueMetrics, QueueOutcome, ServerMetrics, UpstreamMetrics};
 
@@ -317,6 +317,8 @@ pub struct Metrics {
     fallbacks: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub connections_total: IntCounterVec,
+    /// Connections by the HTTP version they spoke, counted once it is known.
+    http_connections: IntCounterVec,
     /// Idle connections closed to make room at `server.max_connections`.
     pub connections_reclaimed: IntCounter,
     responses_incomplete: IntCounterVec,
@@ -455,6 +457,15 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let http_connections = IntCounterVec::new(
+            Opts::new(
+                "ferry_http_connections_total",
+                "Client connections by the HTTP version they spoke (counted at their first \
+                 request, or HTTP/2 connection preface) and transport; HTTP/2 on tcp is h2c.",
+            ),
+            &["proto", "transport"],
+        )
+        .expect("valid metric");
         let connections_reclaimed = IntCounter::new(
             "ferry_connections_reclaimed_total",
             "Idle client connections closed to make room for a new one at server.max_connections.",
@@ -517,6 +528,7 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(connections_active.clone()),
             Box::new(connections_total.clone()),
+            Box::new(http_connections.clone()),
             Box::new(connections_reclaimed.clone()),
             Box::new(upstream_requests.clone()),
             Box::new(upstream_duration.clone()),
@@ -541,6 +553,9 @@ impl Metrics {
         for kind in TransportKind::ALL {
             connections_active.with_label_values(&[kind.label()]);
             connections_total.with_label_values(&[kind.label()]);
+            for proto in Proto::ALL {
+                http_connections.with_label_values(&[proto.label(), kind.label()]);
+            }
         }
         for reason in Fallback::ALL {
             fallbacks.with_label_values(&["ktls", "tls_buffered", reason.label()]);
@@ -588,9 +603,17 @@ impl Metrics {
             fallbacks,
             connections_active,
             connections_total,
+            http_connections,
             connections_reclaimed,
             responses_incomplete,
         }
+    }
+
+    /// Counts a connection that has shown which HTTP version it speaks.
+    pub fn http_connection(&self, proto: Proto, kind: TransportKind) {
+        self.http_connections
+            .with_label_values(&[proto.label(), kind.label()])
+            .inc();
     }
 
     /// Records one finished (or abandoned) response. (Creating every series of the closed

@@ -124,3 +124,28 @@ pub fn expect_pattern_body(conn: &mut Conn, pattern: &Pattern, offset: u64, len:
         panic!("{ctx}: body ended after {got} of {len} bytes: {e}");
     }
 }
+
+/// Panics unless the file at `path` holds exactly `pattern[offset..offset+len]` (a download
+/// curl wrote).
+pub fn assert_file_is(path: &Path, pattern: &Pattern, offset: u64, len: u64, ctx: &str) {
+    let got_len = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{ctx}: {}: {e}", path.display()))
+        .len();
+    assert_eq!(got_len, len, "{ctx}: downloaded length");
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut scratch = Vec::new();
+    let mut at = 0u64;
+    while at < len {
+        let n = f.read(&mut buf).unwrap();
+        assert!(n > 0, "{ctx}: file shorter than its metadata");
+        if !pattern.matches(offset + at, &buf[..n], &mut scratch) {
+            let i = (0..n).find(|&i| buf[i] != scratch[i]).unwrap();
+            panic!(
+                "{ctx}: body differs from the file at body offset {}",
+                at + i as u64
+            );
+        }
+        at += n as u64;
+    }
+}

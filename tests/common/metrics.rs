@@ -143,3 +143,21 @@ pub fn wait_delta(
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Label pairs a metric series must carry.
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+/// An expected delta: metric name, labels, value.
+pub type Want<'a> = (&'a str, Labels<'a>, f64);
+
+/// Asserts every `(name, filter, want)` delta between two scrapes, reporting all mismatches
+/// at once.
+pub fn expect_deltas(base: &Metrics, now: &Metrics, want: &[Want<'_>], ctx: &str) {
+    let bad: Vec<String> = want
+        .iter()
+        .filter_map(|(name, filter, want)| {
+            let d = now.get(name, filter) - base.get(name, filter);
+            (d != *want).then(|| format!("  {name}{filter:?}: delta {d}, want {want}"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "{ctx}: metric deltas:\n{}", bad.join("\n"));
+}

@@ -38,6 +38,43 @@ fn compose_file_agrees_with_the_shipped_config() {
         volumes.contains(&format!("cache:{}", cache.dir.display()).as_str()),
         "{volumes:?}"
     );
+    // health checks: ferry's own binary (the image has no shell or curl) on the mounted
+    // config, the app's python; ferry waits for a healthy app, the load for a healthy ferry
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    let entrypoint = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT [\""))
+        .and_then(|l| l.split('"').next())
+        .expect("the Dockerfile's ENTRYPOINT");
+    assert_eq!(
+        ferry["healthcheck"]["test"],
+        serde_json::json!([
+            "CMD",
+            entrypoint,
+            "health",
+            "--config",
+            "/etc/ferry/ferry.toml"
+        ])
+    );
+    let (ferry_check, app_check) = healthchecks();
+    assert_eq!(
+        ferry_check[1..],
+        ["health", "--config", "/etc/ferry/ferry.toml"]
+    );
+    assert!(app_check[0] == "python3", "{app_check:?}");
+    for (service, on) in [("ferry", "app"), ("load", "ferry")] {
+        assert_eq!(
+            services[service]["depends_on"][on]["condition"], "service_healthy",
+            "{service} waits for a healthy {on}"
+        );
+    }
+    for service in ["ferry", "app"] {
+        let check = &services[service]["healthcheck"];
+        for key in ["interval", "timeout", "start_period"] {
+            parse_duration(check[key].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{service}: healthcheck.{key}: {e}"));
+        }
+    }
     let stop = parse_duration(ferry["stop_grace_period"].as_str().unwrap()).unwrap();
     assert!(
         stop > config.server.shutdown_grace,
@@ -96,6 +133,21 @@ fn compose_file_agrees_with_the_shipped_config() {
                 .starts_with(&format!("../grafana:{path}"))),
         "deploy/grafana is mounted where the provider looks"
     );
+}
+
+/// The health check commands of the compose file (after `CMD`): ferry's, the app's.
+fn healthchecks() -> (Vec<String>, Vec<String>) {
+    let compose = yaml_docs(&[repo_path("deploy/compose/compose.yaml")]);
+    let services = &compose[0].1["services"];
+    let test = |service: &str| -> Vec<String> {
+        let test = services[service]["healthcheck"]["test"].as_array().unwrap();
+        assert_eq!(test[0], "CMD", "{service}: exec form, no shell");
+        test[1..]
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect()
+    };
+    (test("ferry"), test("app"))
 }
 
 #[test]
@@ -171,4 +223,40 @@ fn shipped_config_serves_the_shipped_demo_app() {
         let d = wait_delta(&server, &base, "ferry_responses_total", filter, want);
         assert_eq!(d, want, "ferry_responses_total{filter:?}");
     }
+
+    // the compose health checks, run here as the containers run them: ferry's with the
+    // image's admin address (0.0.0.0, asked on loopback), the app's against this app
+    let (ferry_check, app_check) = healthchecks();
+    let config_path = dir.path().join("ferry.toml");
+    let args: Vec<String> = ferry_check[1..]
+        .iter()
+        .map(|a| match a.as_str() {
+            "/etc/ferry/ferry.toml" => config_path.display().to_string(),
+            a => a.to_string(),
+        })
+        .collect();
+    let mut health = Command::new(BIN);
+    health.args(&args).env(
+        "FERRY__ADMIN__LISTEN",
+        format!("0.0.0.0:{}", server.admin.port()),
+    );
+    let out = run(health);
+    assert!(out.status.success(), "ferry's health check: {}", both(&out));
+    let app_health = |path: &str| {
+        let mut cmd = Command::new(&app_check[0]);
+        cmd.args(
+            app_check[1..]
+                .iter()
+                .map(|a| a.replace("127.0.0.1:3000/healthz", &format!("{app_addr}{path}"))),
+        );
+        run(cmd)
+    };
+    let out = app_health("/healthz");
+    assert!(
+        out.status.success(),
+        "the app's health check: {}",
+        both(&out)
+    );
+    // control: the same check fails on a path the app answers 404
+    assert!(!app_health("/missing").status.success());
 }

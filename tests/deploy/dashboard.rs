@@ -34,6 +34,7 @@ pub fn exprs(panel: &Value) -> Vec<String> {
 pub fn grafana_expand(expr: &str) -> String {
     let out = expr
         .replace("$__rate_interval", "30s")
+        .replace("$job", ".*")
         .replace("$instance", ".*");
     assert!(!out.contains('$'), "an unexpanded variable in {expr}");
     out
@@ -68,7 +69,35 @@ fn dashboard_has_the_panels_operators_need() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(vars, ["datasource", "instance"]);
+    assert_eq!(vars, ["datasource", "job", "instance"]);
+    // the job variable lists the jobs ferry is scraped under, whatever they are called, and
+    // the instances are those of the jobs chosen
+    let var = |name: &str| {
+        d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (job, instance) = (var("job"), var("instance"));
+    assert_eq!(
+        job["query"]["query"],
+        "label_values(ferry_responses_total, job)"
+    );
+    assert_eq!(
+        instance["query"]["query"],
+        "label_values(ferry_responses_total{job=~\"$job\"}, instance)"
+    );
+    for v in [&job, &instance] {
+        assert_eq!(
+            (&v["multi"], &v["includeAll"], &v["allValue"]),
+            (&true.into(), &true.into(), &".*".into()),
+            "{}",
+            v["name"]
+        );
+    }
     let mut ids = BTreeSet::new();
     for p in d["panels"].as_array().unwrap() {
         assert!(
@@ -90,12 +119,13 @@ fn dashboard_has_the_panels_operators_need() {
         let exprs = exprs(p);
         assert!(!exprs.is_empty(), "{} has no query", p["title"]);
         for e in &exprs {
-            if !e.contains("process_") && !e.starts_with("sum(up") {
-                assert!(
-                    e.contains("instance=~\"$instance\""),
-                    "{e} ignores $instance"
-                );
-            }
+            // every selector of every query: the chosen jobs and instances
+            let selectors = e.matches('{').count();
+            let both = e.matches("{job=~\"$job\",instance=~\"$instance\"").count();
+            assert_eq!(
+                selectors, both,
+                "{e}: a selector without $job and $instance"
+            );
         }
     }
     // the per-latency panels show p50, p95 and p99

@@ -40,8 +40,9 @@ fn kubernetes_validate_accepts_every_manifest_and_the_crds_their_schemas() {
     let is_crd = |d: &Value| CRDS.iter().any(|(kind, _)| d["kind"] == *kind);
     let builtin = docs.iter().filter(|(_, d)| !is_crd(d)).count();
     assert!(
-        builtin >= 6,
-        "ConfigMaps, Deployment, Services, DaemonSet: {docs:?}"
+        builtin >= 8,
+        "ConfigMaps, Deployment, Services, DaemonSet, PodDisruptionBudget, NetworkPolicy: \
+         {docs:?}"
     );
 
     let out = kubernetes_validate(&files);
@@ -53,6 +54,12 @@ fn kubernetes_validate_accepts_every_manifest_and_the_crds_their_schemas() {
         .filter(|l| l.contains(" passed for resource "))
         .count();
     assert_eq!(passed, builtin, "{stdout}");
+    for resource in ["poddisruptionbudget/ferry-demo", "networkpolicy/ferry-demo"] {
+        assert!(
+            stdout.contains(&format!(" passed for resource {resource} ")),
+            "{stdout}"
+        );
+    }
     // the only documents without a schema there are the operator's kinds ...
     let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("WARN")).collect();
     assert_eq!(warnings.len(), docs.len() - builtin, "{stdout}");
@@ -288,7 +295,7 @@ fn deployment_agrees_with_the_shipped_config_and_rules() {
     );
     let rules = std::fs::read_to_string(repo_path("deploy/prometheus/ferry-rules.yml")).unwrap();
     assert!(
-        rules.contains("> 0.9 * max by (instance) (ferry_cache_max_bytes)")
+        rules.contains("> 0.9 * max by (job, instance) (ferry_cache_max_bytes)")
             && !rules.contains(&cache.max_size.to_string()),
         "FerryCacheNearMaxSize compares with ferry_cache_max_bytes, not a hard-coded {}",
         cache.max_size
@@ -329,7 +336,8 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
             );
         }
     }
-    // the ServiceMonitor selects ferry-metrics, its port, and names the job "ferry"
+    // the ServiceMonitor selects ferry-metrics, its port, and names the job "ferry" (any name
+    // would do for the rules and the dashboard; this one is what a user finds in the UI)
     let monitor = doc(&docs, "ServiceMonitor", "ferry");
     let service_labels = metrics["metadata"]["labels"].as_object().unwrap();
     for (k, v) in monitor["spec"]["selector"]["matchLabels"]
@@ -349,7 +357,7 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
     let job_label = monitor["spec"]["jobLabel"].as_str().unwrap();
     assert_eq!(
         service_labels[job_label], "ferry",
-        "job=\"ferry\", as the rules expect"
+        "job=\"ferry\", the Service's app.kubernetes.io/name"
     );
 
     // the DaemonSet loads the tls module with the node's modprobe
@@ -401,4 +409,70 @@ fn readme_snippet_is_the_shipped_ferry_container() {
         is_part_of(shown, container(pod, "ferry")),
         "README's ferry container differs from deploy/k8s/deployment.yaml:\n{shown:#}"
     );
+}
+
+/// The PodDisruptionBudget and the NetworkPolicy select the Deployment's pods; the budget
+/// always leaves one serving; the policy opens ferry's HTTP port to all and its admin port
+/// to Prometheus pods in the monitoring namespace only, and names only ports ferry has.
+#[test]
+fn disruption_budget_and_network_policy_fit_the_deployment() {
+    let docs = yaml_docs(&yaml_files(&repo_path("deploy/k8s")));
+    let deployment = doc(&docs, "Deployment", "ferry-demo");
+    let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    let selects_the_pods = |selector: &Value, what: &str| {
+        let wanted = selector["matchLabels"].as_object().unwrap();
+        assert!(!wanted.is_empty(), "{what} selects every pod");
+        for (k, v) in wanted {
+            assert_eq!(pod_labels.get(k), Some(v), "{what} selects the pods by {k}");
+        }
+    };
+
+    let pdb = doc(&docs, "PodDisruptionBudget", "ferry-demo");
+    selects_the_pods(&pdb["spec"]["selector"], "PodDisruptionBudget");
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap();
+    let unavailable = pdb["spec"]["maxUnavailable"].as_u64().unwrap();
+    assert!(
+        unavailable >= 1 && unavailable < replicas,
+        "a drain can proceed ({unavailable} >= 1) and one pod always serves ({unavailable} < {replicas})"
+    );
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+
+    let policy = doc(&docs, "NetworkPolicy", "ferry-demo");
+    selects_the_pods(&policy["spec"]["podSelector"], "NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let ferry = container(&deployment["spec"]["template"]["spec"], "ferry");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let mut opened = Vec::new();
+    for rule in rules {
+        let ports: Vec<&str> = rule["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_str().expect("ports by name"))
+            .collect();
+        for p in &ports {
+            // a port ferry's container declares (port_named panics otherwise)
+            port_named(ferry, p);
+            opened.push((p.to_string(), rule["from"].clone()));
+        }
+    }
+    // the HTTP port from anywhere (no `from`: every source)
+    assert_eq!(opened[0], ("http".to_string(), Value::Null), "{opened:?}");
+    // the admin port only from Prometheus pods of the monitoring namespace: one peer that
+    // has both selectors (both must match), nothing else
+    assert_eq!(
+        opened[1],
+        (
+            "admin".to_string(),
+            json!([{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }])
+        ),
+        "{opened:?}"
+    );
+    assert_eq!(opened.len(), 2, "no other port is opened: {opened:?}");
 }

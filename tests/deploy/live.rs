@@ -14,6 +14,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The job Prometheus scrapes the ferries under: not "ferry".
+const JOB: &str = "kubernetes-pods";
 /// How long load runs at most before the test gives up on Prometheus seeing it all.
 const LOAD_DEADLINE: Duration = Duration::from_secs(120);
 /// Histogram families appear in queries under these suffixes.
@@ -24,12 +26,13 @@ fn prometheus_scrapes_loaded_ferry_and_every_dashboard_and_rule_query_answers() 
     let load = Load::start();
     let dir = tempfile::tempdir().unwrap();
     let rules = repo_path("deploy/prometheus/ferry-rules.yml");
-    // the shipped rules, and a job named as in the shipped scrape config
+    // the shipped rules, and a job named as a pod-annotation scrape names it: neither the rules
+    // nor the dashboard may depend on the job's name
     let config = json!({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [rules],
         "scrape_configs": [{
-            "job_name": "ferry",
+            "job_name": JOB,
             "static_configs": [{"targets": load.targets()}],
         }],
     });
@@ -47,7 +50,16 @@ fn prometheus_scrapes_loaded_ferry_and_every_dashboard_and_rule_query_answers() 
 
     load_until_every_panel_has_data(&load, &prom, &queries);
 
-    // the dashboard's `instance` variable finds every instance
+    // the dashboard's `job` variable finds the job, its `instance` variable every instance
+    let jobs = prom.api(
+        "/api/v1/label/job/values",
+        &[("match[]", "ferry_responses_total")],
+    );
+    assert_eq!(
+        jobs["data"],
+        json!([JOB]),
+        "label_values(ferry_responses_total, job)"
+    );
     let instances = prom.api(
         "/api/v1/label/instance/values",
         &[("match[]", "ferry_responses_total")],
@@ -62,6 +74,32 @@ fn prometheus_scrapes_loaded_ferry_and_every_dashboard_and_rule_query_answers() 
 
     check_rules(&prom, &rules);
     check_exposition(&load.main.metrics().raw, &queries);
+    check_ferry_down(load, &prom);
+}
+
+/// One of the ferries killed: FerryDown takes it up (pending: its `for` is minutes) under
+/// the job as named, and only it.
+fn check_ferry_down(mut load: Load, prom: &Prometheus) {
+    let gone = load.buffered.admin.to_string();
+    load.buffered.signal("KILL");
+    load.buffered.wait_exit(DEADLINE);
+    let alerts = poll_until("FerryDown for the killed ferry", DEADLINE, || {
+        let v = prom.api("/api/v1/alerts", &[]);
+        let down: Vec<Value> = v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "FerryDown")
+            .cloned()
+            .collect();
+        (!down.is_empty()).then_some(down)
+    });
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let labels = &alerts[0]["labels"];
+    assert_eq!(
+        (&labels["job"], &labels["instance"]),
+        (&JOB.into(), &gone.into())
+    );
+    assert_eq!(alerts[0]["state"], "pending", "{alerts:?}");
 }
 
 /// Runs rounds of load until Prometheus has seen every kind of traffic and every dashboard
@@ -96,7 +134,7 @@ fn load_until_every_panel_has_data(load: &Load, prom: &Prometheus, queries: &[(S
 /// What Prometheus has not seen yet of the load (deploy/load.rs), each by name.
 fn missing_traffic(prom: &Prometheus) -> Vec<String> {
     let mut missing = Vec::new();
-    let up = prom.query("sum(up{job=\"ferry\"})").unwrap();
+    let up = prom.query("sum(up)").unwrap();
     if up.first().and_then(|s| s["value"][1].as_str()) != Some("3") {
         missing.push("all three targets up".to_string());
     }

@@ -1,5 +1,6 @@
-//! `server.trusted_proxies`, `server.proxy_protocol` and `tls.proxy_protocol`: read from the
-//! file and the environment, and every bad network reported with its key and index.
+//! `server.trusted_proxies`, `server.proxy_protocol`, `tls.proxy_protocol` and `server.h2c`:
+//! read from the file and the environment, and every bad network reported with its key and
+//! index.
 
 use super::*;
 use crate::ingress::Cidr;
@@ -90,5 +91,19 @@ fn bad_networks_name_their_key_and_index() {
           a number from 0 to 128 for an IPv6 address (from environment variable \
           FERRY__SERVER__TRUSTED_PROXIES)"
         ]
+    );
+}
+
+#[test]
+fn h2c_is_on_by_default_and_can_be_turned_off() {
+    assert!(load_ok(LOCATION, &[]).server.h2c);
+    let text = format!("[server]\nh2c = false\n{LOCATION}");
+    assert!(!load_ok(&text, &[]).server.h2c);
+    let env = [("FERRY__SERVER__H2C", "false")];
+    assert!(!load_ok(LOCATION, &env).server.h2c);
+    let text = format!("[server]\nh2c = \"on\"\n{LOCATION}");
+    assert_eq!(
+        load_err(&text, &[]),
+        ["server.h2c: expected true or false, found string \"on\""]
     );
 }

@@ -1,6 +1,6 @@
 //! Response bodies for HTTP/2 streams. hyper takes a body as frames in memory, so every file
-//! or app byte is read into a buffer here and encrypted by rustls (`tls_buffered`): zero copy
-//! does not apply to HTTP/2. Small bodies go as one frame; files, multipart ranges and the
+//! or app byte is read into a buffer here and encrypted by rustls (`tls_buffered`; written as
+//! it is on h2c, `buffered`): zero copy does not apply to HTTP/2. Small bodies go as one frame; files, multipart ranges and the
 //! app's bodies are produced by a task per response, one chunk of at most `io.chunk` (and
 //! 256 KiB) at a time, into a channel of one slot, so a stream holds a few chunks in memory
 //! whatever the body's size, and hyper's flow control paces the reads.
@@ -130,6 +130,8 @@ pub struct Limits {
     pub send_timeout: Duration,
     /// Most body bytes per second (X-Accel-Limit-Rate).
     pub rate: Option<u64>,
+    /// The path the bytes take: `tls_buffered`, or `buffered` on h2c.
+    pub path: SendPath,
 }
 
 /// Starts the task that produces `body` (a file, parts or the app's body) and returns the
@@ -278,7 +280,7 @@ impl Out {
             let want = (end - offset).min(self.pace.step(self.limits.chunk) as u64) as usize;
             let bytes = read_at(Arc::clone(&range.file), offset, want).await?;
             offset += bytes.len() as u64;
-            self.send(bytes, SendPath::TlsBuffered).await?;
+            self.send(bytes, self.limits.path).await?;
         }
         Ok(())
     }
@@ -304,7 +306,7 @@ impl Out {
         let mut released = None;
         while let Some(bytes) = source.next(&mut conn, self.limits.chunk).await? {
             if source.finished() || spool.is_none() || !self.stream_slow().await {
-                self.send(bytes, SendPath::TlsBuffered).await?;
+                self.send(bytes, self.limits.path).await?;
                 continue;
             }
             let left = source.length_left().unwrap_or(0);
@@ -312,7 +314,7 @@ impl Out {
                 .take()
                 .and_then(|s| s.file(bytes.len() as u64 + left, SpoolDirection::Response))
             else {
-                self.send(bytes, SendPath::TlsBuffered).await?;
+                self.send(bytes, self.limits.path).await?;
                 continue;
             };
             file.write(&bytes).map_err(Failure::Disk)?;
@@ -336,7 +338,7 @@ impl Out {
                     let fill = self.fill.take();
                     self.file(&range).await?;
                     self.fill = fill;
-                    self.send(next, SendPath::TlsBuffered).await?;
+                    self.send(next, self.limits.path).await?;
                 }
             }
         }

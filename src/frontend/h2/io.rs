@@ -1,4 +1,6 @@
-//! The connection's transport under hyper's HTTP/2. Reads pass through. Writes are gathered
+//! The connection's transport under hyper's HTTP/2. Reads first return what was read before
+//! hyper took over (on h2c: the preface, which the HTTP/1.1 reader recognised, and whatever
+//! came with it), then pass through. Writes are gathered
 //! until hyper flushes: hyper writes a stream's HEADERS and DATA, and other streams' frames,
 //! as separate writes before one flush, and under rustls each write would become a TLS
 //! record and a writev(2) of its own. Gathered, a flush is one write to TLS (records of up to
@@ -9,6 +11,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::send::pool;
@@ -22,15 +25,19 @@ const GATHER: usize = 16 * 1024 + 512;
 #[derive(Debug)]
 pub struct Gathered<T> {
     io: T,
+    /// Read before hyper took over, and not yet handed to it.
+    read: BytesMut,
     buf: Vec<u8>,
     /// Bytes of `buf` already written.
     written: usize,
 }
 
 impl<T: AsyncWrite + Unpin> Gathered<T> {
-    pub fn new(io: T) -> Gathered<T> {
+    /// `read`: bytes already read from `io`, returned before any read of it.
+    pub fn new(io: T, read: BytesMut) -> Gathered<T> {
         Gathered {
             io,
+            read,
             buf: Vec::new(),
             written: 0,
         }
@@ -72,7 +79,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for Gathered<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read[..n]);
+            this.read.advance(n);
+            if this.read.is_empty() {
+                pool::put_read(std::mem::take(&mut this.read));
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -128,7 +145,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A sink that records each write it is given.
     #[derive(Default)]
@@ -152,8 +169,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_read_before_come_first_then_the_transport() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = Gathered::new(server, BytesMut::from(&b"PRI * HTTP/2.0"[..]));
+        client.write_all(b" and more").await.unwrap();
+        let mut got = [0u8; 10];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"PRI * HTTP");
+        let mut rest = [0u8; 13];
+        io.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"/2.0 and more");
+        assert_eq!(
+            io.read.capacity(),
+            0,
+            "the read buffer is given back once handed over"
+        );
+    }
+
+    #[tokio::test]
     async fn writes_go_out_as_one_at_the_flush_and_the_buffer_goes_back() {
-        let mut io = Gathered::new(Writes::default());
+        let mut io = Gathered::new(Writes::default(), BytesMut::new());
         io.write_all(b"HEADERS").await.unwrap();
         let parts = [IoSlice::new(b"DATA "), IoSlice::new(b"payload")];
         assert_eq!(io.write_vectored(&parts).await.unwrap(), 12);

@@ -1,9 +1,13 @@
-//! HTTP/2 on TLS connections whose ALPN settled on `h2`, served by hyper over the same router
-//! as HTTP/1.1: static files, X-Accel-Redirect / X-Sendfile offload and the app. Each stream's
-//! request is converted to a `RequestHead` (`request`), routed, and its `Reply` turned into a
-//! hyper response (`response`) whose body is read into buffers (`body`): hyper never exposes
-//! the socket, so every HTTP/2 body is `tls_buffered`, and kTLS is not attempted for these
-//! connections (`tls` counts that fallback with reason `http2`).
+//! HTTP/2 on TLS connections whose ALPN settled on `h2`, and on plaintext connections that
+//! opened with HTTP/2's preface (h2c with prior knowledge, recognised and handed over by
+//! `conn` with the bytes it read), served by hyper over the same router as HTTP/1.1: static
+//! files, X-Accel-Redirect / X-Sendfile offload and the app. Each stream's request is
+//! converted to a `RequestHead` (`request`), routed, and its `Reply` turned into a hyper
+//! response (`response`) whose body is read into buffers (`body`): hyper never exposes the
+//! socket, so every HTTP/2 body is `tls_buffered` (`buffered` on h2c), and kTLS is not
+//! attempted for these connections (`tls` counts that fallback with reason `http2`). Both
+//! kinds have the same limits, and are counted in `ferry_http_connections_total{proto="http2"}`
+//! by their transport (`tcp` for h2c).
 //!
 //! Requests for the app go through the same `proxy` as HTTP/1.1 ones, their body read whole
 //! first (memory, then a spool file; 413 past `server.max_body_size`) and sent on ferry's own
@@ -23,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
@@ -36,9 +41,9 @@ use self::stream::{ConnState, InFlight};
 use super::shared::Shared;
 use crate::http::{MAX_HEAD, RequestHead};
 use crate::ingress::{Client, identify, is_trusted};
-use crate::metrics::Source;
+use crate::metrics::{Proto, Source, TransportKind};
 use crate::proxy::{BodyRead, BodyReadError, ClientBody, Outcome};
-use crate::route::{Dispatch, Reply, UpstreamRef};
+use crate::route::{Dispatch, Reply, UpstreamRef, https_redirect};
 use crate::transport::Transport;
 
 /// Most request-body bytes read and dropped after answering without them (see
@@ -55,15 +60,18 @@ pub fn negotiated(transport: &Transport) -> bool {
     }
 }
 
-/// Serves one HTTP/2 connection until the client closes it, it idles out, or shutdown.
+/// Serves one HTTP/2 connection until the client closes it, it idles out, or shutdown;
+/// `read` is what was already read from `transport` (on h2c: the preface and what followed).
 pub async fn serve(
     transport: Transport,
+    read: BytesMut,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let _active = shared.open(transport.kind());
-    let state = Arc::new(ConnState::new());
+    let kind = transport.kind();
+    shared.metrics.http_connection(Proto::Http2, kind);
+    let state = Arc::new(ConnState::new(kind));
     let from = From {
         peer,
         trusted: is_trusted(&shared.server.trusted_proxies, peer.ip()),
@@ -79,7 +87,8 @@ pub async fn serve(
         .max_header_list_size(MAX_HEAD as u32)
         // Date is set per response, as for HTTP/1.1.
         .auto_date_header(false);
-    let conn = builder.serve_connection(TokioIo::new(Gathered::new(transport)), service);
+    let io = Gathered::new(transport, read);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let server = &shared.server;
     let mut draining = false;
@@ -136,11 +145,12 @@ async fn answer(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
 ) -> Result<Response<H2Body>, BodyReadError> {
+    let kind = conn.kind;
     let stream = InFlight::start(conn);
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let peer = from.peer;
-    let mut head = match request::parse_head(&parts, body.is_end_stream()) {
+    let mut head = match request::parse_head(&parts, body.is_end_stream(), kind.scheme()) {
         Ok(head) => head,
         Err(err) => {
             tracing::debug!(%peer, error = %err, "bad http/2 request head");
@@ -162,7 +172,13 @@ async fn answer(
         &shared.server.trusted_proxies,
     );
     let mut body = body;
-    let reply = match shared.router.handle(&head).await {
+    // h2c on a plaintext listener that redirects to https, as HTTP/1.1 there.
+    let redirect = shared.redirect_https.filter(|_| kind == TransportKind::Tcp);
+    let dispatch = match redirect {
+        Some(port) => Dispatch::Reply(https_redirect(&head, port)),
+        None => shared.router.handle(&head).await,
+    };
+    let reply = match dispatch {
         Dispatch::Reply(reply) => reply,
         // Boxed: the proxy's state is large, and every stream's task (static ones too)
         // would otherwise carry it, copied in at spawn and out at completion.

@@ -17,8 +17,13 @@ use crate::http::{BodyLength, ParseError, RequestHead, Scheme, parse_request};
 use crate::proxy::{Collector, Held, Refused};
 
 /// Converts the head of an HTTP/2 request; `end_stream` is whether the request has no body
-/// (its HEADERS frame ended the stream).
-pub fn parse_head(parts: &Parts, end_stream: bool) -> Result<RequestHead, ParseError> {
+/// (its HEADERS frame ended the stream); `scheme` is the connection's (https over TLS, http
+/// on h2c), whatever `:scheme` says, as for HTTP/1.1.
+pub fn parse_head(
+    parts: &Parts,
+    end_stream: bool,
+    scheme: Scheme,
+) -> Result<RequestHead, ParseError> {
     let head = encode_head(parts)?;
     let Some((mut req, _)) = parse_request(&head)? else {
         return Err(ParseError::Bad("incomplete request head"));
@@ -30,8 +35,7 @@ pub fn parse_head(parts: &Parts, end_stream: bool) -> Result<RequestHead, ParseE
     }
     // ferry reads an HTTP/2 body itself before forwarding it; hyper answers the expectation.
     req.expect_continue = false;
-    // HTTP/2 is served over TLS only (ALPN h2).
-    req.scheme = Scheme::Https;
+    req.scheme = scheme;
     Ok(req)
 }
 
@@ -146,7 +150,8 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        let req = parse_head(&p, true).unwrap();
+        let req = parse_head(&p, true, Scheme::Https).unwrap();
+        assert_eq!(req.scheme, Scheme::Https);
         assert_eq!(req.method, Method::Get);
         assert_eq!(req.target, "/a/b?x=1");
         assert_eq!(req.header("host"), Some(&b"example.test:8443"[..]));
@@ -165,8 +170,13 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        let req = parse_head(&p, true).unwrap();
+        let req = parse_head(&p, true, Scheme::Https).unwrap();
         assert_eq!(req.header("host"), Some(&b"host.test"[..]));
+        // h2c: the connection's scheme, whatever `:scheme` claims.
+        assert_eq!(
+            parse_head(&p, true, Scheme::Http).unwrap().scheme,
+            Scheme::Http
+        );
     }
 
     #[test]
@@ -178,26 +188,29 @@ mod tests {
             }
             parts(b.body(()).unwrap())
         };
-        let req = parse_head(&post(Some("12")), false).unwrap();
+        let req = parse_head(&post(Some("12")), false, Scheme::Https).unwrap();
         assert_eq!(req.body, BodyLength::Length(12));
         assert!(!req.expect_continue);
         assert_eq!(
-            parse_head(&post(None), false).unwrap().body,
+            parse_head(&post(None), false, Scheme::Https).unwrap().body,
             BodyLength::Chunked
         );
         assert_eq!(
-            parse_head(&post(None), true).unwrap().body,
+            parse_head(&post(None), true, Scheme::Https).unwrap().body,
             BodyLength::Empty
         );
         assert_eq!(
-            parse_head(&post(Some("0")), false).unwrap().body,
+            parse_head(&post(Some("0")), false, Scheme::Https)
+                .unwrap()
+                .body,
             BodyLength::Empty
         );
     }
 
     #[test]
     fn the_http11_rules_apply() {
-        let bad = |req: hyper::Request<()>| parse_head(&parts(req), true).unwrap_err();
+        let bad =
+            |req: hyper::Request<()>| parse_head(&parts(req), true, Scheme::Https).unwrap_err();
         let connect = hyper::Request::connect("a.test:443").body(()).unwrap();
         assert_eq!(bad(connect).status(), 400);
         let fragment = hyper::Request::get("https://a.test/%zz").body(()).unwrap();
@@ -215,7 +228,7 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            parse_head(&other, true).unwrap().method,
+            parse_head(&other, true, Scheme::Https).unwrap().method,
             Method::Other("PURGE".into())
         );
     }

@@ -131,14 +131,20 @@ pub fn respond(
             match read_cached(&range) {
                 Some(bytes) => {
                     let mut tally = Tally::default();
-                    tally.add(SendPath::TlsBuffered, bytes.len());
+                    tally.add(finish.conn().path(), bytes.len());
                     finish.record(&tally, None);
                     H2Body::full(bytes)
                 }
-                None => body::produce(Body::File(range), limits(shared, rate), finish),
+                None => {
+                    let limits = limits(shared, rate, finish.conn().path());
+                    body::produce(Body::File(range), limits, finish)
+                }
             }
         }
-        body => body::produce(body, limits(shared, rate), finish),
+        body => {
+            let limits = limits(shared, rate, finish.conn().path());
+            body::produce(body, limits, finish)
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() =
@@ -151,11 +157,12 @@ pub fn respond(
 const INLINE_FILE: u64 = 64 * 1024;
 
 /// How a produced body is written.
-fn limits(shared: &Shared, rate: Option<u64>) -> Limits {
+fn limits(shared: &Shared, rate: Option<u64>, path: SendPath) -> Limits {
     Limits {
         chunk: shared.io.chunk.get().min(crate::send::MAX_BUFFER),
         send_timeout: shared.server.send_timeout,
         rate,
+        path,
     }
 }
 

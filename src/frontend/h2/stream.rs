@@ -12,7 +12,7 @@ use crate::access::{Notes, Proto};
 use crate::frontend::shared::{Finished, Shared};
 use crate::http::RequestHead;
 use crate::ingress::Client;
-use crate::metrics::{Side, Source, Tally};
+use crate::metrics::{SendPath, Side, Source, Tally, TransportKind};
 
 /// What one response records when its body is done: metrics and the access log line.
 pub(super) struct Finish {
@@ -41,8 +41,7 @@ impl Finish {
             tally,
             failed,
             proto: Proto::Http2,
-            // ALPN h2 is only offered over TLS.
-            tls: true,
+            tls: self.conn().kind != TransportKind::Tcp,
             notes: &self.notes,
         };
         self.shared.record(self.client(), done);
@@ -59,9 +58,11 @@ impl Finish {
     }
 }
 
-/// What the streams of one connection share with its loop: how many are in flight, when
-/// the last one ended, and the switch that closes the connection at once.
+/// What the streams of one connection share with its loop: its transport, how many are in
+/// flight, when the last one ended, and the switch that closes the connection at once.
 pub(super) struct ConnState {
+    /// `tls` for ALPN h2 (never kTLS), `tcp` for h2c.
+    pub(super) kind: TransportKind,
     in_flight: AtomicUsize,
     /// When a stream last started or ended (at first: the accept), and whether any has.
     last_active: Mutex<(Instant, bool)>,
@@ -69,11 +70,21 @@ pub(super) struct ConnState {
 }
 
 impl ConnState {
-    pub(super) fn new() -> ConnState {
+    pub(super) fn new(kind: TransportKind) -> ConnState {
         ConnState {
+            kind,
             in_flight: AtomicUsize::new(0),
             last_active: Mutex::new((Instant::now(), false)),
             abort: CancellationToken::new(),
+        }
+    }
+
+    /// The path body bytes read into buffers take: encrypted by rustls, or written as they
+    /// are on h2c.
+    pub(super) fn path(&self) -> SendPath {
+        match self.kind {
+            TransportKind::Tcp => SendPath::Buffered,
+            TransportKind::Ktls | TransportKind::Tls => SendPath::TlsBuffered,
         }
     }
 

@@ -1,0 +1,460 @@
+//! h2c: HTTP/2 with prior knowledge on the plaintext listener, beside HTTP/1.1 on the same
+//! port. The real ferry binary behind `curl --http2-prior-knowledge`, `h2load` and raw
+//! sockets; a real app (tests/app/app.py) for proxied requests.
+//!
+//! What is asserted: curl speaks HTTP/2 (`HTTP/2 200`, `%{http_version}` 2) for static files
+//! (0 B .. 8 MiB, byte for byte) while HTTP/1.1 clients on the same listener are still served
+//! (sendfile); the metrics (`ferry_http_connections_total` by proto and transport, bodies on
+//! `buffered`, no TLS path, no kTLS fallback) and the access log (`proto` HTTP/2, `tls`
+//! false); proxied GET and POST through the app (which sees `X-Forwarded-Proto: http`); many
+//! concurrent streams on few connections (h2load, from nghttp2-client; required under
+//! CI=true, skipped with a note elsewhere); the limits of HTTP/2 over TLS (413 past
+//! `server.max_body_size`, an idle connection closed after `header_timeout`);
+//! `server.redirect_https`; `server.h2c = false` (the preface is an HTTP/1.1 request for a
+//! version ferry does not speak: 505); and a listener that takes the PROXY protocol.
+//!
+//! One transfer per curl: curl 7.88 (Debian 12's) fails the second transfer on a reused
+//! prior-knowledge connection ("Error in the HTTP2 framing layer", curl/curl#10634, fixed
+//! in 8.0), whatever the server; several streams on one connection are h2load's part.
+//!
+//! Every external command is bounded (CMD_TIMEOUT, curl --max-time), metrics are polled to a
+//! bound (DEADLINE); no test asserts a duration.
+mod common;
+
+use common::app::*;
+use common::tls::*;
+use common::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+const H2C: &str = "--http2-prior-knowledge";
+const HTTP_CONNS: &str = "ferry_http_connections_total";
+const H2C_CONN: Labels<'static> = &[("proto", "http2"), ("transport", "tcp")];
+const H1_CONN: Labels<'static> = &[("proto", "http1"), ("transport", "tcp")];
+const STATIC_OK: Labels<'static> = &[("source", "static"), ("code", "2xx")];
+const BUFFERED_STATIC_OK: Labels<'static> =
+    &[("path", "buffered"), ("source", "static"), ("code", "2xx")];
+/// HTTP/2's connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame: what a client sends right after the preface.
+const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+fn url(srv: &Server, target: &str) -> String {
+    format!("http://{}{target}", srv.addr())
+}
+
+/// `curl -sS ARGS`, bounded.
+fn run_curl(args: &[&str]) -> std::process::Output {
+    let mut c = curl();
+    c.arg("-sS").args(args);
+    run_bounded(c, None, CMD_TIMEOUT)
+}
+
+/// `curl --http2-prior-knowledge -o OUT -D HEADERS URL`; returns its -w and the status line.
+fn fetch(srv: &Server, target: &str, out: &Path, extra: &[&str]) -> (Got, String) {
+    let dump = out.with_extension("headers");
+    let url = url(srv, target);
+    let (out, dump_s) = (out.to_str().unwrap(), dump.to_str().unwrap());
+    let mut args = vec![H2C, "-o", out, "-D", dump_s, "-w", W];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let mut got = curl_ok(run_curl(&args), &format!("h2c {target}"));
+    assert_eq!(got.len(), 1, "one transfer");
+    let got = got.remove(0);
+    assert_eq!(got.version, "2", "{target}: curl must speak HTTP/2");
+    let headers = std::fs::read_to_string(&dump).unwrap();
+    let status = headers.lines().next().unwrap_or("").trim().to_string();
+    (got, status)
+}
+
+/// The JSON access log lines ferry has written once there are `n`.
+fn json_lines(srv: &Server, n: usize) -> Vec<Value> {
+    let lines = poll_until(&format!("{n} access log lines"), DEADLINE, || {
+        let lines = srv.stdout_lines();
+        (lines.len() >= n).then_some(lines)
+    });
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Whether `tool` runs; under CI=true a missing one fails the test, elsewhere it is skipped
+/// with a note.
+fn have_tool(tool: &str, package: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: `{tool}` is missing (Debian package {package}; scripts/test.sh installs it)"
+        );
+        eprintln!("skipped: `{tool}` is not installed (Debian package {package})");
+    }
+    ok
+}
+
+// ---------------------------------------------------------------------------------------------
+// static files, and HTTP/1.1 beside them
+
+#[test]
+fn h2c_static_files_are_byte_identical_and_http1_shares_the_listener() {
+    let fx = Fx::new();
+    let sizes: [(&str, u64); 4] = [
+        ("empty", 0),
+        ("page", 4096),
+        ("mib1", MIB + 1),
+        ("big", 8 * MIB),
+    ];
+    let patterns: Vec<Pattern> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, len))| fx.file(name, *len, 300 + i as u64))
+        .collect();
+    let mut cfg = Config::static_root(&fx.root);
+    cfg.access_log = "json".into();
+    let srv = Server::start(&cfg);
+    let base = srv.metrics();
+
+    for ((name, len), pattern) in sizes.iter().zip(&patterns) {
+        let out = fx.out(&format!("{name}.out"));
+        let (got, status) = fetch(&srv, &format!("/static/{name}"), &out, &[]);
+        assert_eq!((got.code, status.as_str()), (200, "HTTP/2 200"), "{name}");
+        assert_file_is(&out, pattern, 0, *len, &format!("/static/{name} over h2c"));
+    }
+
+    let d = wait_delta(&srv, &base, RESPONSES, STATIC_OK, 4.0);
+    assert_eq!(d, 4.0, "static responses counted");
+    let now = srv.metrics();
+    let total: u64 = sizes.iter().map(|(_, l)| l).sum::<u64>();
+    let mut want: Vec<Want<'_>> = vec![
+        (HTTP_CONNS, H2C_CONN, 4.0),
+        (HTTP_CONNS, &[("proto", "http2")], 4.0),
+        (HTTP_CONNS, &[("proto", "http1")], 0.0),
+        (CONNS, &[("transport", "tcp")], 4.0),
+        // The empty file's response carries no body: `memory`.
+        (RESPONSES, BUFFERED_STATIC_OK, 3.0),
+        (BODY_BYTES, &[("path", "buffered")], total as f64),
+        (ZERO_COPY, &[], 0.0),
+        (FALLBACKS, &[], 0.0),
+        (HANDSHAKES, &[], 0.0),
+    ];
+    let tls_paths = [[("path", "tls_buffered")], [("path", "ktls_sendfile")]];
+    for p in &tls_paths {
+        want.push((RESPONSES, p, 0.0));
+    }
+    expect_deltas(&base, &now, &want, "static over h2c");
+
+    // The access log says HTTP/2, over plaintext.
+    let lines = json_lines(&srv, 4);
+    for v in &lines {
+        assert_eq!(
+            (&v["proto"], &v["tls"]),
+            (&"HTTP/2".into(), &false.into()),
+            "{v}"
+        );
+    }
+
+    // HTTP/1.1 on the same listener: curl, and a raw client whose request line starts with
+    // the preface's first letter.
+    let base = srv.metrics();
+    let out = fx.out("h1.out");
+    let page_url = url(&srv, "/static/page");
+    let h1 = curl_ok(
+        run_curl(&["--http1.1", "-o", out.to_str().unwrap(), "-w", W, &page_url]),
+        "HTTP/1.1 beside h2c",
+    );
+    assert_eq!((h1[0].code, h1[0].version.as_str()), (200, "1.1"));
+    assert_file_is(&out, &patterns[1], 0, 4096, "/static/page over HTTP/1.1");
+    let mut conn = srv.connect();
+    conn.send(&req(
+        "PUT",
+        "/static/page",
+        &[("Host", "x"), ("Content-Length", "0")],
+    ));
+    let refused = conn.read_response("PUT");
+    assert_eq!(refused.status, 405, "PUT on a static location, as HTTP/1.1");
+    let d = wait_delta(&srv, &base, HTTP_CONNS, H1_CONN, 2.0);
+    assert_eq!(d, 2.0, "two HTTP/1.1 connections");
+    let now = srv.metrics();
+    expect_deltas(
+        &base,
+        &now,
+        &[
+            (HTTP_CONNS, H2C_CONN, 0.0),
+            (
+                RESPONSES,
+                &[("path", "sendfile"), ("source", "static")],
+                1.0,
+            ),
+        ],
+        "HTTP/1.1 beside h2c",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// proxied
+
+#[test]
+fn h2c_proxied_requests_reach_the_app_and_come_back_whole() {
+    let fx = Fx::new();
+    let len = MIB + 17;
+    let pattern = fx.file("u.bin", len, 61);
+    let app = App::start();
+    let srv = ProxyConfig::new(&app.address).start();
+    let base = srv.metrics();
+
+    let path = qenc(fx.root.join("u.bin").to_str().unwrap());
+    for (what, target) in [
+        ("length", format!("/file?path={path}")),
+        (
+            "chunked",
+            format!("/file?mode=chunked&chunk=7000&path={path}"),
+        ),
+    ] {
+        let out = fx.out(&format!("{what}.out"));
+        let (got, status) = fetch(&srv, &target, &out, &[]);
+        assert_eq!((got.code, status.as_str()), (200, "HTTP/2 200"), "{what}");
+        assert_file_is(&out, &pattern, 0, len, what);
+        let seen = app.wait_request(&target);
+        assert_eq!(seen.version, "HTTP/1.1", "ferry speaks HTTP/1.1 to the app");
+        assert_eq!(
+            seen.header_all("x-forwarded-proto"),
+            ["http"],
+            "h2c is http"
+        );
+        assert_eq!(seen.header("host"), Some(srv.addr().to_string().as_str()));
+    }
+
+    // A POST: the body reaches the app whole.
+    let body = fx.root.join("u.bin");
+    let data = format!("@{}", body.to_str().unwrap());
+    let out = fx.out("post.out");
+    let (got, _) = fetch(&srv, "/echo?h2c", &out, &["--data-binary", &data]);
+    assert_eq!(got.code, 200);
+    let want_sha = pattern_sha256(&pattern, len);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("ok POST {len} {want_sha}")
+    );
+    let seen = app.wait_request("/echo?h2c");
+    assert_eq!((seen.body_len, seen.body_complete), (len, true));
+
+    let f = [("source", "upstream"), ("code", "2xx")];
+    assert_eq!(wait_delta(&srv, &base, RESPONSES, &f, 3.0), 3.0);
+    let now = srv.metrics();
+    expect_deltas(
+        &base,
+        &now,
+        &[
+            (HTTP_CONNS, H2C_CONN, 3.0),
+            (
+                RESPONSES,
+                &[("path", "buffered"), ("source", "upstream")],
+                3.0,
+            ),
+            ("ferry_upstream_requests_total", &[("outcome", "ok")], 3.0),
+            (ZERO_COPY, &[], 0.0),
+        ],
+        "proxied over h2c",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// many streams
+
+#[test]
+fn h2c_serves_many_concurrent_streams() {
+    let fx = Fx::new();
+    if !have_tool("h2load", "nghttp2-client") {
+        return;
+    }
+    fx.file("small", 1000, 7);
+    let srv = Server::start(&Config::static_root(&fx.root));
+    let base = srv.metrics();
+    // 4 connections, up to 100 streams each at once (ferry allows 128), 4000 requests.
+    let mut h2load = Command::new("h2load");
+    h2load.args([
+        "-n",
+        "4000",
+        "-c",
+        "4",
+        "-m",
+        "100",
+        &url(&srv, "/static/small"),
+    ]);
+    let out = run_bounded(h2load, None, CMD_TIMEOUT);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "h2load: {report}");
+    assert!(
+        report.contains("requests: 4000 total, 4000 started, 4000 done, 4000 succeeded, 0 failed"),
+        "h2load: {report}"
+    );
+    assert!(
+        report.contains("status codes: 4000 2xx"),
+        "h2load: {report}"
+    );
+    assert_eq!(
+        wait_delta(&srv, &base, RESPONSES, BUFFERED_STATIC_OK, 4000.0),
+        4000.0
+    );
+    let now = srv.metrics();
+    expect_deltas(
+        &base,
+        &now,
+        &[
+            (HTTP_CONNS, H2C_CONN, 4.0),
+            (BODY_BYTES, &[("path", "buffered")], 4e6),
+        ],
+        "h2load",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// limits
+
+#[test]
+fn h2c_has_the_limits_of_http2_over_tls() {
+    let fx = Fx::new();
+    let app = App::start();
+    let mut cfg = ProxyConfig::new(&app.address).server("max_body_size = \"64KiB\"");
+    cfg.base.header_timeout = "1s".into();
+    let srv = cfg.start();
+
+    // A body past server.max_body_size: 413, and the app never sees it.
+    let big = fx.root.join("big.bin");
+    pattern_file(&big, 200 * KIB, 5);
+    let data = format!("@{}", big.to_str().unwrap());
+    let (got, status) = fetch(
+        &srv,
+        "/echo?big",
+        &fx.out("413.out"),
+        &["--data-binary", &data],
+    );
+    assert_eq!((got.code, status.as_str()), (413, "HTTP/2 413"));
+    assert!(
+        app.requests_to("/echo?big").is_empty(),
+        "the app got the request"
+    );
+
+    // A client that sends the preface and nothing more is closed after header_timeout, with
+    // a GOAWAY after ferry's SETTINGS.
+    let mut idle = TcpStream::connect(srv.addr()).unwrap();
+    idle.write_all(PREFACE).unwrap();
+    idle.write_all(SETTINGS).unwrap();
+    let got = read_until_closed(&mut idle);
+    let frames = frame_types(&got);
+    assert_eq!(frames.first(), Some(&4), "SETTINGS first: {frames:?}");
+    assert!(frames.contains(&7), "a GOAWAY before the close: {frames:?}");
+
+    // Half a preface, then nothing: not HTTP/1.1 either; closed (408) after header_timeout.
+    let mut half = TcpStream::connect(srv.addr()).unwrap();
+    half.write_all(&PREFACE[..10]).unwrap();
+    let got = read_until_closed(&mut half);
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+        "{got:?}"
+    );
+}
+
+/// The types of the HTTP/2 frames in `bytes`, in order (the last one may be cut short).
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+#[test]
+fn h2c_on_a_redirecting_listener_is_redirected_too() {
+    let fx = Fx::new();
+    fx.file("page", 10, 1);
+    let mut cfg = Config::static_root(&fx.root);
+    cfg.server_extra = "redirect_https = 8443\n".into();
+    let srv = Server::start(&cfg);
+    let (got, status) = fetch(&srv, "/static/page?q=1", &fx.out("r.out"), &[]);
+    assert_eq!((got.code, status.as_str()), (301, "HTTP/2 301"));
+    let headers = std::fs::read_to_string(fx.out("r.headers")).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("no location: {headers}"));
+    assert_eq!(location.trim(), "https://127.0.0.1:8443/static/page?q=1");
+}
+
+#[test]
+fn with_h2c_off_the_preface_is_an_http1_request_for_an_unknown_version() {
+    let fx = Fx::new();
+    fx.file("page", 10, 1);
+    let mut cfg = Config::static_root(&fx.root);
+    cfg.server_extra = "h2c = false\n".into();
+    let srv = Server::start(&cfg);
+    let base = srv.metrics();
+    let mut conn = TcpStream::connect(srv.addr()).unwrap();
+    conn.write_all(PREFACE).unwrap();
+    conn.write_all(SETTINGS).unwrap();
+    let got = read_until_closed(&mut conn);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+    let page_url = url(&srv, "/static/page");
+    let out = run_curl(&[H2C, "-o", "/dev/null", &page_url]);
+    assert!(!out.status.success(), "curl must fail: {out:?}");
+    // HTTP/1.1 is still served.
+    assert_eq!(srv.get("/static/page").status, 200);
+    expect_deltas(
+        &base,
+        &srv.metrics(),
+        &[(HTTP_CONNS, &[("proto", "http2")], 0.0)],
+        "off",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol
+
+#[test]
+fn h2c_after_a_proxy_protocol_header() {
+    let fx = Fx::new();
+    let pattern = fx.file("page", 5000, 9);
+    let mut cfg = Config::static_root(&fx.root);
+    cfg.server_extra = "proxy_protocol = true\n".into();
+    let srv = Server::start(&cfg);
+    let base = srv.metrics();
+    let out = fx.out("pp.out");
+    let (got, status) = fetch(&srv, "/static/page", &out, &["--haproxy-protocol"]);
+    assert_eq!((got.code, status.as_str()), (200, "HTTP/2 200"));
+    assert_file_is(&out, &pattern, 0, 5000, "h2c after a PROXY header");
+
+    // Raw: a version 1 header naming another client, then the preface.
+    let mut raw = TcpStream::connect(srv.addr()).unwrap();
+    raw.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n")
+        .unwrap();
+    raw.write_all(PREFACE).unwrap();
+    raw.write_all(SETTINGS).unwrap();
+    raw.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut first = [0u8; 9];
+    raw.read_exact(&mut first).unwrap();
+    assert_eq!(first[3], 4, "ferry answers with its SETTINGS");
+    drop(raw);
+
+    assert_eq!(wait_delta(&srv, &base, HTTP_CONNS, H2C_CONN, 2.0), 2.0);
+    let now = srv.metrics();
+    expect_deltas(
+        &base,
+        &now,
+        &[(
+            "ferry_proxy_protocol_headers_total",
+            &[("result", "ok")],
+            2.0,
+        )],
+        "PROXY protocol + h2c",
+    );
+}
