@@ -97,6 +97,13 @@ pub struct Server {
     /// Whether the plaintext listeners answer every request with a redirect to https, and to
     /// which port; `None`: they serve.
     pub redirect_https: Option<RedirectHttps>,
+    /// Where the serving process writes its pid, removed at exit (nginx `pid`); `ferry
+    /// reload` reads it. `None` (""): no pid file.
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket on which the serving process hands its listening sockets to a new
+    /// process started with `ferry serve --upgrade-from PATH` (HAProxy's `expose-fd
+    /// listeners`; nginx's binary upgrade). `None` (""): no take-over possible.
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// One `add_header` item (nginx `add_header NAME VALUE [always];`).
@@ -141,6 +148,8 @@ impl Default for Server {
             proxy_protocol: false,
             add_header: Vec::new(),
             redirect_https: None,
+            pid_file: None,
+            upgrade_socket: None,
         }
     }
 }

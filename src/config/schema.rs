@@ -45,7 +45,7 @@ const TOP_KEYS: [&str; 10] = [
     "spool",
     "location",
 ];
-const SERVER_KEYS: [&str; 12] = [
+const SERVER_KEYS: [&str; 14] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -58,6 +58,8 @@ const SERVER_KEYS: [&str; 12] = [
     "proxy_protocol",
     "add_header",
     "redirect_https",
+    "pid_file",
+    "upgrade_socket",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 5] = [
@@ -182,6 +184,12 @@ impl Walker<'_> {
         }
         if let Some(redirect) = self.field(table, s, "redirect_https", Self::redirect_https) {
             server.redirect_https = redirect;
+        }
+        if let Some(path) = self.field(table, s, "pid_file", Self::optional_path) {
+            server.pid_file = path;
+        }
+        if let Some(path) = self.field(table, s, "upgrade_socket", Self::optional_path) {
+            server.upgrade_socket = path;
         }
         server
     }

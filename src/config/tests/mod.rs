@@ -70,6 +70,8 @@ fn embedded_default_is_the_documented_defaults() {
             proxy_protocol: false,
             add_header: Vec::new(),
             redirect_https: None,
+            pid_file: None,
+            upgrade_socket: None,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
