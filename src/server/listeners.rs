@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
 
-use super::StartError;
+use super::error::StartError;
 use crate::config::Config;
 use crate::frontend::{self, ListenerKind};
 

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::StartError;
+use super::error::StartError;
 use crate::cache::Cache;
 use crate::config::{Config, RedirectHttps};
 use crate::frontend::{Generation, Shared};

@@ -41,7 +41,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::StartError;
+use super::error::StartError;
 use super::listeners::ListenerSet;
 use crate::frontend::ListenerKind;
 

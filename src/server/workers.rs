@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::StartError;
+use super::error::StartError;
 use super::listeners::ListenerSet;
 use crate::frontend::{self, Current, Limit, Listener};
 
