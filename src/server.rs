@@ -289,6 +289,7 @@ pub async fn run(
     // take-over, served by the new process, which holds the same sockets).
     listeners.close_all();
     workers.stopped_accepting().await;
+    tracing::info!("stopped accepting; connections finishing");
     tracker.close();
     let open = tracker.len();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
@@ -430,23 +431,28 @@ impl Serving<'_> {
             .source
             .load()
             .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        // Every check runs, and every problem is reported, before anything changes.
         let built = reload::build(
             &config,
             Some((&self.config, &self.resources)),
             &self.metrics,
         )
-        .await
-        .map_err(strings)?;
-        let prepared = self.listeners.prepare(&config).map_err(strings)?;
+        .await;
+        let prepared = self.listeners.prepare(&config);
         // A new admin address is bound before anything changes, like a new client address.
         let admin_moved = self.admin_server.socket().is_some_and(|socket| {
             let addr = config.admin.listen;
             socket.configured != addr && (addr.port() == 0 || socket.bound != addr)
         });
-        let new_admin = if admin_moved {
-            Some(bind_admin(config.admin.listen).map_err(|err| vec![err.to_string()])?)
-        } else {
-            None
+        let new_admin = admin_moved.then(|| bind_admin(config.admin.listen));
+        let (built, prepared, new_admin) = match (built, prepared, new_admin.transpose()) {
+            (Ok(built), Ok(prepared), Ok(new_admin)) => (built, prepared, new_admin),
+            (built, prepared, new_admin) => {
+                let mut errors = built.err().unwrap_or_default();
+                errors.extend(prepared.err().unwrap_or_default());
+                errors.extend(new_admin.err());
+                return Err(strings(errors));
+            }
         };
 
         // Everything checked: from here on the new configuration goes into force.

@@ -300,7 +300,9 @@ fn a_connection_accepted_before_the_drain_has_its_first_request_served() {
     let _new = Server::start_file(&path, &["--upgrade-from", socket.to_str().unwrap()]);
     poll_until("the old process drains", DEADLINE, || {
         let lines = old.stderr_lines().join("\n");
-        lines.contains("shutting down").then_some(())
+        lines
+            .contains("stopped accepting; connections finishing")
+            .then_some(())
     });
     // Its request arrives during the drain: answered, then the connection closes.
     let r = early.get("/static/hello.txt", &[]);
