@@ -42,7 +42,9 @@
 //!   O_DIRECT), the crate `ferry-sys` in sys/: the only code with `unsafe`. This crate
 //!   forbids it (`#![forbid(unsafe_code)]`, which no module can lift).
 //! - `metrics`: the Prometheus families whose names DESIGN.md fixes; `admin` serves them.
-//! - `server`: start-up, signals and graceful shutdown.
+//! - `server`: start-up, signals and graceful shutdown; SIGHUP reloads (a new
+//!   `frontend::Generation` for new connections, listeners opened and closed), and a new
+//!   process can take the listening sockets over (`server.upgrade_socket`, SCM_RIGHTS).
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!

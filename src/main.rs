@@ -1,4 +1,5 @@
-//! The `ferry` command: `serve` (the default), `check`, `health`, `bench` and `--version`. Exit status
+//! The `ferry` command: `serve` (the default), `check`, `health`, `reload`, `bench` and
+//! `--version`. Exit status
 //! 64 (EX_USAGE) for a configuration that does not validate or arguments that do not parse
 //! (TLS files or a cache.dir that cannot be used included), 1 for other start-up failures.
 
@@ -34,8 +35,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve (the default when no command is given).
-    Serve,
+    /// Serve (the default when no command is given). SIGHUP reloads the configuration.
+    Serve {
+        /// Take the listening sockets over from the ferry whose server.upgrade_socket is
+        /// PATH; it stops accepting once this one serves, and drains.
+        #[arg(long, value_name = "PATH")]
+        upgrade_from: Option<PathBuf>,
+    },
+    /// Tell a running ferry to reload its configuration (SIGHUP to the pid in its pid file;
+    /// the result is in its log and in ferry_config_reloads_total).
+    Reload {
+        /// The pid file [default: server.pid_file of the configuration].
+        #[arg(long, value_name = "PATH")]
+        pid_file: Option<PathBuf>,
+    },
     /// Validate the configuration and print every error with its key; binds nothing.
     Check,
     /// Ask the ferry running with this configuration whether it is ready: GET /readyz on
@@ -96,6 +109,12 @@ fn main() -> ExitCode {
         };
         return bench(&options, json);
     }
+    if let Some(Command::Reload {
+        pid_file: Some(path),
+    }) = &cli.command
+    {
+        return reload(path);
+    }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
@@ -103,10 +122,29 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let source = match cli.config {
+        Some(path) => ferry::server::ConfigSource::File(path),
+        None => ferry::server::ConfigSource::Embedded,
+    };
+    match cli.command.unwrap_or(Command::Serve { upgrade_from: None }) {
         Command::Check => check(&config),
         Command::Health => health(config.admin.listen),
-        Command::Serve => serve(config),
+        Command::Serve { upgrade_from } => serve(
+            config,
+            ferry::server::Options {
+                source,
+                upgrade_from,
+            },
+        ),
+        Command::Reload { .. } => match &config.server.pid_file {
+            Some(path) => reload(path),
+            None => {
+                eprintln!(
+                    "ferry reload: no pid file: give --pid-file PATH, or set server.pid_file in the configuration (--config)"
+                );
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Command::Bench { .. } => unreachable!("bench runs before the configuration loads"),
     }
 }
@@ -223,7 +261,39 @@ fn health(admin: std::net::SocketAddr) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+/// `ferry reload`: SIGHUP to the pid in `pid_file` (nginx's `nginx -s reload`).
+fn reload(pid_file: &std::path::Path) -> ExitCode {
+    let pid = match ferry::server::pid_file::read(pid_file) {
+        Ok(pid) => pid,
+        Err(err) => {
+            eprintln!("ferry reload: {}: {err}", pid_file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let Some(target) = target else {
+        eprintln!("ferry reload: {}: not a pid: {pid}", pid_file.display());
+        return ExitCode::FAILURE;
+    };
+    match rustix::process::kill_process(target, rustix::process::Signal::HUP) {
+        Ok(()) => {
+            println!("sent SIGHUP to ferry (pid {pid})");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!(
+                "ferry reload: pid {pid} (from {}): {}",
+                pid_file.display(),
+                std::io::Error::from(err)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config, options: ferry::server::Options) -> ExitCode {
     init_tracing(config.server.access_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -237,7 +307,7 @@ fn serve(config: Config) -> ExitCode {
     };
     // The listeners go to stderr with the other diagnostics: stdout carries the access log
     // alone, so a log shipper reading it sees one access-log line per response and nothing else.
-    let result = runtime.block_on(ferry::server::run(config, |bound| {
+    let result = runtime.block_on(ferry::server::run(config, options, |bound| {
         let mut stderr = std::io::stderr().lock();
         for addr in &bound.http {
             let _ = writeln!(stderr, "listening http {addr}");

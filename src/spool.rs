@@ -43,8 +43,10 @@ impl std::fmt::Debug for Spool {
 
 struct Inner {
     dir: PathBuf,
-    max_file: u64,
-    max_total: u64,
+    /// `spool.max_file_size` and `spool.max_size`: atomics, so a reload can change them for
+    /// the files made after it (files already made keep what they reserved).
+    max_file: AtomicU64,
+    max_total: AtomicU64,
     /// Bytes reserved by the files in use.
     used: AtomicU64,
     /// Whether O_TMPFILE failed on this directory's filesystem (then: named and unlinked).
@@ -59,14 +61,30 @@ impl Spool {
         Spool {
             inner: Arc::new(Inner {
                 dir: config.dir.clone(),
-                max_file: config.max_file_size,
-                max_total: config.max_size,
+                max_file: AtomicU64::new(config.max_file_size),
+                max_total: AtomicU64::new(config.max_size),
                 used: AtomicU64::new(0),
                 named: AtomicBool::new(false),
                 next_name: AtomicU64::new(0),
                 metrics,
             }),
         }
+    }
+
+    /// Whether this spool is the one for `config.dir` (a reload keeps it, limits updated).
+    pub fn dir_is(&self, config: &config::Spool) -> bool {
+        self.inner.dir == config.dir
+    }
+
+    /// Takes `spool.max_file_size` and `spool.max_size` from a reloaded configuration. Space
+    /// already reserved stays reserved: a smaller total only turns new files away until
+    /// enough are given back.
+    pub fn set_limits(&self, config: &config::Spool) {
+        let inner = &self.inner;
+        inner
+            .max_file
+            .store(config.max_file_size, Ordering::Relaxed);
+        inner.max_total.store(config.max_size, Ordering::Relaxed);
     }
 
     /// Makes (and drops) one file, so that a directory that cannot hold spool files is
@@ -79,7 +97,7 @@ impl Spool {
     /// limits leave no room or the file cannot be made (each counted).
     pub fn file(&self, len: u64, direction: SpoolDirection) -> Option<SpoolFile> {
         let inner = &self.inner;
-        if len > inner.max_file {
+        if len > inner.max_file.load(Ordering::Relaxed) {
             inner.metrics.skipped(SpoolSkip::FileSize);
             return None;
         }
@@ -111,11 +129,11 @@ impl Spool {
 impl Inner {
     /// Reserves `len` bytes of the total, if they fit.
     fn reserve(&self, len: u64) -> bool {
+        let max_total = self.max_total.load(Ordering::Relaxed);
         let reserved = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(len)
-                    .filter(|&total| total <= self.max_total)
+                used.checked_add(len).filter(|&total| total <= max_total)
             })
             .is_ok();
         if reserved {
@@ -207,7 +225,7 @@ impl SpoolFile {
         if needed == 0 {
             return true;
         }
-        if self.written + n > self.spool.max_file {
+        if self.written + n > self.spool.max_file.load(Ordering::Relaxed) {
             self.spool.metrics.skipped(SpoolSkip::FileSize);
             return false;
         }

@@ -24,8 +24,8 @@ pub struct Admin {
     pub metrics: Metrics,
     /// Set when shutdown begins.
     pub draining: AtomicBool,
-    /// The disk cache, for purges.
-    pub cache: Option<Arc<crate::cache::Cache>>,
+    /// The disk cache, for purges (replaced when a reload opens another `cache.dir`).
+    pub cache: std::sync::RwLock<Option<Arc<crate::cache::Cache>>>,
 }
 
 /// Serves admin requests until `stop` is cancelled.
@@ -88,7 +88,8 @@ async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> 
             "method not allowed: use POST\n",
         );
     }
-    let Some(cache) = admin.cache.clone() else {
+    let cache = admin.cache.read().map_or(None, |cache| cache.clone());
+    let Some(cache) = cache else {
         return text(StatusCode::NOT_FOUND, "no cache configured\n");
     };
     let mut target = None;

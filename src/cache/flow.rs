@@ -210,10 +210,10 @@ pub async fn lookup(cache: &Arc<Cache>, req: &RequestHead) -> Lookup {
             Lock::Acquired(guard) => {
                 return Lookup::Forward(pending(key, None, Some(guard), CacheResult::Miss, None));
             }
-            Lock::Held(mut filled) if !waited && !cache.config.lock_timeout.is_zero() => {
+            Lock::Held(mut filled) if !waited && !cache.settings().lock_timeout.is_zero() => {
                 waited = true;
                 // Woken when the fill ends (its guard dropped), however it ended.
-                let _ = tokio::time::timeout(cache.config.lock_timeout, filled.changed()).await;
+                let _ = tokio::time::timeout(cache.settings().lock_timeout, filled.changed()).await;
             }
             Lock::Held(_) => {
                 return Lookup::Forward(pending(key, None, None, CacheResult::Miss, None));
@@ -303,7 +303,7 @@ async fn start_fill(
         return None;
     }
     let expected = match framing {
-        Framing::Length(n) if n > cache.config.max_object_size => return None,
+        Framing::Length(n) if n > cache.settings().max_object_size => return None,
         Framing::Length(n) => Some(n),
         Framing::None => Some(0),
         Framing::Chunked | Framing::Close => None,
@@ -326,7 +326,7 @@ async fn start_fill(
         lifetime: freshness.lifetime,
         stale_if_error: freshness
             .stale_if_error
-            .unwrap_or(cache.config.stale_if_error.as_secs()),
+            .unwrap_or(cache.settings().stale_if_error.as_secs()),
         stale_while_revalidate: freshness.stale_while_revalidate,
         no_stale: freshness.no_stale,
         body_len: 0,
@@ -334,7 +334,7 @@ async fn start_fill(
     match cache.begin_fill(meta, expected, pending.guard).await {
         Ok(target) => Some(Fill::start(target, cache.metrics.clone())),
         Err(err) => {
-            tracing::warn!(dir = %cache.config.dir.display(), error = %err, "cache: starting a fill");
+            tracing::warn!(dir = %cache.dir().display(), error = %err, "cache: starting a fill");
             None
         }
     }

@@ -98,24 +98,30 @@ impl Index {
                 tick,
             },
         );
-        self.evict_over(max_bytes, &id)
+        self.evict_over(max_bytes, Some(&id))
     }
 
     /// Removes least recently used objects other than `keep` while the total is over
     /// `max_bytes`; returns their ids.
-    fn evict_over(&mut self, max_bytes: u64, keep: &Id) -> Vec<Id> {
+    fn evict_over(&mut self, max_bytes: u64, keep: Option<&Id>) -> Vec<Id> {
         let mut evicted = Vec::new();
         while self.bytes > max_bytes {
             let Some((_, &oldest)) = self.lru.iter().next() else {
                 break;
             };
-            if oldest == *keep {
+            if Some(&oldest) == keep {
                 break;
             }
             self.remove(&oldest);
             evicted.push(oldest);
         }
         evicted
+    }
+
+    /// Removes least recently used objects while the total is over `max_bytes` (a
+    /// `cache.max_size` made smaller by a reload); returns their ids.
+    pub fn shrink(&mut self, max_bytes: u64) -> Vec<Id> {
+        self.evict_over(max_bytes, None)
     }
 
     /// The object `id`, without marking it as used.
@@ -180,7 +186,7 @@ impl Index {
         entry.size = size;
         entry.version = self.versions;
         entry.swapping = false;
-        Some(self.evict_over(max_bytes, id))
+        Some(self.evict_over(max_bytes, Some(id)))
     }
 
     pub fn remove(&mut self, id: &Id) -> Option<Entry> {

@@ -29,7 +29,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::watch;
 
@@ -136,7 +136,7 @@ impl FillTarget {
 
     /// The most body bytes this object may have.
     pub fn max_len(&self) -> u64 {
-        self.cache.config.max_object_size
+        self.cache.settings().max_object_size
     }
 
     /// Finishes the object once `written` body bytes are in the file: checks the length
@@ -214,7 +214,9 @@ struct State {
 
 /// The cache: its directory, index and fill locks.
 pub struct Cache {
-    pub config: config::Cache,
+    /// `[cache]` as last configured: a reload that keeps `dir` replaces the limits here
+    /// ([`Cache::set_limits`]) and keeps the objects.
+    settings: RwLock<Arc<config::Cache>>,
     store: Store,
     state: Mutex<State>,
     /// Held (off the reactor only) around every rename over an object's name and every
@@ -267,7 +269,7 @@ impl Cache {
             .set(i64::try_from(config.max_size).unwrap_or(i64::MAX));
         tracing::info!(dir = %config.dir.display(), objects = index.len(), bytes = index.bytes(), "cache opened");
         Ok(Cache {
-            config: config.clone(),
+            settings: RwLock::new(Arc::new(config.clone())),
             store,
             state: Mutex::new(State {
                 index,
@@ -276,6 +278,37 @@ impl Cache {
             disk: Mutex::new(()),
             metrics,
         })
+    }
+
+    /// `[cache]` as configured now (limits may change with a reload; `dir` never does).
+    pub fn settings(&self) -> Arc<config::Cache> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Takes the limits of a reloaded `[cache]` with the same `dir`: new fills and lookups
+    /// use them at once; a smaller `max_size` evicts the least recently used objects down to
+    /// it now.
+    pub fn set_limits(&self, config: &config::Cache) {
+        debug_assert_eq!(config.dir, self.store.dir());
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config.clone());
+        self.metrics
+            .max_bytes
+            .set(i64::try_from(config.max_size).unwrap_or(i64::MAX));
+        let evicted = {
+            let mut state = self.locked();
+            let evicted = state.index.shrink(config.max_size);
+            self.publish(&state.index);
+            evicted
+        };
+        for id in &evicted {
+            self.store.remove(id);
+        }
+        self.metrics.evictions.inc_by(evicted.len() as u64);
+    }
+
+    /// The directory the objects live in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.store.dir()
     }
 
     fn locked(&self) -> MutexGuard<'_, State> {
@@ -422,7 +455,7 @@ impl Cache {
                 Arc::new(meta),
                 body_offset,
                 size,
-                self.config.max_size,
+                self.settings().max_size,
             );
             self.publish(&state.index);
             evicted
@@ -543,7 +576,7 @@ impl Cache {
         }
         let evicted = {
             let mut state = self.locked();
-            let max = self.config.max_size;
+            let max = self.settings().max_size;
             let evicted = state.index.relocate(id, moved.body_offset, moved.size, max);
             self.publish(&state.index);
             evicted

@@ -100,6 +100,13 @@ pub struct Server {
     /// Whether the plaintext listeners also serve HTTP/2 with prior knowledge (h2c),
     /// recognised by its connection preface (nginx `http2 on;` on a plaintext listener).
     pub h2c: bool,
+    /// Where the serving process writes its pid, removed at exit (nginx `pid`); `ferry
+    /// reload` reads it. `None` (""): no pid file.
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket on which the serving process hands its listening sockets to a new
+    /// process started with `ferry serve --upgrade-from PATH` (HAProxy's `expose-fd
+    /// listeners`; nginx's binary upgrade). `None` (""): no take-over possible.
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// One `add_header` item (nginx `add_header NAME VALUE [always];`).
@@ -145,6 +152,8 @@ impl Default for Server {
             add_header: Vec::new(),
             redirect_https: None,
             h2c: true,
+            pid_file: None,
+            upgrade_socket: None,
         }
     }
 }

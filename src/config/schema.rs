@@ -45,7 +45,7 @@ const TOP_KEYS: [&str; 10] = [
     "spool",
     "location",
 ];
-const SERVER_KEYS: [&str; 13] = [
+const SERVER_KEYS: [&str; 15] = [
     "listen",
     "header_timeout",
     "keepalive_timeout",
@@ -59,6 +59,8 @@ const SERVER_KEYS: [&str; 13] = [
     "add_header",
     "redirect_https",
     "h2c",
+    "pid_file",
+    "upgrade_socket",
 ];
 const ADMIN_KEYS: [&str; 1] = ["listen"];
 const IO_KEYS: [&str; 5] = [
@@ -186,6 +188,12 @@ impl Walker<'_> {
         }
         if let Some(on) = self.field(table, s, "h2c", Self::boolean) {
             server.h2c = on;
+        }
+        if let Some(path) = self.field(table, s, "pid_file", Self::optional_path) {
+            server.pid_file = path;
+        }
+        if let Some(path) = self.field(table, s, "upgrade_socket", Self::optional_path) {
+            server.upgrade_socket = path;
         }
         server
     }

@@ -331,7 +331,11 @@ impl Connection {
                 waits.sleep.as_mut().reset(deadline);
             }
             // Part of a head is waited for until it is complete or too late (408), shutdown or
-            // not; before any byte, shutdown and the timers end the connection quietly.
+            // not; before any byte, the timers end the connection quietly, and so does shutdown
+            // (or a reload retiring this connection's configuration) between two requests. A
+            // new connection's first request is waited for even then: a client that connected
+            // just before the listener closed (or was handed to a new process) has its request
+            // on the way, and closing now would fail it.
             let partial = !buf.is_empty();
             let read = tokio::select! {
                 biased;
@@ -348,7 +352,7 @@ impl Connection {
                     }
                     return Err(if partial { NoHead::Timeout } else { NoHead::Quiet });
                 }
-                () = waits.shutdown.as_mut(), if !partial => return Err(NoHead::Quiet),
+                () = waits.shutdown.as_mut(), if !partial && !first => return Err(NoHead::Quiet),
             };
             match read {
                 Ok(0) | Err(_) => return Err(NoHead::Quiet),

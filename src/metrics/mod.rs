@@ -327,6 +327,8 @@ pub struct Metrics {
     tls_handshakes: IntCounterVec,
     tls_resumed: IntCounterVec,
     proxy_protocol: IntCounterVec,
+    /// `ferry_config_reloads_total{result}`: reloads (SIGHUP) put in force or refused.
+    config_reloads: [IntCounter; 2],
     /// The disk cache's families (registered whether or not `[cache]` is configured).
     pub cache: CacheMetrics,
     /// The spool's families.
@@ -519,8 +521,19 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "ferry_config_reloads_total",
+                "Configuration reloads (SIGHUP), by result: ok (in force for new connections) \
+                 or error (refused; the running configuration stays).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(config_reloads.clone()),
             Box::new(body_bytes.clone()),
             Box::new(zero_copy_bytes.clone()),
             Box::new(fallbacks.clone()),
@@ -593,6 +606,10 @@ impl Metrics {
             tls_handshakes,
             tls_resumed,
             proxy_protocol,
+            config_reloads: [
+                config_reloads.with_label_values(&["ok"]),
+                config_reloads.with_label_values(&["error"]),
+            ],
             cache,
             spool,
             upstreams,
@@ -672,6 +689,11 @@ impl Metrics {
     pub fn proxy_protocol(&self, result: &'static str) {
         debug_assert!(PROXY_PROTOCOL_RESULTS.contains(&result));
         self.proxy_protocol.with_label_values(&[result]).inc();
+    }
+
+    /// Counts one configuration reload, put in force (`ok`) or refused.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads[usize::from(!ok)].inc();
     }
 
     /// Counts one send path fallback.

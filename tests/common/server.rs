@@ -75,6 +75,14 @@ impl Server {
         Server::launch(cmd, cfg.listen.len(), Some(dir))
     }
 
+    /// Runs `ferry serve --config PATH ARGS...` on a config file the test keeps (and may
+    /// rewrite, for a reload).
+    pub fn start_file(path: &Path, args: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").arg("--config").arg(path).args(args);
+        Server::launch(cmd, 1, None)
+    }
+
     /// Spawns `cmd` and waits (bounded) for `expected_http` http listeners and the admin listener.
     pub fn launch(mut cmd: Command, expected_http: usize, dir: Option<TempDir>) -> Server {
         cmd.stdin(Stdio::null())

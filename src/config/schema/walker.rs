@@ -132,6 +132,20 @@ impl Walker<'_> {
         Some(std::path::PathBuf::from(text))
     }
 
+    /// A file path, or the empty string for none (`server.pid_file`, `server.upgrade_socket`).
+    pub(super) fn optional_path(
+        &mut self,
+        key: &str,
+        value: &Value,
+    ) -> Option<Option<std::path::PathBuf>> {
+        let text = self.string(key, value, "a file path string (\"\" for none)")?;
+        if text.contains('\0') {
+            self.fail(key, Some(value), "must not contain a NUL byte");
+            return None;
+        }
+        Some((!text.is_empty()).then(|| std::path::PathBuf::from(text)))
+    }
+
     pub(super) fn string<'v>(
         &mut self,
         key: &str,

@@ -71,6 +71,8 @@ fn embedded_default_is_the_documented_defaults() {
             add_header: Vec::new(),
             redirect_https: None,
             h2c: true,
+            pid_file: None,
+            upgrade_socket: None,
         },
         admin: Admin {
             listen: addr("127.0.0.1:9090"),
