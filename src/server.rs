@@ -129,6 +129,7 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), St
         metrics: metrics.clone(),
         draining: AtomicBool::new(false),
         cache: cache.clone(),
+        token: config.admin.token.clone(),
     });
     let spool = Spool::new(&config.spool, metrics.spool.clone());
     let proxied = config.upstream.is_some() || !config.upstreams.is_empty();

@@ -19,7 +19,7 @@ const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]` but
 /// `server.add_header` (a list of tables) and the named upstreams.
-const OVERRIDABLE: [&str; 55] = [
+const OVERRIDABLE: [&str; 56] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -32,6 +32,7 @@ const OVERRIDABLE: [&str; 55] = [
     "server.proxy_protocol",
     "server.redirect_https",
     "admin.listen",
+    "admin.token_file",
     "tls.listen",
     "tls.cert",
     "tls.key",

@@ -11,7 +11,8 @@
 //! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
 //! Loading binds nothing, connects nowhere and does not touch the file system beyond reading
-//! the file itself: whether a location's root, an X-Sendfile root or the upstream's socket
+//! the file itself and the admin token file (`admin.token_file`: a secret belongs with the
+//! configuration that names it, so a reload reads it again with the rest): whether a location's root, an X-Sendfile root or the upstream's socket
 //! exists, whether the upstream's host name resolves, whether the upstream answers, or
 //! whether the TLS certificate and key can be read and match, is for the server to find out.
 
@@ -167,18 +168,62 @@ impl AccessLog {
     }
 }
 
-/// `[admin]`: the listener serving `/metrics`, `/healthz` and `/readyz`.
+/// `[admin]`: the listener serving `/metrics`, `/healthz` and `/readyz`, and the calls that
+/// change state (`POST /cache/purge`) when a token is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     /// Address of the admin listener; never one of `server.listen` (port 0 excepted).
     pub listen: SocketAddr,
+    /// `admin.token_file`, read when the configuration loads: the bearer token state-changing
+    /// calls must present. `None`: those calls are off (403).
+    pub token: Option<AdminToken>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+            token: None,
         }
+    }
+}
+
+/// The admin bearer token and the file it was read from. Its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// `admin.token_file` as written.
+    pub file: PathBuf,
+    /// The file's content without surrounding whitespace: visible ASCII, not empty.
+    secret: String,
+}
+
+impl AdminToken {
+    /// A token read from `file`; `secret` is already trimmed and checked.
+    pub(crate) fn new(file: PathBuf, secret: String) -> Self {
+        Self { file, secret }
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on where the two
+    /// differ: both are hashed first, and the digests compared without an early exit (so
+    /// neither the position of the first wrong byte nor the token's length shows).
+    pub fn verify(&self, presented: &[u8]) -> bool {
+        let want = ring::digest::digest(&ring::digest::SHA256, self.secret.as_bytes());
+        let got = ring::digest::digest(&ring::digest::SHA256, presented);
+        let difference = want
+            .as_ref()
+            .iter()
+            .zip(got.as_ref())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("file", &self.file)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 

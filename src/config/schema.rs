@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use ::config::Value;
 
-use super::{AccessLog, Admin, Config, ConfigError, Io, SendPathSetting, Server};
+use super::{AccessLog, Admin, AdminToken, Config, ConfigError, Io, SendPathSetting, Server};
 use crate::ingress::Cidr;
 use walker::{ListShape, Table, Walker, raw};
 
@@ -59,7 +59,7 @@ const SERVER_KEYS: [&str; 12] = [
     "add_header",
     "redirect_https",
 ];
-const ADMIN_KEYS: [&str; 1] = ["listen"];
+const ADMIN_KEYS: [&str; 2] = ["listen", "token_file"];
 const IO_KEYS: [&str; 5] = [
     "send_path",
     "chunk",
@@ -229,7 +229,40 @@ impl Walker<'_> {
         if let Some(listen) = self.field(table, "admin", "listen", Self::addr) {
             admin.listen = listen;
         }
+        admin.token = self.field(table, "admin", "token_file", Self::token_file);
         admin
+    }
+
+    /// `admin.token_file`: a path, read now; the token is its content without surrounding
+    /// whitespace (a trailing newline), and must be visible ASCII so that it fits in an
+    /// `Authorization: Bearer` header.
+    fn token_file(&mut self, key: &str, value: &Value) -> Option<AdminToken> {
+        let path = self.string(key, value, "a file path string")?;
+        if path.is_empty() {
+            self.fail(key, Some(value), "must not be empty");
+            return None;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) => {
+                self.fail(key, Some(value), format!("cannot read {path}: {err}"));
+                return None;
+            }
+        };
+        let secret = text.trim();
+        if secret.is_empty() {
+            let message = format!("{path} is empty: write the token into it");
+            self.fail(key, Some(value), message);
+            return None;
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            let message = format!(
+                "{path}: the token must be visible ASCII characters without spaces or line breaks"
+            );
+            self.fail(key, Some(value), message);
+            return None;
+        }
+        Some(AdminToken::new(path.into(), secret.to_string()))
     }
 
     fn io(&mut self, value: Option<&Value>) -> Io {

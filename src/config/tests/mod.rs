@@ -8,6 +8,7 @@
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
+mod admin;
 mod cache;
 mod directio;
 mod env;
@@ -72,6 +73,7 @@ fn embedded_default_is_the_documented_defaults() {
             redirect_https: None,
         },
         admin: Admin {
+            token: None,
             listen: addr("127.0.0.1:9090"),
         },
         io: Io {
