@@ -42,6 +42,8 @@
 //!   forbids it (`#![forbid(unsafe_code)]`, which no module can lift).
 //! - `metrics`: the Prometheus families whose names DESIGN.md fixes; `admin` serves them.
 //! - `server`: start-up, signals and graceful shutdown.
+//! - `build`: who built the binary (version, git commit, date, rustc; recorded by build.rs),
+//!   for `ferry --version` and `ferry_build_info`.
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
@@ -58,6 +60,7 @@
 pub mod access;
 pub mod admin;
 pub mod bench;
+pub mod build;
 pub mod cache;
 pub mod config;
 pub mod failure;

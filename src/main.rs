@@ -18,11 +18,26 @@ use ferry::config::{AccessLog, Config, ConfigErrors, KtlsMode};
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
+/// The end of `ferry --help`: what the environment can change.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  FERRY__SECTION__KEY=VALUE  Overrides one key of the configuration (file or embedded
+                             default): section and key joined by double underscores, e.g.
+                             FERRY__SERVER__LISTEN=0.0.0.0:8080 or FERRY__CACHE__MAX_SIZE=2GiB;
+                             lists are comma-separated. Unknown keys are errors.
+  RUST_LOG=FILTER            Level of the diagnostics on stderr: error, warn, info (the
+                             default), debug or trace, also per module, e.g.
+                             RUST_LOG=info,ferry::upstream=debug.
+  NO_COLOR=1                 No colour on stderr even when it is a terminal.
+
+Documentation: config/ferry.toml documents every key; README.md, \"Using it\".";
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
-    version,
-    about = "A zero-copy file-offload sidecar and reverse proxy"
+    version = ferry::build::VERSION_TEXT,
+    about = "A zero-copy file-offload sidecar and reverse proxy",
+    after_help = ENVIRONMENT_HELP
 )]
 struct Cli {
     #[command(subcommand)]

@@ -1,4 +1,5 @@
-//! Command line: --version, `check` (listeners that overlap through a wildcard address
+//! Command line: --version (commit, build date, rustc) and ferry_build_info, --help (the
+//! environment overrides and RUST_LOG), `check` (listeners that overlap through a wildcard address
 //! included), both ways to pass --config, several listeners, the embedded default config
 //! serving ./public, and what goes where: the access log alone on stdout, the listeners and
 //! other diagnostics on stderr, colour only on a terminal.
@@ -29,14 +30,94 @@ fn run(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn version() {
+/// `ferry --version`: the version, then the commit, the build date and the compiler, one per
+/// line; -V says the same. Returns (commit, rustc release).
+fn version_lines() -> (String, String) {
     let out = run(&["--version"]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("ferry {}", env!("CARGO_PKG_VERSION"))
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(run(&["-V"]).stdout, out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let [first, commit, built, rustc] = lines[..] else {
+        panic!("four lines expected:\n{stdout}");
+    };
+    assert_eq!(first, format!("ferry {}", env!("CARGO_PKG_VERSION")));
+    let commit = commit.strip_prefix("commit ").expect(&stdout);
+    // The commit of this checkout when there is one (the test builds from it).
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert_eq!(commit, head, "{stdout}"),
+        None => assert_eq!(commit, "unknown", "{stdout}"),
+    }
+    let built = built.strip_prefix("built ").expect(&stdout);
+    let b = built.as_bytes();
+    assert!(
+        built.len() == 20 && b[4] == b'-' && b[10] == b'T' && built.ends_with('Z'),
+        "built YYYY-MM-DDTHH:MM:SSZ: {stdout}"
     );
+    let release = rustc
+        .strip_prefix("rustc ")
+        .and_then(|r| r.split_whitespace().next())
+        .expect(&stdout);
+    (commit.to_string(), release.to_string())
+}
+
+#[test]
+fn version_prints_commit_build_date_and_rustc() {
+    version_lines();
+}
+
+/// Issue 17 point 5: the running build is in /metrics as ferry_build_info, with the labels
+/// --version prints.
+#[test]
+fn build_info_metric_says_what_version_prints() {
+    let (commit, rustc) = version_lines();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ferry.toml");
+    fs::write(&path, Config::static_root(tmp.path()).to_toml()).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config", path.to_str().unwrap()]);
+    let server = Server::launch(cmd, 1, Some(tmp));
+    let metrics = server.metrics();
+    let series = metrics.series("ferry_build_info");
+    assert_eq!(series.len(), 1, "{series:?}");
+    let labels: Vec<(&str, &str)> = series[0]
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("commit", commit.as_str()),
+            ("rustc", rustc.as_str()),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ]
+    );
+    assert_eq!(series[0].value, 1.0);
+}
+
+/// `--help` says how to override a key from the environment and which variable sets the log
+/// level (issue 17 point 5).
+#[test]
+fn help_names_the_environment_overrides_and_the_log_variable() {
+    let out = run(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "FERRY__SECTION__KEY=VALUE",
+        "FERRY__SERVER__LISTEN=0.0.0.0:8080",
+        "RUST_LOG=",
+        "config/ferry.toml",
+    ] {
+        assert!(help.contains(want), "{want:?} not in --help:\n{help}");
+    }
 }
 
 #[test]

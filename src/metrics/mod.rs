@@ -10,6 +10,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+mod build;
 mod labels;
 mod spool;
 mod upstreams;
@@ -525,6 +526,7 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        build::register(&registry);
 
         for (from, to) in FALLBACKS {
             for reason in FALLBACK_REASONS {

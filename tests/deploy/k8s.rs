@@ -319,7 +319,10 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
     // ferry-metrics exposes the admin port alone, and there only what Prometheus reads: the
     // shipped config sets no admin token, so purges are off (issue 17 point 4).
     assert_eq!(metrics["spec"]["ports"].as_array().unwrap().len(), 1);
-    assert_eq!(config.admin.token, None, "purge stays off in the shipped config");
+    assert_eq!(
+        config.admin.token, None,
+        "purge stays off in the shipped config"
+    );
     let labels = deployment["spec"]["template"]["metadata"]["labels"]
         .as_object()
         .unwrap();

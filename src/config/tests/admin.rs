@@ -4,7 +4,10 @@
 use super::*;
 
 fn with_token_file(path: &std::path::Path) -> String {
-    format!("[admin]\ntoken_file = {:?}\n{LOCATION}", path.to_str().unwrap())
+    format!(
+        "[admin]\ntoken_file = {:?}\n{LOCATION}",
+        path.to_str().unwrap()
+    )
 }
 
 #[test]
@@ -16,13 +19,22 @@ fn the_token_is_read_trimmed_and_verified() {
     let token = config.admin.token.expect("a token");
     assert_eq!(token.file, file);
     assert!(token.verify(b"s3cret-token"));
-    for wrong in [&b""[..], b"s3cret-toke", b"s3cret-tokeN", b"s3cret-token ", b"x"] {
+    for wrong in [
+        &b""[..],
+        b"s3cret-toke",
+        b"s3cret-tokeN",
+        b"s3cret-token ",
+        b"x",
+    ] {
         assert!(!token.verify(wrong), "{wrong:?}");
     }
     let shown = format!("{token:?}");
     assert!(!shown.contains("s3cret"), "{shown}");
 
-    let by_env = load_ok(LOCATION, &[("FERRY__ADMIN__TOKEN_FILE", file.to_str().unwrap())]);
+    let by_env = load_ok(
+        LOCATION,
+        &[("FERRY__ADMIN__TOKEN_FILE", file.to_str().unwrap())],
+    );
     assert!(by_env.admin.token.expect("a token").verify(b"s3cret-token"));
     assert_eq!(load_ok(LOCATION, &[]).admin.token, None);
 }
