@@ -298,7 +298,8 @@ pub struct Cache {
     /// On-disk bytes the cache may hold; eviction (least recently used first) keeps it there.
     /// Non-zero.
     pub max_size: u64,
-    /// Larger responses are relayed, not stored. Non-zero, at most `max_size`.
+    /// Larger responses are relayed, not stored. Non-zero, at most `max_size`; when the file
+    /// gives none, the smaller of 1 GiB and `max_size`.
     pub max_object_size: u64,
     /// Concurrent misses for one key wait this long for the one fill before going to the
     /// application themselves. Zero: never wait.
@@ -628,7 +629,8 @@ pub struct Location {
     pub prefix: String,
     /// Relative roots are relative to the working directory; not checked for existence here.
     pub root: PathBuf,
-    /// File served for a request naming a directory; a single file name.
+    /// File served for a request naming a directory; a single file name, [`DEFAULT_INDEX`]
+    /// unless the file says otherwise. `None` only for a location that proxies.
     pub index: Option<String>,
     /// `Cache-Control: max-age` for responses from this location.
     pub expires: Option<Duration>,
@@ -649,6 +651,9 @@ pub struct Location {
     /// `server.add_header` here (nginx: a level with its own `add_header` inherits none).
     pub add_header: Vec<AddHeader>,
 }
+
+/// A location's `index` when the file gives none (nginx's default too).
+pub const DEFAULT_INDEX: &str = "index.html";
 
 /// One problem with one key: `"{key}: {message}"`.
 ///

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ::config::{Value, ValueKind};
 
 use super::walker::{ListShape, Table, Walker};
-use crate::config::{ContentCoding, Location, Upstream};
+use crate::config::{ContentCoding, DEFAULT_INDEX, Location, Upstream};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
 pub(super) const LOCATION_KEYS: [&str; 9] = [
@@ -116,7 +116,11 @@ impl Walker<'_> {
             });
         }
         let root = self.required(table, &key, "root", Self::root);
-        let index_file = self.field(table, &key, "index", Self::index_file);
+        // Absent: index.html, as nginx's `index` default.
+        let index_file = match table.get("index") {
+            None => Some(DEFAULT_INDEX.to_string()),
+            Some(_) => self.field(table, &key, "index", Self::index_file),
+        };
         let expires = self.field(table, &key, "expires", Self::duration);
         let internal = self.field(table, &key, "internal", Self::boolean);
         let directio_threshold = self.field(table, &key, "directio_threshold", Self::threshold);

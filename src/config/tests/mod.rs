@@ -188,7 +188,7 @@ fn every_key_is_read() {
             Location {
                 prefix: "/static/".into(),
                 root: "/srv/static".into(),
-                index: None,
+                index: Some("index.html".into()),
                 expires: Some(secs(86_400)),
                 internal: false,
                 directio_threshold: None,
