@@ -32,7 +32,8 @@
 //!         falling back on EINVAL/ENOSYS; directio (O_DIRECT) for files over a threshold
 //! ```
 //!
-//! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.
+//! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`;
+//!   `check` adds what the file system says about it (`ferry check`).
 //! - `http`: request parsing, response encoding, ranges, conditionals, MIME types.
 //! - `ingress`: who a request comes from behind a load balancer: trusted proxy networks and
 //!   X-Forwarded-For, the PROXY protocol header (parsed only; the frontend reads it first
@@ -62,6 +63,7 @@ pub mod admin;
 pub mod bench;
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod failure;
 pub mod frontend;

@@ -13,7 +13,7 @@ use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use ferry::config::{AccessLog, Config, ConfigErrors, KtlsMode};
+use ferry::config::{AccessLog, Config, ConfigErrors};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
@@ -51,7 +51,9 @@ struct Cli {
 enum Command {
     /// Serve (the default when no command is given).
     Serve,
-    /// Validate the configuration and print every error with its key; binds nothing.
+    /// Validate the configuration: every error with its key and its line and column, the
+    /// file's values and what they name on disk (roots, certificates, cache and spool
+    /// directories) in one run; binds nothing.
     Check,
     /// Measure each way of sending a file (read+write, mmap, sendfile, splice, O_DIRECT,
     /// kTLS) over loopback TCP on this machine and disk; reads no configuration.
@@ -106,6 +108,9 @@ fn main() -> ExitCode {
         };
         return bench(&options, json);
     }
+    if let Some(Command::Check) = cli.command {
+        return check(&ferry::config::Checked::read(cli.config.as_deref()));
+    }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
@@ -114,9 +119,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Check => check(&config),
         Command::Serve => serve(config),
-        Command::Bench { .. } => unreachable!("bench runs before the configuration loads"),
+        Command::Check | Command::Bench { .. } => {
+            unreachable!("check and bench run before the configuration loads")
+        }
     }
 }
 
@@ -162,33 +168,30 @@ fn report(errors: &[String]) {
     }
 }
 
-/// Beyond the file itself, checks what can be checked without binding: the roots exist,
-/// the certificate and key load and fit each other.
-fn check(config: &Config) -> ExitCode {
-    let mut errors = ferry::route::Router::new(config).err().unwrap_or_default();
-    if let Some(tls) = &config.tls {
-        if let Err(tls_errors) = ferry::tls::server_config(tls) {
-            errors.extend(tls_errors);
-        }
-        if tls.ktls == KtlsMode::Require && !ferry::tls::ulp_available() {
-            eprintln!(
-                "warning: tls.ktls: \"require\", but this machine has no `tls` in {}: ferry would refuse to start here (modprobe tls)",
-                ferry::tls::ULP_PATH
-            );
-        }
+/// `ferry check`: every error, the file's with their line and column, then what the file
+/// system says about the parts that are valid (see `ferry::check`), all in one run; warnings
+/// on stderr too. The last line names what was checked.
+fn check(checked: &ferry::config::Checked) -> ExitCode {
+    let report = ferry::check::run(checked);
+    let mut stderr = std::io::stderr().lock();
+    for warning in &report.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
     }
-    for (key, address) in ferry::upstream::server_keys(config) {
-        if let Some(warning) = ferry::upstream::check_resolves(&key, address) {
-            eprintln!("warning: {warning}");
-        }
+    if report.errors.is_empty() {
+        println!("configuration ok: {}", checked.source);
+        return ExitCode::SUCCESS;
     }
-    if errors.is_empty() {
-        println!("configuration ok");
-        ExitCode::SUCCESS
-    } else {
-        report(&errors);
-        ExitCode::from(EXIT_CONFIG)
+    for error in &report.errors {
+        let _ = writeln!(stderr, "{error}");
     }
+    let count = report.errors.len();
+    let noun = if count == 1 { "error" } else { "errors" };
+    let _ = writeln!(
+        stderr,
+        "configuration invalid: {}: {count} {noun}",
+        checked.source
+    );
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn serve(config: Config) -> ExitCode {

@@ -1,5 +1,6 @@
 //! Command line: --version (commit, build date, rustc) and ferry_build_info, --help (the
-//! environment overrides and RUST_LOG), `check` (listeners that overlap through a wildcard address
+//! environment overrides and RUST_LOG), `check` (the file named, line and column for every
+//! error from the file, disk errors in the same run) (listeners that overlap through a wildcard address
 //! included), both ways to pass --config, several listeners, the embedded default config
 //! serving ./public, and what goes where: the access log alone on stdout, the listeners and
 //! other diagnostics on stderr, colour only on a terminal.
@@ -10,9 +11,23 @@ use std::fs;
 use std::process::{Command, Output, Stdio};
 
 fn run(args: &[&str]) -> Output {
+    run_with(Command::new(BIN).args(args))
+}
+
+/// `line:column` (from 1) of the first `needle` in `text`.
+fn at(text: &str, needle: &str) -> String {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in:\n{text}"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("{line}:{column}")
+}
+
+fn run_with(cmd: &mut Command) -> Output {
     // bounded: `check` and `--version` must not start a server
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -23,7 +38,7 @@ fn run(args: &[&str]) -> Output {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("ferry {args:?} did not exit within {DEADLINE:?}: {out:?}");
+            panic!("{cmd:?} did not exit within {DEADLINE:?}: {out:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -132,6 +147,136 @@ fn check_accepts_a_valid_config() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("configuration ok: {}\n", path.display())
+    );
+}
+
+/// Without --config, `check` checks the embedded default (its root ./public included) and
+/// says so.
+#[test]
+fn check_names_the_embedded_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let check = |tmp: &TempDir| {
+        run_with(
+            Command::new(BIN)
+                .arg("check")
+                .current_dir(tmp.path())
+                .env_remove("FERRY__SERVER__LISTEN"),
+        )
+    };
+    let out = check(&tmp);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "location[0].root: public: No such file or directory (os error 2)\n\
+         configuration invalid: embedded default: 1 error\n"
+    );
+    fs::create_dir(tmp.path().join("public")).unwrap();
+    let out = check(&tmp);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "configuration ok: embedded default\n"
+    );
+}
+
+/// Issue 17 point 6: one run reports the file's errors and what the file system says about
+/// the rest (a missing root, a certificate that is not one, a key file that is missing, a
+/// cache directory that cannot be created), each error from the file with its line and
+/// column, and names the file; a value from the environment has no place in the file but
+/// names its variable.
+#[test]
+fn check_reports_file_and_disk_errors_in_one_run_with_their_positions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir(dir.join("ok")).unwrap();
+    fs::write(dir.join("cert.pem"), "not a certificate\n").unwrap();
+    fs::write(dir.join("a-file"), "x").unwrap();
+    let d = dir.display();
+    let toml = format!(
+        "[server]
+listen = [\"127.0.0.1:0\", \"nope\"]
+header_timeout = \"ten\"
+listn = 1
+
+[admin]
+listen = \"127.0.0.1:0\"
+
+[tls]
+listen = [\"127.0.0.1:0\"]
+cert = \"{d}/cert.pem\"
+key = \"{d}/missing.key\"
+
+[upstream]
+address = \"127.0.0.1:1\"
+
+[cache]
+dir = \"{d}/a-file/cache\"
+
+[[location]]
+prefix = \"/bad/\"
+root = \"{d}/ok\"
+expires = 3
+
+[[location]]
+prefix = \"/missing/\"
+root = \"{d}/missing\"
+
+[[location]]
+prefix = \"/ok/\"
+root = \"{d}/ok\"
+"
+    );
+    let path = dir.join("ferry.toml");
+    fs::write(&path, &toml).unwrap();
+    let p = path.display();
+    let out = run_with(
+        Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .env("FERRY__SERVER__SEND_TIMEOUT", "soon"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    let want = [
+        format!("{p}:{}: server.listn: unknown key", at(&toml, "listn")),
+        format!(
+            "{p}:{}: server.listen[1]: invalid address \"nope\": expected \"ip:port\" with a \
+             numeric ip, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            at(&toml, "\"nope\"")
+        ),
+        format!(
+            "{p}:{}: server.header_timeout: invalid duration \"ten\": expected a number at \"ten\"",
+            at(&toml, "\"ten\"")
+        ),
+        "server.send_timeout: invalid duration \"soon\": expected a number at \"soon\" (from \
+         environment variable FERRY__SERVER__SEND_TIMEOUT)"
+            .to_string(),
+        format!(
+            "{p}:{}: location[0].expires: invalid duration 3: add a unit, e.g. \"3s\"",
+            at(&toml, "3\n")
+        ),
+        format!(
+            "{p}:{}: location[1].root: {d}/missing: No such file or directory (os error 2)",
+            at(&toml, &format!("\"{d}/missing\""))
+        ),
+        format!(
+            "{p}:{}: tls.cert: {d}/cert.pem: no certificate in the file",
+            at(&toml, &format!("\"{d}/cert.pem"))
+        ),
+        format!(
+            "{p}:{}: tls.key: {d}/missing.key: I/O error: No such file or directory (os error 2)",
+            at(&toml, &format!("\"{d}/missing.key"))
+        ),
+        format!(
+            "{p}:{}: cache.dir: {d}/a-file/cache: cannot be created: {d}/a-file is not a directory",
+            at(&toml, &format!("\"{d}/a-file"))
+        ),
+        format!("configuration invalid: {p}: 9 errors"),
+    ];
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), want, "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -157,7 +302,9 @@ fn check_lists_every_error_with_its_key() {
         Some(64),
         "stderr: {stderr}\nconfig:\n{toml}"
     );
+    // Each line is `FILE:LINE:COLUMN: KEY: message`.
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    let file = format!("{}:", path.display());
     let mut missing = Vec::new();
     for key in [
         "server.listn",
@@ -165,20 +312,27 @@ fn check_lists_every_error_with_its_key() {
         "server.access_log",
         "io.send_path",
     ] {
-        let prefix = format!("{key}: ");
-        match lines.iter().find(|l| l.starts_with(&prefix)) {
-            Some(l) if l.len() > prefix.len() => {}
+        let found = lines.iter().find_map(|l| {
+            let rest = l.strip_prefix(&file)?;
+            let (position, rest) = rest.split_once(": ")?;
+            let (line, column) = position.split_once(':')?;
+            line.parse::<usize>().ok()?;
+            column.parse::<usize>().ok()?;
+            rest.strip_prefix(&format!("{key}: "))
+        });
+        match found {
+            Some(message) if !message.is_empty() => {}
             _ => missing.push(key),
         }
     }
     assert!(
         missing.is_empty(),
-        "no `KEY: message` line for {missing:?} in stderr:\n{stderr}"
+        "no `FILE:LINE:COLUMN: KEY: message` line for {missing:?} in stderr:\n{stderr}"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("server.listn: ") && l.contains("unknown key")),
+            .any(|l| l.ends_with(": server.listn: unknown key")),
         "unknown key message: {stderr}"
     );
 }
@@ -235,12 +389,18 @@ fn check_rejects_listeners_that_share_a_port_through_a_wildcard() {
         cfg.listen = listen.iter().map(|l| l.to_string()).collect();
         cfg.admin_listen = admin.into();
         let path = tmp.path().join("overlap.toml");
-        fs::write(&path, cfg.to_toml()).unwrap();
+        let toml = cfg.to_toml();
+        fs::write(&path, &toml).unwrap();
         let out = run(&["check", "--config", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        // The error sits at the value of the key it names.
+        let (key, rest) = want.split_once(": ").unwrap();
+        let value = format!("\"{}\"", rest.split(' ').next().unwrap());
+        let want = format!("{}:{}: {key}: {rest}", path.display(), at(&toml, &value));
+        let summary = format!("configuration invalid: {}: 1 error", path.display());
         assert_eq!(
             (out.status.code(), stderr.lines().collect::<Vec<_>>()),
-            (Some(64), vec![want]),
+            (Some(64), vec![want.as_str(), summary.as_str()]),
             "server.listen = {listen:?}, admin.listen = {admin:?}\nstdout: {}",
             String::from_utf8_lossy(&out.stdout)
         );

@@ -5,8 +5,10 @@
 //! (`env.rs` first screens the `FERRY__*` variables, so an override of an unknown key is
 //! reported instead of silently ignored); `schema.rs` then walks the merged value tree against
 //! the known keys, parses every value with its own parser (`units.rs` for durations and sizes)
-//! and collects every problem, each with its full key, into [`ConfigErrors`]. Only a
-//! configuration without a single problem becomes a [`Config`].
+//! and collects every problem, each with its full key (and, for a file, the line and column
+//! `position.rs` finds for it), into [`ConfigErrors`]. Only a configuration without a single
+//! problem becomes a [`Config`]; [`Checked`] keeps the valid part beside the errors for
+//! `ferry check`, which goes on to the file system with it.
 //!
 //! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
@@ -18,6 +20,7 @@
 
 mod env;
 mod load;
+mod position;
 mod schema;
 mod units;
 
@@ -32,6 +35,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::http::ContentCoding;
+pub use load::Checked;
+pub use position::Position;
 pub use units::{parse_duration, parse_size};
 
 /// The text of `config/ferry.toml`: the documented default configuration.
@@ -655,17 +660,22 @@ pub struct Location {
 /// A location's `index` when the file gives none (nginx's default too).
 pub const DEFAULT_INDEX: &str = "index.html";
 
-/// One problem with one key: `"{key}: {message}"`.
+/// One problem with one key: `"{key}: {message}"`, after `"{file}:{line}:{column}: "` when
+/// it comes from a place in a configuration file (the form editors and CI annotations jump
+/// to).
 ///
 /// `key` is the full dotted key (`server.header_timeout`, `location[1].root`,
 /// `server.listen[0]`), or `config` for a problem with the file as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// Full dotted key, e.g. `server.listen[1]`, or `config`.
     pub key: String,
     /// What is wrong, lowercase, without the key.
     pub message: String,
+    /// Where in the file: the value (or the key, for an unknown key; the enclosing table, for
+    /// a missing one). `None` for values from the environment, text not read from a file,
+    /// and problems with no place (the file as a whole).
+    pub position: Option<Position>,
 }
 
 impl ConfigError {
@@ -674,9 +684,26 @@ impl ConfigError {
         Self {
             key: key.into(),
             message: message.into(),
+            position: None,
         }
     }
+
+    /// The same problem, at `position`.
+    pub fn at(self, position: Option<Position>) -> Self {
+        Self { position, ..self }
+    }
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(position) = &self.position {
+            write!(f, "{position}: ")?;
+        }
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Every problem found in one load, in a stable order; never empty when returned as an error.
 /// Displays one problem per line.

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 
 use ::config::Value;
 
+use super::position::Spans;
 use super::{AccessLog, Admin, AdminToken, Config, ConfigError, Io, SendPathSetting, Server};
 use crate::ingress::Cidr;
 use walker::{ListShape, Table, Walker, raw};
@@ -80,15 +81,22 @@ const SEND_PATHS: [(&str, SendPathSetting); 4] = [
     ("buffered", SendPathSetting::Buffered),
 ];
 
-/// Builds a [`Config`] from the merged tree, pushing every problem onto `errors`. The returned
-/// value is meaningful only if no error was pushed. `env_names` maps a dotted key to the
+/// Builds a [`Config`] from the merged tree, pushing every problem onto `errors` (placed in
+/// the file when `spans` are given). With errors, the value holds what is valid: sections with
+/// an error at their defaults or out, the valid locations alone, each with its index in the
+/// file (the second value). `env_names` maps a dotted key to the
 /// variable that set it, for messages about values that came from the environment.
 pub(super) fn validate(
     root: &Value,
     env_names: &BTreeMap<String, String>,
+    spans: Option<&Spans<'_>>,
     errors: &mut Vec<ConfigError>,
-) -> Config {
-    let mut walker = Walker { env_names, errors };
+) -> (Config, Vec<usize>) {
+    let mut walker = Walker {
+        env_names,
+        errors,
+        spans,
+    };
     let empty = Table::new();
     let top = walker.table("config", root).unwrap_or(&empty);
     walker.unknown_keys("", top, &TOP_KEYS);
@@ -111,7 +119,8 @@ pub(super) fn validate(
     let cache = walker.cache(top.get("cache"));
     let spool = walker.spool(top.get("spool"));
     let location_value = top.get("location");
-    let locations = walker.locations(location_value);
+    let (location_index, locations): (Vec<usize>, Vec<_>) =
+        walker.locations(location_value).into_iter().unzip();
     // Cross-section checks look at the whole location list, so only at a complete one.
     let all_locations = location::count(location_value) == Some(locations.len());
     if all_locations {
@@ -123,7 +132,7 @@ pub(super) fn validate(
         walker.something_to_serve(&locations, upstream_given);
         walker.location_upstreams_exist(&locations, &upstreams);
     }
-    Config {
+    let config = Config {
         server,
         admin,
         io,
@@ -134,7 +143,8 @@ pub(super) fn validate(
         tls,
         cache,
         spool,
-    }
+    };
+    (config, location_index)
 }
 
 impl Walker<'_> {

@@ -36,7 +36,8 @@ pub(super) fn count(value: Option<&Value>) -> Option<usize> {
 impl Walker<'_> {
     /// The list; absent or empty is no error here (an upstream may serve everything), see
     /// [`Self::something_to_serve`].
-    pub(super) fn locations(&mut self, value: Option<&Value>) -> Vec<Location> {
+    /// Each valid location comes with its index in the list.
+    pub(super) fn locations(&mut self, value: Option<&Value>) -> Vec<(usize, Location)> {
         let items = match value.map(|value| (value, &value.kind)) {
             None => return Vec::new(),
             Some((_, ValueKind::Array(items))) => items,
@@ -55,7 +56,7 @@ impl Walker<'_> {
         let mut locations = Vec::new();
         for (index, item) in items.iter().enumerate() {
             if let Some(location) = self.location(index, item, &mut seen) {
-                locations.push(location);
+                locations.push((index, location));
             }
         }
         locations
