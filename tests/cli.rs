@@ -547,3 +547,49 @@ fn embedded_default_serves_public_dir() {
         "/ serves public/index.html"
     );
 }
+
+/// Issue 17 point 9: the minimal config at the top of the README is valid as printed (its
+/// root made real) and serves its static location.
+#[test]
+fn the_readme_minimal_config_checks_and_serves() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Beside an app: a minimal config\n")
+        .nth(1)
+        .expect("README.md has the minimal config section");
+    let snippet = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the section has a toml snippet");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("static");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.css"), b"body { margin: 0 }\n").unwrap();
+    let toml = snippet.replace("/srv/app/static", root.to_str().unwrap());
+    assert_ne!(toml, snippet, "the snippet's root is /srv/app/static");
+    let path = tmp.path().join("ferry.toml");
+    fs::write(&path, &toml).unwrap();
+    let out = run(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stdout)),
+        (
+            Some(0),
+            format!("configuration ok: {}\n", path.display()).into()
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Served on free ports (the snippet's own are fixed).
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config", path.to_str().unwrap()])
+        .env("FERRY__SERVER__LISTEN", "127.0.0.1:0")
+        .env("FERRY__ADMIN__LISTEN", "127.0.0.1:0");
+    let server = Server::launch(cmd, 1, Some(tmp));
+    let r = server.get("/static/a.css");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"body { margin: 0 }\n"[..])
+    );
+    assert_eq!(server.admin_get("/readyz").status, 200);
+}
