@@ -4,7 +4,7 @@
 //! and `POST /cache/purge?target=/path` or `?prefix=/path/` removing cached objects.
 //!
 //! The reading endpoints are open to whoever reaches the port; every call that changes state
-//! (today the purge) passes [`authorize`] first: with `admin.token_file` set it needs
+//! (today the purge) passes [`refusal`] first: with `admin.token_file` set it needs
 //! `Authorization: Bearer TOKEN` (401 with `WWW-Authenticate` otherwise), without it the call
 //! is off (403).
 
@@ -93,8 +93,8 @@ fn answer(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
 /// `POST /cache/purge?target=T` removes the objects stored for target T (`/path?query`, every
 /// host and variant); `?prefix=P` those whose target starts with P. Answers with the count.
 async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
-    if let Err(refused) = authorize(req, admin.token.as_ref()) {
-        return refused;
+    if let Some(refusal) = refusal(req, admin.token.as_ref()) {
+        return refusal;
     }
     if req.method() != Method::POST {
         return text(
@@ -138,16 +138,14 @@ async fn purge(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> 
     }
 }
 
-/// Lets a state-changing call through only with the configured bearer token (RFC 6750): 403
-/// when no token is configured, 401 with a `WWW-Authenticate` challenge when the request has
-/// no token or another one. Checked before anything else about the request, so that an
-/// unauthorized caller learns nothing from the answer.
-fn authorize(
-    req: &Request<Incoming>,
-    token: Option<&AdminToken>,
-) -> Result<(), Response<Full<Bytes>>> {
+/// The answer refusing a state-changing call, or `None` when it may go on: it needs the
+/// configured bearer token (RFC 6750): 403 when no token is configured, 401 with a
+/// `WWW-Authenticate` challenge when the request has no token or another one. Checked before
+/// anything else about the request, so that an unauthorized caller learns nothing from the
+/// answer.
+fn refusal(req: &Request<Incoming>, token: Option<&AdminToken>) -> Option<Response<Full<Bytes>>> {
     let Some(token) = token else {
-        return Err(text(
+        return Some(text(
             StatusCode::FORBIDDEN,
             "forbidden: state-changing admin calls are off; set admin.token_file to allow them\n",
         ));
@@ -157,7 +155,7 @@ fn authorize(
         .get(hyper::header::AUTHORIZATION)
         .and_then(|value| bearer(value.as_bytes()));
     let challenge = match presented {
-        Some(presented) if token.verify(presented) => return Ok(()),
+        Some(presented) if token.verify(presented) => return None,
         Some(_) => {
             tracing::warn!(path = req.uri().path(), "admin: wrong bearer token");
             format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
@@ -173,7 +171,7 @@ fn authorize(
             .headers_mut()
             .insert(hyper::header::WWW_AUTHENTICATE, value);
     }
-    Err(response)
+    Some(response)
 }
 
 /// The token of an `Authorization: Bearer TOKEN` value (the scheme in any case, RFC 9110
