@@ -8,7 +8,8 @@
 //!
 //! Nothing here creates, binds or connects: the checks open and inspect.
 
-use crate::config::{Checked, Config, ConfigError, KtlsMode};
+use crate::config::load::Checked;
+use crate::config::{Config, ConfigError, KtlsMode};
 
 /// What a check found.
 pub struct Report {

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         return bench(&options, json);
     }
     if let Some(Command::Check) = cli.command {
-        return check(&ferry::config::Checked::read(cli.config.as_deref()));
+        return check(&ferry::config::load::Checked::read(cli.config.as_deref()));
     }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -171,7 +171,7 @@ fn report(errors: &[String]) {
 /// `ferry check`: every error, the file's with their line and column, then what the file
 /// system says about the parts that are valid (see `ferry::check`), all in one run; warnings
 /// on stderr too. The last line names what was checked.
-fn check(checked: &ferry::config::Checked) -> ExitCode {
+fn check(checked: &ferry::config::load::Checked) -> ExitCode {
     let report = ferry::check::run(checked);
     let mut stderr = std::io::stderr().lock();
     for warning in &report.warnings {

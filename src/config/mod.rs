@@ -7,7 +7,7 @@
 //! the known keys, parses every value with its own parser (`units.rs` for durations and sizes)
 //! and collects every problem, each with its full key (and, for a file, the line and column
 //! `position.rs` finds for it), into [`ConfigErrors`]. Only a configuration without a single
-//! problem becomes a [`Config`]; [`Checked`] keeps the valid part beside the errors for
+//! problem becomes a [`Config`]; [`load::Checked`] keeps the valid part beside the errors for
 //! `ferry check`, which goes on to the file system with it.
 //!
 //! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
@@ -19,7 +19,7 @@
 //! whether the TLS certificate and key can be read and match, is for the server to find out.
 
 mod env;
-mod load;
+pub mod load;
 mod position;
 mod schema;
 mod units;
@@ -35,7 +35,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::http::ContentCoding;
-pub use load::Checked;
 pub use position::Position;
 pub use units::{parse_duration, parse_size};
 
