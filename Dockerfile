@@ -12,9 +12,9 @@
 # Keep this tag equal to `channel` in rust-toolchain.toml (tests/deploy.rs checks it).
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
-# Only what the binary is built from: the crates (ferry and its ferry-sys), the lock file and
-# the embedded config.
-COPY Cargo.toml Cargo.lock ./
+# Only what the binary is built from: the crates (ferry and its ferry-sys), the lock file,
+# the build script and the embedded config.
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY sys ./sys
 COPY config ./config
@@ -22,6 +22,12 @@ COPY config ./config
 # in the same step, stripped (57 MB with the line tables the release profile keeps for perf,
 # under 8 MB without). An empty cache directory is made here (the runtime image has no shell).
 # scripts/test.sh runs this same cargo command, so CI proves it builds.
+# The context has no .git: pass the commit for `ferry --version` and ferry_build_info, and
+# SOURCE_DATE_EPOCH for a reproducible build date, e.g.
+#   docker build --build-arg FERRY_GIT_COMMIT=$(git rev-parse --short=12 HEAD) \
+#     --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) -t ferry .
+ARG FERRY_GIT_COMMIT=unknown
+ARG SOURCE_DATE_EPOCH
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \

@@ -33,7 +33,8 @@
 //!         falling back on EINVAL/ENOSYS; directio (O_DIRECT) for files over a threshold
 //! ```
 //!
-//! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`.
+//! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`;
+//!   `check` adds what the file system says about it (`ferry check`).
 //! - `http`: request parsing, response encoding, ranges, conditionals, MIME types.
 //! - `ingress`: who a request comes from behind a load balancer: trusted proxy networks and
 //!   X-Forwarded-For, the PROXY protocol header (parsed only; the frontend reads it first
@@ -45,6 +46,8 @@
 //! - `server`: start-up, signals and graceful shutdown; SIGHUP reloads (a new
 //!   `frontend::Generation` for new connections, listeners opened and closed), and a new
 //!   process can take the listening sockets over (`server.upgrade_socket`, SCM_RIGHTS).
+//! - `build`: who built the binary (version, git commit, date, rustc; recorded by build.rs),
+//!   for `ferry --version` and `ferry_build_info`.
 //! - `bench`: `ferry bench`, the send paths (and read+write, mmap, O_DIRECT, kTLS) measured
 //!   side by side over loopback on the user's machine; not used by the server.
 //!
@@ -61,7 +64,9 @@
 pub mod access;
 pub mod admin;
 pub mod bench;
+pub mod build;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod failure;
 pub mod frontend;

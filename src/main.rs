@@ -14,16 +14,31 @@ use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use ferry::config::{AccessLog, Config, ConfigErrors, KtlsMode};
+use ferry::config::{AccessLog, Config, ConfigErrors};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
+/// The end of `ferry --help`: what the environment can change.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  FERRY__SECTION__KEY=VALUE  Overrides one key of the configuration (file or embedded
+                             default): section and key joined by double underscores, e.g.
+                             FERRY__SERVER__LISTEN=0.0.0.0:8080 or FERRY__CACHE__MAX_SIZE=2GiB;
+                             lists are comma-separated. Unknown keys are errors.
+  RUST_LOG=FILTER            Level of the diagnostics on stderr: error, warn, info (the
+                             default), debug or trace, also per module, e.g.
+                             RUST_LOG=info,ferry::upstream=debug.
+  NO_COLOR=1                 No colour on stderr even when it is a terminal.
+
+Documentation: config/ferry.toml documents every key; README.md, \"Using it\".";
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
-    version,
-    about = "A zero-copy file-offload sidecar and reverse proxy"
+    version = ferry::build::VERSION_TEXT,
+    about = "A zero-copy file-offload sidecar and reverse proxy",
+    after_help = ENVIRONMENT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,7 +64,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         pid_file: Option<PathBuf>,
     },
-    /// Validate the configuration and print every error with its key; binds nothing.
+    /// Validate the configuration: every error with its key and its line and column, the
+    /// file's values and what they name on disk (roots, certificates, cache and spool
+    /// directories) in one run; binds nothing.
     Check,
     /// Ask the ferry running with this configuration whether it is ready: GET /readyz on
     /// its admin listener (admin.listen; an unspecified address is asked on loopback).
@@ -115,6 +132,9 @@ fn main() -> ExitCode {
     {
         return reload(path);
     }
+    if let Some(Command::Check) = cli.command {
+        return check(&ferry::config::load::Checked::read(cli.config.as_deref()));
+    }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
@@ -127,7 +147,6 @@ fn main() -> ExitCode {
         None => ferry::server::ConfigSource::Embedded,
     };
     match cli.command.unwrap_or(Command::Serve { upgrade_from: None }) {
-        Command::Check => check(&config),
         Command::Health => health(config.admin.listen),
         Command::Serve { upgrade_from } => serve(
             config,
@@ -145,7 +164,9 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Bench { .. } => unreachable!("bench runs before the configuration loads"),
+        Command::Check | Command::Bench { .. } => {
+            unreachable!("check and bench run before the configuration loads")
+        }
     }
 }
 
@@ -191,33 +212,30 @@ fn report(errors: &[String]) {
     }
 }
 
-/// Beyond the file itself, checks what can be checked without binding: the roots exist,
-/// the certificate and key load and fit each other.
-fn check(config: &Config) -> ExitCode {
-    let mut errors = ferry::route::Router::new(config).err().unwrap_or_default();
-    if let Some(tls) = &config.tls {
-        if let Err(tls_errors) = ferry::tls::server_config(tls) {
-            errors.extend(tls_errors);
-        }
-        if tls.ktls == KtlsMode::Require && !ferry::tls::ulp_available() {
-            eprintln!(
-                "warning: tls.ktls: \"require\", but this machine has no `tls` in {}: ferry would refuse to start here (modprobe tls)",
-                ferry::tls::ULP_PATH
-            );
-        }
+/// `ferry check`: every error, the file's with their line and column, then what the file
+/// system says about the parts that are valid (see `ferry::check`), all in one run; warnings
+/// on stderr too. The last line names what was checked.
+fn check(checked: &ferry::config::load::Checked) -> ExitCode {
+    let report = ferry::check::run(checked);
+    let mut stderr = std::io::stderr().lock();
+    for warning in &report.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
     }
-    for (key, address) in ferry::upstream::server_keys(config) {
-        if let Some(warning) = ferry::upstream::check_resolves(&key, address) {
-            eprintln!("warning: {warning}");
-        }
+    if report.errors.is_empty() {
+        println!("configuration ok: {}", checked.source);
+        return ExitCode::SUCCESS;
     }
-    if errors.is_empty() {
-        println!("configuration ok");
-        ExitCode::SUCCESS
-    } else {
-        report(&errors);
-        ExitCode::from(EXIT_CONFIG)
+    for error in &report.errors {
+        let _ = writeln!(stderr, "{error}");
     }
+    let count = report.errors.len();
+    let noun = if count == 1 { "error" } else { "errors" };
+    let _ = writeln!(
+        stderr,
+        "configuration invalid: {}: {count} {noun}",
+        checked.source
+    );
+    ExitCode::from(EXIT_CONFIG)
 }
 
 /// `ferry health`: one GET /readyz to the admin listener at `admin`, every step bounded.

@@ -190,6 +190,7 @@ pub async fn run(
         metrics: metrics.clone(),
         draining: AtomicBool::new(false),
         cache: std::sync::RwLock::new(built.resources.cache.clone()),
+        token: std::sync::RwLock::new(config.admin.token.clone()),
     });
     let admin_server = AdminServer::start(admin_socket, &admin)?;
     let mut workers = Workers::start(workers_count, &current, &limit, &shutdown, &tracker)?;
@@ -492,6 +493,9 @@ impl Serving<'_> {
         old.retire.cancel();
         if let Ok(mut cache) = self.admin.cache.write() {
             cache.clone_from(&built.resources.cache);
+        }
+        if let Ok(mut token) = self.admin.token.write() {
+            token.clone_from(&config.admin.token);
         }
         let admin_addr = match new_admin {
             Some(socket) => {

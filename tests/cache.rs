@@ -15,13 +15,30 @@ fn delta(before: &Metrics, after: &Metrics, name: &str, filter: &[(&str, &str)])
     after.get(name, filter) - before.get(name, filter)
 }
 
-/// `POST /cache/purge?query` on the admin listener.
+/// The admin token `start_with_token` gives ferry.
+const ADMIN_TOKEN: &str = "cache-test-token";
+
+/// ferry with `[cache]` and the admin token (from FERRY__ADMIN__TOKEN_FILE) that purges need.
+fn start_with_token(fx: &CacheFixture) -> Server {
+    let token_file = fx.files.join("admin-token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    let proxy = common::app::ProxyConfig::new(&fx.app.address);
+    let env = [("FERRY__ADMIN__TOKEN_FILE", token_file.to_str().unwrap())];
+    fx.start_env(proxy, "", &env)
+}
+
+/// `POST /cache/purge?query` on the admin listener, with the token.
 fn purge(server: &Server, query: &str) -> Response {
     let mut c = Conn::connect(server.admin);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
     c.send(&req(
         "POST",
         &format!("/cache/purge?{query}"),
-        &[("Connection", "close"), ("Content-Length", "0")],
+        &[
+            ("Connection", "close"),
+            ("Content-Length", "0"),
+            ("Authorization", &bearer),
+        ],
     ));
     c.read_response("POST")
 }
@@ -640,7 +657,7 @@ fn chunked_bodies_are_filled_from_the_buffer_and_hit_by_sendfile() {
 fn purge_removes_one_target_or_a_prefix() {
     let fx = CacheFixture::new();
     let file = fx.file("body.bin", 8 * KIB, 14);
-    let ferry = fx.start("");
+    let ferry = start_with_token(&fx);
     let fresh = ["Cache-Control: max-age=600"];
     let a = cacheable("p/a", &file, &fresh);
     let b = cacheable("p/b", &file, &fresh);
@@ -667,7 +684,11 @@ fn purge_removes_one_target_or_a_prefix() {
     // Bad purges say what is wrong.
     assert_eq!(purge(&ferry, "").status, 400);
     assert_eq!(purge(&ferry, "prefix=nope").status, 400);
-    assert_eq!(ferry.admin_get("/cache/purge?prefix=/").status, 405);
+    let mut c = Conn::connect(ferry.admin);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let headers = [("Connection", "close"), ("Authorization", bearer.as_str())];
+    c.send(&req("GET", "/cache/purge?prefix=/", &headers));
+    assert_eq!(c.read_response("GET").status, 405);
 }
 
 /// `curl -k --resolve ... PROTO -D HEAD -o BODY URL`: the X-Cache header and the body.

@@ -357,6 +357,32 @@ fn directories() {
     );
 }
 
+/// Issue 17 point 9: a location without `index` serves index.html for a directory, as nginx
+/// does by default; a directory without one is 403 (nginx without autoindex), no listing.
+#[test]
+fn a_location_without_index_serves_index_html() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let home = random_bytes(7, 3000);
+    let sub = b"<h1>sub</h1>\n";
+    fs::create_dir_all(root.join("sub")).unwrap();
+    fs::create_dir_all(root.join("bare")).unwrap();
+    fs::write(root.join("index.html"), &home).unwrap();
+    fs::write(root.join("sub/index.html"), sub).unwrap();
+    fs::write(root.join("bare/listing-canary.txt"), b"x").unwrap();
+    let cfg = Config::new().location("/", root, None, None);
+    assert!(!cfg.to_toml().contains("index"), "{}", cfg.to_toml());
+    let server = Server::start(&cfg);
+    let r = server.get("/");
+    assert_eq!((r.status, &r.body), (200, &home));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = server.get("/sub/");
+    assert_eq!((r.status, r.body.as_slice()), (200, &sub[..]));
+    let r = server.get("/bare/");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("listing-canary"), "{}", r.text());
+}
+
 #[test]
 fn path_traversal_is_refused() {
     let fx = setup();

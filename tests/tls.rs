@@ -499,7 +499,8 @@ fn ktls_require_without_tls_ulp_refuses_to_start_but_check_only_warns() {
     );
 }
 
-/// `ferry check` and `ferry serve` with `tls` both exit 64 with a line starting `prefix`.
+/// `ferry check` and `ferry serve` with `tls` both exit 64 with a line starting `prefix`
+/// (after the file, line and column where check gives them).
 fn expect_rejected(fx: &Fx, name: &str, tls: &TlsSection, prefix: &str) {
     let cfg = fx.config_file(name, tls);
     for cmd in ["check", "serve"] {
@@ -510,8 +511,15 @@ fn expect_rejected(fx: &Fx, name: &str, tls: &TlsSection, prefix: &str) {
             Some(64),
             "ferry {cmd} with {name}: exit status\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
+        let file = cfg.to_str().unwrap();
+        let placed = |l: &str| {
+            l.split_once(": ")
+                .is_some_and(|(place, rest)| place.starts_with(file) && rest.starts_with(prefix))
+        };
         assert!(
-            stderr.lines().any(|l| l.trim_start().starts_with(prefix)),
+            stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with(prefix) || placed(l)),
             "ferry {cmd} with {name}: want a line starting {prefix:?} on stderr:\n{stderr}"
         );
         assert!(

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 pub use key::{Id, Key, object_id, variant_id};
 pub use meta::Meta;
+pub use store::check_dir;
 
 use crate::config;
 use crate::http::RequestHead;

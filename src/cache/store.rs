@@ -36,6 +36,52 @@ pub struct Store {
     temps: AtomicU64,
 }
 
+/// Whether [`Store::open`] could use `dir`, without creating anything (for `ferry check`): it
+/// is a directory ferry may create files in, or the nearest part of it that exists is one, so
+/// that it can be created. The message starts with the path.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    use rustix::fs::{Access, access};
+    let writable = |path: &Path| {
+        access(path, Access::WRITE_OK | Access::EXEC_OK)
+            .map_err(|err| format!("{} is not writable ({err})", path.display()))
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            return writable(dir).map_err(|message| format!("{}: {message}", dir.display()));
+        }
+        Ok(_) => return Err(format!("{}: not a directory", dir.display())),
+        // Not there, or a part of the path is a file: said below, naming that part.
+        Err(err) if !missing(&err) => return Err(format!("{}: {err}", dir.display())),
+        Err(_) => {}
+    }
+    let cannot = |why: String| format!("{}: cannot be created: {why}", dir.display());
+    let mut ancestor = dir.parent();
+    while let Some(path) = ancestor {
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return writable(path).map_err(cannot),
+            Ok(_) => return Err(cannot(format!("{} is not a directory", path.display()))),
+            Err(err) if missing(&err) && path != Path::new(".") => {
+                ancestor = path.parent();
+            }
+            Err(err) => return Err(cannot(format!("{}: {err}", path.display()))),
+        }
+    }
+    Err(cannot("no part of the path exists".into()))
+}
+
+/// A path that is not there: absent, or under something that is not a directory.
+fn missing(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
 impl Store {
     /// Creates the directory if needed and opens it.
     pub fn open(dir: &Path) -> io::Result<Store> {

@@ -19,7 +19,7 @@ const PREFIX: &str = "ferry__";
 
 /// The keys an environment variable may set: every key outside `[[location]]` but
 /// `server.add_header` (a list of tables) and the named upstreams.
-const OVERRIDABLE: [&str; 57] = [
+const OVERRIDABLE: [&str; 58] = [
     "server.listen",
     "server.header_timeout",
     "server.keepalive_timeout",
@@ -33,6 +33,7 @@ const OVERRIDABLE: [&str; 57] = [
     "server.redirect_https",
     "server.h2c",
     "admin.listen",
+    "admin.token_file",
     "tls.listen",
     "tls.cert",
     "tls.key",

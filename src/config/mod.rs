@@ -5,18 +5,22 @@
 //! (`env.rs` first screens the `FERRY__*` variables, so an override of an unknown key is
 //! reported instead of silently ignored); `schema.rs` then walks the merged value tree against
 //! the known keys, parses every value with its own parser (`units.rs` for durations and sizes)
-//! and collects every problem, each with its full key, into [`ConfigErrors`]. Only a
-//! configuration without a single problem becomes a [`Config`].
+//! and collects every problem, each with its full key (and, for a file, the line and column
+//! `position.rs` finds for it), into [`ConfigErrors`]. Only a configuration without a single
+//! problem becomes a [`Config`]; [`load::Checked`] keeps the valid part beside the errors for
+//! `ferry check`, which goes on to the file system with it.
 //!
 //! Every key, its meaning and its default are documented in `config/ferry.toml`, which is also
 //! the embedded default ferry runs with when no config file is given ([`DEFAULT_TOML`]).
 //! Loading binds nothing, connects nowhere and does not touch the file system beyond reading
-//! the file itself: whether a location's root, an X-Sendfile root or the upstream's socket
+//! the file itself and the admin token file (`admin.token_file`: a secret belongs with the
+//! configuration that names it, so a reload reads it again with the rest): whether a location's root, an X-Sendfile root or the upstream's socket
 //! exists, whether the upstream's host name resolves, whether the upstream answers, or
 //! whether the TLS certificate and key can be read and match, is for the server to find out.
 
 mod env;
-mod load;
+pub mod load;
+mod position;
 mod schema;
 mod units;
 
@@ -31,6 +35,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::http::ContentCoding;
+pub use position::Position;
 pub use units::{parse_duration, parse_size};
 
 /// The text of `config/ferry.toml`: the documented default configuration.
@@ -180,18 +185,62 @@ impl AccessLog {
     }
 }
 
-/// `[admin]`: the listener serving `/metrics`, `/healthz` and `/readyz`.
+/// `[admin]`: the listener serving `/metrics`, `/healthz` and `/readyz`, and the calls that
+/// change state (`POST /cache/purge`) when a token is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     /// Address of the admin listener; never one of `server.listen` (port 0 excepted).
     pub listen: SocketAddr,
+    /// `admin.token_file`, read when the configuration loads: the bearer token state-changing
+    /// calls must present. `None`: those calls are off (403).
+    pub token: Option<AdminToken>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+            token: None,
         }
+    }
+}
+
+/// The admin bearer token and the file it was read from. Its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// `admin.token_file` as written.
+    pub file: PathBuf,
+    /// The file's content without surrounding whitespace: visible ASCII, not empty.
+    secret: String,
+}
+
+impl AdminToken {
+    /// A token read from `file`; `secret` is already trimmed and checked.
+    pub(crate) fn new(file: PathBuf, secret: String) -> Self {
+        Self { file, secret }
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on where the two
+    /// differ: both are hashed first, and the digests compared without an early exit (so
+    /// neither the position of the first wrong byte nor the token's length shows).
+    pub fn verify(&self, presented: &[u8]) -> bool {
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.secret.as_bytes());
+        let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, presented);
+        let difference = want
+            .as_ref()
+            .iter()
+            .zip(got.as_ref())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("file", &self.file)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -274,7 +323,8 @@ pub struct Cache {
     /// On-disk bytes the cache may hold; eviction (least recently used first) keeps it there.
     /// Non-zero.
     pub max_size: u64,
-    /// Larger responses are relayed, not stored. Non-zero, at most `max_size`.
+    /// Larger responses are relayed, not stored. Non-zero, at most `max_size`; when the file
+    /// gives none, the smaller of 1 GiB and `max_size`.
     pub max_object_size: u64,
     /// Concurrent misses for one key wait this long for the one fill before going to the
     /// application themselves. Zero: never wait.
@@ -604,7 +654,8 @@ pub struct Location {
     pub prefix: String,
     /// Relative roots are relative to the working directory; not checked for existence here.
     pub root: PathBuf,
-    /// File served for a request naming a directory; a single file name.
+    /// File served for a request naming a directory; a single file name, [`DEFAULT_INDEX`]
+    /// unless the file says otherwise. `None` only for a location that proxies.
     pub index: Option<String>,
     /// `Cache-Control: max-age` for responses from this location.
     pub expires: Option<Duration>,
@@ -626,17 +677,25 @@ pub struct Location {
     pub add_header: Vec<AddHeader>,
 }
 
-/// One problem with one key: `"{key}: {message}"`.
+/// A location's `index` when the file gives none (nginx's default too).
+pub const DEFAULT_INDEX: &str = "index.html";
+
+/// One problem with one key: `"{key}: {message}"`, after `"{file}:{line}:{column}: "` when
+/// it comes from a place in a configuration file (the form editors and CI annotations jump
+/// to).
 ///
 /// `key` is the full dotted key (`server.header_timeout`, `location[1].root`,
 /// `server.listen[0]`), or `config` for a problem with the file as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// Full dotted key, e.g. `server.listen[1]`, or `config`.
     pub key: String,
     /// What is wrong, lowercase, without the key.
     pub message: String,
+    /// Where in the file: the value (or the key, for an unknown key; the enclosing table, for
+    /// a missing one). `None` for values from the environment, text not read from a file,
+    /// and problems with no place (the file as a whole).
+    pub position: Option<Position>,
 }
 
 impl ConfigError {
@@ -645,9 +704,26 @@ impl ConfigError {
         Self {
             key: key.into(),
             message: message.into(),
+            position: None,
         }
     }
+
+    /// The same problem, at `position`.
+    pub fn at(self, position: Option<Position>) -> Self {
+        Self { position, ..self }
+    }
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(position) = &self.position {
+            write!(f, "{position}: ")?;
+        }
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Every problem found in one load, in a stable order; never empty when returned as an error.
 /// Displays one problem per line.

@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 
 use ::config::Value;
 
-use super::{AccessLog, Admin, Config, ConfigError, Io, SendPathSetting, Server};
+use super::position::Spans;
+use super::{AccessLog, Admin, AdminToken, Config, ConfigError, Io, SendPathSetting, Server};
 use crate::ingress::Cidr;
 use walker::{ListShape, Table, Walker, raw};
 
@@ -62,7 +63,7 @@ const SERVER_KEYS: [&str; 15] = [
     "pid_file",
     "upgrade_socket",
 ];
-const ADMIN_KEYS: [&str; 1] = ["listen"];
+const ADMIN_KEYS: [&str; 2] = ["listen", "token_file"];
 const IO_KEYS: [&str; 5] = [
     "send_path",
     "chunk",
@@ -83,15 +84,22 @@ const SEND_PATHS: [(&str, SendPathSetting); 4] = [
     ("buffered", SendPathSetting::Buffered),
 ];
 
-/// Builds a [`Config`] from the merged tree, pushing every problem onto `errors`. The returned
-/// value is meaningful only if no error was pushed. `env_names` maps a dotted key to the
+/// Builds a [`Config`] from the merged tree, pushing every problem onto `errors` (placed in
+/// the file when `spans` are given). With errors, the value holds what is valid: sections with
+/// an error at their defaults or out, the valid locations alone, each with its index in the
+/// file (the second value). `env_names` maps a dotted key to the
 /// variable that set it, for messages about values that came from the environment.
 pub(super) fn validate(
     root: &Value,
     env_names: &BTreeMap<String, String>,
+    spans: Option<&Spans<'_>>,
     errors: &mut Vec<ConfigError>,
-) -> Config {
-    let mut walker = Walker { env_names, errors };
+) -> (Config, Vec<usize>) {
+    let mut walker = Walker {
+        env_names,
+        errors,
+        spans,
+    };
     let empty = Table::new();
     let top = walker.table("config", root).unwrap_or(&empty);
     walker.unknown_keys("", top, &TOP_KEYS);
@@ -114,7 +122,8 @@ pub(super) fn validate(
     let cache = walker.cache(top.get("cache"));
     let spool = walker.spool(top.get("spool"));
     let location_value = top.get("location");
-    let locations = walker.locations(location_value);
+    let (location_index, locations): (Vec<usize>, Vec<_>) =
+        walker.locations(location_value).into_iter().unzip();
     // Cross-section checks look at the whole location list, so only at a complete one.
     let all_locations = location::count(location_value) == Some(locations.len());
     if all_locations {
@@ -126,7 +135,7 @@ pub(super) fn validate(
         walker.something_to_serve(&locations, upstream_given);
         walker.location_upstreams_exist(&locations, &upstreams);
     }
-    Config {
+    let config = Config {
         server,
         admin,
         io,
@@ -137,7 +146,8 @@ pub(super) fn validate(
         tls,
         cache,
         spool,
-    }
+    };
+    (config, location_index)
 }
 
 impl Walker<'_> {
@@ -241,7 +251,40 @@ impl Walker<'_> {
         if let Some(listen) = self.field(table, "admin", "listen", Self::addr) {
             admin.listen = listen;
         }
+        admin.token = self.field(table, "admin", "token_file", Self::token_file);
         admin
+    }
+
+    /// `admin.token_file`: a path, read now; the token is its content without surrounding
+    /// whitespace (a trailing newline), and must be visible ASCII so that it fits in an
+    /// `Authorization: Bearer` header.
+    fn token_file(&mut self, key: &str, value: &Value) -> Option<AdminToken> {
+        let path = self.string(key, value, "a file path string")?;
+        if path.is_empty() {
+            self.fail(key, Some(value), "must not be empty");
+            return None;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) => {
+                self.fail(key, Some(value), format!("cannot read {path}: {err}"));
+                return None;
+            }
+        };
+        let secret = text.trim();
+        if secret.is_empty() {
+            let message = format!("{path} is empty: write the token into it");
+            self.fail(key, Some(value), message);
+            return None;
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            let message = format!(
+                "{path}: the token must be visible ASCII characters without spaces or line breaks"
+            );
+            self.fail(key, Some(value), message);
+            return None;
+        }
+        Some(AdminToken::new(path.into(), secret.to_string()))
     }
 
     fn io(&mut self, value: Option<&Value>) -> Io {

@@ -10,6 +10,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+mod build;
 mod certificates;
 mod labels;
 mod spool;
@@ -554,6 +555,7 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        build::register(&registry);
 
         for (from, to) in FALLBACKS {
             for reason in FALLBACK_REASONS {

@@ -323,6 +323,13 @@ fn services_servicemonitor_and_daemonset_fit_the_deployment() {
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
     let metrics = doc(&docs, "Service", "ferry-metrics");
     assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "admin");
+    // ferry-metrics exposes the admin port alone, and there only what Prometheus reads: the
+    // shipped config sets no admin token, so purges are off (issue 17 point 4).
+    assert_eq!(metrics["spec"]["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        config.admin.token, None,
+        "purge stays off in the shipped config"
+    );
     let labels = deployment["spec"]["template"]["metadata"]["labels"]
         .as_object()
         .unwrap();

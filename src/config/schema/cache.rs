@@ -30,8 +30,14 @@ impl Walker<'_> {
         if let Some(size) = self.field(table, c, "max_size", Self::cache_size) {
             cache.max_size = size;
         }
-        if let Some(size) = self.field(table, c, "max_object_size", Self::cache_size) {
-            cache.max_object_size = size;
+        match self.field(table, c, "max_object_size", Self::cache_size) {
+            Some(size) => cache.max_object_size = size,
+            // Not given: the default, but never more than the cache holds, so that a small
+            // cache needs no second key.
+            None if !table.contains_key("max_object_size") => {
+                cache.max_object_size = cache.max_object_size.min(cache.max_size);
+            }
+            None => {}
         }
         if let Some(d) = self.field(table, c, "lock_timeout", Self::duration) {
             cache.lock_timeout = d;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ::config::{Value, ValueKind};
 
 use super::walker::{ListShape, Table, Walker};
-use crate::config::{ContentCoding, Location, Upstream};
+use crate::config::{ContentCoding, DEFAULT_INDEX, Location, Upstream};
 
 /// The keys of this section, in the order config/ferry.toml documents them.
 pub(super) const LOCATION_KEYS: [&str; 9] = [
@@ -36,7 +36,8 @@ pub(super) fn count(value: Option<&Value>) -> Option<usize> {
 impl Walker<'_> {
     /// The list; absent or empty is no error here (an upstream may serve everything), see
     /// [`Self::something_to_serve`].
-    pub(super) fn locations(&mut self, value: Option<&Value>) -> Vec<Location> {
+    /// Each valid location comes with its index in the list.
+    pub(super) fn locations(&mut self, value: Option<&Value>) -> Vec<(usize, Location)> {
         let items = match value.map(|value| (value, &value.kind)) {
             None => return Vec::new(),
             Some((_, ValueKind::Array(items))) => items,
@@ -55,7 +56,7 @@ impl Walker<'_> {
         let mut locations = Vec::new();
         for (index, item) in items.iter().enumerate() {
             if let Some(location) = self.location(index, item, &mut seen) {
-                locations.push(location);
+                locations.push((index, location));
             }
         }
         locations
@@ -116,7 +117,11 @@ impl Walker<'_> {
             });
         }
         let root = self.required(table, &key, "root", Self::root);
-        let index_file = self.field(table, &key, "index", Self::index_file);
+        // Absent: index.html, as nginx's `index` default.
+        let index_file = match table.get("index") {
+            None => Some(DEFAULT_INDEX.to_string()),
+            Some(_) => self.field(table, &key, "index", Self::index_file),
+        };
         let expires = self.field(table, &key, "expires", Self::duration);
         let internal = self.field(table, &key, "internal", Self::boolean);
         let directio_threshold = self.field(table, &key, "directio_threshold", Self::threshold);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ::config::{Map, Value, ValueKind};
 
 use crate::config::env::ENV_ORIGIN;
+use crate::config::position::{Part, Spans};
 use crate::config::units::{parse_duration, parse_size};
 use crate::config::{ConfigError, MAX_CHUNK, MIN_CHUNK};
 
@@ -28,21 +29,33 @@ pub(super) fn raw<'v>(top: &'v Table, section: &str, key: &str) -> Option<&'v Va
 pub(super) struct Walker<'a> {
     pub(super) env_names: &'a BTreeMap<String, String>,
     pub(super) errors: &'a mut Vec<ConfigError>,
+    /// The file's spans, when the text came from a file: errors get its line and column.
+    pub(super) spans: Option<&'a Spans<'a>>,
 }
 
 impl Walker<'_> {
-    /// Records a problem with `key`; names the environment variable if `value` came from one.
+    /// Records a problem with `key`; names the environment variable if `value` came from one,
+    /// else gives its place in the file (the value's; the key's when there is no value).
     pub(super) fn fail(&mut self, key: &str, value: Option<&Value>, message: impl Into<String>) {
         let mut message = message.into();
-        if let Some(value) = value
-            && value.origin() == Some(ENV_ORIGIN)
-        {
+        let from_env = value.is_some_and(|value| value.origin() == Some(ENV_ORIGIN));
+        if from_env {
             let base = key.split('[').next().unwrap_or(key);
             if let Some(name) = self.env_names.get(base) {
                 message.push_str(&format!(" (from environment variable {name})"));
             }
         }
-        self.errors.push(ConfigError::new(key, message));
+        let part = if value.is_some() {
+            Part::Value
+        } else {
+            Part::Key
+        };
+        let position = match self.spans {
+            Some(spans) if !from_env => spans.locate(key, part),
+            _ => None,
+        };
+        self.errors
+            .push(ConfigError::new(key, message).at(position));
     }
 
     pub(super) fn wrong_type(&mut self, key: &str, value: &Value, expected: &str) {

@@ -120,10 +120,29 @@ fn an_object_cannot_be_larger_than_the_cache() {
              no object that large could be kept"
         ]
     );
-    // Equal is fine; the default max_object_size (1GiB) against a smaller max_size is not.
+    // Equal is fine.
     let equal = cache("max_size = \"1MiB\"\nmax_object_size = \"1MiB\"");
     assert_eq!(equal.map(|c| c.max_object_size), Some(1 << 20));
-    assert_eq!(cache_err("max_size = \"1MiB\"").len(), 1);
+}
+
+/// Issue 17 point 9: a cache smaller than the default max_object_size (1GiB) needs no second
+/// key: the object limit follows the cache size; a larger cache keeps the default.
+#[test]
+fn without_max_object_size_the_object_limit_follows_a_smaller_cache() {
+    let small = cache("max_size = \"100MiB\"").expect("a small cache is accepted");
+    assert_eq!(
+        (small.max_size, small.max_object_size),
+        (100 << 20, 100 << 20)
+    );
+    let large = cache("max_size = \"20GiB\"").expect("a cache");
+    assert_eq!(large.max_object_size, 1 << 30);
+    // Also when the size comes from the environment.
+    let config = load_ok(LOCATION, &[("FERRY__CACHE__MAX_SIZE", "64MiB")]);
+    let cache = config.cache.expect("a cache");
+    assert_eq!(
+        (cache.max_size, cache.max_object_size),
+        (64 << 20, 64 << 20)
+    );
 }
 
 #[test]

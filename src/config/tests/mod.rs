@@ -8,6 +8,7 @@
 //! Unit parsing and variable screening have their own tests in `units.rs` and `env.rs` of the
 //! parent module.
 
+mod admin;
 mod cache;
 mod directio;
 mod env;
@@ -75,6 +76,7 @@ fn embedded_default_is_the_documented_defaults() {
             upgrade_socket: None,
         },
         admin: Admin {
+            token: None,
             listen: addr("127.0.0.1:9090"),
         },
         io: Io {
@@ -189,7 +191,7 @@ fn every_key_is_read() {
             Location {
                 prefix: "/static/".into(),
                 root: "/srv/static".into(),
-                index: None,
+                index: Some("index.html".into()),
                 expires: Some(secs(86_400)),
                 internal: false,
                 directio_threshold: None,
@@ -257,13 +259,13 @@ fn load_names_the_file_in_file_level_errors() {
         .unwrap_or_else(|| panic!("loaded"));
     assert_eq!(
         errors.0,
-        [ConfigError {
-            key: "config".into(),
-            message: format!(
+        [ConfigError::new(
+            "config",
+            format!(
                 "cannot read {}: No such file or directory (os error 2)",
                 missing.display()
             ),
-        }]
+        )]
     );
 
     let broken = dir.path().join("broken.toml");
@@ -272,13 +274,47 @@ fn load_names_the_file_in_file_level_errors() {
         .err()
         .unwrap_or_else(|| panic!("loaded"));
     assert_eq!(errors.0.len(), 1);
-    assert_eq!(errors.0[0].key, "config");
-    let prefix = format!("{}: invalid TOML at line 1, column 8: ", broken.display());
-    assert!(
-        errors.0[0].message.starts_with(&prefix),
-        "{}",
-        errors.0[0].message
+    assert_eq!(
+        errors.0[0].to_string(),
+        format!(
+            "{}:1:8: config: invalid TOML: unclosed table, expected `]`",
+            broken.display()
+        )
     );
+}
+
+/// Errors about a file's values carry the file, line and column of the value (of the key,
+/// for an unknown key; of the enclosing table, for a missing key); values from the
+/// environment have none.
+#[test]
+fn load_places_each_error_in_the_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("ferry.toml");
+    let text = "[server]\nheader_timeout = \"soon\"\nlistn = 1\n\n\
+                [[location]]\nprefix = \"/\"\nroot = \"public\"\n\n\
+                [[location]]\nprefix = \"/x/\"\n";
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let errors = Config::load(&path)
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    let p = path.display();
+    let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{p}:3:1: server.listn: unknown key"),
+            format!(
+                "{p}:2:18: server.header_timeout: invalid duration \"soon\": expected a number \
+                 at \"soon\""
+            ),
+            format!("{p}:9:1: location[1].root: missing required key"),
+        ]
+    );
+    let position = errors.0[0]
+        .position
+        .clone()
+        .unwrap_or_else(|| panic!("placed"));
+    assert_eq!((position.line, position.column), (3, 1));
 }
 
 #[test]

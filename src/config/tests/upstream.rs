@@ -86,7 +86,7 @@ fn the_documented_examples_parse_together() {
         Location {
             prefix: "/protected/".into(),
             root: "/srv/files".into(),
-            index: None,
+            index: Some("index.html".into()),
             expires: None,
             internal: true,
             directio_threshold: None,
