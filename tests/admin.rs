@@ -183,3 +183,32 @@ fn a_missing_or_empty_token_file_is_a_config_error() {
         }
     }
 }
+
+/// A token file rewritten with a new token is read again by a reload (SIGHUP): the old token
+/// stops opening purges, the new one does.
+#[test]
+fn a_reload_takes_a_rotated_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    fs::write(&token_file, TOKEN).unwrap();
+    let server = start(dir, Some(&token_file));
+    let bearer = |token: &str| format!("Bearer {token}");
+    assert_eq!(
+        purge(&server, &[("Authorization", &bearer(TOKEN))]).status,
+        200
+    );
+
+    let rotated = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    fs::write(&token_file, rotated).unwrap();
+    let reloads = |m: &Metrics| m.get("ferry_config_reloads_total", &[("result", "ok")]);
+    let before = reloads(&server.metrics());
+    server.signal("HUP");
+    poll_until("the reload is counted", DEADLINE, || {
+        (reloads(&server.metrics()) > before).then_some(())
+    });
+
+    let old = purge(&server, &[("Authorization", &bearer(TOKEN))]);
+    assert_eq!(old.status, 401, "{}", old.text());
+    let new = purge(&server, &[("Authorization", &bearer(rotated))]);
+    assert_eq!(new.status, 200, "{}", new.text());
+}
