@@ -607,17 +607,6 @@ fn h2_stream_without_flow_control_credit_closes_the_connection_after_send_timeou
     });
 }
 
-/// The frame types in a server's HTTP/2 byte stream.
-fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        types.push(bytes[3]);
-        bytes = &bytes[(9 + len).min(bytes.len())..];
-    }
-    types
-}
-
 #[test]
 fn h2_x_accel_redirect_serves_the_internal_file() {
     assert_kernel_without_ktls();

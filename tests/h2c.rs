@@ -362,17 +362,6 @@ fn h2c_has_the_limits_of_http2_over_tls() {
     );
 }
 
-/// The types of the HTTP/2 frames in `bytes`, in order (the last one may be cut short).
-fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        types.push(bytes[3]);
-        bytes = &bytes[(9 + len).min(bytes.len())..];
-    }
-    types
-}
-
 #[test]
 fn h2c_on_a_redirecting_listener_is_redirected_too() {
     let fx = Fx::new();

@@ -361,28 +361,7 @@ fn shutdown_during_download(sig: &str) {
     poll_until(
         "new connections are refused after the signal",
         DEADLINE,
-        || {
-            let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-                return Some(());
-            };
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut probe = Conn::from_stream(s);
-            probe
-                .stream
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-            if probe
-                .try_send(&req("GET", "/static/hello.txt", &[]))
-                .is_err()
-            {
-                return Some(());
-            }
-            match probe.try_read_head() {
-                Ok(None) => Some(()),
-                Err(e) if is_closed_err(&e) => Some(()),
-                _ => None,
-            }
-        },
+        || refused(addr).then_some(()),
     );
     // the in-flight download completes, byte-identical
     expect_pattern_body(

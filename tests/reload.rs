@@ -7,7 +7,7 @@ mod common;
 use common::app::*;
 use common::*;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -94,29 +94,6 @@ fn begin_download(addr: SocketAddr, target: &str, pattern: &Pattern) -> (Conn, u
 
 fn finish_download(c: &mut Conn, pattern: &Pattern, got: u64, ctx: &str) {
     expect_pattern_body(c, pattern, got, BIG - got, ctx);
-}
-
-/// Whether a new connection to `addr` is refused (or closed without an answer).
-fn refused(addr: SocketAddr) -> bool {
-    let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return true;
-    };
-    let mut probe = Conn::from_stream(s);
-    probe
-        .stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    if probe
-        .try_send(&req("GET", "/static/hello.txt", &[]))
-        .is_err()
-    {
-        return true;
-    }
-    match probe.try_read_head() {
-        Ok(None) => true,
-        Err(e) => is_closed_err(&e),
-        Ok(Some(_)) => false,
-    }
 }
 
 /// The addresses a reload added, from its log line (`listeners_added=["http ADDR", ...]`).

@@ -407,3 +407,38 @@ pub fn part_header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str>
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+/// The types of the HTTP/2 frames in a server's byte stream `bytes`, in order (the last one
+/// may be cut short).
+pub fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+/// Whether a new connection to `addr` is refused, or closed without an answer to a GET.
+pub fn refused(addr: SocketAddr) -> bool {
+    let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return true;
+    };
+    let mut probe = Conn::from_stream(s);
+    probe
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    if probe
+        .try_send(&req("GET", "/static/hello.txt", &[]))
+        .is_err()
+    {
+        return true;
+    }
+    match probe.try_read_head() {
+        Ok(None) => true,
+        Err(e) => is_closed_err(&e),
+        Ok(Some(_)) => false,
+    }
+}
