@@ -44,13 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/files" "$WORK/tmp"
-if ((BULK)); then
-    head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
-    # read once: both servers send it from the page cache
-    cat "$WORK/files/f.bin" >/dev/null
-else
-    head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
-fi
+# Just written, so in the page cache for both servers (and each run's warm-up reads it too).
+head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
 chmod -R a+rX "$WORK/files"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
     -days 2 -subj /CN=localhost 2>/dev/null
