@@ -8,7 +8,8 @@
 #   tls-keepalive: HTTP/1.1 over TLS keep-alive, 4 KiB (wrk; bench/small_ab.sh --tls)
 #   handshake:     new TLS connections, full and resumed, RSA and ECDSA (bench/handshake.sh)
 #   small:         plaintext 4 KiB, open-file caches off and on (bench/small_ab.sh)
-#   (these four run after the others, each script with its servers' rounds interleaved)
+#   floor:         1 GiB server CPU per GiB: ferry, a bare sendfile(2) loop, nginx (bench/floor.sh)
+#   (these five run after the others, each script with its servers' rounds interleaved)
 # See bench/README.md for what is measured and how to read the results (kTLS: bench/vm.sh).
 #
 #   bench/run.sh [--quick] [--only LIST] [--no-record] [--max-wait S] [--netns | --netns-plain | --loopback]
@@ -18,7 +19,7 @@
 #                  buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache
 #                  (ferry = the three ferry static send paths, nginx = nginx static, static =
 #                  both, proxy / tls = ferry and nginx rows of that table), h2, tls-keepalive,
-#                  handshake, small. Default: everything.
+#                  handshake, small, floor. Default: everything.
 #   --no-record    print the results section to stdout but do not append it to bench/RESULTS.md
 #   --max-wait S   before each server, wait up to S seconds (default 120) for the machine to be
 #                  quiet (other processes < 15% CPU over 2 s); 0 = do not wait
@@ -104,15 +105,15 @@ NS_MTU=65535       # veth's maximum; with TSO off, one skb still carries up to ~
 # runs, in order: "ferry:<send_path>", "nginx" (static files), "proxy:ferry", "proxy:nginx",
 # "tls:ferry", "tls:nginx"
 RUNS=()
-SUITES=()          # h2, tls-keepalive, handshake, small: scripts run after RUNS
+SUITES=()          # h2, tls-keepalive, handshake, small, floor: scripts run after RUNS
 IFS=',' read -r -a _only <<<"$ONLY"
 for tok in "${_only[@]}"; do
     case $tok in
         all)
             RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx proxy:ferry proxy:nginx tls:ferry tls:nginx)
-            SUITES+=(h2 tls-keepalive handshake small)
+            SUITES+=(h2 tls-keepalive handshake small floor)
             ;;
-        h2 | tls-keepalive | handshake | small) SUITES+=("$tok") ;;
+        h2 | tls-keepalive | handshake | small | floor) SUITES+=("$tok") ;;
         static) RUNS+=(ferry:sendfile ferry:splice ferry:buffered nginx) ;;
         ferry) RUNS+=(ferry:sendfile ferry:splice ferry:buffered) ;;
         sendfile | splice | buffered) RUNS+=("ferry:$tok") ;;
@@ -122,7 +123,7 @@ for tok in "${_only[@]}"; do
         proxy-ferry | proxy-nginx | tls-ferry | tls-nginx) RUNS+=("${tok%-*}:${tok#*-}") ;;
         directio) ((${#_only[@]} == 1)) || die "--only directio runs alone"; exec "$BENCH_DIR/directio.sh" $( ((QUICK)) && echo --quick) $( ((RECORD)) || echo --no-record) ;; # bench/directio.sh
         cache) RUNS+=(cache:ferry cache:ferry-buffered cache:nginx) ;; # bench/cache.sh
-        *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache, h2, tls-keepalive, handshake, small)" ;;
+        *) die "--only: unknown server '$tok' (want static, proxy, tls, ferry, sendfile, splice, buffered, nginx, proxy-ferry, proxy-nginx, tls-ferry, tls-nginx, cache, h2, tls-keepalive, handshake, small, floor)" ;;
     esac
 done
 NEED_FERRY=0 HAVE_STATIC=0 HAVE_PROXY=0 HAVE_TLS=0 HAVE_CACHE=0
@@ -1136,6 +1137,7 @@ suite_cmd() { # the command line of suite $1
         handshake) echo "bench/handshake.sh --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) --ferry $FERRY_BIN" ;;
         small) echo "bench/small_ab.sh --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) $FERRY_BIN" ;;
         small-ofc) echo "bench/small_ab.sh --open-file-cache --rounds $SUITE_ROUNDS --secs $((WRK_SECS / 2)) $FERRY_BIN" ;;
+        floor) echo "bench/floor.sh --rounds $((SUITE_ROUNDS * 3)) --size $BIG_SIZE $FERRY_BIN" ;;
     esac
 }
 SUITE_RUNS=()
