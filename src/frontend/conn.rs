@@ -97,17 +97,15 @@ struct Connection {
 /// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
 /// span (at debug level) that names the client; or until it turns out to be h2c: then it is
 /// returned for HTTP/2.
-pub async fn serve(
+pub fn serve<'a>(
     transport: Transport,
     peer: SocketAddr,
     shared: &Arc<Shared>,
-    shutdown: &CancellationToken,
-    slot: &Slot,
-) -> Option<Prefaced> {
+    shutdown: &'a CancellationToken,
+    slot: &'a Slot,
+) -> impl Future<Output = Option<Prefaced>> + 'a {
     let span = tracing::debug_span!("conn", %peer, transport = transport.kind().label());
-    serve_connection(transport, peer, Arc::clone(shared), shutdown, slot)
-        .instrument(span)
-        .await
+    serve_connection(transport, peer, Arc::clone(shared), shutdown, slot).instrument(span)
 }
 
 async fn serve_connection(
