@@ -17,8 +17,10 @@ pub use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_ferry");
 /// Every socket read/write in the suite is bounded by this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for every "poll until a condition holds" loop.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+/// Upper bound for every "poll until a condition holds" loop (and for the test app to come
+/// up): generous, because a passing test never waits it out, and a machine busy compiling
+/// took more than 10 s to start the Python app.
+pub const DEADLINE: Duration = Duration::from_secs(30);
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * 1024;
 pub const GIB: u64 = 1024 * MIB;
