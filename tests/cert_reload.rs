@@ -17,8 +17,6 @@ mod common;
 
 use common::tls::*;
 use common::*;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::symlink;
@@ -90,30 +88,9 @@ fn start(fx: &Fx, live: &Live, interval: &str) -> TlsServer {
 // ---------------------------------------------------------------------------------------------
 // clients
 
-/// The DER of the first certificate in the PEM file at `path`.
-fn leaf(path: &Path) -> Vec<u8> {
-    let first = CertificateDer::pem_file_iter(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .next()
-        .unwrap_or_else(|| panic!("{}: no certificate", path.display()))
-        .unwrap();
-    first.to_vec()
-}
-
-/// Completes a handshake on `tls` and returns the leaf certificate the server presented.
-fn handshake(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Vec<u8> {
-    while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .unwrap_or_else(|e| panic!("TLS handshake with ferry: {e}"));
-    }
-    let certs = tls.conn.peer_certificates().expect("a server certificate");
-    certs[0].to_vec()
-}
-
 /// The leaf certificate a new handshake gets (a client without a session to resume).
 fn served(srv: &TlsServer) -> Vec<u8> {
-    handshake(&mut tls_connect(srv.https(), &client_config()))
+    presented(srv.https())
 }
 
 /// Panics unless a new handshake gets the leaf certificate of `pair`.

@@ -5,6 +5,7 @@
 mod common;
 
 use common::app::*;
+use common::tls::{CertPair, TlsSection, gen_cert, leaf, presented};
 use common::*;
 use std::fs;
 use std::net::SocketAddr;
@@ -96,23 +97,35 @@ fn finish_download(c: &mut Conn, pattern: &Pattern, got: u64, ctx: &str) {
     expect_pattern_body(c, pattern, got, BIG - got, ctx);
 }
 
-/// The addresses a reload added, from its log line (`listeners_added=["http ADDR", ...]`).
-fn added_listeners(server: &Server) -> Vec<SocketAddr> {
+/// The last reload's log line.
+fn reload_line(server: &Server) -> String {
     let lines = server.stderr_lines();
-    let line = lines
-        .iter()
+    lines
+        .into_iter()
         .rev()
         .find(|l| l.contains("configuration reloaded"))
-        .expect("a reload log line");
+        .expect("a reload log line")
+}
+
+/// The `kind` ("http", "https") addresses a reload added, from its log line
+/// (`listeners_added=["http ADDR", ...]`).
+fn added(server: &Server, kind: &str) -> Vec<SocketAddr> {
+    let line = reload_line(server);
     let list = line
         .split("listeners_added=[")
         .nth(1)
         .and_then(|rest| rest.split(']').next())
         .expect("listeners_added in the reload line");
+    let prefix = format!("{kind} ");
     list.split(',')
-        .filter_map(|item| item.trim().trim_matches('"').strip_prefix("http "))
+        .filter_map(|item| item.trim().trim_matches('"').strip_prefix(prefix.as_str()))
         .map(|addr| addr.parse().expect("an address"))
         .collect()
+}
+
+/// The http addresses a reload added.
+fn added_listeners(server: &Server) -> Vec<SocketAddr> {
+    added(server, "http")
 }
 
 #[test]
@@ -314,4 +327,108 @@ fn ferry_reload_signals_the_pid_in_the_pid_file() {
     let status = server.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
     assert!(!pid_path.exists(), "the pid file is removed at exit");
+}
+
+/// `cfg` with `[tls]` serving `pair` on `listen`.
+fn with_tls(cfg: &Config, pair: &CertPair, listen: &str) -> String {
+    let mut tls = TlsSection::new(pair);
+    tls.listen = vec![listen.into()];
+    format!("{}{}", cfg.to_toml(), tls.to_toml())
+}
+
+#[test]
+fn a_reload_adds_tls_changes_its_pair_and_removes_it() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (a, b) = (gen_cert(certs.path(), "a"), gen_cert(certs.path(), "b"));
+    let cfg = static_config(root.path());
+    let file = ConfigFile::new(&cfg.to_toml());
+    let server = file.start();
+
+    // [tls] added: a TLS listener opens and presents the pair.
+    assert_eq!(
+        file.reload(&server, &with_tls(&cfg, &a, "127.0.0.1:0")),
+        "ok"
+    );
+    let https = added(&server, "https");
+    assert_eq!(https.len(), 1, "{}", reload_line(&server));
+    let https = https[0];
+    assert!(
+        presented(https) == leaf(&a.cert),
+        "the added listener serves a"
+    );
+    let mut tls = common::tls::tls_connect(https, &common::tls::client_config());
+    std::io::Write::write_all(
+        &mut tls,
+        b"GET /static/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut tls, &mut got).unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("\r\n\r\nhello\n"),
+        "{got}"
+    );
+
+    // Another pair on the same address: the listener stays, new handshakes get b.
+    assert_eq!(
+        file.reload(&server, &with_tls(&cfg, &b, &https.to_string())),
+        "ok"
+    );
+    let line = reload_line(&server);
+    assert!(line.contains("tls_kept=false"), "{line}");
+    assert!(added(&server, "https").is_empty(), "{line}");
+    assert!(presented(https) == leaf(&b.cert), "after the change: b");
+    assert_eq!(server.get("/static/hello.txt").body, b"hello\n");
+
+    // [tls] gone: its listener closes, plaintext goes on.
+    assert_eq!(file.reload(&server, &cfg.to_toml()), "ok");
+    poll_until("the TLS listener refuses new clients", DEADLINE, || {
+        refused(https).then_some(())
+    });
+    assert_eq!(server.get("/static/hello.txt").body, b"hello\n");
+}
+
+#[test]
+fn a_reload_moves_the_admin_listener() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    let mut cfg = static_config(root.path());
+    let file = ConfigFile::new(&cfg.to_toml());
+    let server = file.start();
+    let old = server.admin;
+
+    // Another loopback address, so the configured value differs (127.0.0.1:0 again would be
+    // the same listener): the reload's log line says where it went.
+    cfg.admin_listen = "127.0.0.2:0".into();
+    fs::write(&file.path, cfg.to_toml()).unwrap();
+    server.signal("HUP");
+    let moved: SocketAddr = poll_until("the reload to move the admin listener", DEADLINE, || {
+        let lines = server.stderr_lines();
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("configuration reloaded"))?;
+        let addr = line
+            .split("admin_moved_to=Some(\"")
+            .nth(1)?
+            .split('"')
+            .next()?;
+        Some(addr.parse().expect("an address"))
+    });
+    assert_eq!(moved.ip().to_string(), "127.0.0.2");
+    poll_until("the old admin address refuses", DEADLINE, || {
+        refused(old).then_some(())
+    });
+    let m = Metrics::scrape(moved);
+    assert_eq!(
+        m.get("ferry_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    let mut c = Conn::connect(moved);
+    let r = c.get("/healthz", &[("Connection", "close")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(server.get("/static/hello.txt").body, b"hello\n");
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 pub use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -471,6 +472,32 @@ pub fn tls_connect(
     sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     sock.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     StreamOwned::new(conn, sock)
+}
+
+/// The DER of the first certificate in the PEM file at `path`.
+pub fn leaf(path: &Path) -> Vec<u8> {
+    let first = CertificateDer::pem_file_iter(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .next()
+        .unwrap_or_else(|| panic!("{}: no certificate", path.display()))
+        .unwrap();
+    first.to_vec()
+}
+
+/// Completes a handshake on `tls` and returns the leaf certificate the server presented.
+pub fn handshake(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Vec<u8> {
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .unwrap_or_else(|e| panic!("TLS handshake with ferry: {e}"));
+    }
+    let certs = tls.conn.peer_certificates().expect("a server certificate");
+    certs[0].to_vec()
+}
+
+/// The leaf certificate a new handshake with `addr` gets (no session to resume).
+pub fn presented(addr: SocketAddr) -> Vec<u8> {
+    handshake(&mut tls_connect(addr, &client_config()))
 }
 
 /// TLS 1.3, ALPN http/1.1, any certificate (the test's is self-signed).
