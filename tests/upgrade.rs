@@ -38,6 +38,14 @@ fn assert_101(r: &Response) {
     assert_eq!(r.header("sec-websocket-accept"), Some(ACCEPT));
     assert_eq!(r.header("content-length"), None);
     assert_eq!(r.header("transfer-encoding"), None);
+    // Like every other answer: ferry's Server and Date, and the request's ID (the one the
+    // app was sent), never the app's own.
+    assert_eq!(r.header("server"), Some("ferry"), "{:?}", r.headers);
+    assert_eq!(r.header_count("date"), 1, "{:?}", r.headers);
+    assert_eq!(r.header_count("x-request-id"), 1, "{:?}", r.headers);
+    let seen = r.header("x-seen-request-id");
+    assert!(seen.is_some_and(|id| id != "-"), "{:?}", r.headers);
+    assert_eq!(r.header("x-request-id"), seen, "{:?}", r.headers);
 }
 
 /// Writes `msg` from another thread while reading its echo here (so neither side's socket

@@ -6,11 +6,12 @@
 //! readiness loop over two sockets is not worth a second copy of.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use crate::http::{RequestHead, encode_response_head};
+use crate::http::{RequestHead, encode_response_head, http_date};
 use crate::metrics::{SendPath, Tally, TransportKind};
 use crate::transport::Transport;
 use crate::upstream::{AppSocket, Exchange};
@@ -27,11 +28,19 @@ pub async fn tunnel(
 ) -> Tally {
     let Exchange { head, conn, .. } = exchange;
     let mut stream = conn.stream;
-    let mut headers: Vec<(String, String)> = head
-        .client_headers()
-        .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-        .collect();
+    // Date, Server and the request's ID as on every other answer; the app's own ID never
+    // stands for this request's.
+    let mut headers: Vec<(String, String)> = vec![
+        ("Date".into(), http_date(SystemTime::now())),
+        ("Server".into(), "ferry".into()),
+        ("X-Request-Id".into(), req.client.request_id.as_str().into()),
+    ];
+    headers.extend(
+        head.client_headers()
+            .into_iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("x-request-id"))
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())),
+    );
     if let Some(protocol) = head.header("upgrade") {
         headers.push((
             "Upgrade".into(),

@@ -436,6 +436,9 @@ def handle(conn, method, target, version, headers, body_info):
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", accept),
+            # The ID ferry sent, and one of the app's own that ferry must not pass on.
+            ("X-Seen-Request-Id", header(headers, "X-Request-Id") or "-"),
+            ("X-Request-Id", "app-own"),
         ], length=False))
         echoed = 0
         if conn.buf:
