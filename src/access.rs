@@ -52,8 +52,8 @@ pub struct UpstreamVisit {
 /// for the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Notes {
-    /// The app's answer (or an attempt that got its response head); `None`: the app was not
-    /// asked, or did not answer.
+    /// The app server that answered, or the one tried last when none did (then `time` is
+    /// until the failure); `None`: the app was not asked.
     pub upstream: Option<UpstreamVisit>,
     /// The cache's verdict (its `X-Cache` value); `None` without a cache.
     pub cache: Option<CacheResult>,

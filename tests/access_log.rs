@@ -360,3 +360,26 @@ fn http2_lines_say_http2_over_tls_with_the_authority_as_host() {
     assert_eq!(posted["request_bytes"].as_u64(), Some(10), "{posted}");
     assert_eq!(posted["upstream"], app.address.as_str(), "{posted}");
 }
+
+#[test]
+fn an_app_that_does_not_answer_is_named_with_the_502() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed here: nothing listens on the port any more
+    let addr = format!("127.0.0.1:{port}");
+    let mut cfg = ProxyConfig::new(&addr);
+    cfg.base.access_log = "json".into();
+    let server = cfg.start();
+    assert_eq!(server.get("/anything").status, 502);
+    let lines = json_lines(&server, 1);
+    let line = &lines[0];
+    // As nginx logs $upstream_addr for a failed attempt: which server failed, and how long
+    // that took.
+    assert_eq!(
+        (&line["status"], &line["source"], &line["upstream"]),
+        (&502.into(), &"upstream".into(), &addr.as_str().into()),
+        "{line}"
+    );
+    assert!(line["upstream_us"].is_u64(), "{line}");
+}

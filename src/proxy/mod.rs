@@ -33,7 +33,7 @@ use crate::metrics::{Metrics, Source};
 use crate::route::{Reply, Router, UpstreamRef};
 use crate::send::Body;
 use crate::transport::Transport;
-use crate::upstream::{Exchange, RequestBody, Upstream, wants_upgrade};
+use crate::upstream::{Exchange, RequestBody, Unanswered, Upstream, wants_upgrade};
 
 /// Reading a whole request body (HTTP/2) into the collector it is given, started only once
 /// the cache has had its say: a stored answer needs no body.
@@ -242,7 +242,10 @@ impl Proxy {
         let sent = pending.as_ref().map_or(req, |p| p.request(req));
         let exchange = match upstream.exchange(sent, body, peer, metrics).await {
             Ok(exchange) => exchange,
-            Err(err) => {
+            Err(Unanswered {
+                failure: err,
+                tried,
+            }) => {
                 let Some(status) = err.status() else {
                     tracing::debug!(%peer, error = %err, "client gone while forwarding");
                     return Outcome::ClientGone(None);
@@ -254,6 +257,17 @@ impl Proxy {
                         failed.map_err(|r| r.with_header("Retry-After", secs.to_string()))
                     }
                     None => failed,
+                };
+                // The access log names the server that failed, stale answer or error alike.
+                let failed = match failed {
+                    Ok(mut stale) => {
+                        stale.notes.upstream = tried;
+                        Ok(stale)
+                    }
+                    Err(mut reply) => {
+                        reply.notes.upstream = tried;
+                        Err(reply)
+                    }
                 };
                 return match failed {
                     // Only bodiless requests reach the cache: the connection stays usable.

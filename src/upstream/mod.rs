@@ -79,6 +79,15 @@ enum WriteError {
     Final(Failure),
 }
 
+/// A request the app did not answer: why, and the server tried last (for the access log,
+/// as nginx logs `$upstream_addr` for a failed attempt); `tried` is `None` when no server
+/// was tried (the queue for the cap timed out).
+#[derive(Debug)]
+pub struct Unanswered {
+    pub failure: Failure,
+    pub tried: Option<UpstreamVisit>,
+}
+
 /// The app's answer, with the connection positioned at its body.
 #[derive(Debug)]
 pub struct Exchange {
@@ -237,7 +246,7 @@ impl Upstream {
         body: RequestBody<'_>,
         peer: SocketAddr,
         metrics: &Metrics,
-    ) -> Result<Exchange, Failure> {
+    ) -> Result<Exchange, Unanswered> {
         let started = Instant::now();
         if let RequestBody::InHand(body) = &body {
             debug_assert_eq!(
@@ -249,16 +258,27 @@ impl Upstream {
                 }
             );
         }
-        let mut result = self.try_exchange(req, body, peer).await;
+        let mut tried = None;
+        let result = self.try_exchange(req, body, peer, &mut tried).await;
         let outcome = result
             .as_ref()
             .map_or_else(Failure::upstream_outcome, |_| UpstreamOutcome::Ok);
         let elapsed = started.elapsed();
         metrics.upstream(outcome, elapsed.as_secs_f64());
-        if let Ok(exchange) = &mut result {
-            exchange.visit.time = elapsed;
+        match result {
+            Ok(mut exchange) => {
+                exchange.visit.time = elapsed;
+                Ok(exchange)
+            }
+            Err(failure) => Err(Unanswered {
+                failure,
+                tried: tried.map(|addr| UpstreamVisit {
+                    addr,
+                    time: elapsed,
+                    request_bytes: 0,
+                }),
+            }),
         }
-        result
     }
 
     /// Takes a slot under the cap, then tries servers one after another, each at most once:
@@ -273,6 +293,7 @@ impl Upstream {
         req: &RequestHead,
         mut body: RequestBody<'_>,
         peer: SocketAddr,
+        tried_last: &mut Option<Arc<str>>,
     ) -> Result<Exchange, Failure> {
         let slot = match &self.cap {
             Some(cap) => Some(Arc::new(cap.acquire(&self.name).await?)),
@@ -312,6 +333,7 @@ impl Upstream {
                 return Err(last.unwrap_or_else(|| self.none_up()));
             };
             tried[i] = true;
+            *tried_last = Some(Arc::clone(&self.servers[i].label));
             let lease = Lease::new(Arc::clone(&self.servers[i]), slot.clone());
             lease.server.metrics.requests.inc();
             match self.attempt(&attempt, &mut body, lease).await {
