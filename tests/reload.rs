@@ -274,6 +274,24 @@ fn a_proxied_request_in_flight_survives_and_new_requests_go_to_the_new_app() {
         "proxied download across the reload",
     );
     assert_eq!(one.requests_to(&target).len(), 1);
+    // The server taken out of the file is no longer exported; the new one is.
+    let m = server.metrics();
+    for family in [
+        "ferry_upstream_server_requests_total",
+        "ferry_upstream_server_failures_total",
+        "ferry_upstream_server_up",
+        "ferry_upstream_server_active",
+    ] {
+        let servers: Vec<&str> = m
+            .series(family)
+            .iter()
+            .map(|s| s.labels["server"].as_str())
+            .collect();
+        assert_eq!(servers, [address(&two).as_str()], "{family}");
+    }
+    let sent = [("server", address(&two))];
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(m.get("ferry_upstream_server_requests_total", &sent), 1.0);
 }
 
 #[test]

@@ -141,6 +141,45 @@ impl UpstreamMetrics {
         metrics
     }
 
+    /// Drops the series of every server not in `servers` ((upstream, server) pairs) and the
+    /// queue series of every upstream not in `queues`: after a reload, a server or upstream
+    /// taken out of the configuration stops being exported instead of showing its last
+    /// values forever. (A request still in flight on it counts into a detached series.)
+    pub fn retain(&self, servers: &[(String, String)], queues: &[String]) {
+        let mut gone: Vec<(String, String)> = [
+            present(&self.server_requests),
+            present(&self.server_failures),
+            present(&self.server_up),
+            present(&self.server_active),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|labels| Some((label(&labels, "upstream")?, label(&labels, "server")?)))
+        .filter(|pair| !servers.contains(pair))
+        .collect();
+        gone.sort();
+        gone.dedup();
+        for (upstream, server) in &gone {
+            let values = [upstream.as_str(), server.as_str()];
+            // A family may lack the series (never touched): nothing to remove there.
+            let _ = self.server_requests.remove_label_values(&values);
+            let _ = self.server_failures.remove_label_values(&values);
+            let _ = self.server_up.remove_label_values(&values);
+            let _ = self.server_active.remove_label_values(&values);
+        }
+        let queued = present(&self.queue_length).into_iter();
+        for upstream in queued.filter_map(|labels| label(&labels, "upstream")) {
+            if queues.contains(&upstream) {
+                continue;
+            }
+            let _ = self.queue_length.remove_label_values(&[upstream.as_str()]);
+            for outcome in QueueOutcome::ALL {
+                let values = [upstream.as_str(), outcome.label()];
+                let _ = self.queue.remove_label_values(&values);
+            }
+        }
+    }
+
     /// The queue series of the upstream `upstream`.
     pub fn queue(&self, upstream: &str) -> QueueMetrics {
         QueueMetrics {
@@ -149,4 +188,27 @@ impl UpstreamMetrics {
                 .map(|o| self.queue.with_label_values(&[upstream, o.label()])),
         }
     }
+}
+
+/// The labels (name, value) of every series `family` has.
+fn present(family: &impl prometheus::core::Collector) -> Vec<Vec<(String, String)>> {
+    family
+        .collect()
+        .iter()
+        .flat_map(|mf| mf.get_metric())
+        .map(|m| {
+            let pairs = m.get_label().iter();
+            pairs
+                .map(|l| (l.name().to_string(), l.value().to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The value of label `name` in `labels`.
+fn label(labels: &[(String, String)], name: &str) -> Option<String> {
+    labels
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
 }

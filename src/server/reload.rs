@@ -176,6 +176,29 @@ fn proxied(config: &Config) -> bool {
     config.upstream.is_some() || !config.upstreams.is_empty()
 }
 
+/// Stops exporting the series of upstream servers (and queues) `config` no longer has.
+fn forget_removed_upstreams(config: &Config, metrics: &Metrics) {
+    let default = config
+        .upstream
+        .as_ref()
+        .map(|up| (crate::config::DEFAULT_UPSTREAM, up));
+    let all = default.into_iter().chain(
+        config
+            .upstreams
+            .iter()
+            .map(|(name, up)| (name.as_str(), up)),
+    );
+    let mut servers = Vec::new();
+    let mut queues = Vec::new();
+    for (name, up) in all {
+        servers.extend(up.servers.iter().map(|a| (name.to_string(), a.to_string())));
+        if up.max_conns.is_some() {
+            queues.push(name.to_string());
+        }
+    }
+    metrics.upstreams.retain(&servers, &queues);
+}
+
 /// The generation `config` serves new connections with; `https_port` is the first TLS
 /// listener's bound port (for `server.redirect_https = true`).
 pub fn generation(
@@ -188,6 +211,7 @@ pub fn generation(
 ) -> Generation {
     // A client sending a request body gets as long between reads as for its head.
     let client_timeout = config.server.header_timeout.max(config.server.send_timeout);
+    forget_removed_upstreams(config, metrics);
     let proxy = proxied(config).then(|| {
         let build =
             |name: &str, up| Upstream::new(name, up, &config.offload, client_timeout, metrics);
