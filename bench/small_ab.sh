@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved 4 KiB readings of ferry builds against nginx, for the small-file CPU gap.
 #
-#   bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] FERRY_BIN...
+#   bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] [--browser] FERRY_BIN...
 #
 # Each round runs every given ferry binary ([io] send_path = "sendfile", access_log = "off",
 # one /static/ location) and then nginx (the static config of bench/run.sh: 2 workers,
@@ -13,26 +13,44 @@
 # and nginx's open_file_cache max=1000 (both off by default). --tls serves HTTP/1.1 over TLS
 # (keep-alive, wrk on https://) with one self-signed RSA-2048 certificate for both servers
 # (ferry: [tls] with its defaults, ktls = "auto": userspace rustls on a host without the `tls`
-# ULP; nginx: `listen ... ssl`, its default ciphers and session cache off). Needs wrk, nginx,
-# openssl, curl, python3 (for free ports); installs the missing ones with apt-get.
+# ULP; nginx: `listen ... ssl`, its default ciphers and session cache off). --browser sends
+# the dozen request header fields a browser sends (wrk alone sends Host only), which is what
+# per-header costs show in. Needs wrk, nginx, openssl, curl, python3 (for free ports);
+# installs the missing ones with apt-get.
 set -euo pipefail
 
 ROUNDS=5
 SECS=5
 OFC=0
 TLS=0
+WRK_HEADERS=()
 while (($#)); do
     case $1 in
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --open-file-cache) OFC=1 ;;
         --tls) TLS=1 ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --browser)
+            WRK_HEADERS=(
+                -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+                -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+                -H "Accept-Language: en-US,en;q=0.5"
+                -H "Accept-Encoding: gzip, deflate, br, zstd"
+                -H "Referer: https://example.com/index.html"
+                -H "Cookie: session=8f3a2b1c9d7e6f5a4b3c2d1e0f9a8b7c; theme=dark"
+                -H "Sec-Fetch-Dest: document"
+                -H "Sec-Fetch-Mode: navigate"
+                -H "Sec-Fetch-Site: same-origin"
+                -H "Upgrade-Insecure-Requests: 1"
+                -H "Priority: u=0, i"
+            )
+            ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
     shift
 done
-(($#)) || { echo "usage: bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] FERRY_BIN..." >&2; exit 64; }
+(($#)) || { echo "usage: bench/small_ab.sh [--rounds N] [--secs S] [--open-file-cache] [--tls] [--browser] FERRY_BIN..." >&2; exit 64; }
 # shellcheck source=bench/tools.sh
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 bench_tools small_ab wrk:wrk nginx:nginx-light openssl:openssl curl:curl python3:python3
@@ -112,17 +130,17 @@ declare -A RESULTS
 NAMES=()
 for bin in "$@"; do NAMES+=("$bin"); done
 NAMES+=(nginx)
-echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) $(nproc) cores, kernel $(uname -r); $SCHEME$( ((OFC)) && echo ", open-file caches on")"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) $(nproc) cores, kernel $(uname -r); $SCHEME$( ((OFC)) && echo ", open-file caches on")$( ((${#WRK_HEADERS[@]})) && echo ", browser request headers")"
 printf '%-40s %10s %12s %10s %10s\n' server req/s "CPU µs/req" user sys
 for _ in $(seq "$ROUNDS"); do
     for name in "${NAMES[@]}"; do
         port=$(free_port)
         start "$([[ $name == nginx ]] && echo nginx || echo ferry)" "$name" "$port"
         url=$SCHEME://127.0.0.1:$port/static/f4k.bin
-        wrk -t2 -c50 -d1s "$url" >/dev/null
+        wrk -t2 -c50 -d1s "${WRK_HEADERS[@]}" "$url" >/dev/null
         u0=0 s0=0 u1=0 s1=0
         for pid in $PIDS; do read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u0=$((u0 + u)); s0=$((s0 + s)); done
-        out=$(wrk -t2 -c50 -d"${SECS}s" "$url")
+        out=$(wrk -t2 -c50 -d"${SECS}s" "${WRK_HEADERS[@]}" "$url")
         for pid in $PIDS; do read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u1=$((u1 + u)); s1=$((s1 + s)); done
         kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=
         req=$(awk '/requests in/ { print $1 }' <<<"$out")
