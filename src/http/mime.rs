@@ -10,6 +10,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::header_text::HeaderText;
+
 /// Extensions remembered per thread; past this the memory starts over (a site has a
 /// handful of extensions; a client naming random ones must not grow it).
 const REMEMBERED: usize = 64;
@@ -17,9 +19,10 @@ const REMEMBERED: usize = 64;
 /// Media type for `path`: mime_guess by extension, `"; charset=utf-8"`
 /// appended for `text/*`, `application/javascript` and `application/json`;
 /// `application/octet-stream` when the extension is unknown or missing.
-pub fn content_type(path: &Path) -> String {
+/// Held inline (see `HeaderText`): a response takes its copy without an allocation.
+pub fn content_type(path: &Path) -> HeaderText {
     thread_local! {
-        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, String)>> = const { RefCell::new(Vec::new()) };
+        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, HeaderText)>> = const { RefCell::new(Vec::new()) };
     }
     // The answer depends on the extension alone (mime_guess looks at nothing else).
     let Some(ext) = extension(path) else {
@@ -54,14 +57,14 @@ fn extension(path: &Path) -> Option<&OsStr> {
     }
 }
 
-fn guess(path: &Path) -> String {
+fn guess(path: &Path) -> HeaderText {
     let Some(mime) = mime_guess::from_path(path).first_raw() else {
-        return "application/octet-stream".to_owned();
+        return "application/octet-stream".into();
     };
     if mime.starts_with("text/") || mime == "application/javascript" || mime == "application/json" {
-        format!("{mime}; charset=utf-8")
+        HeaderText::format(format_args!("{mime}; charset=utf-8"))
     } else {
-        mime.to_owned()
+        mime.into()
     }
 }
 
@@ -71,7 +74,7 @@ mod tests {
     use std::path::Path;
 
     fn ct(p: &str) -> String {
-        content_type(Path::new(p))
+        content_type(Path::new(p)).into()
     }
 
     #[test]
@@ -97,7 +100,7 @@ mod tests {
         for p in [
             "a.html", "b.HTML", "c.png", "a.html", "b.HTML", "c.png", "x.zzz", "x.zzz",
         ] {
-            assert_eq!(ct(p), super::guess(Path::new(p)), "{p}");
+            assert_eq!(ct(p), super::guess(Path::new(p)).as_str(), "{p}");
         }
         // More extensions than are remembered: still right after the memory starts over.
         for i in 0..(super::REMEMBERED * 2 + 3) {

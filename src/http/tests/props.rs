@@ -95,7 +95,7 @@ fn check_head(g: &Generated, head: &RequestHead) {
     let got: Vec<(String, Vec<u8>)> = head
         .headers
         .iter()
-        .map(|h| (h.name.clone(), h.value.clone()))
+        .map(|h| (h.name.to_owned(), h.value.to_vec()))
         .collect();
     assert_eq!(got, g.headers);
     assert_eq!(head.body, BodyLength::Empty);
