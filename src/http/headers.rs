@@ -81,21 +81,25 @@ impl Headers {
 
     /// The fields in received order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { rest: &self.bytes }
+        Iter {
+            records: Records { rest: &self.bytes },
+        }
     }
 
     /// The value of the first field named `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| f.value)
+        self.get_all(name).next()
     }
 
     /// The values of every field named `name` (case-insensitive), in received order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| f.value)
+    pub fn get_all<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        // Names compared as bytes: a lookup need not check that each one is UTF-8.
+        Records { rest: &self.bytes }
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// Keeps only the fields `keep` accepts, in their order.
@@ -164,13 +168,29 @@ impl fmt::Debug for Headers {
 
 /// The fields of a [`Headers`], in received order.
 pub struct Iter<'a> {
-    rest: &'a [u8],
+    records: Records<'a>,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = Field<'a>;
 
     fn next(&mut self) -> Option<Field<'a>> {
+        let (name, value) = self.records.next()?;
+        // Only `push` writes records, and it takes the name as a `&str`.
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        Some(Field { name, value })
+    }
+}
+
+/// The records of a block as (name, value) bytes.
+struct Records<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
         let (lengths, rest) = self.rest.split_first_chunk::<LENGTHS>()?;
         let [n0, n1, n2, n3, v0, v1, v2, v3] = *lengths;
         let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
@@ -178,9 +198,7 @@ impl<'a> Iterator for Iter<'a> {
         let (name, rest) = rest.split_at(name_len);
         let (value, rest) = rest.split_at(value_len);
         self.rest = rest;
-        // Only `push` writes records, and it takes the name as a `&str`.
-        let name = std::str::from_utf8(name).unwrap_or_default();
-        Some(Field { name, value })
+        Some((name, value))
     }
 }
 
