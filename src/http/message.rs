@@ -4,6 +4,7 @@
 //! from hyper's request, and everything downstream (route, proxy, cache) reads them.
 
 use super::headers::Headers;
+use super::short_text::ShortText;
 
 /// Request method. Methods are case-sensitive: `get` is `Other("get")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ pub struct RequestHead {
     pub method: Method,
     /// Origin-form (`/path?query`) or `*` (OPTIONS only). An absolute-form
     /// target is reduced to origin-form and its authority replaces `Host`.
-    pub target: String,
+    pub target: ShortText,
     pub version: Version,
     pub headers: Headers,
     /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with

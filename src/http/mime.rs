@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::header_text::HeaderText;
+use super::short_text::ShortText;
 
 /// Extensions remembered per thread; past this the memory starts over (a site has a
 /// handful of extensions; a client naming random ones must not grow it).
@@ -19,10 +19,10 @@ const REMEMBERED: usize = 64;
 /// Media type for `path`: mime_guess by extension, `"; charset=utf-8"`
 /// appended for `text/*`, `application/javascript` and `application/json`;
 /// `application/octet-stream` when the extension is unknown or missing.
-/// Held inline (see `HeaderText`): a response takes its copy without an allocation.
-pub fn content_type(path: &Path) -> HeaderText {
+/// Held inline (see `ShortText`): a response takes its copy without an allocation.
+pub fn content_type(path: &Path) -> ShortText {
     thread_local! {
-        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, HeaderText)>> = const { RefCell::new(Vec::new()) };
+        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, ShortText)>> = const { RefCell::new(Vec::new()) };
     }
     // The answer depends on the extension alone (mime_guess looks at nothing else).
     let Some(ext) = extension(path) else {
@@ -57,12 +57,12 @@ fn extension(path: &Path) -> Option<&OsStr> {
     }
 }
 
-fn guess(path: &Path) -> HeaderText {
+fn guess(path: &Path) -> ShortText {
     let Some(mime) = mime_guess::from_path(path).first_raw() else {
         return "application/octet-stream".into();
     };
     if mime.starts_with("text/") || mime == "application/javascript" || mime == "application/json" {
-        HeaderText::format(format_args!("{mime}; charset=utf-8"))
+        ShortText::format(format_args!("{mime}; charset=utf-8"))
     } else {
         mime.into()
     }

@@ -5,7 +5,7 @@
 //! Everything here is pure: it parses from byte slices and encodes into
 //! `Vec<u8>`/`String`. Sockets, files, timeouts and routing live elsewhere. What every
 //! request carries is held without an allocation per item: its header fields in one block
-//! (`Headers`), ferry's own header values inline (`HeaderText`), and both blocks reused per
+//! (`Headers`), ferry's own header values inline (`ShortText`), and both blocks reused per
 //! thread (`spare`).
 
 pub mod accept_encoding;
@@ -14,7 +14,6 @@ mod client;
 pub mod codec;
 pub mod conditional;
 pub mod fields;
-mod header_text;
 mod headers;
 mod message;
 pub mod mime;
@@ -22,6 +21,7 @@ pub mod range;
 pub mod request_id;
 pub mod response;
 pub mod response_head;
+mod short_text;
 pub mod spare;
 mod validate;
 
@@ -35,7 +35,6 @@ pub use codec::{MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, parse_request};
 pub use conditional::{
     Precondition, Validators, evaluate, http_date, http_date_text, if_range_allows, strong_etag,
 };
-pub use header_text::HeaderText;
 pub use headers::{Field, Headers};
 pub use message::{BodyLength, Method, ParseError, RequestHead, Scheme, Version};
 pub use mime::content_type;
@@ -48,3 +47,4 @@ pub use response::{HeadEncoder, encode_response_head, reason};
 pub use response_head::{
     BadResponse, Framing, MAX_RESPONSE_HEAD, ResponseHead, framing, parse_response,
 };
+pub use short_text::ShortText;

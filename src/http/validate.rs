@@ -6,11 +6,12 @@
 
 use super::headers::Headers;
 use super::message::{BodyLength, Method, ParseError, Version};
+use super::short_text::ShortText;
 
 /// A validated request target.
 pub(super) struct Target {
     /// Origin-form path (with query) or `*`.
-    pub path: String,
+    pub path: ShortText,
     /// Authority of an absolute-form target; it overrides `Host`.
     pub authority: Option<String>,
 }
@@ -29,7 +30,7 @@ pub(super) fn target(method: &Method, raw: &str) -> Result<Target, ParseError> {
             ));
         }
         return Ok(Target {
-            path: raw.to_owned(),
+            path: "*".into(),
             authority: None,
         });
     }
@@ -50,11 +51,11 @@ pub(super) fn target(method: &Method, raw: &str) -> Result<Target, ParseError> {
     };
     check_path(path)?;
     let path = if path.is_empty() {
-        "/".to_owned()
+        "/".into()
     } else if path.starts_with('?') {
-        format!("/{path}")
+        ShortText::format(format_args!("/{path}"))
     } else {
-        path.to_owned()
+        ShortText::copied(path)
     };
     Ok(Target { path, authority })
 }

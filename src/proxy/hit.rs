@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::cache::Meta;
 use crate::cache::flow::Stored;
 use crate::cache::policy::parse_http_date;
-use crate::http::{HeaderText, RequestHead, Validators};
+use crate::http::{RequestHead, ShortText, Validators};
 use crate::metrics::Source;
 use crate::route::Reply;
 use crate::route::file_answer::{FileAnswer, FileBytes, answer, needs_validators};
@@ -37,7 +37,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
         .collect();
     let tag = |reply: Reply| -> Reply {
         let mut reply = reply
-            .with_header("Age", HeaderText::format(format_args!("{}", meta.age(now))))
+            .with_header("Age", ShortText::format(format_args!("{}", meta.age(now))))
             .with_header("X-Cache", result.header());
         reply.notes.cache = Some(result);
         reply
@@ -100,7 +100,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
 /// §13.1.4 asks of a representation without one.
 fn validators(meta: &Meta) -> Validators {
     let etag = meta.header("etag").map_or(NO_ETAG.into(), |v| {
-        HeaderText::copied(&String::from_utf8_lossy(v))
+        ShortText::copied(&String::from_utf8_lossy(v))
     });
     let last_modified = meta
         .header("last-modified")

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::access::Notes;
 use crate::http::spare::{self, Spares};
-use crate::http::{HeaderText, reason};
+use crate::http::{ShortText, reason};
 use crate::metrics::Source;
 use crate::send::Body;
 
@@ -59,7 +59,7 @@ impl Reply {
         Reply::error(301, source).with_header("Location", location)
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<HeaderText>) -> Reply {
+    pub fn with_header(mut self, name: &'static str, value: impl Into<ShortText>) -> Reply {
         self.own_headers.push((name, value.into()));
         self
     }
@@ -87,7 +87,7 @@ impl Reply {
 /// A reply's own headers: a list whose memory is a per-thread spare (`http::spare`), given
 /// back when the reply is dropped, so a reply costs no allocation for it.
 #[derive(Debug, Default)]
-pub struct OwnHeaders(Vec<(&'static str, HeaderText)>);
+pub struct OwnHeaders(Vec<(&'static str, ShortText)>);
 
 /// Lists kept as spares per thread, and the most headers one may have room for: a static
 /// file's reply has at most ten of its own.
@@ -95,7 +95,7 @@ const SPARES_KEPT: usize = 64;
 const SPARE_HEADERS: usize = 16;
 
 thread_local! {
-    static SPARE_LISTS: Spares<(&'static str, HeaderText)> = const { RefCell::new(Vec::new()) };
+    static SPARE_LISTS: Spares<(&'static str, ShortText)> = const { RefCell::new(Vec::new()) };
 }
 
 impl OwnHeaders {
@@ -106,7 +106,7 @@ impl OwnHeaders {
 }
 
 impl Deref for OwnHeaders {
-    type Target = Vec<(&'static str, HeaderText)>;
+    type Target = Vec<(&'static str, ShortText)>;
 
     fn deref(&self) -> &Self::Target {
         &self.0
@@ -120,8 +120,8 @@ impl DerefMut for OwnHeaders {
 }
 
 impl<'a> IntoIterator for &'a OwnHeaders {
-    type Item = &'a (&'static str, HeaderText);
-    type IntoIter = std::slice::Iter<'a, (&'static str, HeaderText)>;
+    type Item = &'a (&'static str, ShortText);
+    type IntoIter = std::slice::Iter<'a, (&'static str, ShortText)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()

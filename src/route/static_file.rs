@@ -20,7 +20,7 @@ use super::location::StaticLocation;
 use super::open_cache;
 use super::reply::{OwnHeaders, Reply};
 use crate::http::{
-    Codings, ContentCoding, HeaderText, RequestHead, Validators, content_type, http_date_text,
+    Codings, ContentCoding, RequestHead, ShortText, Validators, content_type, http_date_text,
     strong_etag,
 };
 use crate::metrics::Source;
@@ -74,7 +74,7 @@ impl OpenError {
 pub struct Opened {
     pub file: Arc<File>,
     pub meta: Metadata,
-    pub content_type: HeaderText,
+    pub content_type: ShortText,
     /// At or above the location's directio threshold: to be read with O_DIRECT.
     pub direct: bool,
     /// `Some`: `file` and `meta` are this pre-compressed variant of the file asked for.
@@ -283,12 +283,12 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
     };
     // The validators and caching headers every 200, 206 and 304 carries; the ETag moves
     // in once the validators are no longer needed. Values are constants or held inline.
-    let validator_headers = |etag: HeaderText| {
+    let validator_headers = |etag: ShortText| {
         let mut headers = OwnHeaders::with_capacity(9);
         headers.push(("Last-Modified", http_date_text(modified)));
         headers.push(("ETag", etag));
         if let Some(max_age) = expires {
-            let max_age_text = HeaderText::format(format_args!("max-age={}", max_age.as_secs()));
+            let max_age_text = ShortText::format(format_args!("max-age={}", max_age.as_secs()));
             headers.push(("Cache-Control", max_age_text));
             headers.push(("Expires", http_date_text(SystemTime::now() + max_age)));
         }
