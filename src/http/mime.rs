@@ -92,6 +92,10 @@ mod tests {
         assert_eq!(ct("logo.png"), "image/png");
         assert_eq!(ct("x.svg"), "image/svg+xml");
         assert_eq!(ct("m.wasm"), "application/wasm");
+        // Longer than what is held inline: the same answer, owned.
+        let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+        assert_eq!(ct("report.docx"), docx);
+        assert_eq!(ct("again.docx"), docx);
     }
 
     #[test]
