@@ -18,7 +18,7 @@ use super::fill::Fill;
 use super::policy::{self, RequestUse, Storable};
 use super::{Cache, FillGuard, Key, Lock, Meta, Object, meta::unix_now};
 use crate::http::{Framing, ResponseHead};
-use crate::http::{Header, Method, RequestHead};
+use crate::http::{Method, RequestHead};
 use crate::metrics::CacheResult;
 
 /// Request headers replaced when ferry revalidates an object itself.
@@ -367,10 +367,7 @@ fn refreshed(
         headers: meta
             .headers
             .iter()
-            .map(|(name, value)| Header {
-                name: name.clone(),
-                value: value.clone(),
-            })
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
             .chain(
                 head.headers
                     .iter()
@@ -378,7 +375,7 @@ fn refreshed(
                         h.name.eq_ignore_ascii_case("date")
                             || h.name.eq_ignore_ascii_case("x-accel-expires")
                     })
-                    .cloned(),
+                    .map(|h| (h.name, h.value)),
             )
             .collect(),
     };
@@ -420,10 +417,7 @@ fn conditional(req: &RequestHead, meta: &Meta) -> Option<RequestHead> {
     });
     for (name, value) in [("If-None-Match", etag), ("If-Modified-Since", modified)] {
         if let Some(value) = value {
-            out.headers.push(Header {
-                name: name.into(),
-                value: value.to_vec(),
-            });
+            out.headers.push(name, value);
         }
     }
     Some(out)

@@ -30,7 +30,7 @@ impl Key {
         Key {
             scheme: req.scheme,
             host,
-            target: req.target.clone(),
+            target: req.target.to_string(),
         }
     }
 

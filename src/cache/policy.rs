@@ -195,12 +195,7 @@ pub fn storable(req: &RequestHead, head: &ResponseHead, now: u64) -> Storable {
 
 /// The Cache-Control directives of a response.
 pub fn response_directives(head: &ResponseHead) -> Directives {
-    Directives::parse(
-        head.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("cache-control"))
-            .map(|h| h.value.as_slice()),
-    )
+    Directives::parse(head.headers.get_all("cache-control"))
 }
 
 /// `X-Accel-Expires: 0`: nginx's way for the app to say "do not cache".
@@ -246,12 +241,8 @@ pub struct VaryStar;
 /// The request headers a response varies on, lowercased, sorted, without duplicates.
 pub fn vary_names(head: &ResponseHead) -> Result<Vec<String>, VaryStar> {
     let mut names = Vec::new();
-    for h in head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("vary"))
-    {
-        for name in String::from_utf8_lossy(&h.value).split(',') {
+    for value in head.headers.get_all("vary") {
+        for name in String::from_utf8_lossy(value).split(',') {
             let name = name.trim().to_ascii_lowercase();
             if name == "*" {
                 return Err(VaryStar);

@@ -9,7 +9,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::message::{BodyLength, Header, Method, ParseError, RequestHead, Scheme, Version};
+use super::headers::Headers;
+use super::message::{BodyLength, Method, ParseError, RequestHead, Scheme, Version};
 use super::validate;
 
 /// Largest accepted head (request line + headers + final CRLF), in bytes.
@@ -200,14 +201,12 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
         _ => return Err(ParseError::Version),
     };
     let method = Method::from_token(method);
-    let mut headers: Vec<Header> = req
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_vec(),
-        })
-        .collect();
+    let parsed = &*req.headers;
+    let bytes = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut headers = Headers::with_capacity(parsed.len(), bytes);
+    for h in parsed {
+        headers.push(h.name, h.value);
+    }
 
     let target = validate::target(&method, target)?;
     validate::host(version, &headers)?;
@@ -219,10 +218,9 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
     let keep_alive = !close && (version == Version::Http11 || keep_alive);
     let expect_continue = version == Version::Http11
         && body != BodyLength::Empty
-        && headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("expect")
-                && validate::trim_ows(&h.value).eq_ignore_ascii_case(b"100-continue")
-        });
+        && headers
+            .get_all("expect")
+            .any(|v| validate::trim_ows(v).eq_ignore_ascii_case(b"100-continue"));
 
     Ok(RequestHead {
         method,

@@ -8,20 +8,21 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::message::{Method, RequestHead};
+use super::short_text::ShortText;
 use super::validate::trim_ows as trim;
 
 /// Validators of the selected representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validators {
     /// Quoted entity-tag, e.g. `"5f3-1000-17a3b"` (may be `W/"..."`).
-    pub etag: String,
+    pub etag: ShortText,
     pub last_modified: SystemTime,
 }
 
 /// Strong, quoted entity-tag from inode, size and modification time in
 /// nanoseconds since the epoch: `"{inode:x}-{size:x}-{mtime_nanos:x}"`.
 /// A pre-epoch mtime is hex-encoded as its 128-bit two's complement.
-pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> String {
+pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> ShortText {
     // By hand rather than `format!`: one per file response, and `fmt` was most of its cost.
     // Each number is written backwards from the end of a stack buffer.
     fn put_hex(mut n: u128, out: &mut [u8], end: &mut usize) {
@@ -47,9 +48,7 @@ pub fn strong_etag(inode: u64, size: u64, mtime_nanos: i128) -> String {
     put_hex(u128::from(inode), &mut out, &mut at);
     at -= 1;
     out[at] = b'"';
-    std::str::from_utf8(&out[at..])
-        .expect("quotes, hex digits and dashes")
-        .to_owned()
+    ShortText::copied(std::str::from_utf8(&out[at..]).expect("quotes, hex digits and dashes"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,14 +134,19 @@ pub(super) fn if_range_allows_at(req: &RequestHead, v: &Validators, now: SystemT
 
 /// IMF-fixdate, e.g. `"Sun, 06 Nov 1994 08:49:37 GMT"`.
 pub fn http_date(t: SystemTime) -> String {
+    http_date_text(t).into()
+}
+
+/// [`http_date`] held inline (no allocation), for a response's own headers.
+pub fn http_date_text(t: SystemTime) -> ShortText {
     let mut out = [0u8; 29];
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) if d.as_secs() <= LAST_FOUR_DIGIT_SECOND => {
             write_http_date(d.as_secs(), &mut out);
-            String::from_utf8(out.to_vec()).expect("an IMF-fixdate is ASCII")
+            ShortText::copied(std::str::from_utf8(&out).expect("an IMF-fixdate is ASCII"))
         }
         // Outside what four year digits can say: httpdate decides (as before).
-        _ => httpdate::fmt_http_date(t),
+        _ => httpdate::fmt_http_date(t).into(),
     }
 }
 

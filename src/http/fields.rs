@@ -2,7 +2,7 @@
 //! tokens of a message's Connection header, and names compared as the apps behind a proxy
 //! compare them (case-insensitive, `_` and `-` alike).
 
-use super::message::Header;
+use super::headers::Headers;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), in lowercase.
 pub const HOP_BY_HOP: [&str; 8] = [
@@ -35,11 +35,10 @@ pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
 }
 
 /// The comma-separated tokens of every Connection header, lowercased.
-pub fn connection_tokens(headers: &[Header]) -> Vec<String> {
+pub fn connection_tokens(headers: &Headers) -> Vec<String> {
     headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
+        .get_all("connection")
+        .flat_map(|v| v.split(|&b| b == b','))
         .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect()

@@ -3,6 +3,9 @@
 //! with. Plain data with no parsing: `codec` builds these from bytes, the HTTP/2 frontend
 //! from hyper's request, and everything downstream (route, proxy, cache) reads them.
 
+use super::headers::Headers;
+use super::short_text::ShortText;
+
 /// Request method. Methods are case-sensitive: `get` is `Other("get")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -78,13 +81,6 @@ impl Version {
     }
 }
 
-/// One header line; `name` keeps the case it was received with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
-}
-
 /// How the request body is framed. `Content-Length: 0` is reported as `Empty`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyLength {
@@ -98,9 +94,9 @@ pub struct RequestHead {
     pub method: Method,
     /// Origin-form (`/path?query`) or `*` (OPTIONS only). An absolute-form
     /// target is reduced to origin-form and its authority replaces `Host`.
-    pub target: String,
+    pub target: ShortText,
     pub version: Version,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
     /// `Connection: keep-alive` (and no `close`).
     pub keep_alive: bool,
@@ -117,10 +113,7 @@ pub struct RequestHead {
 impl RequestHead {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+        self.headers.get(name)
     }
 
     /// Like [`RequestHead::header`], if the value is UTF-8 without control
@@ -135,10 +128,7 @@ impl RequestHead {
 
     /// All headers with this name (case-insensitive), in received order.
     pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+        self.headers.get_all(name)
     }
 }
 

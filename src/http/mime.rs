@@ -10,6 +10,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::short_text::ShortText;
+
 /// Extensions remembered per thread; past this the memory starts over (a site has a
 /// handful of extensions; a client naming random ones must not grow it).
 const REMEMBERED: usize = 64;
@@ -17,9 +19,10 @@ const REMEMBERED: usize = 64;
 /// Media type for `path`: mime_guess by extension, `"; charset=utf-8"`
 /// appended for `text/*`, `application/javascript` and `application/json`;
 /// `application/octet-stream` when the extension is unknown or missing.
-pub fn content_type(path: &Path) -> String {
+/// Held inline (see `ShortText`): a response takes its copy without an allocation.
+pub fn content_type(path: &Path) -> ShortText {
     thread_local! {
-        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, String)>> = const { RefCell::new(Vec::new()) };
+        static BY_EXTENSION: RefCell<Vec<(Box<OsStr>, ShortText)>> = const { RefCell::new(Vec::new()) };
     }
     // The answer depends on the extension alone (mime_guess looks at nothing else).
     let Some(ext) = extension(path) else {
@@ -54,14 +57,14 @@ fn extension(path: &Path) -> Option<&OsStr> {
     }
 }
 
-fn guess(path: &Path) -> String {
+fn guess(path: &Path) -> ShortText {
     let Some(mime) = mime_guess::from_path(path).first_raw() else {
-        return "application/octet-stream".to_owned();
+        return "application/octet-stream".into();
     };
     if mime.starts_with("text/") || mime == "application/javascript" || mime == "application/json" {
-        format!("{mime}; charset=utf-8")
+        ShortText::format(format_args!("{mime}; charset=utf-8"))
     } else {
-        mime.to_owned()
+        mime.into()
     }
 }
 
@@ -71,7 +74,7 @@ mod tests {
     use std::path::Path;
 
     fn ct(p: &str) -> String {
-        content_type(Path::new(p))
+        content_type(Path::new(p)).into()
     }
 
     #[test]
@@ -89,6 +92,10 @@ mod tests {
         assert_eq!(ct("logo.png"), "image/png");
         assert_eq!(ct("x.svg"), "image/svg+xml");
         assert_eq!(ct("m.wasm"), "application/wasm");
+        // Longer than what is held inline: the same answer, owned.
+        let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+        assert_eq!(ct("report.docx"), docx);
+        assert_eq!(ct("again.docx"), docx);
     }
 
     #[test]
@@ -97,7 +104,7 @@ mod tests {
         for p in [
             "a.html", "b.HTML", "c.png", "a.html", "b.HTML", "c.png", "x.zzz", "x.zzz",
         ] {
-            assert_eq!(ct(p), super::guess(Path::new(p)), "{p}");
+            assert_eq!(ct(p), super::guess(Path::new(p)).as_str(), "{p}");
         }
         // More extensions than are remembered: still right after the memory starts over.
         for i in 0..(super::REMEMBERED * 2 + 3) {

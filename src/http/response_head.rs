@@ -4,7 +4,8 @@
 //! outside 100-599 is a bad response (502), never a guess.
 
 use super::fields::{connection_tokens, is_hop_by_hop};
-use super::message::{Header, Method};
+use super::headers::Headers;
+use super::message::Method;
 
 /// Largest response head ferry accepts from the app.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -16,15 +17,12 @@ pub struct ResponseHead {
     pub status: u16,
     /// HTTP/1.1 (true) or HTTP/1.0.
     pub http11: bool,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 impl ResponseHead {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+        self.headers.get(name)
     }
 
     /// Whether the app lets ferry keep this connection after the body.
@@ -44,14 +42,14 @@ impl ResponseHead {
         self.headers
             .iter()
             .filter(|h| {
-                let name = h.name.as_str();
+                let name = h.name;
                 !is_hop_by_hop(name, &tokens)
                     && !["content-length", "date", "server"]
                         .iter()
                         .any(|n| name.eq_ignore_ascii_case(n))
                     && !name.to_ascii_lowercase().starts_with("x-accel-")
             })
-            .map(|h| (h.name.clone(), h.value.clone()))
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
             .collect()
     }
 }
@@ -102,14 +100,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, BadRe
             if !(100..=599).contains(&status) {
                 return Err(BadResponse::Status(status));
             }
-            let headers = response
-                .headers
-                .iter()
-                .map(|h| Header {
-                    name: h.name.to_string(),
-                    value: h.value.to_vec(),
-                })
-                .collect();
+            let headers = response.headers.iter().map(|h| (h.name, h.value)).collect();
             Ok(Some((
                 ResponseHead {
                     status,
@@ -132,17 +123,11 @@ pub fn framing(head: &ResponseHead, method: &Method) -> Result<Framing, BadRespo
     if *method == Method::Head || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::None);
     }
-    let te: Vec<&[u8]> = head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|h| h.value.as_slice())
-        .collect();
+    let te: Vec<&[u8]> = head.headers.get_all("transfer-encoding").collect();
     let lengths: Vec<&[u8]> = head
         .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
+        .get_all("content-length")
+        .flat_map(|v| v.split(|&b| b == b','))
         .map(|v| v.trim_ascii())
         .collect();
     if !te.is_empty() {

@@ -4,12 +4,14 @@
 //! Used only by `codec`; byte-level syntax (line endings, token and value
 //! characters, sizes) is checked there and by httparse, not here.
 
-use super::message::{BodyLength, Header, Method, ParseError, Version};
+use super::headers::Headers;
+use super::message::{BodyLength, Method, ParseError, Version};
+use super::short_text::ShortText;
 
 /// A validated request target.
 pub(super) struct Target {
     /// Origin-form path (with query) or `*`.
-    pub path: String,
+    pub path: ShortText,
     /// Authority of an absolute-form target; it overrides `Host`.
     pub authority: Option<String>,
 }
@@ -28,7 +30,7 @@ pub(super) fn target(method: &Method, raw: &str) -> Result<Target, ParseError> {
             ));
         }
         return Ok(Target {
-            path: raw.to_owned(),
+            path: "*".into(),
             authority: None,
         });
     }
@@ -49,11 +51,11 @@ pub(super) fn target(method: &Method, raw: &str) -> Result<Target, ParseError> {
     };
     check_path(path)?;
     let path = if path.is_empty() {
-        "/".to_owned()
+        "/".into()
     } else if path.starts_with('?') {
-        format!("/{path}")
+        ShortText::format(format_args!("/{path}"))
     } else {
-        path.to_owned()
+        ShortText::copied(path)
     };
     Ok(Target { path, authority })
 }
@@ -133,31 +135,20 @@ const REG_NAME: [bool; 256] = {
 
 /// RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0,
 /// and its value must look like an authority.
-pub(super) fn host(version: Version, headers: &[Header]) -> Result<(), ParseError> {
-    let mut hosts = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+pub(super) fn host(version: Version, headers: &Headers) -> Result<(), ParseError> {
+    let mut hosts = headers.get_all("host");
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Err(ParseError::Bad("multiple host headers")),
         (None, _) if version == Version::Http11 => Err(ParseError::Bad("missing host header")),
-        (Some(h), None) if !is_authority(&h.value) => Err(ParseError::Bad("invalid host header")),
+        (Some(h), None) if !is_authority(h) => Err(ParseError::Bad("invalid host header")),
         _ => Ok(()),
     }
 }
 
 /// Absolute-form: the target's authority replaces the Host value (RFC 9112
 /// §3.2.2), or is added as `Host` when an HTTP/1.0 request had none.
-pub(super) fn replace_host(headers: &mut Vec<Header>, authority: &str) {
-    match headers
-        .iter_mut()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-    {
-        Some(h) => h.value = authority.as_bytes().to_vec(),
-        None => headers.push(Header {
-            name: "Host".to_owned(),
-            value: authority.as_bytes().to_vec(),
-        }),
-    }
+pub(super) fn replace_host(headers: &mut Headers, authority: &str) {
+    headers.set("Host", authority.as_bytes());
 }
 
 /// RFC 9112 §6: decides the body framing or rejects ambiguous framing.
@@ -166,7 +157,7 @@ pub(super) fn replace_host(headers: &mut Vec<Header>, authority: &str) {
 /// not implemented; rejected as 400 since there is no 501 variant), never in
 /// HTTP/1.0 and never together with Content-Length. Content-Length must be
 /// a list of identical plain decimal numbers that fit in u64.
-pub(super) fn framing(version: Version, headers: &[Header]) -> Result<BodyLength, ParseError> {
+pub(super) fn framing(version: Version, headers: &Headers) -> Result<BodyLength, ParseError> {
     let te = values(headers, "transfer-encoding");
     let cl = values(headers, "content-length");
     if te.peek_any() {
@@ -218,7 +209,7 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 /// (`close` seen, `keep-alive` seen) across all Connection headers.
-pub(super) fn connection_tokens(headers: &[Header]) -> (bool, bool) {
+pub(super) fn connection_tokens(headers: &Headers) -> (bool, bool) {
     let mut close = false;
     let mut keep_alive = false;
     for token in values(headers, "connection").list() {
@@ -237,21 +228,17 @@ pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
 
 /// Values of every header with a given name.
 struct Values<'a> {
-    headers: &'a [Header],
+    headers: &'a Headers,
     name: &'a str,
 }
 
-fn values<'a>(headers: &'a [Header], name: &'a str) -> Values<'a> {
+fn values<'a>(headers: &'a Headers, name: &'a str) -> Values<'a> {
     Values { headers, name }
 }
 
 impl<'a> Values<'a> {
     fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let name = self.name;
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+        self.headers.get_all(self.name)
     }
 
     fn peek_any(&self) -> bool {

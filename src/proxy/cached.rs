@@ -61,7 +61,7 @@ pub(super) async fn failed(
     match flow::on_error(pending).await {
         Some(stale) => Ok(hit::reply(req, stale)),
         None => {
-            let mut error = error.with_header("X-Cache", result.header().to_string());
+            let mut error = error.with_header("X-Cache", result.header());
             error.notes.cache = Some(result);
             Err(error)
         }
@@ -99,7 +99,7 @@ pub(super) async fn answer(
     };
     let mut reply = relay::answer(offload, router, req, head, framing, conn).await;
     reply.remove_header("X-Cache");
-    reply = reply.with_header("X-Cache", result.header().to_string());
+    reply = reply.with_header("X-Cache", result.header());
     reply.notes.cache = Some(result);
     if reply.source == Source::Upstream
         && let Body::Upstream(up) = &mut reply.body

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::cache::Meta;
 use crate::cache::flow::Stored;
 use crate::cache::policy::parse_http_date;
-use crate::http::{RequestHead, Validators};
+use crate::http::{RequestHead, ShortText, Validators};
 use crate::metrics::Source;
 use crate::route::Reply;
 use crate::route::file_answer::{FileAnswer, FileBytes, answer, needs_validators};
@@ -37,8 +37,8 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
         .collect();
     let tag = |reply: Reply| -> Reply {
         let mut reply = reply
-            .with_header("Age", meta.age(now).to_string())
-            .with_header("X-Cache", result.header().to_string());
+            .with_header("Age", ShortText::format(format_args!("{}", meta.age(now))))
+            .with_header("X-Cache", result.header());
         reply.notes.cache = Some(result);
         reply
     };
@@ -89,7 +89,7 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("accept-ranges"))
     {
-        reply = reply.with_header("Accept-Ranges", "bytes".into());
+        reply = reply.with_header("Accept-Ranges", "bytes");
     }
     reply.passed_headers = headers;
     tag(reply)
@@ -99,8 +99,8 @@ pub fn reply(req: &RequestHead, stored: Stored) -> Reply {
 /// reach (so it never yields 304) and that fails every If-Unmodified-Since, as RFC 9110
 /// §13.1.4 asks of a representation without one.
 fn validators(meta: &Meta) -> Validators {
-    let etag = meta.header("etag").map_or(NO_ETAG.to_string(), |v| {
-        String::from_utf8_lossy(v).into_owned()
+    let etag = meta.header("etag").map_or(NO_ETAG.into(), |v| {
+        ShortText::copied(&String::from_utf8_lossy(v))
     });
     let last_modified = meta
         .header("last-modified")

@@ -204,8 +204,7 @@ impl Proxy {
                     // No room to hold it: HTTP/2 cannot stream a body to the app.
                     Err(Refused::NoSpool) => {
                         return Outcome::Reply(
-                            Reply::error(503, Source::Internal)
-                                .with_header("Retry-After", "5".into()),
+                            Reply::error(503, Source::Internal).with_header("Retry-After", "5"),
                         );
                     }
                     Err(refused) => Err(refused),

@@ -67,7 +67,7 @@ impl Router {
         };
         let file_req = as_file_request(req);
         let codings = loc.codings(req);
-        let mut reply = match open_file(Arc::clone(loc), rel, false, codings).await {
+        let mut reply = match open_file(Arc::clone(loc), &rel, false, codings).await {
             Ok((opened, loc)) => static_file::reply(&file_req, opened, loc.expires),
             Err(err) => {
                 tracing::warn!(uri, error = ?err, "x-accel-redirect: file not served");
@@ -109,8 +109,7 @@ impl Router {
         };
         let file_req = as_file_request(req);
         let codings = Codings::default();
-        let mut reply = match open_file(Arc::clone(root), rel.to_os_string(), false, codings).await
-        {
+        let mut reply = match open_file(Arc::clone(root), rel, false, codings).await {
             Ok((opened, _)) => static_file::reply(&file_req, opened, None),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = ?err, "x-sendfile: file not served");

@@ -100,7 +100,7 @@ fn port_ok(rest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{BodyLength, Header, Scheme, Version};
+    use crate::http::{BodyLength, Scheme, Version};
 
     fn header(name: &str, always: bool) -> AddHeader {
         AddHeader {
@@ -132,10 +132,7 @@ mod tests {
 
     /// The redirect for `method /a?b=1` with `host` as its Host header (`None`: no Host).
     fn redirect(method: Method, host: Option<&str>, port: u16) -> (u16, Option<String>) {
-        let headers = host.map(|value| Header {
-            name: "Host".into(),
-            value: value.as_bytes().to_vec(),
-        });
+        let headers = host.map(|value| ("Host", value.as_bytes()));
         let req = RequestHead {
             method,
             target: "/a?b=1".into(),
@@ -152,7 +149,7 @@ mod tests {
             .own_headers
             .iter()
             .find(|(n, _)| *n == "Location")
-            .map(|(_, v)| v.clone());
+            .map(|(_, v)| v.to_string());
         (reply.status, location)
     }
 

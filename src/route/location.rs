@@ -68,9 +68,7 @@ impl StaticLocation {
     /// Accept-Encoding (identity ones too), so shared caches keep the variants apart.
     pub(super) fn add_vary(&self, reply: &mut Reply) {
         if !self.precompressed.is_empty() {
-            reply
-                .own_headers
-                .push(("Vary", "Accept-Encoding".to_string()));
+            reply.own_headers.push(("Vary", "Accept-Encoding".into()));
         }
     }
 }

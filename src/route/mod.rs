@@ -232,7 +232,7 @@ async fn serve_static(
     query: Option<&str>,
 ) -> Reply {
     if !matches!(req.method, Method::Get | Method::Head) {
-        return Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD".to_string());
+        return Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD");
     }
     let rel = match relative_path(&path[loc.prefix.len()..]) {
         Ok(rel) => rel,
@@ -242,7 +242,7 @@ async fn serve_static(
         }
     };
     let dir_request = path.ends_with('/');
-    match open_file(Arc::clone(loc), rel, dir_request, loc.codings(req)).await {
+    match open_file(Arc::clone(loc), &rel, dir_request, loc.codings(req)).await {
         Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
         Err(static_file::OpenError::Directory) => {
             Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
@@ -258,13 +258,13 @@ async fn serve_static(
 /// for there.
 async fn open_file(
     loc: Arc<StaticLocation>,
-    rel: std::ffi::OsString,
+    rel: &std::ffi::OsStr,
     dir_request: bool,
     codings: Codings,
 ) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
     match static_file::open(
         &loc,
-        &rel,
+        rel,
         dir_request,
         codings,
         PathLookup::KernelCachesOnly,
@@ -275,6 +275,7 @@ async fn open_file(
         }
         done => return done.map(|opened| (opened, loc)),
     }
+    let rel = rel.to_os_string();
     off_reactor(move || {
         static_file::open(&loc, &rel, dir_request, codings, PathLookup::Blocking).map(|f| (f, loc))
     })

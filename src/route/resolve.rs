@@ -4,7 +4,7 @@
 //! open time, so a symlink pointing out of the root is refused there, without a race.
 
 use std::borrow::Cow;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 
 use percent_encoding::percent_decode_str;
@@ -24,8 +24,12 @@ pub enum BadPath {
 
 /// Decodes `rest` (the request path after the location prefix, query already removed) into a
 /// relative path: `"."` for the location's root itself. Empty segments (`a//b`) collapse.
-pub fn relative_path(rest: &str) -> Result<OsString, BadPath> {
+/// Borrowed when `rest` is that path already (the common case: nothing to decode or drop).
+pub fn relative_path(rest: &str) -> Result<Cow<'_, OsStr>, BadPath> {
     check_escapes(rest)?;
+    if is_plain(rest) {
+        return Ok(Cow::Borrowed(OsStr::new(rest)));
+    }
     let mut out: Vec<u8> = Vec::with_capacity(rest.len());
     for raw in rest.split('/') {
         // Borrowed unless it has escapes to decode (no copy per plain segment).
@@ -47,7 +51,17 @@ pub fn relative_path(rest: &str) -> Result<OsString, BadPath> {
     if out.is_empty() {
         out.push(b'.');
     }
-    Ok(OsString::from_vec(out))
+    Ok(Cow::Owned(OsString::from_vec(out)))
+}
+
+/// Whether `rest` is already what [`relative_path`] makes of it: not empty, no escapes to
+/// decode, and no empty, dot or NUL-holding segments.
+fn is_plain(rest: &str) -> bool {
+    !rest.is_empty()
+        && !rest.contains(['%', '\0'])
+        && rest
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
 
 /// Rejects truncated or non-hex escapes (which percent_decode would pass through silently)
@@ -78,7 +92,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn ok(rest: &str) -> String {
-        relative_path(rest).unwrap().into_string().unwrap()
+        relative_path(rest)
+            .unwrap()
+            .into_owned()
+            .into_string()
+            .unwrap()
     }
 
     #[test]
@@ -89,6 +107,10 @@ mod tests {
         assert_eq!(ok("dir//b.txt"), "dir/b.txt");
         assert_eq!(ok("sp%20ace.txt"), "sp ace.txt");
         assert_eq!(ok("%C3%A9t%C3%A9"), "été");
+        assert_eq!(ok("a/b.c/d"), "a/b.c/d");
+        assert_eq!(ok("/a"), "a");
+        assert!(matches!(relative_path("a/b.txt"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(relative_path("a//b.txt"), Ok(Cow::Owned(_))));
     }
 
     #[test]
@@ -109,7 +131,7 @@ mod tests {
         #[test]
         fn resolved_paths_stay_relative(rest in "[a-zA-Z0-9%./_~-]{0,40}") {
             if let Ok(path) = relative_path(&rest) {
-                let bytes = path.into_vec();
+                let bytes = path.into_owned().into_vec();
                 prop_assert!(!bytes.is_empty());
                 prop_assert!(bytes[0] != b'/');
                 prop_assert!(!bytes.contains(&0));

@@ -18,9 +18,10 @@ use std::time::{Duration, SystemTime};
 use super::file_answer::{FileAnswer, FileBytes, answer};
 use super::location::StaticLocation;
 use super::open_cache;
-use super::reply::Reply;
+use super::reply::{OwnHeaders, Reply};
 use crate::http::{
-    Codings, ContentCoding, RequestHead, Validators, content_type, http_date, strong_etag,
+    Codings, ContentCoding, RequestHead, ShortText, Validators, content_type, http_date_text,
+    strong_etag,
 };
 use crate::metrics::Source;
 use crate::send::Body;
@@ -73,7 +74,7 @@ impl OpenError {
 pub struct Opened {
     pub file: Arc<File>,
     pub meta: Metadata,
-    pub content_type: String,
+    pub content_type: ShortText,
     /// At or above the location's directio threshold: to be read with O_DIRECT.
     pub direct: bool,
     /// `Some`: `file` and `meta` are this pre-compressed variant of the file asked for.
@@ -281,19 +282,20 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         last_modified: modified,
     };
     // The validators and caching headers every 200, 206 and 304 carries; the ETag moves
-    // in once the validators are no longer needed (no copy of it per response).
-    let validator_headers = |etag: String| {
-        let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(9);
-        headers.push(("Last-Modified", http_date(modified)));
+    // in once the validators are no longer needed. Values are constants or held inline.
+    let validator_headers = |etag: ShortText| {
+        let mut headers = OwnHeaders::with_capacity(9);
+        headers.push(("Last-Modified", http_date_text(modified)));
         headers.push(("ETag", etag));
         if let Some(max_age) = expires {
-            headers.push(("Cache-Control", format!("max-age={}", max_age.as_secs())));
-            headers.push(("Expires", http_date(SystemTime::now() + max_age)));
+            let max_age_text = ShortText::format(format_args!("max-age={}", max_age.as_secs()));
+            headers.push(("Cache-Control", max_age_text));
+            headers.push(("Expires", http_date_text(SystemTime::now() + max_age)));
         }
         headers
     };
-    let reply = |status, mut headers: Vec<(&'static str, String)>, body| {
-        headers.push(("Accept-Ranges", "bytes".to_string()));
+    let reply = |status, mut headers: OwnHeaders, body| {
+        headers.push(("Accept-Ranges", "bytes".into()));
         let mut reply = Reply::new(status, Source::Static, body);
         reply.own_headers = headers;
         reply
@@ -306,12 +308,12 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         len,
         direct: opened.direct,
     };
-    let coded = |headers: &mut Vec<(&'static str, String)>| {
+    let coded = |headers: &mut OwnHeaders| {
         if let Some(coding) = encoding {
-            headers.push(("Content-Encoding", coding.token().to_string()));
+            headers.push(("Content-Encoding", coding.token().into()));
         }
     };
-    let part_type = || ctype.clone();
+    let part_type = || ctype.to_string();
     match answer(
         req,
         Some(&validators),
@@ -323,7 +325,8 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
         FileAnswer::PreconditionFailed => Reply::error(412, Source::Static),
         FileAnswer::Unsatisfiable { content_range } => {
             let mut err = Reply::error(416, Source::Static);
-            err.own_headers.push(("Content-Range", content_range));
+            err.own_headers
+                .push(("Content-Range", content_range.into()));
             err
         }
         FileAnswer::Whole(body) => {
@@ -339,12 +342,12 @@ pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Re
             let mut headers = validator_headers(validators.etag);
             headers.push(("Content-Type", ctype));
             coded(&mut headers);
-            headers.push(("Content-Range", content_range));
+            headers.push(("Content-Range", content_range.into()));
             reply(206, headers, body)
         }
         FileAnswer::Multipart { body, content_type } => {
             let mut headers = validator_headers(validators.etag);
-            headers.push(("Content-Type", content_type));
+            headers.push(("Content-Type", content_type.into()));
             reply(206, headers, body)
         }
     }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use crate::http::fields::{HOP_BY_HOP, connection_tokens, same_field};
-use crate::http::{BodyLength, Header, Method, RequestHead};
+use crate::http::{BodyLength, Field, Method, RequestHead};
 
 /// Request fields a Connection token never removes. ferry routes on Host and keys its cache
 /// on it, so a client listing it (`Connection: host`) would otherwise send the app a request
@@ -51,8 +51,8 @@ fn dropped_for_app(name: &str, connection_tokens: &[String], underscores: bool) 
 /// the app was actually asked. `None` (no copy) when nothing is dropped, the usual case.
 pub fn app_view(req: &RequestHead, underscores: bool) -> Option<RequestHead> {
     let tokens = connection_tokens(&req.headers);
-    let drops = |h: &Header| {
-        let name = h.name.as_str();
+    let drops = |h: Field<'_>| {
+        let name = h.name;
         // Hop-by-hop fields (Connection, Upgrade) stay: the proxy still reads them.
         !HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
             && dropped_for_app(name, &tokens, underscores)
@@ -88,14 +88,14 @@ pub fn encode_request(
     let tokens = connection_tokens(&req.headers);
     let upgrade = wants_upgrade(req);
     for header in &req.headers {
-        let name = header.name.as_str();
+        let name = header.name;
         if dropped_for_app(name, &tokens, opts.underscores)
             || HOP_BY_HOP.iter().any(|h| same_field(name, h))
             || is_replaced(name, opts.forwarded_headers)
         {
             continue;
         }
-        push_header(out, name, &header.value);
+        push_header(out, name, header.value);
     }
     if req.header("host").is_none() {
         // ferry speaks HTTP/1.1 to the app, which requires a Host (RFC 9112 §3.2).
@@ -153,7 +153,7 @@ fn forwarded(
         }
         let mut joined: Option<Vec<u8>> = None;
         for header in &req.headers {
-            let field = header.name.as_str();
+            let field = header.name;
             if !field.eq_ignore_ascii_case(name) || dropped_for_app(field, tokens, underscores) {
                 continue;
             }
@@ -161,7 +161,7 @@ fn forwarded(
             if !list.is_empty() {
                 list.extend_from_slice(b", ");
             }
-            list.extend_from_slice(&header.value);
+            list.extend_from_slice(header.value);
         }
         joined
     };
@@ -363,7 +363,7 @@ mod tests {
         );
         // The view the cache keys on loses X-A, exactly as the app does, and keeps Host.
         let view = app_view(&request(raw), false).expect("X-A is dropped");
-        let names: Vec<&str> = view.headers.iter().map(|h| h.name.as_str()).collect();
+        let names: Vec<&str> = view.headers.iter().map(|h| h.name).collect();
         assert_eq!(names, ["Host", "Connection", "Content-Length"]);
         // Nothing to drop: no copy.
         let plain = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, host\r\n\r\n";
