@@ -74,7 +74,6 @@ pub mod config;
 pub mod failure;
 pub mod frontend;
 pub mod http;
-pub mod http2;
 pub mod ingress;
 pub mod metrics;
 pub mod proxy;
