@@ -168,7 +168,11 @@ impl Connection {
         }
         let result = self.recv_frames(input, events);
         if let Err(e) = result {
+            // The connection is over: its streams are gone (so every send call is a no-op)
+            // and GOAWAY is the last frame queued.
             self.failed = Some(e);
+            self.streams = Streams::default();
+            self.going_away = Some(self.last_id);
             frame::encode_goaway(&mut self.out, self.last_id, e.code);
         }
         result

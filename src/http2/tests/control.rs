@@ -241,3 +241,17 @@ fn a_bad_header_block_is_a_compression_error() {
     ));
     p.expect_goaway(r, code::COMPRESSION_ERROR);
 }
+
+#[test]
+fn nothing_is_sent_after_a_connection_error() {
+    let mut p = Peer::new();
+    p.open(1, true);
+    let r = p.send(&frame(kind::PING, 0, 0, &[0; 3]));
+    p.expect_goaway(r, code::FRAME_SIZE_ERROR);
+    p.conn.send_headers(1, 200, std::iter::empty(), true);
+    p.conn.send_data(1, b"x", true);
+    p.conn.reset(1, code::CANCEL);
+    p.conn.go_away();
+    assert!(p.conn.output().is_empty());
+    assert_eq!((p.conn.active_streams(), p.conn.send_capacity(1)), (0, 0));
+}

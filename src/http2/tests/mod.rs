@@ -3,6 +3,7 @@
 //! (header blocks decoded), so each test reads as the exchange it checks.
 
 mod abuse;
+mod arbitrary;
 mod control;
 mod flow;
 mod streams;

@@ -393,3 +393,31 @@ fn content_length_must_match_the_data() {
     assert!(p.events().is_empty());
     assert_eq!(p.one_frame().code(), code::PROTOCOL_ERROR);
 }
+
+#[test]
+fn a_response_may_end_before_the_request_body() {
+    let mut p = Peer::new();
+    p.send(&post(1, &[])).unwrap();
+    p.events();
+    p.conn.send_headers(1, 413, std::iter::empty(), true);
+    p.frames();
+    // Half-closed (local): the body still arrives, and END_STREAM closes the stream.
+    assert_eq!(p.conn.active_streams(), 1);
+    assert_eq!(p.conn.send_capacity(1), 0);
+    p.send(&data(1, b"rest", true)).unwrap();
+    assert!(matches!(
+        p.events()[..],
+        [Event::Data {
+            id: 1,
+            end_stream: true,
+            ..
+        }]
+    ));
+    assert_eq!(p.conn.active_streams(), 0);
+    p.conn.release(1, 4); // after the close: nothing to do
+    assert!(p.frames().is_empty());
+    // A stream ended both ways is closed: more DATA is STREAM_CLOSED.
+    p.send(&data(1, b"x", false)).unwrap();
+    let f = p.one_frame();
+    assert_eq!((f.kind, f.code()), (kind::RST_STREAM, code::STREAM_CLOSED));
+}
