@@ -36,6 +36,19 @@ impl Connection {
         }
     }
 
+    /// Frees the buffers an idle connection does not need (the output when it is empty, a
+    /// header block's spare room): for the driver to call when no stream is active, so a
+    /// quiet connection holds little memory.
+    pub fn shrink_idle(&mut self) {
+        if self.output().is_empty() {
+            self.out = Vec::new();
+            self.out_head = 0;
+        }
+        if self.continuation.is_none() {
+            self.block = Vec::new();
+        }
+    }
+
     /// Response HEADERS (split into CONTINUATION past the peer's max frame size). `fields`:
     /// lowercase names, no connection-specific ones (the driver filters). Nothing is sent
     /// for a stream that is closed, reset, or already answered.

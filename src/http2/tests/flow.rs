@@ -310,3 +310,18 @@ fn half_written_output_is_moved_down_and_kept_in_order() {
     assert_eq!(p.conn.output().len(), len - 50_000);
     assert_ne!(first, p.conn.output()[..9]);
 }
+
+#[test]
+fn an_idle_connection_can_shed_its_buffers() {
+    let mut p = Peer::new();
+    p.open(1, true);
+    p.conn.send_headers(1, 200, std::iter::empty(), true);
+    p.conn.shrink_idle();
+    assert!(!p.conn.output().is_empty(), "unwritten output is kept");
+    p.frames();
+    p.conn.shrink_idle();
+    assert_eq!(p.conn.out.capacity(), 0);
+    p.open(3, true);
+    p.conn.send_headers(3, 204, std::iter::empty(), true);
+    assert_eq!(p.frames()[0].fields[0].1, "204");
+}
