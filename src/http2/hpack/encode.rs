@@ -5,8 +5,9 @@
 //! values repeat across responses (`server`, `content-type`, `cache-control`, `vary`, ...,
 //! the names `indexing` lists) go into the dynamic table and are indexed from then on;
 //! values unique per response (`date`, `content-length`, `etag`, `last-modified`,
-//! `location`, ...) and every name not listed are literals without indexing, with the
-//! static name when there is one; credentials and cookies are never indexed (§7.1.3).
+//! `location`, a multipart content type, ...) and every name not listed are literals without
+//! indexing, with the static name when there is one; credentials and cookies are never
+//! indexed (§7.1.3).
 //! Strings are Huffman coded when that is shorter.
 //!
 //! Finding a field in the dynamic table compares 64-bit tags (a name id and a hash of the
@@ -192,6 +193,10 @@ impl Encoder {
             }
         }
         match indexing(name, static_index) {
+            // A multipart/byteranges boundary differs per response (route::file_answer).
+            Indexing::Incremental(31) if value.starts_with(b"multipart/") => {
+                literal(0x00, 4, static_index, name, value, out)
+            }
             Indexing::Incremental(id) => self.encode_indexed(id, static_index, name, value, out),
             Indexing::Never => literal(0x00, 4, static_index, name, value, out),
             Indexing::Sensitive => literal(0x10, 4, static_index, name, value, out),

@@ -61,6 +61,13 @@ fn representations_by_name() {
     e.encode(b"content-type", b"text/html", &mut out);
     assert_eq!(out, [0x80 | 62], "then indexed");
     out.clear();
+    e.encode(
+        b"content-type",
+        b"multipart/byteranges; boundary=3d6b6a416f9b5",
+        &mut out,
+    );
+    assert_eq!(&out[..2], [0x0f, 31 - 15], "a boundary: without indexing");
+    out.clear();
     e.encode(b"x-cache", b"HIT", &mut out);
     assert_eq!(
         &out[..2],
