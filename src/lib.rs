@@ -74,6 +74,7 @@ pub mod config;
 pub mod failure;
 pub mod frontend;
 pub mod http;
+pub mod http2;
 pub mod ingress;
 pub mod metrics;
 pub mod proxy;
