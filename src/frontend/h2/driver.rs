@@ -245,13 +245,19 @@ impl Driver {
                     self.close_by = Some(now + self.conn.shared.server.header_timeout);
                     continue;
                 }
-                Timer::None => return Poll::Pending,
+                Timer::None => {
+                    self.idle_memory();
+                    return Poll::Pending;
+                }
                 Timer::At(at) => {
-                    if w.armed != Some(at) {
+                    // Re-armed only for an earlier deadline: the idle deadline moves with
+                    // every request, and a sleep that fires early is just looked at again.
+                    if w.armed.is_none_or(|armed| at < armed) {
                         w.sleep.as_mut().reset(at);
                         w.armed = Some(at);
                     }
                     if w.sleep.as_mut().poll(cx).is_pending() {
+                        self.idle_memory();
                         return Poll::Pending;
                     }
                     w.armed = None;
@@ -548,6 +554,19 @@ impl Driver {
             self.said_goodbye = true;
         }
         self.draining = true;
+    }
+
+    /// With no stream left, the stream table and the event list give their memory back: an
+    /// idle connection keeps neither (their size follows the busiest moment).
+    fn idle_memory(&mut self) {
+        if self.streams.is_empty() {
+            if self.streams.capacity() > 0 {
+                self.streams = Vec::new();
+            }
+            if self.events.capacity() > 0 {
+                self.events = Vec::new();
+            }
+        }
     }
 
     fn in_flight(&self) -> bool {
