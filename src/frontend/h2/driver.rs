@@ -15,7 +15,8 @@
 //! finish, no new ones open, then the connection closes.
 //!
 //! Memory: an idle connection holds the core's state and this struct, no read buffer (taken
-//! from the worker's pool when bytes arrive, given back when parsed) and no body buffers.
+//! from the worker's pool when bytes arrive, given back when parsed) and no body buffers;
+//! after `IDLE_SHRINK` without a stream, no output buffer or stream table either.
 
 use std::future::Future;
 use std::io;
@@ -54,6 +55,10 @@ const OUTPUT_LIMIT: usize = 1024 * 1024;
 /// connections of its worker.
 const READS_PER_TURN: usize = 16;
 const ROUNDS_PER_TURN: usize = 16;
+/// How long a connection has no stream before it gives back the buffers sized by its busiest
+/// moment: long enough that a client sending request after request does not make it
+/// allocate them again for each.
+const IDLE_SHRINK: std::time::Duration = std::time::Duration::from_millis(100);
 /// The most a closing connection waits for its last bytes to go out.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -146,6 +151,8 @@ pub(super) struct Driver {
     said_goodbye: bool,
     /// The client closed its side: answer what is in flight, read no more.
     read_closed: bool,
+    /// The buffers were given back since the last stream (see `shrink_idle`).
+    shrunk: bool,
 }
 
 /// What the driver waits on besides its sockets and streams.
@@ -179,6 +186,7 @@ impl Driver {
             unflushed: false,
             said_goodbye: false,
             read_closed: false,
+            shrunk: false,
         }
     }
 
@@ -245,10 +253,11 @@ impl Driver {
                     self.close_by = Some(now + self.conn.shared.server.header_timeout);
                     continue;
                 }
-                Timer::None => {
-                    self.idle_memory();
-                    return Poll::Pending;
+                Timer::Shrink => {
+                    self.shrink_idle();
+                    continue;
                 }
+                Timer::None => return Poll::Pending,
                 Timer::At(at) => {
                     // Re-armed only for an earlier deadline: the idle deadline moves with
                     // every request, and a sleep that fires early is just looked at again.
@@ -257,7 +266,6 @@ impl Driver {
                         w.armed = Some(at);
                     }
                     if w.sleep.as_mut().poll(cx).is_pending() {
-                        self.idle_memory();
                         return Poll::Pending;
                     }
                     w.armed = None;
@@ -352,6 +360,7 @@ impl Driver {
         });
         self.last_active = Instant::now();
         self.served = true;
+        self.shrunk = false;
     }
 
     /// Request body bytes for stream `id`: to its handler while it runs, else dropped (and
@@ -556,17 +565,14 @@ impl Driver {
         self.draining = true;
     }
 
-    /// With no stream left, the stream table and the event list give their memory back: an
-    /// idle connection keeps neither (their size follows the busiest moment).
-    fn idle_memory(&mut self) {
-        if self.streams.is_empty() {
-            if self.streams.capacity() > 0 {
-                self.streams = Vec::new();
-            }
-            if self.events.capacity() > 0 {
-                self.events = Vec::new();
-            }
-        }
+    /// A connection without streams for `IDLE_SHRINK` gives back the memory whose size
+    /// followed its busiest moment: the stream table, the event list, the core's output and
+    /// header-block buffers.
+    fn shrink_idle(&mut self) {
+        self.streams = Vec::new();
+        self.events = Vec::new();
+        self.core.shrink_idle();
+        self.shrunk = true;
     }
 
     fn in_flight(&self) -> bool {
@@ -600,7 +606,12 @@ impl Driver {
         if idle.is_some_and(|at| at <= now) {
             return Timer::Idle;
         }
-        [stall, self.close_by, idle]
+        let shrink =
+            (!self.shrunk && self.streams.is_empty()).then(|| self.last_active + IDLE_SHRINK);
+        if shrink.is_some_and(|at| at <= now) {
+            return Timer::Shrink;
+        }
+        [stall, self.close_by, idle, shrink]
             .into_iter()
             .flatten()
             .min()
@@ -645,6 +656,8 @@ enum Timer {
     Stalled,
     CloseBy,
     Idle,
+    /// No stream for `IDLE_SHRINK`: free the buffers.
+    Shrink,
     /// The nearest deadline.
     At(Instant),
     None,
