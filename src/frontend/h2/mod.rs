@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use self::request::BodyRx;
 use self::stream::ConnState;
@@ -80,8 +81,11 @@ pub async fn serve(
         peer,
         abort: CancellationToken::new(),
     });
+    // As for HTTP/1.1: a debug span per connection that names the client.
+    let span = tracing::debug_span!("conn", %peer, transport = kind.label(), proto = "h2");
     driver::Driver::new(transport, read, conn)
         .run(&shutdown)
+        .instrument(span)
         .await;
 }
 

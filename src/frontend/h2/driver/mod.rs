@@ -170,7 +170,12 @@ impl Driver {
             armed: None,
             shutdown_seen: false,
         };
-        let why = std::future::poll_fn(|cx| self.poll(cx, &mut waits)).await;
+        // On h2c the preface came with the HTTP/1.1 reader's bytes, and maybe whole frames
+        // after it, for which the socket will not become readable again.
+        let why = match self.recv() {
+            Ok(()) => std::future::poll_fn(|cx| self.poll(cx, &mut waits)).await,
+            Err(why) => why,
+        };
         self.close(why).await;
     }
 
@@ -280,7 +285,8 @@ impl Driver {
         Ok(true)
     }
 
-    /// Parses the complete frames read and acts on what they mean.
+    /// Parses the complete frames read and acts on what they mean; the read buffer goes
+    /// back to the pool once they are all parsed.
     fn recv(&mut self) -> Result<(), Close> {
         let parsed = self.core.recv(&mut self.input, &mut self.events);
         let mut events = std::mem::take(&mut self.events);
@@ -306,6 +312,9 @@ impl Driver {
             }
         }
         self.events = events;
+        if self.input.is_empty() {
+            pool::put_read(std::mem::take(&mut self.input));
+        }
         parsed.map_err(Close::Protocol)
     }
 
