@@ -13,7 +13,8 @@
 //! `server.redirect_https`; `server.h2c = false` (the preface is an HTTP/1.1 request for a
 //! version ferry does not speak: 505); a listener that takes the PROXY protocol; and, in raw
 //! frames sent with the preface in one write, a stream the client resets at once dropped
-//! while the connection goes on serving the next ones.
+//! while the connection goes on serving the next ones; a 4 MiB body the answer (405) does not
+//! need, dropped as it comes with the receive windows reopened.
 //!
 //! One transfer per curl: curl 7.88 (Debian 12's) fails the second transfer on a reused
 //! prior-knowledge connection ("Error in the HTTP2 framing layer", curl/curl#10634, fixed
@@ -531,4 +532,23 @@ fn h2c_a_reset_stream_is_dropped_and_the_connection_keeps_serving() {
     conn.write_all(&get_frame(5, "/static/small.txt")).unwrap();
     let frames = frames_until_end_of(&mut conn, 5);
     assert!(frames.iter().any(|(kind, sid, _)| *kind == 1 && *sid == 5));
+}
+
+#[test]
+fn h2c_a_body_the_answer_does_not_need_is_read_and_dropped_past_the_windows() {
+    let fx = Fx::new();
+    std::fs::write(fx.root.join("small.txt"), b"still here\n").unwrap();
+    // Larger than every receive window ferry announces: the client can send it all only if
+    // ferry keeps reopening the windows while it drops the bytes.
+    let big = fx.root.join("upload.bin");
+    pattern_file(&big, 4 * MIB, 9);
+    let srv = Server::start(&Config::static_root(&fx.root));
+    let data = format!("@{}", big.to_str().unwrap());
+    let (got, status) = fetch(
+        &srv,
+        "/static/small.txt",
+        &fx.out("405.out"),
+        &["--data-binary", &data],
+    );
+    assert_eq!((got.code, status.as_str()), (405, "HTTP/2 405"));
 }
