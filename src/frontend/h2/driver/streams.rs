@@ -217,7 +217,7 @@ impl Driver {
                 break;
             }
         }
-        self.turn = self.turn.wrapping_add(1);
+        self.turn = (self.turn + 1) % self.streams.len().max(1);
         if ended {
             self.last_active = now;
             self.streams.retain(|s| s.in_flight() || !s.body_done);
