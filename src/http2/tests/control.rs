@@ -255,3 +255,18 @@ fn nothing_is_sent_after_a_connection_error() {
     assert!(p.conn.output().is_empty());
     assert_eq!((p.conn.active_streams(), p.conn.send_capacity(1)), (0, 0));
 }
+
+#[test]
+fn the_peers_header_table_size_reaches_the_encoder() {
+    let mut p = Peer::new();
+    p.send(&settings(&[(setting::HEADER_TABLE_SIZE, 0)]))
+        .unwrap();
+    p.open(1, true);
+    p.frames();
+    let fields = [(&b"x-a"[..], &b"1"[..])];
+    p.conn.send_headers(1, 200, fields.into_iter(), true);
+    let f = p.frames();
+    // RFC 7541 §6.3: the block opens with a dynamic table size update to 0.
+    assert_eq!(f[0].payload[0], 0x20, "{f:?}");
+    assert_eq!(f[0].fields[1], ("x-a".to_string(), "1".to_string()));
+}
