@@ -18,8 +18,8 @@
 //! from the worker's pool when bytes arrive, given back when parsed) and no body buffers;
 //! after `IDLE_SHRINK` without a stream, no output buffer or stream table either.
 //!
-//! Here: the loop, the socket, the timers and the close; `streams`: the streams' events,
-//! answers and bodies.
+//! Here: the loop, the socket, the timers and the close; `streams`: the stream table, its
+//! handlers, answers and bodies.
 
 mod streams;
 
@@ -30,27 +30,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::Abortable;
-use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use self::streams::Stream;
-use super::Handler;
+use self::streams::{HIGH_WATER, Streams};
 use super::stream::ConnState;
 use crate::http2::{ConnError, Connection, Event, Settings};
 use crate::send::pool;
 use crate::transport::Transport;
 
-/// RST_STREAM codes (RFC 9113 §7).
-const NO_ERROR: u32 = 0x0;
-const INTERNAL_ERROR: u32 = 0x2;
-const CANCEL: u32 = 0x8;
-
-/// Output bytes framed before they are written: streams stop adding frames past it. Under
-/// rustls one write of it is four full records.
-const HIGH_WATER: usize = 64 * 1024;
+/// Streams one client may have open at once.
+const MAX_STREAMS: u32 = 128;
 /// Output not yet taken by the socket past which the driver stops reading: a client that
 /// sends and does not read gets no more answers queued.
 const OUTPUT_LIMIT: usize = 1024 * 1024;
@@ -73,7 +64,7 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// What ferry announces and enforces.
 pub(super) fn settings() -> Settings {
     Settings {
-        max_concurrent_streams: super::MAX_STREAMS,
+        max_concurrent_streams: MAX_STREAMS,
         initial_window_size: STREAM_WINDOW,
         connection_window: CONNECTION_WINDOW,
         max_frame_size: 16 * 1024,
@@ -100,16 +91,8 @@ pub(super) struct Driver {
     /// Bytes read and not yet parsed (a partial frame); pooled, and given back when empty.
     input: BytesMut,
     events: Vec<Event>,
-    /// The streams with a handler, a response or a request body still in flight, by id.
-    streams: Vec<Stream>,
-    handlers: FuturesUnordered<Abortable<Handler>>,
+    streams: Streams,
     conn: Arc<ConnState>,
-    /// Where the next round robin over `streams` starts.
-    turn: usize,
-    /// When a stream last started or ended (at first: when the connection started), and
-    /// whether any has.
-    last_active: Instant,
-    served: bool,
     /// GOAWAY sent or received: no new streams; close once those in flight are done.
     draining: bool,
     /// After an idle GOAWAY: when to close whatever the client does.
@@ -145,12 +128,8 @@ impl Driver {
             core: Connection::new(settings()),
             input: read,
             events: Vec::new(),
-            streams: Vec::new(),
-            handlers: FuturesUnordered::new(),
+            streams: Streams::new(Arc::clone(&conn)),
             conn,
-            turn: 0,
-            last_active: Instant::now(),
-            served: false,
             draining: false,
             close_by: None,
             write_waiting: None,
@@ -194,8 +173,8 @@ impl Driver {
             };
             let mut rounds = 0;
             loop {
-                self.poll_handlers(cx);
-                let more_output = self.pump(cx);
+                self.streams.poll_handlers(&mut self.core, cx);
+                let more_output = self.streams.pump(&mut self.core, cx);
                 match self.write(cx) {
                     Poll::Ready(Err(err)) => return Poll::Ready(Close::Io(err)),
                     Poll::Ready(Ok(())) if more_output => {}
@@ -212,7 +191,7 @@ impl Driver {
                 cx.waker().wake_by_ref();
             }
             if self.draining
-                && !self.in_flight()
+                && !self.streams.in_flight()
                 && self.core.output().is_empty()
                 && !self.unflushed
             {
@@ -296,18 +275,17 @@ impl Driver {
                     id,
                     head,
                     end_stream,
-                } => self.open(id, head, end_stream),
+                } => {
+                    self.streams.open(id, head, end_stream);
+                    self.shrunk = false;
+                }
                 Event::Data {
                     id,
                     data,
                     end_stream,
-                } => self.data(id, data, end_stream),
-                Event::End { id } => self.data(id, Bytes::new(), true),
-                Event::Reset { id, .. } => {
-                    if let Some(i) = self.index(id) {
-                        self.remove(i);
-                    }
-                }
+                } => self.streams.data(&mut self.core, id, data, end_stream),
+                Event::End { id } => self.streams.data(&mut self.core, id, Bytes::new(), true),
+                Event::Reset { id, .. } => self.streams.reset(&mut self.core, id),
                 Event::GoAway { .. } => self.draining = true,
             }
         }
@@ -372,33 +350,27 @@ impl Driver {
     /// followed its busiest moment: the stream table, the event list, the core's output and
     /// header-block buffers.
     fn shrink_idle(&mut self) {
-        self.streams = Vec::new();
+        self.streams.shrink();
         self.events = Vec::new();
         self.core.shrink_idle();
         self.shrunk = true;
     }
 
-    fn in_flight(&self) -> bool {
-        self.streams.iter().any(Stream::in_flight)
-    }
-
     /// Which deadline has passed, or the nearest to come.
     fn timers(&self, now: Instant) -> Timer {
         let server = &self.conn.shared.server;
-        let stall = self
-            .streams
-            .iter()
-            .filter_map(|s| s.blocked)
-            .chain(self.write_waiting)
+        let stall = [self.streams.blocked_since(), self.write_waiting]
+            .into_iter()
+            .flatten()
             .min()
             .map(|since| since + server.send_timeout);
-        let idle = (!self.draining && !self.in_flight()).then(|| {
-            let timeout = if self.served {
+        let idle = (!self.draining && !self.streams.in_flight()).then(|| {
+            let timeout = if self.streams.served {
                 server.keepalive_timeout
             } else {
                 server.header_timeout
             };
-            self.last_active + timeout
+            self.streams.last_active + timeout
         });
         if stall.is_some_and(|at| at <= now) {
             return Timer::Stalled;
@@ -409,8 +381,8 @@ impl Driver {
         if idle.is_some_and(|at| at <= now) {
             return Timer::Idle;
         }
-        let shrink =
-            (!self.shrunk && self.streams.is_empty()).then(|| self.last_active + IDLE_SHRINK);
+        let shrink = (!self.shrunk && self.streams.is_empty())
+            .then(|| self.streams.last_active + IDLE_SHRINK);
         if shrink.is_some_and(|at| at <= now) {
             return Timer::Shrink;
         }
@@ -443,7 +415,6 @@ impl Driver {
             }
         };
         self.streams.clear();
-        self.handlers.clear();
         if orderly {
             let _ = tokio::time::timeout(CLOSE_WAIT, async {
                 std::future::poll_fn(|cx| self.write(cx)).await?;

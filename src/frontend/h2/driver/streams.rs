@@ -1,5 +1,6 @@
-//! The driver's streams: the events that open, feed and reset them, their handlers'
-//! answers, and the round robin that frames their response bodies.
+//! The driver's stream table (`Streams`): the events that open, feed and reset streams,
+//! their handlers (kept in one set the driver polls) and their answers, and the round robin
+//! that frames their response bodies into the core's output.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,14 +10,42 @@ use futures_util::StreamExt as _;
 use futures_util::future::{AbortHandle, Abortable};
 use tokio::time::Instant;
 
-use super::super::request::{BodyTx, body_channel};
-use super::super::response::{self, Outgoing, Pumped};
-use super::super::{Answer, MAX_DISCARDED_BODY, handler};
-use super::{CANCEL, Driver, HIGH_WATER, INTERNAL_ERROR, NO_ERROR};
-use crate::http2::Head;
+use futures_util::stream::FuturesUnordered;
 
-/// One stream the driver knows of.
-pub(super) struct Stream {
+use crate::frontend::h2::handler::{Answer, Handler, handler};
+use crate::frontend::h2::request::{BodyTx, body_channel};
+use crate::frontend::h2::response::{self, Outgoing, Pumped};
+use crate::frontend::h2::stream::ConnState;
+use crate::http2::{Connection, Head};
+
+/// RST_STREAM codes (RFC 9113 §7).
+const NO_ERROR: u32 = 0x0;
+const INTERNAL_ERROR: u32 = 0x2;
+const CANCEL: u32 = 0x8;
+
+/// Output bytes framed before they are written: streams stop adding frames past it. Under
+/// rustls one write of it is four full records.
+pub(super) const HIGH_WATER: usize = 64 * 1024;
+/// Most request-body bytes read and dropped after answering without them; past it the
+/// stream is reset.
+const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
+
+/// The streams the driver knows of, with a handler, a response or a request body still in
+/// flight, in the order they opened.
+pub(super) struct Streams {
+    list: Vec<Stream>,
+    handlers: FuturesUnordered<Abortable<Handler>>,
+    conn: Arc<ConnState>,
+    /// Where the next round robin over `list` starts.
+    turn: usize,
+    /// When a stream last started or ended (at first: when the connection started), and
+    /// whether any has.
+    pub(super) last_active: Instant,
+    pub(super) served: bool,
+}
+
+/// One stream.
+struct Stream {
     id: u32,
     /// Its handler, while it runs.
     handler: Option<AbortHandle>,
@@ -29,12 +58,12 @@ pub(super) struct Stream {
     /// The response body still to frame.
     out: Option<Outgoing>,
     /// Since when it has had bytes ready and no flow-control room.
-    pub(super) blocked: Option<Instant>,
+    blocked: Option<Instant>,
 }
 
 impl Stream {
     /// Whether its request or its response is still being worked on.
-    pub(super) fn in_flight(&self) -> bool {
+    fn in_flight(&self) -> bool {
         self.handler.is_some() || self.out.is_some()
     }
 }
@@ -47,7 +76,53 @@ impl Drop for Stream {
     }
 }
 
-impl Driver {
+impl Streams {
+    pub(super) fn new(conn: Arc<ConnState>) -> Streams {
+        Streams {
+            list: Vec::new(),
+            handlers: FuturesUnordered::new(),
+            conn,
+            turn: 0,
+            last_active: Instant::now(),
+            served: false,
+        }
+    }
+
+    /// Whether a stream's request or response is still being worked on.
+    pub(super) fn in_flight(&self) -> bool {
+        self.list.iter().any(Stream::in_flight)
+    }
+
+    /// Since when a stream has had bytes ready and no flow-control room, the longest.
+    pub(super) fn blocked_since(&self) -> Option<Instant> {
+        self.list.iter().filter_map(|s| s.blocked).min()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Gives back the table's memory (its size followed the busiest moment).
+    pub(super) fn shrink(&mut self) {
+        if self.list.is_empty() {
+            self.list = Vec::new();
+        }
+    }
+
+    /// Drops every stream (the connection is closing): each response is recorded as it
+    /// stands.
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+        self.handlers.clear();
+    }
+
+    /// A stream the client reset, or the core did: forgotten.
+    pub(super) fn reset(&mut self, core: &mut Connection, id: u32) {
+        if let Some(i) = self.index(id) {
+            self.remove(core, i);
+        }
+    }
+
     /// A new stream: its handler starts.
     pub(super) fn open(&mut self, id: u32, head: Head, end_stream: bool) {
         let (tx, rx) = if end_stream {
@@ -59,7 +134,7 @@ impl Driver {
         let (abort, registration) = AbortHandle::new_pair();
         let handler = handler(Arc::clone(&self.conn), id, head, end_stream, rx);
         self.handlers.push(Abortable::new(handler, registration));
-        self.streams.push(Stream {
+        self.list.push(Stream {
             id,
             handler: Some(abort),
             body: tx,
@@ -70,44 +145,43 @@ impl Driver {
         });
         self.last_active = Instant::now();
         self.served = true;
-        self.shrunk = false;
     }
 
     /// Request body bytes for stream `id`: to its handler while it runs, else dropped (and
     /// their window reopened at once) up to `MAX_DISCARDED_BODY`, past which the stream is
     /// reset.
-    pub(super) fn data(&mut self, id: u32, data: Bytes, end: bool) {
+    pub(super) fn data(&mut self, core: &mut Connection, id: u32, data: Bytes, end: bool) {
         let n = data.len();
         let Some(i) = self.index(id) else {
-            self.core.release(id, n);
+            core.release(id, n);
             return;
         };
-        let stream = &mut self.streams[i];
+        let stream = &mut self.list[i];
         stream.body_done |= end;
         if let Some(body) = &mut stream.body {
             body.push(data, end);
             return;
         }
-        self.core.release(id, n);
+        core.release(id, n);
         stream.discarded += n as u64;
         if stream.discarded > MAX_DISCARDED_BODY {
-            self.core.reset(id, NO_ERROR);
-            self.remove(i);
+            core.reset(id, NO_ERROR);
+            self.remove(core, i);
         } else if stream.body_done && !stream.in_flight() {
-            self.remove(i);
+            self.remove(core, i);
         }
     }
 
-    pub(super) fn index(&self, id: u32) -> Option<usize> {
-        self.streams.iter().position(|s| s.id == id)
+    fn index(&self, id: u32) -> Option<usize> {
+        self.list.iter().position(|s| s.id == id)
     }
 
     /// Forgets a stream: its handler is dropped, its response recorded as it stands, and
     /// the body bytes its handler never took count back in the connection's window.
-    pub(super) fn remove(&mut self, i: usize) {
-        let mut stream = self.streams.remove(i);
+    fn remove(&mut self, core: &mut Connection, i: usize) {
+        let mut stream = self.list.remove(i);
         if let Some(body) = stream.body.take() {
-            self.core.release(stream.id, body.close());
+            core.release(stream.id, body.close());
         }
         if stream.in_flight() {
             self.last_active = Instant::now();
@@ -115,48 +189,48 @@ impl Driver {
     }
 
     /// Polls the handlers; a finished one sends its response head.
-    pub(super) fn poll_handlers(&mut self, cx: &mut Context<'_>) {
+    pub(super) fn poll_handlers(&mut self, core: &mut Connection, cx: &mut Context<'_>) {
         while let Poll::Ready(Some(done)) = self.handlers.poll_next_unpin(cx) {
             // Aborted: its stream was reset and is gone.
             if let Ok((id, answer)) = done {
-                self.answered(id, answer);
+                self.answered(core, id, answer);
             }
         }
         // What the handlers read of their request bodies reopens the client's windows.
-        for stream in &mut self.streams {
+        for stream in &mut self.list {
             if let Some(body) = &mut stream.body {
                 let n = body.take_consumed();
                 if n > 0 {
-                    self.core.release(stream.id, n);
+                    core.release(stream.id, n);
                 }
             }
         }
     }
 
-    fn answered(&mut self, id: u32, answer: Answer) {
+    fn answered(&mut self, core: &mut Connection, id: u32, answer: Answer) {
         let Some(i) = self.index(id) else {
             return;
         };
-        let stream = &mut self.streams[i];
+        let stream = &mut self.list[i];
         stream.handler = None;
         // Whatever the handler left of the request body is not wanted: release it now and
         // discard the rest as it comes.
         if let Some(body) = stream.body.take() {
-            self.core.release(id, body.close());
+            core.release(id, body.close());
         }
         match answer {
             Answer::Gone => {
-                self.core.reset(id, CANCEL);
-                self.remove(i);
+                core.reset(id, CANCEL);
+                self.remove(core, i);
             }
             Answer::Respond {
                 req,
                 reply,
                 started,
             } => {
-                stream.out = response::start(&mut self.core, id, &self.conn, req, reply, started);
+                stream.out = response::start(core, id, &self.conn, req, reply, started);
                 if stream.out.is_none() {
-                    self.ended(i);
+                    self.ended(core, i);
                 }
             }
         }
@@ -164,32 +238,32 @@ impl Driver {
 
     /// Stream `i`'s response is complete: it is forgotten unless the client is still
     /// sending its request body.
-    fn ended(&mut self, i: usize) {
+    fn ended(&mut self, core: &mut Connection, i: usize) {
         self.last_active = Instant::now();
-        if self.streams[i].body_done {
-            self.remove(i);
+        if self.list[i].body_done {
+            self.remove(core, i);
         }
     }
 
     /// Frames response bodies round robin, a frame per stream at a time, until flow control
     /// or the output's high-water mark stops them; true when it was the high-water mark.
-    pub(super) fn pump(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(super) fn pump(&mut self, core: &mut Connection, cx: &mut Context<'_>) -> bool {
         let mut full = false;
         let mut ended = false;
         let now = Instant::now();
         loop {
             let mut sent = false;
-            let count = self.streams.len();
+            let count = self.list.len();
             for k in 0..count {
-                if self.core.output().len() >= HIGH_WATER {
+                if core.output().len() >= HIGH_WATER {
                     full = true;
                     break;
                 }
-                let stream = &mut self.streams[(self.turn + k) % count];
+                let stream = &mut self.list[(self.turn + k) % count];
                 let Some(out) = &mut stream.out else {
                     continue;
                 };
-                match out.pump(&mut self.core, stream.id, cx) {
+                match out.pump(core, stream.id, cx) {
                     Pumped::Sent => {
                         stream.blocked = None;
                         sent = true;
@@ -204,7 +278,7 @@ impl Driver {
                         ended = true;
                     }
                     Pumped::Failed => {
-                        self.core.reset(stream.id, INTERNAL_ERROR);
+                        core.reset(stream.id, INTERNAL_ERROR);
                         stream.out = None;
                         stream.blocked = None;
                         // Reset: nothing more of its request body will come.
@@ -217,10 +291,10 @@ impl Driver {
                 break;
             }
         }
-        self.turn = (self.turn + 1) % self.streams.len().max(1);
+        self.turn = (self.turn + 1) % self.list.len().max(1);
         if ended {
             self.last_active = now;
-            self.streams.retain(|s| s.in_flight() || !s.body_done);
+            self.list.retain(|s| s.in_flight() || !s.body_done);
         }
         full
     }
