@@ -5,7 +5,7 @@
 //! protocol (frames, HPACK, flow control, stream states, limits) is `crate::http2`, which
 //! does no I/O; here is its driver (`driver`): one task per connection, no task per stream.
 //! Each stream's request is converted to a `RequestHead` (`request`), routed by its handler
-//! (`answer`), and its `Reply` sent as HEADERS and DATA frames (`response`): bytes in memory
+//! (`handler`), and its `Reply` sent as HEADERS and DATA frames (`response`): bytes in memory
 //! as they are, files read with pread(2) straight into the frame while the page cache holds
 //! them, other bodies from a producer task (`body`). The frames share the TLS records of the
 //! connection, so every HTTP/2 body is `tls_buffered` (`buffered` on h2c), and kTLS is not
