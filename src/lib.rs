@@ -6,7 +6,8 @@
 //! accept (socket2 listener, SO_REUSEPORT)            frontend::accept_loop
 //!   ├─ PROXY protocol header first, where configured  frontend::proxy_protocol
 //!   └─ transport: plain TCP | TLS (rustls) → kTLS?   transport::Transport, tls::Tls
-//!        ├─ ALPN h2 → hyper HTTP/2, same router     frontend::h2 (bodies tls_buffered)
+//!        ├─ ALPN h2 → HTTP/2, same router           frontend::h2 (driver; protocol:
+//!        │                                           http2, no I/O; bodies tls_buffered)
 //!        └─ HTTP/1.1 connection loop                 frontend::conn (codec: http, no I/O)
 //!             ├─ first bytes the h2c preface → HTTP/2  frontend::h2 (bodies buffered)
 //!             └─ router: longest-prefix location     route::Router
@@ -36,6 +37,8 @@
 //! - `config`: TOML + `FERRY__SECTION__KEY` environment → validated, typed `Config`;
 //!   `check` adds what the file system says about it (`ferry check`).
 //! - `http`: request parsing, response encoding, ranges, conditionals, MIME types.
+//! - `http2`: ferry's own HTTP/2 server protocol (frames, HPACK, flow control, stream
+//!   states, limits), sans I/O; `frontend::h2` drives it, one task per connection.
 //! - `ingress`: who a request comes from behind a load balancer: trusted proxy networks and
 //!   X-Forwarded-For, the PROXY protocol header (parsed only; the frontend reads it first
 //!   thing on a listener that asks for it, before any TLS).
@@ -71,6 +74,7 @@ pub mod config;
 pub mod failure;
 pub mod frontend;
 pub mod http;
+pub mod http2;
 pub mod ingress;
 pub mod metrics;
 pub mod proxy;

@@ -371,7 +371,7 @@ fn init_tracing(access_log: AccessLog) {
     // Targets), so tracing decides once per callsite: spans and events no layer wants are
     // never built. (A closure filter, or two filters stacked on one layer, leave every
     // callsite at "sometimes": then each disabled debug span of every connection, hyper's
-    // and h2's trace spans included, is still created, entered and exited on every poll.)
+    // trace spans included, is still created, entered and exited on every poll.)
     let access_off = format!("{}=off", ferry::access::TARGET)
         .parse()
         .expect("a valid directive");

@@ -11,7 +11,10 @@
 //! CI=true, skipped with a note elsewhere); the limits of HTTP/2 over TLS (413 past
 //! `server.max_body_size`, an idle connection closed after `header_timeout`);
 //! `server.redirect_https`; `server.h2c = false` (the preface is an HTTP/1.1 request for a
-//! version ferry does not speak: 505); and a listener that takes the PROXY protocol.
+//! version ferry does not speak: 505); a listener that takes the PROXY protocol; and, in raw
+//! frames sent with the preface in one write, a stream the client resets at once dropped
+//! while the connection goes on serving the next ones; a 4 MiB body the answer (405) does not
+//! need, dropped as it comes with the receive windows reopened.
 //!
 //! One transfer per curl: curl 7.88 (Debian 12's) fails the second transfer on a reused
 //! prior-knowledge connection ("Error in the HTTP2 framing layer", curl/curl#10634, fixed
@@ -446,4 +449,106 @@ fn h2c_after_a_proxy_protocol_header() {
         )],
         "PROXY protocol + h2c",
     );
+}
+
+/// A HEADERS frame (END_STREAM | END_HEADERS) for `GET path` on stream `id`: HPACK literals
+/// without Huffman coding (RFC 7541 §6.2.1; :method GET and :scheme http from the static
+/// table).
+fn get_frame(id: u32, path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x41, 9]);
+    block.extend_from_slice(b"localhost");
+    let mut frame = vec![0, 0, block.len() as u8, 1, 0x05];
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// Reads frames until a DATA frame with END_STREAM on stream `id`; returns (type, stream,
+/// payload) of every frame read.
+fn frames_until_end_of(stream: &mut TcpStream, id: u32) -> Vec<(u8, u32, Vec<u8>)> {
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut bytes = Vec::new();
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        while bytes.len() >= 9 {
+            let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+            if bytes.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (bytes[3], bytes[4]);
+            let sid = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+            frames.push((kind, sid, bytes[9..9 + len].to_vec()));
+            bytes.drain(..9 + len);
+            if kind == 0 && sid == id && flags & 1 == 1 {
+                return frames;
+            }
+        }
+        let n = stream
+            .read(&mut buf)
+            .expect("frames until the stream's end");
+        assert!(n > 0, "closed before stream {id} ended: {frames:?}");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn h2c_a_reset_stream_is_dropped_and_the_connection_keeps_serving() {
+    let fx = Fx::new();
+    fx.file("big.bin", 8 * MIB, 77);
+    std::fs::write(fx.root.join("small.txt"), b"still here\n").unwrap();
+    let srv = Server::start(&Config::static_root(&fx.root));
+    let mut conn = TcpStream::connect(srv.addr()).unwrap();
+    // A download, reset by the client at once (RST_STREAM CANCEL), then another request.
+    let mut hello = PREFACE.to_vec();
+    hello.extend_from_slice(SETTINGS);
+    hello.extend_from_slice(&get_frame(1, "/static/big.bin"));
+    hello.extend_from_slice(&[0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8]);
+    hello.extend_from_slice(&get_frame(3, "/static/small.txt"));
+    conn.write_all(&hello).unwrap();
+    let frames = frames_until_end_of(&mut conn, 3);
+    let body: Vec<u8> = frames
+        .iter()
+        .filter(|(kind, sid, _)| *kind == 0 && *sid == 3)
+        .flat_map(|(_, _, payload)| payload.clone())
+        .collect();
+    assert_eq!(body, b"still here\n");
+    let reset_data: usize = frames
+        .iter()
+        .filter(|(kind, sid, _)| *kind == 0 && *sid == 1)
+        .map(|(_, _, payload)| payload.len())
+        .sum();
+    assert!(
+        reset_data <= 65_535,
+        "no more of the reset stream than its window: {reset_data}"
+    );
+    assert!(
+        !frames.iter().any(|(kind, _, _)| *kind == 7),
+        "no GOAWAY: {frames:?}"
+    );
+    // The same connection serves a third request.
+    conn.write_all(&get_frame(5, "/static/small.txt")).unwrap();
+    let frames = frames_until_end_of(&mut conn, 5);
+    assert!(frames.iter().any(|(kind, sid, _)| *kind == 1 && *sid == 5));
+}
+
+#[test]
+fn h2c_a_body_the_answer_does_not_need_is_read_and_dropped_past_the_windows() {
+    let fx = Fx::new();
+    std::fs::write(fx.root.join("small.txt"), b"still here\n").unwrap();
+    // Larger than every receive window ferry announces: the client can send it all only if
+    // ferry keeps reopening the windows while it drops the bytes.
+    let big = fx.root.join("upload.bin");
+    pattern_file(&big, 4 * MIB, 9);
+    let srv = Server::start(&Config::static_root(&fx.root));
+    let data = format!("@{}", big.to_str().unwrap());
+    let (got, status) = fetch(
+        &srv,
+        "/static/small.txt",
+        &fx.out("405.out"),
+        &["--data-binary", &data],
+    );
+    assert_eq!((got.code, status.as_str()), (405, "HTTP/2 405"));
 }

@@ -562,7 +562,7 @@ async fn linger(stream: &mut Transport) {
 }
 
 /// Runs `f` with the Date header value, formatted at most once a second per worker thread.
-fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
+pub(super) fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {

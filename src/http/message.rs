@@ -1,7 +1,7 @@
 //! The request as ferry holds it once its head is parsed: method, target, version, headers,
 //! how its body is framed, the scheme it came by and who sent it, and the errors a head can be refused
 //! with. Plain data with no parsing: `codec` builds these from bytes, the HTTP/2 frontend
-//! from hyper's request, and everything downstream (route, proxy, cache) reads them.
+//! from the head `http2` decoded (through the same codec), and everything downstream (route, proxy, cache) reads them.
 
 use super::headers::Headers;
 use super::short_text::ShortText;

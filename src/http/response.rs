@@ -172,7 +172,8 @@ const TCHAR: [bool; 256] = {
     table
 };
 
-fn is_token(s: &str) -> bool {
+/// Whether `s` is a header field name (RFC 9110 §5.1: a token).
+pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| TCHAR[usize::from(b)])
 }
 
@@ -202,7 +203,7 @@ fn has_control_or_tab(value: &[u8]) -> bool {
 
 /// Appends `value` with control bytes (except HTAB) turned into spaces and
 /// surrounding whitespace removed.
-pub(super) fn push_sanitized(value: &[u8], out: &mut Vec<u8>) {
+pub fn push_sanitized(value: &[u8], out: &mut Vec<u8>) {
     // The usual value has nothing to clean or trim: copy it as it is.
     let untrimmed = value.first() == Some(&b' ') || value.last() == Some(&b' ');
     if !untrimmed && !has_control_or_tab(value) {

@@ -1,7 +1,7 @@
 //! Per-thread pools of the buffers a connection needs only while it serves a request: the
 //! read buffer a request head arrives in, the buffer a response head is encoded into, the
-//! body buffer of the copying paths (`buffered`, `tls_buffered`, relayed app bodies), and the
-//! buffer HTTP/2 frames are gathered in until a flush (`frontend::h2::io`). An idle
+//! body buffer of the copying paths (`buffered`, `tls_buffered`, relayed app bodies); HTTP/2
+//! connections take their read buffers and response heads' field buffers here too. An idle
 //! keep-alive connection holds none of them; it takes one when bytes arrive or a response
 //! needs it and gives it back when the request is done, so memory follows the requests in
 //! flight, not the connections open.
@@ -32,9 +32,6 @@ const HEAD_KEEP: usize = 16 * 1024;
 /// 256 KiB each) only a few, enough for a worker's usual concurrent copying responses.
 const READ_POOLED: usize = 256;
 const HEAD_POOLED: usize = 256;
-/// Gather buffers (HTTP/2 frames on their way to TLS) are held only within one flush, so a
-/// worker needs few at once.
-const GATHER_POOLED: usize = 16;
 const BODY_POOLED: usize = 4;
 
 #[derive(Default)]
@@ -42,7 +39,6 @@ struct Pools {
     read: Vec<BytesMut>,
     head: Vec<Vec<u8>>,
     body: Vec<Vec<u8>>,
-    gather: Vec<Vec<u8>>,
     /// This worker's open connections, their most since the last trim, and the connections
     /// closed since it.
     open: usize,
@@ -119,26 +115,6 @@ pub fn put_body(buf: Vec<u8>) {
     with(|p| {
         if p.body.len() < BODY_POOLED {
             p.body.push(buf);
-        }
-    });
-}
-
-/// An empty buffer with room for at least `capacity` bytes of outgoing frames.
-pub fn take_gather(capacity: usize) -> Vec<u8> {
-    let mut buf = with(|p| p.gather.pop()).unwrap_or_default();
-    buf.reserve(capacity);
-    buf
-}
-
-/// Gives a gather buffer back; what it held is dropped.
-pub fn put_gather(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 {
-        return;
-    }
-    buf.clear();
-    with(|p| {
-        if p.gather.len() < GATHER_POOLED {
-            p.gather.push(buf);
         }
     });
 }

@@ -1,6 +1,6 @@
 //! Writing a request whose body is already held: in memory (`RequestBody::InHand`), or in a
 //! spool file (`RequestBody::File`, sent with sendfile, never entering user space). An HTTP/2
-//! stream's body (hyper owns the client's socket, so nothing can be spliced from it), and a
+//! stream's body (its bytes come out of DATA frames, so nothing can be spliced from the socket), and a
 //! background refresh's empty one. A small body leaves in the head's write; head and body
 //! are written within the response timeout. Because the body is held, an idempotent request
 //! with a body can be sent again when a pooled connection turns out closed (the exchange in

@@ -1,26 +1,26 @@
-//! Response bodies for HTTP/2 streams. hyper takes a body as frames in memory, so every file
-//! or app byte is read into a buffer here and encrypted by rustls (`tls_buffered`; written as
-//! it is on h2c, `buffered`): zero copy does not apply to HTTP/2. Small bodies go as one frame; files, multipart ranges and the
-//! app's bodies are produced by a task per response, one chunk of at most `io.chunk` (and
-//! 256 KiB) at a time, into a channel of one slot, so a stream holds a few chunks in memory
-//! whatever the body's size, and hyper's flow control paces the reads.
+//! Response bodies the driver cannot send by itself: a file the page cache does not hold
+//! (read off the event loop), a rate-limited file, multipart ranges and the app's bodies
+//! (spooled and cache fills included). Each is produced by a task per response, one chunk of
+//! at most `io.chunk` (and 256 KiB) at a time, into a channel of one slot that the driver
+//! empties only when the stream may send (flow control), so a stream holds a few chunks in
+//! memory whatever the body's size and the client's pace paces the reads. Every byte is read
+//! into a buffer and encrypted by rustls (`tls_buffered`; written as it is on h2c,
+//! `buffered`): zero copy does not apply to HTTP/2.
 //!
 //! The producer counts what it hands over in a `Tally` and records the response (metrics,
-//! access log) when the body ends, fails or is dropped by hyper (the client reset the
-//! stream). A body that cannot be completed — a file that shrank, an app that closed early —
-//! ends with an error, which makes hyper reset the stream: the client never mistakes a short
-//! body for a whole one.
+//! access log) when the body ends, fails or is dropped by the driver (the stream was reset
+//! or the connection closed). A body that cannot be completed — a file that shrank, an app
+//! that closed early — ends with `Item::Failed`, on which the driver resets the stream: the
+//! client never mistakes a short body for a whole one.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -34,90 +34,24 @@ use crate::spool::SPOOL_WAIT;
 use crate::sys::Pipe;
 
 /// What the producer hands the stream.
-enum Item {
+pub(super) enum Item {
     Data(Bytes),
     /// The body is complete.
     End,
-    /// The body cannot be completed: reset the stream.
-    Failed(Failure),
+    /// The body cannot be completed (the producer has said why): reset the stream.
+    Failed,
 }
 
-/// A response body as hyper sees it.
-pub struct H2Body {
-    kind: Kind,
-    /// The announced length, when known.
-    length: Option<u64>,
+/// The driver's end of a produced body.
+pub(super) struct Produced {
+    rx: mpsc::Receiver<Item>,
 }
 
-enum Kind {
-    Empty,
-    Full(Option<Bytes>),
-    Produced {
-        rx: mpsc::Receiver<Item>,
-        done: bool,
-    },
-}
-
-impl H2Body {
-    pub fn empty() -> H2Body {
-        H2Body {
-            kind: Kind::Empty,
-            length: Some(0),
-        }
-    }
-
-    pub fn full(bytes: Bytes) -> H2Body {
-        H2Body {
-            length: Some(bytes.len() as u64),
-            kind: Kind::Full(Some(bytes)),
-        }
-    }
-}
-
-impl hyper::body::Body for H2Body {
-    type Data = Bytes;
-    type Error = Failure;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Failure>>> {
-        match &mut self.get_mut().kind {
-            Kind::Empty => Poll::Ready(None),
-            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Produced { done: true, .. } => Poll::Ready(None),
-            Kind::Produced { rx, done } => match ready!(rx.poll_recv(cx)) {
-                Some(Item::Data(bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                Some(Item::End) => {
-                    *done = true;
-                    Poll::Ready(None)
-                }
-                Some(Item::Failed(err)) => {
-                    *done = true;
-                    Poll::Ready(Some(Err(err)))
-                }
-                None => {
-                    // The producer went away without finishing (it stalled or panicked).
-                    *done = true;
-                    Poll::Ready(Some(Err(Failure::ClientWrite(io::Error::other(
-                        "response body abandoned",
-                    )))))
-                }
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Empty | Kind::Full(None) => true,
-            Kind::Full(Some(_)) => false,
-            Kind::Produced { done, .. } => *done,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.length
-            .map_or_else(SizeHint::default, SizeHint::with_exact)
+impl Produced {
+    /// The next item; a producer gone without a last item (it stalled or panicked) is a
+    /// failure.
+    pub(super) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Item> {
+        Poll::Ready(ready!(self.rx.poll_recv(cx)).unwrap_or(Item::Failed))
     }
 }
 
@@ -135,15 +69,16 @@ pub struct Limits {
 }
 
 /// Starts the task that produces `body` (a file, parts or the app's body) and returns the
-/// stream's end of it. `finish` is recorded when the task ends, however it ends.
-pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
+/// stream's end of it. `finish` is recorded when the task ends, however it ends, with what
+/// `tally` already holds (what the driver sent of the body itself) and what the task adds.
+pub(super) fn produce(body: Body, limits: Limits, finish: Finish, tally: Tally) -> Produced {
     let length = body.length();
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         let mut out = Out {
             tx,
             abort: finish.conn().abort.clone(),
-            tally: Tally::default(),
+            tally,
             limits,
             pace: Pace::new(limits.rate),
             fill: None,
@@ -161,8 +96,8 @@ pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
                 .map(|stop| (stop.describe(&limits), stop.side())),
             Err(Stop::Failed(err)) => {
                 let failed = (err.to_string(), err.side());
-                // The stream is reset whether or not this arrives (see `poll_frame`).
-                let _ = out.deliver(Item::Failed(err)).await;
+                // The stream is reset whether or not this arrives (see `Produced::poll_item`).
+                let _ = out.deliver(Item::Failed).await;
                 Some(failed)
             }
             Err(stop) => Some((stop.describe(&limits), stop.side())),
@@ -172,10 +107,7 @@ pub fn produce(body: Body, limits: Limits, finish: Finish) -> H2Body {
         }
         finish.record(&out.tally, stopped.map(|(_, side)| side));
     });
-    H2Body {
-        kind: Kind::Produced { rx, done: false },
-        length,
-    }
+    Produced { rx }
 }
 
 /// Why production stopped early.
@@ -258,7 +190,7 @@ impl Out {
         Ok(())
     }
 
-    /// Puts `item` in the channel once hyper has taken the previous one. A client that gives
+    /// Puts `item` in the channel once the driver has taken the previous one. A client that gives
     /// no flow-control credit for `send_timeout` has its connection closed, as a stalled
     /// HTTP/1.1 client does.
     async fn deliver(&mut self, item: Item) -> Result<(), Stop> {
@@ -352,7 +284,7 @@ impl Out {
         Ok(())
     }
 
-    /// Whether the stream has taken nothing for `SPOOL_WAIT`: hyper polls for the next
+    /// Whether the stream has taken nothing for `SPOOL_WAIT`: the driver takes the next
     /// chunk only when the client's flow control and the connection let it send.
     async fn stream_slow(&self) -> bool {
         if self.tx.capacity() > 0 {

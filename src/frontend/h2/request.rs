@@ -4,28 +4,58 @@
 //! 9113 §8.2.3 asks) and parsed with the HTTP/1.1 codec: the same target, Host, size and
 //! framing rules apply to both protocols, with no second copy of them to drift apart.
 //!
-//! Also here: reading a request body whole into the proxy's collector (memory, then a spool
-//! file, up to `server.max_body_size`).
+//! Also here: a stream's request body on its way from the connection's driver to the stream's
+//! handler (`body_channel`), and reading it whole into the proxy's collector (memory, then a
+//! spool file, up to `server.max_body_size`).
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
-use hyper::http::request::Parts;
+use bytes::Bytes;
 
+use crate::http::response::is_token;
 use crate::http::{BodyLength, ParseError, RequestHead, Scheme, parse_request};
+use crate::http2::Head;
 use crate::proxy::{Collector, Held, Refused};
 
 /// Converts the head of an HTTP/2 request; `end_stream` is whether the request has no body
 /// (its HEADERS frame ended the stream); `scheme` is the connection's (https over TLS, http
 /// on h2c), whatever `:scheme` says, as for HTTP/1.1.
 pub fn parse_head(
-    parts: &Parts,
+    head: &Head,
     end_stream: bool,
     scheme: Scheme,
 ) -> Result<RequestHead, ParseError> {
-    let head = encode_head(parts)?;
-    let Some((mut req, _)) = parse_request(&head)? else {
+    if head.method() == b"CONNECT" || head.protocol().is_some() {
+        // Only origin-form targets are served (as for HTTP/1.1): no tunnels.
+        return Err(ParseError::Bad("connect is not supported"));
+    }
+    let parts = Parts {
+        method: head.method(),
+        path: head.path(),
+        authority: head.authority(),
+    };
+    parse_parts(&parts, || head.fields(), end_stream, scheme)
+}
+
+/// The pseudo-fields of a request that make its request line and Host.
+struct Parts<'a> {
+    method: &'a [u8],
+    path: &'a [u8],
+    authority: Option<&'a [u8]>,
+}
+
+fn parse_parts<'a, I: Iterator<Item = (&'a [u8], &'a [u8])>>(
+    parts: &Parts<'_>,
+    fields: impl Fn() -> I,
+    end_stream: bool,
+    scheme: Scheme,
+) -> Result<RequestHead, ParseError> {
+    let encoded = encode_head(parts, fields)?;
+    let Some((mut req, _)) = parse_request(&encoded)? else {
         return Err(ParseError::Bad("incomplete request head"));
     };
     // Without a Content-Length an HTTP/2 body is delimited by its stream's end: for the
@@ -33,124 +63,229 @@ pub fn parse_head(
     if req.body == BodyLength::Empty && !end_stream && req.header("content-length").is_none() {
         req.body = BodyLength::Chunked;
     }
-    // ferry reads an HTTP/2 body itself before forwarding it; hyper answers the expectation.
+    // ferry reads an HTTP/2 body whole before forwarding it; no interim response is sent.
     req.expect_continue = false;
     req.scheme = scheme;
     Ok(req)
 }
 
-/// The HTTP/1.1 head an HTTP/2 request stands for.
-fn encode_head(parts: &Parts) -> Result<Vec<u8>, ParseError> {
-    if parts.method == hyper::Method::CONNECT {
-        // Only origin-form targets are served (as for HTTP/1.1): no tunnels.
-        return Err(ParseError::Bad("connect is not supported"));
+/// The HTTP/1.1 head an HTTP/2 request stands for. Bytes that would change the meaning of
+/// that head (line breaks, NUL; spaces in the method or target; a name that is no token) are
+/// refused rather than written out.
+fn encode_head<'a, I: Iterator<Item = (&'a [u8], &'a [u8])>>(
+    parts: &Parts<'_>,
+    fields: impl Fn() -> I,
+) -> Result<Vec<u8>, ParseError> {
+    let target = if parts.path.is_empty() {
+        &b"/"[..]
+    } else {
+        parts.path
+    };
+    let word = |b: &[u8]| !b.is_empty() && b.iter().all(|&c| c > b' ' && c != 0x7f);
+    if !word(parts.method) || !word(target) {
+        return Err(ParseError::Bad("bad request line"));
     }
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .as_bytes();
     let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.extend_from_slice(parts.method);
     out.push(b' ');
-    out.extend_from_slice(if target.is_empty() { b"/" } else { target });
+    out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !parts.headers.contains_key(hyper::header::HOST)
-        && let Some(authority) = parts.uri.authority()
-    {
-        push(&mut out, b"host", authority.as_str().as_bytes());
+    let has_host = fields().any(|(name, _)| name == b"host");
+    if !has_host && let Some(authority) = parts.authority {
+        push(&mut out, b"host", authority)?;
     }
-    let mut cookies: Vec<&[u8]> = Vec::new();
-    for (name, value) in &parts.headers {
-        if name == hyper::header::COOKIE {
-            cookies.push(value.as_bytes());
+    let mut cookies: Option<Vec<u8>> = None;
+    for (name, value) in fields() {
+        if name == b"cookie" {
+            let joined = cookies.get_or_insert_with(Vec::new);
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(value);
         } else {
-            push(&mut out, name.as_str().as_bytes(), value.as_bytes());
+            push(&mut out, name, value)?;
         }
     }
-    if !cookies.is_empty() {
-        push(&mut out, b"cookie", &cookies.join(&b"; "[..]));
+    if let Some(joined) = cookies {
+        push(&mut out, b"cookie", &joined)?;
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
 }
 
-fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> Result<(), ParseError> {
+    let name_ok = std::str::from_utf8(name).is_ok_and(is_token);
+    if !name_ok || value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(ParseError::Bad("bad header field"));
+    }
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// One stream's request body between the driver (which gets its DATA frames) and the
+/// stream's handler (which reads it): both run on the connection's task, so this is a queue
+/// and a waker, not a channel between threads.
+#[derive(Default)]
+struct Queue {
+    data: VecDeque<Bytes>,
+    /// The client ended the body.
+    ended: bool,
+    /// The stream is gone (reset, connection closed) before the body ended.
+    gone: bool,
+    /// Bytes the reader has taken, not yet counted back by the driver.
+    taken: usize,
+    reader: Option<Waker>,
+}
+
+/// A new stream's request body: the driver's end and the handler's.
+pub fn body_channel() -> (BodyTx, BodyRx) {
+    let queue = Arc::new(Mutex::new(Queue::default()));
+    let tx = BodyTx {
+        queue: Arc::clone(&queue),
+        untaken: 0,
+    };
+    (tx, BodyRx { queue })
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The driver's end of a request body.
+pub struct BodyTx {
+    queue: Arc<Mutex<Queue>>,
+    /// Bytes given to the queue and not yet taken back with `take_consumed`.
+    untaken: usize,
+}
+
+impl BodyTx {
+    /// Queues body bytes for the reader; `end`: they are the last.
+    pub fn push(&mut self, data: Bytes, end: bool) {
+        self.untaken += data.len();
+        let mut q = lock(&self.queue);
+        if !data.is_empty() {
+            q.data.push_back(data);
+        }
+        q.ended |= end;
+        if let Some(waker) = q.reader.take() {
+            waker.wake();
+        }
+    }
+
+    /// The bytes the reader took since the last call: they may be released to the client's
+    /// flow-control windows.
+    pub fn take_consumed(&mut self) -> usize {
+        let n = std::mem::take(&mut lock(&self.queue).taken);
+        self.untaken -= n;
+        n
+    }
+
+    /// Drops the body: the bytes still queued (and those taken but not yet counted) are
+    /// returned, to be released.
+    pub fn close(self) -> usize {
+        self.untaken
+    }
+}
+
+impl Drop for BodyTx {
+    fn drop(&mut self) {
+        let mut q = lock(&self.queue);
+        q.gone = !q.ended;
+        q.data.clear();
+        if let Some(waker) = q.reader.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Why a body stopped before its end.
+#[derive(Debug, thiserror::Error)]
+#[error("client: request body: stream reset or connection closed")]
+pub struct BodyGone;
+
+/// The handler's end of a request body.
+pub struct BodyRx {
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl BodyRx {
+    /// The next bytes of the body; `None` at its end.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyGone>>> {
+        let mut q = lock(&self.queue);
+        if let Some(data) = q.data.pop_front() {
+            q.taken += data.len();
+            return Poll::Ready(Some(Ok(data)));
+        }
+        if q.gone {
+            return Poll::Ready(Some(Err(BodyGone)));
+        }
+        if q.ended {
+            return Poll::Ready(None);
+        }
+        q.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub async fn next(&mut self) -> Option<Result<Bytes, BodyGone>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
 }
 
 /// Reads the whole body into `collector` (memory, then a spool file; the limit is the
-/// collector's), waiting at most `timeout` for each frame.
+/// collector's), waiting at most `timeout` for each frame; `None`: the request has none.
 pub async fn read_into(
-    body: &mut Incoming,
+    body: Option<&mut BodyRx>,
     mut collector: Collector,
     timeout: Duration,
 ) -> Result<Held, Refused> {
-    while !body.is_end_stream() {
-        let frame = match tokio::time::timeout(timeout, body.frame()).await {
-            Ok(Some(Ok(frame))) => frame,
+    let Some(body) = body else {
+        return Ok(collector.finish());
+    };
+    loop {
+        match tokio::time::timeout(timeout, body.next()).await {
+            Ok(Some(Ok(data))) => collector.push(&data)?,
             Ok(Some(Err(err))) => return Err(Refused::Gone(Box::new(err))),
             Ok(None) => break,
             Err(_) => {
                 let err = format!("client: request body: no data for {timeout:?}");
                 return Err(Refused::Gone(err.into()));
             }
-        };
-        // Trailers carry nothing the app is sent; they are dropped.
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        collector.push(&data)?;
-    }
-    Ok(collector.finish())
-}
-
-/// Reads and drops what is left of a body nobody needs (the answer did not depend on it),
-/// at most `limit` bytes, at most `timeout` between frames; then drops the stream's
-/// receiving side. Reading it lets the stream end normally: a body left unread makes the
-/// stream end in RST_STREAM(NO_ERROR), which RFC 9113 §8.1 allows once the response is
-/// complete but which some clients (curl before 8) report as a failed transfer, losing the
-/// answer (a 413 or 405) with it.
-pub async fn discard_body(mut body: Incoming, limit: u64, timeout: Duration) {
-    let mut left = limit;
-    while !body.is_end_stream() {
-        match tokio::time::timeout(timeout, body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-                let Some(rest) = left.checked_sub(n) else {
-                    return;
-                };
-                left = rest;
-            }
-            Ok(None) => return,
-            Ok(Some(Err(_))) | Err(_) => return,
         }
     }
+    Ok(collector.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::http::Method;
 
-    fn parts(req: hyper::Request<()>) -> Parts {
-        req.into_parts().0
+    fn parse(
+        method: &str,
+        path: &str,
+        authority: Option<&str>,
+        fields: &[(&str, &str)],
+        end_stream: bool,
+        scheme: Scheme,
+    ) -> Result<RequestHead, ParseError> {
+        let parts = Parts {
+            method: method.as_bytes(),
+            path: path.as_bytes(),
+            authority: authority.map(str::as_bytes),
+        };
+        let fields = || fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+        parse_parts(&parts, fields, end_stream, scheme)
     }
 
     #[test]
     fn authority_becomes_host_and_cookies_are_joined() {
-        let p = parts(
-            hyper::Request::get("https://example.test:8443/a/b?x=1")
-                .header("cookie", "a=1")
-                .header("accept", "*/*")
-                .header("cookie", "b=2")
-                .body(())
-                .unwrap(),
-        );
-        let req = parse_head(&p, true, Scheme::Https).unwrap();
+        let fields = [("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")];
+        let authority = Some("example.test:8443");
+        let req = parse("GET", "/a/b?x=1", authority, &fields, true, Scheme::Https).unwrap();
         assert_eq!(req.scheme, Scheme::Https);
         assert_eq!(req.method, Method::Get);
         assert_eq!(req.target, "/a/b?x=1");
@@ -164,72 +299,93 @@ mod tests {
 
     #[test]
     fn a_host_header_wins_over_the_authority() {
-        let p = parts(
-            hyper::Request::get("https://authority.test/")
-                .header("host", "host.test")
-                .body(())
-                .unwrap(),
-        );
-        let req = parse_head(&p, true, Scheme::Https).unwrap();
+        let fields = [("host", "host.test")];
+        let authority = Some("authority.test");
+        let req = parse("GET", "/", authority, &fields, true, Scheme::Https).unwrap();
         assert_eq!(req.header("host"), Some(&b"host.test"[..]));
         // h2c: the connection's scheme, whatever `:scheme` claims.
-        assert_eq!(
-            parse_head(&p, true, Scheme::Http).unwrap().scheme,
-            Scheme::Http
-        );
+        let req = parse("GET", "/", authority, &fields, true, Scheme::Http).unwrap();
+        assert_eq!(req.scheme, Scheme::Http);
     }
 
     #[test]
     fn body_framing_from_content_length_or_the_stream() {
-        let post = |cl: Option<&str>| {
-            let mut b = hyper::Request::post("https://a.test/up").header("expect", "100-continue");
+        let post = |cl: Option<&str>, end_stream: bool| {
+            let mut fields = vec![("expect", "100-continue")];
             if let Some(cl) = cl {
-                b = b.header("content-length", cl);
+                fields.push(("content-length", cl));
             }
-            parts(b.body(()).unwrap())
+            parse(
+                "POST",
+                "/up",
+                Some("a.test"),
+                &fields,
+                end_stream,
+                Scheme::Https,
+            )
+            .unwrap()
         };
-        let req = parse_head(&post(Some("12")), false, Scheme::Https).unwrap();
+        let req = post(Some("12"), false);
         assert_eq!(req.body, BodyLength::Length(12));
         assert!(!req.expect_continue);
-        assert_eq!(
-            parse_head(&post(None), false, Scheme::Https).unwrap().body,
-            BodyLength::Chunked
-        );
-        assert_eq!(
-            parse_head(&post(None), true, Scheme::Https).unwrap().body,
-            BodyLength::Empty
-        );
-        assert_eq!(
-            parse_head(&post(Some("0")), false, Scheme::Https)
-                .unwrap()
-                .body,
-            BodyLength::Empty
-        );
+        assert_eq!(post(None, false).body, BodyLength::Chunked);
+        assert_eq!(post(None, true).body, BodyLength::Empty);
+        assert_eq!(post(Some("0"), false).body, BodyLength::Empty);
     }
 
     #[test]
     fn the_http11_rules_apply() {
-        let bad =
-            |req: hyper::Request<()>| parse_head(&parts(req), true, Scheme::Https).unwrap_err();
-        let connect = hyper::Request::connect("a.test:443").body(()).unwrap();
-        assert_eq!(bad(connect).status(), 400);
-        let fragment = hyper::Request::get("https://a.test/%zz").body(()).unwrap();
-        assert_eq!(bad(fragment).status(), 400);
-        let huge = hyper::Request::get("https://a.test/")
-            .header("x-big", "v".repeat(20_000))
-            .body(())
-            .unwrap();
-        assert_eq!(bad(huge).status(), 431);
-        let other = parts(
-            hyper::Request::builder()
-                .method("PURGE")
-                .uri("https://a.test/x")
-                .body(())
-                .unwrap(),
+        let bad = |path: &str, fields: &[(&str, &str)]| {
+            parse("GET", path, Some("a.test"), fields, true, Scheme::Https).unwrap_err()
+        };
+        assert_eq!(bad("/%zz", &[]).status(), 400);
+        let big = "v".repeat(20_000);
+        assert_eq!(bad("/", &[("x-big", &big)]).status(), 431);
+        let other = parse("PURGE", "/x", Some("a.test"), &[], true, Scheme::Https).unwrap();
+        assert_eq!(other.method, Method::Other("PURGE".into()));
+    }
+
+    #[test]
+    fn bytes_that_would_change_the_head_are_refused() {
+        let bad = |method: &str, path: &str, fields: &[(&str, &str)]| {
+            parse(method, path, Some("a.test"), fields, true, Scheme::Https).is_err()
+        };
+        assert!(bad("GET", "/a b", &[]));
+        assert!(bad("GET", "/a\r\nx: y", &[]));
+        assert!(bad("G T", "/", &[]));
+        assert!(bad("GET", "/", &[("x-a", "1\r\nx-b: 2")]));
+        assert!(bad("GET", "/", &[("x a", "1")]));
+        assert!(bad("GET", "/", &[("x:a", "1")]));
+        assert!(!bad("GET", "/", &[("x-a", "1")]));
+    }
+
+    #[test]
+    fn the_body_channel_counts_what_the_reader_took() {
+        let (mut tx, mut rx) = body_channel();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(rx.poll_next(&mut cx).is_pending());
+        tx.push(Bytes::from_static(b"abc"), false);
+        tx.push(Bytes::from_static(b"defg"), true);
+        assert!(matches!(rx.poll_next(&mut cx), Poll::Ready(Some(Ok(b))) if b == "abc"));
+        assert_eq!(tx.take_consumed(), 3);
+        assert_eq!(tx.take_consumed(), 0);
+        assert_eq!(tx.close(), 4, "queued, never taken: released at the close");
+        assert!(
+            matches!(rx.poll_next(&mut cx), Poll::Ready(None)),
+            "ended before the close"
         );
-        assert_eq!(
-            parse_head(&other, true, Scheme::Https).unwrap().method,
-            Method::Other("PURGE".into())
-        );
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_is_gone_for_the_reader() {
+        let (mut tx, mut rx) = body_channel();
+        let mut cx = Context::from_waker(Waker::noop());
+        tx.push(Bytes::from_static(b"abc"), false);
+        drop(tx);
+        assert!(matches!(
+            rx.poll_next(&mut cx),
+            Poll::Ready(Some(Err(BodyGone)))
+        ));
     }
 }
