@@ -100,6 +100,8 @@ pub struct Connection {
     pub(super) reset_debt: u32,
     pub(super) control_backlog: u32,
     pub(super) empty_frames: u32,
+    /// Buffer sizes for the next request head (bytes, regular fields).
+    pub(super) head_hint: (usize, usize),
 }
 
 impl Connection {
@@ -154,6 +156,7 @@ impl Connection {
             reset_debt: 0,
             control_backlog: 0,
             empty_frames: 0,
+            head_hint: (256, 16),
         }
     }
 
