@@ -256,6 +256,9 @@ impl Connection {
             data: payload.freeze(),
             end_stream,
         });
+        if data_len > 0 {
+            self.empty_frames = 0; // a body moves: empty frames before it were harmless
+        }
         self.credit_connection(padding);
         self.release_padding(id, padding)?;
         if end_stream {
