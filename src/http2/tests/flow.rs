@@ -343,3 +343,15 @@ fn a_setting_repeated_in_one_frame_moves_windows_by_the_net_change() {
     p.send(&window_update(0, 10_000)).unwrap();
     assert_eq!(p.conn.send_capacity(1), 70_000);
 }
+
+#[test]
+fn a_body_still_gets_window_after_the_response_ended() {
+    let mut p = Peer::with(small_windows());
+    p.send(&post(1, &[])).unwrap();
+    p.conn.send_headers(1, 200, std::iter::empty(), true);
+    p.frames();
+    p.send(&data(1, &[0; 100], false)).unwrap();
+    p.conn.release(1, 100);
+    let f = p.one_frame();
+    assert_eq!((f.kind, f.id, f.u31()), (kind::WINDOW_UPDATE, 1, 100));
+}
