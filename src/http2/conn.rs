@@ -100,6 +100,8 @@ pub struct Connection {
     pub(super) reset_debt: u32,
     pub(super) control_backlog: u32,
     pub(super) empty_frames: u32,
+    /// Buffer sizes for the next request head (bytes, regular fields).
+    pub(super) head_hint: (usize, usize),
 }
 
 impl Connection {
@@ -154,6 +156,7 @@ impl Connection {
             reset_debt: 0,
             control_backlog: 0,
             empty_frames: 0,
+            head_hint: (256, 16),
         }
     }
 
@@ -282,9 +285,22 @@ impl Connection {
                 "SETTINGS length not a multiple of 6",
             ));
         }
+        let before = self.peer_initial_window;
         for p in payload.chunks_exact(6) {
             let value = frame::read_u32(&p[2..]);
             self.apply_setting(u16::from_be_bytes([p[0], p[1]]), value)?;
+        }
+        // The streams' windows move once per frame, however many times it repeats the
+        // setting (the net change is the same).
+        let delta = self.peer_initial_window - before;
+        if delta != 0 {
+            for s in self.streams.iter_mut() {
+                s.send_window += delta;
+                if s.send_window > i64::from(frame::MAX_WINDOW) {
+                    return Err(fail(code::FLOW_CONTROL_ERROR, "stream window over 2^31-1"));
+                }
+            }
+            self.window_opened |= delta > 0;
         }
         frame::encode_frame(&mut self.out, kind::SETTINGS, flag::ACK, 0, &[]);
         self.count_control()
@@ -303,17 +319,7 @@ impl Connection {
                         "INITIAL_WINDOW_SIZE over 2^31-1",
                     ));
                 }
-                let delta = i64::from(value) - self.peer_initial_window;
-                self.peer_initial_window = i64::from(value);
-                for s in self.streams.iter_mut() {
-                    s.send_window += delta;
-                    if s.send_window > i64::from(frame::MAX_WINDOW) {
-                        return Err(fail(code::FLOW_CONTROL_ERROR, "stream window over 2^31-1"));
-                    }
-                }
-                if delta > 0 {
-                    self.window_opened = true;
-                }
+                self.peer_initial_window = i64::from(value); // applied by on_settings
             }
             setting::MAX_FRAME_SIZE => {
                 if !(frame::MIN_MAX_FRAME_SIZE..=frame::MAX_MAX_FRAME_SIZE).contains(&value) {

@@ -76,6 +76,11 @@ impl Head {
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
+
+    /// Bytes and regular fields this head holds: a size hint for the next one.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.buf.len(), self.fields.len())
+    }
 }
 
 /// Collects a head's fields from the HPACK decoder and checks them as they come.
@@ -94,11 +99,12 @@ pub(crate) struct HeadBuilder {
 }
 
 impl HeadBuilder {
-    /// `block_len`: the encoded block's size, a hint for the buffer.
-    pub(crate) fn new(block_len: usize) -> HeadBuilder {
+    /// A builder whose buffers are allocated once at these sizes when the head fits them
+    /// (the connection passes what its previous request needed, with some room).
+    pub(crate) fn with_capacity(bytes: usize, fields: usize) -> HeadBuilder {
         HeadBuilder {
-            buf: Vec::with_capacity(block_len + block_len / 2 + 32),
-            fields: Vec::with_capacity(8),
+            buf: Vec::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
             ..HeadBuilder::default()
         }
     }
@@ -270,7 +276,7 @@ mod tests {
     use super::*;
 
     fn build(fields: &[(&str, &str)]) -> Result<Head, &'static str> {
-        let mut b = HeadBuilder::new(64);
+        let mut b = HeadBuilder::with_capacity(64, 4);
         for (n, v) in fields {
             b.push(n.as_bytes(), v.as_bytes());
         }

@@ -114,7 +114,10 @@ impl Connection {
             };
         }
         self.last_id = p.id;
-        let mut head = HeadBuilder::new(block.len());
+        // Sized like the previous head (requests on a connection look alike), so the head
+        // usually costs its two allocations and no reallocation.
+        let (bytes, fields) = self.head_hint;
+        let mut head = HeadBuilder::with_capacity(bytes.max(2 * block.len()), fields);
         let too_large = compression(self.decoder.decode(block, max_list, |n, v| head.push(n, v)))?;
         if self.going_away.is_some_and(|last| p.id > last) {
             self.streams.note_closed(p.id, Closed::ByUs);
@@ -138,6 +141,8 @@ impl Connection {
             // The client may use the default window until it has our SETTINGS.
             i64::from(self.ours.initial_window_size.max(frame::DEFAULT_WINDOW))
         };
+        let (bytes, fields) = head.size();
+        self.head_hint = (bytes + bytes / 8 + 16, fields + 2);
         let mut stream = Stream::new(p.id, self.peer_initial_window, recv_window);
         stream.recv_closed = p.end_stream;
         stream.content_length = head.content_length();
@@ -251,6 +256,9 @@ impl Connection {
             data: payload.freeze(),
             end_stream,
         });
+        if data_len > 0 {
+            self.empty_frames = 0; // a body moves: empty frames before it were harmless
+        }
         self.credit_connection(padding);
         self.release_padding(id, padding)?;
         if end_stream {

@@ -325,3 +325,33 @@ fn an_idle_connection_can_shed_its_buffers() {
     p.conn.send_headers(3, 204, std::iter::empty(), true);
     assert_eq!(p.frames()[0].fields[0].1, "204");
 }
+
+#[test]
+fn a_setting_repeated_in_one_frame_moves_windows_by_the_net_change() {
+    let mut p = Peer::new();
+    p.open(1, true);
+    let many: Vec<(u16, u32)> = (0..1_000)
+        .map(|i| (setting::INITIAL_WINDOW_SIZE, i * 1_000))
+        .chain([(setting::INITIAL_WINDOW_SIZE, 70_000)])
+        .collect();
+    p.send(&settings(&many)).unwrap();
+    assert_eq!(
+        p.conn.send_capacity(1),
+        65_535,
+        "the connection window binds"
+    );
+    p.send(&window_update(0, 10_000)).unwrap();
+    assert_eq!(p.conn.send_capacity(1), 70_000);
+}
+
+#[test]
+fn a_body_still_gets_window_after_the_response_ended() {
+    let mut p = Peer::with(small_windows());
+    p.send(&post(1, &[])).unwrap();
+    p.conn.send_headers(1, 200, std::iter::empty(), true);
+    p.frames();
+    p.send(&data(1, &[0; 100], false)).unwrap();
+    p.conn.release(1, 100);
+    let f = p.one_frame();
+    assert_eq!((f.kind, f.id, f.u31()), (kind::WINDOW_UPDATE, 1, 100));
+}
