@@ -9,10 +9,10 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::Settings;
 use super::frame::{self, FrameHeader, code, flag, kind, setting};
 use super::head::Head;
 use super::hpack::{Decoder, Encoder};
+use super::settings::Settings;
 use super::stream::{Closed, Streams};
 
 /// What the client's frames meant, for the driver.

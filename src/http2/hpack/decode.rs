@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::HpackError;
+use super::error::HpackError;
 use super::huffman;
 use super::table::{STATIC, Table};
 use super::wire::Reader;

@@ -8,7 +8,7 @@
 //! ends in a state whose path from the root is all ones and at most 7 bits long: padding
 //! that is a prefix of EOS, shorter than a byte (§5.2).
 
-use super::HpackError;
+use super::error::HpackError;
 
 /// `(code, length in bits)` for byte values 0..=255 and EOS (256): RFC 7541 Appendix B,
 /// the code right-aligned as the RFC's "code as hex" column gives it.

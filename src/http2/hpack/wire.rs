@@ -1,7 +1,7 @@
 //! The two primitives every representation is built from (RFC 7541 §5): integers with an
 //! N-bit prefix and string literals (length, optionally Huffman coded).
 
-use super::HpackError;
+use super::error::HpackError;
 use super::huffman;
 
 /// Continuation bytes past the prefix at most: 5 carry 35 bits, enough for any `u32`.
