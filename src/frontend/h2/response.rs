@@ -237,8 +237,10 @@ impl Outgoing {
                         }
                         Pumped::Done
                     }
-                    // Not in the page cache: the rest is read off the event loop.
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Not in the page cache (EAGAIN), or a file system that cannot say
+                    // (EOPNOTSUPP: 9p, some FUSE): the rest is read off the event loop, where a
+                    // real read error is reported as the disk's.
+                    Err(_) => {
                         let rest = range.clone();
                         let (limits, tally) = (*limits, std::mem::take(tally));
                         let Some(finish) = finish.take() else {
@@ -251,7 +253,6 @@ impl Outgoing {
                         };
                         self.pump(core, id, cx)
                     }
-                    Err(err) => self.fail(Failure::Disk(err)),
                 }
             }
             Out::Produced { body, pending } => {
