@@ -6,7 +6,7 @@
 #
 # Exits with "NAME: CMD not found" when a command is still missing afterwards. Debian's nginx
 # package may start its own nginx on :80 from its postinst: stopped again, it would only add
-# noise (the scripts run nginx on their own configuration and ports).
+# noise (the scripts run nginx on their own configuration and ports); stopped here.
 bench_tools() {
     local name=$1 pair missing=()
     shift
@@ -19,8 +19,11 @@ bench_tools() {
         export DEBIAN_FRONTEND=noninteractive
         apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
             { apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; } || true
-        if [[ " ${missing[*]} " == *" nginx"* ]] && command -v systemctl >/dev/null; then
-            timeout 30 systemctl stop nginx >/dev/null 2>&1 || true
+        if [[ " ${missing[*]} " == *" nginx"* ]]; then
+            # systemd's unit where there is one, else the init script (containers, VMs
+            # without systemd, where the postinst starts it all the same).
+            timeout 30 systemctl stop nginx >/dev/null 2>&1 ||
+                timeout 30 service nginx stop >/dev/null 2>&1 || true
         fi
     fi
     for pair; do
