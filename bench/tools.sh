@@ -5,8 +5,8 @@
 #   bench_tools NAME CMD:PACKAGE...   e.g. bench_tools h2 h2load:nghttp2-client nginx:nginx-light
 #
 # Exits with "NAME: CMD not found" when a command is still missing afterwards. Debian's nginx
-# package may start its own nginx on :80 from its postinst: stopped again, it would only add
-# noise (the scripts run nginx on their own configuration and ports); stopped here.
+# package may start its own nginx on :80 from its postinst; it is stopped here, as it would
+# only add noise (the scripts run nginx on their own configuration and ports).
 bench_tools() {
     local name=$1 pair missing=()
     shift
