@@ -75,30 +75,14 @@ head -c "$SIZE" /dev/urandom >"$WORK/files/big.bin"
 cat "$WORK/files/big.bin" >/dev/null
 chmod 755 "$WORK"
 chmod -R a+rX "$WORK/files"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # start NAME: sets SRV, PORT and PIDS
     local name=$1
     case $name in
         nginx)
             PORT=$(free_port)
-            cat >"$WORK/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    sendfile_max_chunk 2m;
-    access_log off;
-    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-    server { listen $ADDR:$PORT; location /static/ { alias $WORK/files/; } }
-}
-CONF
+            nginx_conf "$WORK" "sendfile_max_chunk 2m;" \
+                "server { listen $ADDR:$PORT; location /static/ { alias $WORK/files/; } }"
             nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >/dev/null 2>&1 &
             SRV=$!
             ;;

@@ -49,31 +49,16 @@ head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
 chmod -R a+rX "$WORK/files"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
     -days 2 -subj /CN=localhost 2>/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # start NAME BIN PORT: sets SRV
     local name=$1 bin=$2 port=$3
     if [[ $name == nginx ]]; then
-        cat >"$WORK/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    default_type application/octet-stream;
-    sendfile on; tcp_nopush on; access_log off;
-    keepalive_requests 1000000;
-    open_file_cache max=1000 inactive=20s;
-    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-    server {
+        nginx_conf "$WORK" "keepalive_requests 1000000; open_file_cache max=1000 inactive=20s;" \
+            "server {
         listen 127.0.0.1:$port ssl http2;
         ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
         location /static/ { alias $WORK/files/; }
-    }
-}
-CONF
+    }"
         nginx -c "$WORK/nginx.conf" &
     else
         cat >"$WORK/ferry.toml" <<CONF

@@ -73,33 +73,17 @@ if ((TLS)); then
 else
     SCHEME=http
 fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # start NAME BIN PORT: sets SRV and PIDS
     local name=$1 bin=$2 port=$3
     if [[ $name == nginx ]]; then
-        cat >"$WORK/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-    $( ((OFC)) && echo "open_file_cache max=1000 inactive=20s;" )
-    server {
+        nginx_conf "$WORK" \
+            "keepalive_requests 1000000; $( ((OFC)) && echo "open_file_cache max=1000 inactive=20s;" )" \
+            "server {
         listen 127.0.0.1:$port$( ((TLS)) && echo " ssl" );
         $( ((TLS)) && echo "ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;" )
         location /static/ { alias $WORK/files/; }
-    }
-}
-EOF
+    }"
         nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >/dev/null 2>&1 &
     else
         cat >"$WORK/ferry.toml" <<EOF

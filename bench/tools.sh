@@ -30,3 +30,31 @@ bench_tools() {
         command -v "${pair%%:*}" >/dev/null || { echo "$name: ${pair%%:*} not found" >&2; exit 1; }
     done
 }
+
+# A free TCP port on 127.0.0.1 (bound and released; the script binds it next).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Writes WORK/nginx.conf: nginx as the bench scripts run it against ferry (2 workers in the
+# foreground, sendfile on, tcp_nopush on, access log off, every temp path under WORK), with
+# HTTP_LINES added to its http block and SERVER as its one server block.
+#   nginx_conf WORK HTTP_LINES SERVER
+nginx_conf() {
+    local work=$1 http_lines=$2 server=$3
+    cat >"$work/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    access_log off;
+    client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+    uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+    $http_lines
+    $server
+}
+CONF
+}
