@@ -39,7 +39,7 @@ use crate::http::{
 use crate::ingress::{Client, identify, is_trusted};
 use crate::metrics::{Source, Tally, TransportKind};
 use crate::proxy::{ClientBody, Outcome, tunnel};
-use crate::route::{Added, Dispatch, Reply, https_redirect};
+use crate::route::{Added, Dispatch, Pending, Reply, UpstreamRef, https_redirect};
 use crate::send::{Body, Sender, pool};
 use crate::transport::Transport;
 
@@ -178,9 +178,15 @@ async fn serve_connection(
             conn.shared.metrics.http_connection(Proto::Http1, kind);
         }
         first = false;
-        // Boxed: a request's routing and sending state is needed only while it is served, so
-        // a connection waiting for its next request keeps just the small state above.
-        if !Box::pin(conn.serve_request(&head)).await {
+        // Most requests are answered without waiting (`serve_now`). What has to wait is
+        // boxed: its state is needed only while it is served, so a connection waiting for
+        // its next request keeps just the small state above.
+        let later = match conn.serve_now(&head) {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(later) => later,
+        };
+        if !Box::pin(conn.serve_later(&head, later)).await {
             break;
         }
     }
@@ -203,18 +209,105 @@ struct Waits<'a, 'b> {
     slot: &'a Slot,
 }
 
+/// What is left of a request `serve_now` could not finish without waiting.
+enum Later {
+    /// Its file lookup has to run off the event loop.
+    Route(Pending, Instant),
+    /// It goes to the app.
+    Upstream(UpstreamRef, Instant),
+    /// Its response is framed and partly written: the socket is full, or it is of a kind
+    /// only `write_response` sends.
+    Send(Box<Outgoing>),
+    /// It is answered and the connection closes: linger first.
+    Linger,
+}
+
+/// A framed response on its way out, and what recording it takes.
+struct Outgoing {
+    /// The encoded head (a pooled buffer) and how much of it is written.
+    head: Vec<u8>,
+    head_sent: usize,
+    body: Body,
+    rate: Option<u64>,
+    status: u16,
+    source: Source,
+    notes: Notes,
+    /// Whether the connection can carry another response after this one.
+    keep_alive: bool,
+    /// The body length the head announced, for the log of a failed response.
+    announced: Option<u64>,
+    tally: Tally,
+    started: Instant,
+}
+
 impl Connection {
-    /// Serves one request whose head has been read: routes it, proxies it if it goes
-    /// upstream, sends the reply. Returns whether the connection goes on to its next request.
-    async fn serve_request(&mut self, head: &RequestHead) -> bool {
+    /// Serves one request whose head has been read as far as it can without waiting: routes
+    /// it and writes a reply the socket takes at once (most static files, errors,
+    /// redirects, 304s). `Ok`: the request is done; whether the connection goes on to its
+    /// next request. `Err`: what is left to do, for `serve_later`.
+    fn serve_now(&mut self, head: &RequestHead) -> Result<bool, Later> {
         let started = Instant::now();
+        let shared = &*self.shared;
+        let dispatch = match self.redirect_https {
+            Some(port) => Dispatch::Reply(https_redirect(head, port)),
+            None => match shared.router.handle_now(head) {
+                Ok(dispatch) => dispatch,
+                Err(pending) => return Err(Later::Route(pending, started)),
+            },
+        };
+        let reply = match dispatch {
+            Dispatch::Reply(reply) => reply,
+            Dispatch::Upstream(to) => return Err(Later::Upstream(to, started)),
+        };
+        let keep_alive = self.keeps_alive(head, &reply, head.body == BodyLength::Empty);
+        let mut out = self.frame(Some(head), &head.client, reply, keep_alive, started);
+        let written = self.sender.write_now(
+            &self.transport,
+            &out.head,
+            &mut out.head_sent,
+            &mut out.body,
+            out.rate,
+            &mut out.tally,
+        );
+        let Some(result) = written else {
+            return Err(Later::Send(Box::new(out)));
+        };
+        match self.finish(Some(head), &head.client, out, result) {
+            Some(true) => Ok(true),
+            Some(false) => Err(Later::Linger),
+            None => Ok(false),
+        }
+    }
+
+    /// Does what `serve_now` left of a request. Returns whether the connection goes on to
+    /// its next request.
+    async fn serve_later(&mut self, head: &RequestHead, later: Later) -> bool {
+        match later {
+            Later::Route(pending, started) => {
+                let dispatch = pending.finish(head).await;
+                self.answer(head, dispatch, started).await
+            }
+            Later::Upstream(to, started) => {
+                self.answer(head, Dispatch::Upstream(to), started).await
+            }
+            Later::Send(mut out) => {
+                let result = self.send_rest(&mut out).await;
+                let responded = self.finish(Some(head), &head.client, *out, result);
+                self.close_unless(responded).await
+            }
+            Later::Linger => {
+                linger(&mut self.transport).await;
+                false
+            }
+        }
+    }
+
+    /// Answers a routed request: proxies it if it goes upstream, sends the reply. Returns
+    /// whether the connection goes on to its next request.
+    async fn answer(&mut self, head: &RequestHead, dispatch: Dispatch, started: Instant) -> bool {
         let (shared, peer) = (&*self.shared, self.peer);
         // Whether the request's body (if any) has been read, so the next bytes on the
         // connection are the next request.
-        let dispatch = match self.redirect_https {
-            Some(port) => Dispatch::Reply(https_redirect(head, port)),
-            None => shared.router.handle(head).await,
-        };
         let (reply, body_read) = match dispatch {
             Dispatch::Reply(reply) => (reply, head.body == BodyLength::Empty),
             Dispatch::Upstream(to) => match &shared.proxy {
@@ -263,20 +356,34 @@ impl Connection {
                 }
             },
         };
+        let keep_alive = self.keeps_alive(head, &reply, body_read);
+        let responded = self
+            .respond(Some(head), &head.client, reply, keep_alive, started)
+            .await;
+        self.close_unless(responded).await
+    }
+
+    /// Whether the connection may carry another request after `reply` to `head`.
+    fn keeps_alive(&self, head: &RequestHead, reply: &Reply, body_read: bool) -> bool {
         // A client that sent a malformed target is not trusted with more: close after.
-        let keep_alive = head.keep_alive
+        head.keep_alive
             && body_read
             && reply.status != 400
-            && !shared.server.keepalive_timeout.is_zero()
-            && !self.shutdown.is_cancelled();
-        let Some(keep_alive) = self.respond(Some(head), reply, keep_alive, started).await else {
-            return false;
-        };
-        if !keep_alive {
-            linger(&mut self.transport).await;
-            return false;
+            && !self.shared.server.keepalive_timeout.is_zero()
+            && !self.shutdown.is_cancelled()
+    }
+
+    /// After a response (see `respond`): true to go on to the next request; else the
+    /// connection closes, lingering when the response went out whole.
+    async fn close_unless(&mut self, responded: Option<bool>) -> bool {
+        match responded {
+            Some(true) => true,
+            Some(false) => {
+                linger(&mut self.transport).await;
+                false
+            }
+            None => false,
         }
-        true
     }
 
     /// Reads until `buf` holds a complete head, then removes it from `buf`.
@@ -363,21 +470,43 @@ impl Connection {
         }
     }
 
-    /// Frames and sends one reply; records it. Returns whether the connection can carry
-    /// another response (`None`: the response failed, close now).
+    /// Frames and sends one reply to `client`; records it. Returns whether the connection
+    /// can carry another response (`None`: the response failed, close now).
     async fn respond(
         &mut self,
         req: Option<&RequestHead>,
+        client: &Client,
+        reply: Reply,
+        keep_alive: bool,
+        started: Instant,
+    ) -> Option<bool> {
+        let mut out = self.frame(req, client, reply, keep_alive, started);
+        let written = self.sender.write_now(
+            &self.transport,
+            &out.head,
+            &mut out.head_sent,
+            &mut out.body,
+            out.rate,
+            &mut out.tally,
+        );
+        let result = match written {
+            Some(result) => result,
+            None => self.send_rest(&mut out).await,
+        };
+        self.finish(req, client, out, result)
+    }
+
+    /// Encodes the head of `reply` into a pooled buffer: Date, Server, X-Request-Id, the
+    /// reply's own and passed headers, `add_header`, the body's framing and Connection.
+    fn frame(
+        &mut self,
+        req: Option<&RequestHead>,
+        client: &Client,
         reply: Reply,
         mut keep_alive: bool,
         started: Instant,
-    ) -> Option<bool> {
-        let (transport, sender, shared, peer) = (
-            &mut self.transport,
-            &mut self.sender,
-            &*self.shared,
-            self.peer,
-        );
+    ) -> Outgoing {
+        let shared = &*self.shared;
         let Reply {
             status,
             own_headers,
@@ -393,15 +522,7 @@ impl Connection {
         let http10 = req.is_none_or(|r| r.version == Version::Http10);
         // The head is encoded straight from where each value lives, into the connection's
         // reused buffer: no list of copied pairs per response.
-        let refused;
-        let client = match req {
-            Some(req) => &req.client,
-            None => {
-                refused = Client::peer(peer, self.peer_trusted);
-                &refused
-            }
-        };
-        let mut head = sender.take_head_buffer();
+        let mut head = self.sender.take_head_buffer();
         let mut encoder = HeadEncoder::new(status, &mut head);
         with_date(|date| encoder.header("Date", date.as_bytes()));
         encoder.header("Server", b"ferry");
@@ -455,12 +576,61 @@ impl Connection {
         } else {
             body
         };
-        let mut tally = Tally::default();
-        let result = sender
-            .write_response(transport, &head, body, rate, &shared.metrics, &mut tally)
-            .await;
-        sender.put_head_buffer(head);
+        Outgoing {
+            head,
+            head_sent: 0,
+            body,
+            rate,
+            status,
+            source,
+            notes,
+            keep_alive,
+            announced,
+            tally: Tally::default(),
+            started,
+        }
+    }
+
+    /// Writes what `write_now` left of `out`.
+    async fn send_rest(&mut self, out: &mut Outgoing) -> Result<(), Failure> {
+        let (transport, sender, shared) = (&mut self.transport, &mut self.sender, &*self.shared);
+        let head = &out.head[out.head_sent..];
+        let body = std::mem::take(&mut out.body);
+        sender
+            .write_response(
+                transport,
+                head,
+                body,
+                out.rate,
+                &shared.metrics,
+                &mut out.tally,
+            )
+            .await
+    }
+
+    /// Records a response that has been written (or failed) and gives its head buffer back.
+    /// Returns whether the connection can carry another response (`None`: it failed).
+    fn finish(
+        &mut self,
+        req: Option<&RequestHead>,
+        client: &Client,
+        out: Outgoing,
+        result: Result<(), Failure>,
+    ) -> Option<bool> {
+        let Outgoing {
+            head,
+            status,
+            source,
+            notes,
+            keep_alive,
+            announced,
+            tally,
+            started,
+            ..
+        } = out;
+        self.sender.put_head_buffer(head);
         if let Err(err) = &result {
+            let peer = self.peer;
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
         }
         let failed = result.as_ref().err().map(Failure::side);
@@ -472,17 +642,18 @@ impl Connection {
             tally: &tally,
             failed,
             proto: Proto::Http1,
-            tls: transport.kind() != TransportKind::Tcp,
+            tls: self.transport.kind() != TransportKind::Tcp,
             notes: &notes,
         };
-        shared.record(client, done);
+        self.shared.record(client, done);
         result.ok().map(|()| keep_alive)
     }
 
     /// Answers a request whose head could not be read, then closes gracefully.
     async fn refuse(&mut self, reply: Reply) {
+        let client = Client::peer(self.peer, self.peer_trusted);
         if self
-            .respond(None, reply, false, Instant::now())
+            .respond(None, &client, reply, false, Instant::now())
             .await
             .is_some()
         {

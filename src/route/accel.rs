@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
-use std::sync::Arc;
 
 use super::reply::Reply;
 use super::static_file::OpenError;
@@ -67,8 +66,8 @@ impl Router {
         };
         let file_req = as_file_request(req);
         let codings = loc.codings(req);
-        let mut reply = match open_file(Arc::clone(loc), &rel, false, codings).await {
-            Ok((opened, loc)) => static_file::reply(&file_req, opened, loc.expires),
+        let mut reply = match open_file(loc, &rel, false, codings).await {
+            Ok(opened) => static_file::reply(&file_req, opened, loc.expires),
             Err(err) => {
                 tracing::warn!(uri, error = ?err, "x-accel-redirect: file not served");
                 let status = if err == OpenError::Directory {
@@ -109,8 +108,8 @@ impl Router {
         };
         let file_req = as_file_request(req);
         let codings = Codings::default();
-        let mut reply = match open_file(Arc::clone(root), rel, false, codings).await {
-            Ok((opened, _)) => static_file::reply(&file_req, opened, None),
+        let mut reply = match open_file(root, rel, false, codings).await {
+            Ok(opened) => static_file::reply(&file_req, opened, None),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = ?err, "x-sendfile: file not served");
                 // A symlink out of the root is the kernel refusing an escape: forbidden.

@@ -20,6 +20,7 @@ mod static_file;
 use open_cache::OpenCacheLimits;
 use static_file::PathLookup;
 
+use std::ffi::OsString;
 use std::sync::Arc;
 
 pub use added::{Added, https_redirect};
@@ -190,16 +191,26 @@ impl Router {
     /// Decides who answers a client's request; static files are answered here, with file
     /// opens off the reactor.
     pub async fn handle(&self, req: &RequestHead) -> Dispatch {
+        match self.handle_now(req) {
+            Ok(dispatch) => dispatch,
+            Err(pending) => pending.finish(req).await,
+        }
+    }
+
+    /// `handle` without waiting: `Err` when a file lookup the kernel cannot answer from its
+    /// caches is left, for `Pending::finish` to run off the reactor. Most requests are
+    /// decided here, with no future to build and poll.
+    pub fn handle_now(&self, req: &RequestHead) -> Result<Dispatch, Pending> {
         let (path, query) = split_target(&req.target);
         let found = self.find(path);
         if let Some(proxied) = self.find_proxied(path)
             && found.is_none_or(|loc| loc.prefix.len() < proxied.prefix.len())
         {
-            return Dispatch::Upstream(proxied.upstream);
+            return Ok(Dispatch::Upstream(proxied.upstream));
         }
         let Some(loc) = found else {
             if self.has_upstream {
-                return Dispatch::Upstream(UpstreamRef::Default);
+                return Ok(Dispatch::Upstream(UpstreamRef::Default));
             }
             // `/static` for a location `/static/` is a redirect, as for a directory.
             if let Some(loc) = self
@@ -207,91 +218,147 @@ impl Router {
                 .iter()
                 .find(|l| !l.internal && l.prefix.strip_suffix('/') == Some(path))
             {
-                return Dispatch::Reply(Reply::redirect(
+                return Ok(Dispatch::Reply(Reply::redirect(
                     with_query(loc.prefix.clone(), query),
                     Source::Static,
-                ));
+                )));
             }
-            return Dispatch::Reply(Reply::error(404, Source::Internal));
+            return Ok(Dispatch::Reply(Reply::error(404, Source::Internal)));
         };
         if loc.internal {
             // nginx's `internal;`: a client cannot name it, only an X-Accel-Redirect can.
-            return Dispatch::Reply(Reply::error(404, Source::Static));
+            return Ok(Dispatch::Reply(Reply::error(404, Source::Static)));
         }
-        let mut reply = serve_static(loc, req, path, query).await;
+        let mut reply = serve_static(loc, req, path, query)?;
+        loc.add_vary(&mut reply);
+        Ok(Dispatch::Reply(reply))
+    }
+}
+
+/// A static file lookup that has to wait: the kernel could not resolve the path (or a
+/// pre-compressed variant of it) from its caches.
+pub struct Pending {
+    loc: Arc<StaticLocation>,
+    lookup: Lookup,
+}
+
+enum Lookup {
+    /// The path itself, to open with blocking lookups.
+    Path {
+        rel: OsString,
+        dir_request: bool,
+        codings: Codings,
+    },
+    /// The file is open; its pre-compressed variants are still to be looked for.
+    Variants(Box<static_file::Opened>),
+}
+
+impl Pending {
+    /// Runs the lookup and answers the request with what it found.
+    pub async fn finish(self, req: &RequestHead) -> Dispatch {
+        let loc = Arc::clone(&self.loc);
+        let opened = self.open().await;
+        let (path, query) = split_target(&req.target);
+        let mut reply = static_reply(opened, &loc, req, path, query);
         loc.add_vary(&mut reply);
         Dispatch::Reply(reply)
     }
-}
 
-/// A client's request for a file of the static location `loc`.
-async fn serve_static(
-    loc: &Arc<StaticLocation>,
-    req: &RequestHead,
-    path: &str,
-    query: Option<&str>,
-) -> Reply {
-    if !matches!(req.method, Method::Get | Method::Head) {
-        return Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD");
-    }
-    let rel = match relative_path(&path[loc.prefix.len()..]) {
-        Ok(rel) => rel,
-        Err(err) => {
-            tracing::debug!(target = %req.target, error = %err, "path refused");
-            return Reply::error(400, Source::Static);
-        }
-    };
-    let dir_request = path.ends_with('/');
-    match open_file(Arc::clone(loc), &rel, dir_request, loc.codings(req)).await {
-        Ok((opened, loc)) => static_file::reply(req, opened, loc.expires),
-        Err(static_file::OpenError::Directory) => {
-            Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
-        }
-        Err(err) => Reply::error(err.status(), Source::Static),
-    }
-}
-
-/// Opens `rel` beneath `loc` (or the first of its `codings` variants that is there): on the
-/// event loop when the kernel can resolve it from its caches (the common case: a dentry lookup
-/// and an open, a few microseconds), else on the blocking pool, so a cold lookup never stalls
-/// other connections. When only a variant's lookup would block, only the variants are looked
-/// for there.
-async fn open_file(
-    loc: Arc<StaticLocation>,
-    rel: &std::ffi::OsStr,
-    dir_request: bool,
-    codings: Codings,
-) -> Result<(static_file::Opened, Arc<StaticLocation>), static_file::OpenError> {
-    match static_file::open(
-        &loc,
-        rel,
-        dir_request,
-        codings,
-        PathLookup::KernelCachesOnly,
-    ) {
-        Err(static_file::OpenError::WouldBlock) => {}
-        Ok(opened) if opened.untried.is_some() => {
-            return off_reactor(move || Ok((static_file::open_untried(&loc, opened), loc))).await;
-        }
-        done => return done.map(|opened| (opened, loc)),
-    }
-    let rel = rel.to_os_string();
-    off_reactor(move || {
-        static_file::open(&loc, &rel, dir_request, codings, PathLookup::Blocking).map(|f| (f, loc))
-    })
-    .await
-}
-
-/// Runs a blocking file lookup on the blocking pool.
-async fn off_reactor<T: Send + 'static>(
-    open: impl FnOnce() -> Result<T, static_file::OpenError> + Send + 'static,
-) -> Result<T, static_file::OpenError> {
-    tokio::task::spawn_blocking(open)
+    /// Runs the lookup on the blocking pool, so a cold lookup never stalls other
+    /// connections.
+    async fn open(self) -> Result<static_file::Opened, static_file::OpenError> {
+        let Pending { loc, lookup } = self;
+        tokio::task::spawn_blocking(move || match lookup {
+            Lookup::Path {
+                rel,
+                dir_request,
+                codings,
+            } => static_file::open(&loc, &rel, dir_request, codings, PathLookup::Blocking),
+            Lookup::Variants(opened) => Ok(static_file::open_untried(&loc, *opened)),
+        })
         .await
         .unwrap_or_else(|join| {
             tracing::error!(error = %join, "file open task failed");
             Err(static_file::OpenError::Internal)
         })
+    }
+}
+
+/// A client's request for a file of the static location `loc`.
+fn serve_static(
+    loc: &Arc<StaticLocation>,
+    req: &RequestHead,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Reply, Pending> {
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return Ok(Reply::error(405, Source::Static).with_header("Allow", "GET, HEAD"));
+    }
+    let rel = match relative_path(&path[loc.prefix.len()..]) {
+        Ok(rel) => rel,
+        Err(err) => {
+            tracing::debug!(target = %req.target, error = %err, "path refused");
+            return Ok(Reply::error(400, Source::Static));
+        }
+    };
+    let opened = open_now(loc, &rel, path.ends_with('/'), loc.codings(req))?;
+    Ok(static_reply(opened, loc, req, path, query))
+}
+
+/// Opens `rel` beneath `loc` (or the first of its `codings` variants that is there) on the
+/// event loop when the kernel can resolve it from its caches (the common case: a dentry
+/// lookup and an open, a few microseconds); else leaves it `Pending`. When only a variant's
+/// lookup would block, only the variants are left.
+fn open_now(
+    loc: &Arc<StaticLocation>,
+    rel: &std::ffi::OsStr,
+    dir_request: bool,
+    codings: Codings,
+) -> Result<Result<static_file::Opened, static_file::OpenError>, Pending> {
+    let lookup =
+        match static_file::open(loc, rel, dir_request, codings, PathLookup::KernelCachesOnly) {
+            Err(static_file::OpenError::WouldBlock) => Lookup::Path {
+                rel: rel.to_os_string(),
+                dir_request,
+                codings,
+            },
+            Ok(opened) if opened.untried.is_some() => Lookup::Variants(Box::new(opened)),
+            done => return Ok(done),
+        };
+    Err(Pending {
+        loc: Arc::clone(loc),
+        lookup,
+    })
+}
+
+/// Opens `rel` beneath `loc` (`open_now`, then off the reactor when it has to wait).
+async fn open_file(
+    loc: &Arc<StaticLocation>,
+    rel: &std::ffi::OsStr,
+    dir_request: bool,
+    codings: Codings,
+) -> Result<static_file::Opened, static_file::OpenError> {
+    match open_now(loc, rel, dir_request, codings) {
+        Ok(opened) => opened,
+        Err(pending) => pending.open().await,
+    }
+}
+
+/// The answer to a static request, from what opening its file gave.
+fn static_reply(
+    opened: Result<static_file::Opened, static_file::OpenError>,
+    loc: &StaticLocation,
+    req: &RequestHead,
+    path: &str,
+    query: Option<&str>,
+) -> Reply {
+    match opened {
+        Ok(opened) => static_file::reply(req, opened, loc.expires),
+        Err(static_file::OpenError::Directory) => {
+            Reply::redirect(with_query(format!("{path}/"), query), Source::Static)
+        }
+        Err(err) => Reply::error(err.status(), Source::Static),
+    }
 }
 
 /// Splits a request target into path and query (without the `?`).

@@ -11,6 +11,7 @@
 
 mod body;
 mod directio;
+mod now;
 mod path;
 pub mod pool;
 mod relay;
