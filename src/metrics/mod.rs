@@ -3,16 +3,19 @@
 //! start-up, so dashboards see zeros instead of gaps and `rate()` works from the first scrape.
 //! No label ever carries a URL, host or client address.
 
-use std::sync::Arc;
+use std::time::Duration;
+
+use per_response::PerResponse;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 mod build;
 mod certificates;
 mod labels;
+mod per_response;
 mod spool;
 mod upstreams;
 
@@ -338,87 +341,13 @@ pub struct Metrics {
     pub upstreams: UpstreamMetrics,
     /// The serving TLS certificate: reloads and expiry.
     pub certificates: CertificateMetrics,
-    /// Handles resolved once at start-up, so a response costs no label hashing.
-    per_response: Arc<PerResponse>,
-}
-
-/// The series a response touches, indexed by `SendPath as usize`, `Source as usize` and
-/// status class.
-struct PerResponse {
-    responses: Vec<IntCounter>,
-    body_bytes: Vec<IntCounter>,
-    zero_copy_bytes: Vec<Option<IntCounter>>,
-    duration: Vec<Histogram>,
-}
-
-impl PerResponse {
-    fn new(
-        responses: &IntCounterVec,
-        body: &IntCounterVec,
-        zero_copy: &IntCounterVec,
-        duration: &HistogramVec,
-    ) -> PerResponse {
-        let mut per = PerResponse {
-            responses: Vec::new(),
-            body_bytes: Vec::new(),
-            zero_copy_bytes: Vec::new(),
-            duration: Source::ALL
-                .iter()
-                .map(|s| duration.with_label_values(&[s.label()]))
-                .collect(),
-        };
-        for path in SendPath::ALL {
-            per.body_bytes.push(body.with_label_values(&[path.label()]));
-            per.zero_copy_bytes.push(
-                path.is_zero_copy()
-                    .then(|| zero_copy.with_label_values(&[path.label()])),
-            );
-            for source in Source::ALL {
-                for code in CODES {
-                    per.responses.push(responses.with_label_values(&[
-                        path.label(),
-                        source.label(),
-                        code,
-                    ]));
-                }
-            }
-        }
-        per
-    }
-
-    fn response(&self, path: SendPath, source: Source, status: u16) -> &IntCounter {
-        let code = code_index(status);
-        &self.responses[(path as usize * Source::ALL.len() + source as usize) * CODES.len() + code]
-    }
+    /// The series every response touches, counted per thread.
+    per_response: PerResponse,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let responses = IntCounterVec::new(
-            Opts::new(
-                "ferry_responses_total",
-                "Responses sent, by body send path, source and status class.",
-            ),
-            &["path", "source", "code"],
-        )
-        .expect("valid metric");
-        let body_bytes = IntCounterVec::new(
-            Opts::new(
-                "ferry_body_bytes_total",
-                "Response body bytes written, by send path.",
-            ),
-            &["path"],
-        )
-        .expect("valid metric");
-        let zero_copy_bytes = IntCounterVec::new(
-            Opts::new(
-                "ferry_zero_copy_bytes_total",
-                "Response body bytes that never entered user space, by send path.",
-            ),
-            &["path"],
-        )
-        .expect("valid metric");
         let responses_incomplete = IntCounterVec::new(
             Opts::new(
                 "ferry_responses_incomplete_total",
@@ -433,15 +362,6 @@ impl Metrics {
                 "Send path fallbacks, by path left, path taken and reason.",
             ),
             &["from", "to", "reason"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "ferry_request_duration_seconds",
-                "Time from a complete request head to the last body byte written.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["source"],
         )
         .expect("valid metric");
         let connections_active = IntGaugeVec::new(
@@ -532,14 +452,12 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let per_response = PerResponse::new();
         for collector in [
-            Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(per_response.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(config_reloads.clone()),
-            Box::new(body_bytes.clone()),
-            Box::new(zero_copy_bytes.clone()),
             Box::new(fallbacks.clone()),
             Box::new(responses_incomplete.clone()),
-            Box::new(duration.clone()),
             Box::new(connections_active.clone()),
             Box::new(connections_total.clone()),
             Box::new(http_connections.clone()),
@@ -599,12 +517,7 @@ impl Metrics {
         let certificates = CertificateMetrics::new(&registry);
 
         Metrics {
-            per_response: Arc::new(PerResponse::new(
-                &responses,
-                &body_bytes,
-                &zero_copy_bytes,
-                &duration,
-            )),
+            per_response,
             tls_handshakes,
             tls_resumed,
             proxy_protocol,
@@ -637,23 +550,8 @@ impl Metrics {
 
     /// Records one finished (or abandoned) response. (Creating every series of the closed
     /// label sets in `PerResponse::new` is also what makes them appear at zero.)
-    pub fn response(&self, source: Source, status: u16, tally: &Tally, seconds: f64) {
-        let per = &self.per_response;
-        per.response(tally.path(), source, status).inc();
-        for path in SendPath::ALL {
-            let bytes = tally.bytes(path);
-            if bytes == 0 {
-                continue;
-            }
-            per.body_bytes[path as usize].inc_by(bytes);
-            if let Some(counter) = &per.zero_copy_bytes[path as usize] {
-                let zero_copy = tally.zero_copy(path);
-                if zero_copy > 0 {
-                    counter.inc_by(zero_copy);
-                }
-            }
-        }
-        per.duration[source as usize].observe(seconds);
+    pub fn response(&self, source: Source, status: u16, tally: &Tally, took: Duration) {
+        self.per_response.record(source, status, tally, took);
     }
 
     /// Counts a response whose body did not arrive whole, against the side at fault.
