@@ -16,8 +16,12 @@ use super::hpack::HpackError;
 use super::stream::{Closed, Stream};
 
 /// Bytes a header block may take beyond `max_header_list_size` (HPACK can encode a field in
-/// fewer bytes than it counts for, never in many more): past it, the client is flooding.
+/// fewer bytes than it counts for, never in many more).
 const BLOCK_SLACK: usize = 16 * 1024;
+/// Bytes a header block may take at least, over the list limit or not: an over-large head
+/// (a big cookie) this long is still read to its end and answered 431. Past both bounds
+/// the client is flooding (CONTINUATION without end).
+const MIN_BLOCK_BOUND: usize = 128 * 1024;
 
 impl Connection {
     pub(super) fn on_headers(
@@ -82,8 +86,8 @@ impl Connection {
     }
 
     fn extend_block(&mut self, fragment: &[u8]) -> Result<(), ConnError> {
-        if self.block.len() + fragment.len() > self.ours.max_header_list_size as usize + BLOCK_SLACK
-        {
+        let bound = (self.ours.max_header_list_size as usize + BLOCK_SLACK).max(MIN_BLOCK_BOUND);
+        if self.block.len() + fragment.len() > bound {
             return Err(fail(
                 code::ENHANCE_YOUR_CALM,
                 "header block too large (CONTINUATION flood)",
@@ -119,7 +123,9 @@ impl Connection {
         // Sized like the previous head (requests on a connection look alike), so the head
         // usually costs its two allocations and no reallocation.
         let (bytes, fields) = self.head_hint;
-        let mut head = HeadBuilder::with_capacity(bytes.max(2 * block.len()), fields);
+        // Never more than the list limit: the builder keeps no field past it.
+        let bytes = bytes.max(2 * block.len()).min(max_list);
+        let mut head = HeadBuilder::with_capacity(bytes, fields);
         let too_large = compression(self.decoder.decode(block, max_list, |n, v| head.push(n, v)))?;
         if self.going_away.is_some_and(|last| p.id > last) {
             self.streams.note_closed(p.id, Closed::ByUs);

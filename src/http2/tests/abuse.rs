@@ -71,7 +71,7 @@ fn endless_continuation_is_a_flood() {
     let mut p = Peer::new();
     let mut b = frame(kind::HEADERS, 0, 1, &block(&GET));
     let junk = vec![0x00; 8_000];
-    for _ in 0..5 {
+    for _ in 0..17 {
         b.extend(frame(kind::CONTINUATION, 0, 1, &junk));
     }
     let r = p.send(&b);

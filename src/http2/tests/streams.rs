@@ -312,6 +312,35 @@ fn a_head_over_the_list_limit_opens_its_stream_for_a_431() {
 }
 
 #[test]
+fn an_over_large_head_across_continuation_is_read_to_its_end() {
+    // A 70 KB cookie (as `curl -H`): over the 16 KiB list limit, within the block bound.
+    let mut p = Peer::new();
+    let cookie = "c".repeat(70_000);
+    let b = block(&[GET[0], GET[1], GET[2], GET[3], ("cookie", &cookie)]);
+    let mut pieces = b.chunks(16_384).peekable();
+    let mut bytes = frame(kind::HEADERS, flag::END_STREAM, 1, pieces.next().unwrap());
+    while let Some(piece) = pieces.next() {
+        let end = if pieces.peek().is_none() {
+            flag::END_HEADERS
+        } else {
+            0
+        };
+        bytes.extend(frame(kind::CONTINUATION, end, 1, piece));
+    }
+    p.send(&bytes).unwrap();
+    assert!(matches!(
+        p.events()[..],
+        [Event::HeadTooLarge {
+            id: 1,
+            end_stream: true
+        }]
+    ));
+    p.conn.send_headers(1, 431, std::iter::empty(), true);
+    p.frames();
+    p.open(3, true);
+}
+
+#[test]
 fn the_body_after_an_over_large_head_still_flows() {
     let settings = Settings {
         max_header_list_size: 200,
