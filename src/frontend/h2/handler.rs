@@ -1,7 +1,8 @@
-//! One stream's handler: its request head converted and checked (`request`), routed (or
-//! redirected to https on an h2c listener that redirects), and for the app forwarded through
-//! the proxy with its body read whole. The driver keeps every handler of its connection in
-//! one set and polls them; a handler is a future, never a task.
+//! One stream's handler: its request head converted and checked (`request`; a head the core
+//! found over the list limit is answered 431 as it stands), routed (or redirected to https on
+//! an h2c listener that redirects), and for the app forwarded through the proxy with its body
+//! read whole. The driver keeps every handler of its connection in one set and polls them; a
+//! handler is a future, never a task.
 
 use std::future::Future;
 use std::pin::Pin;

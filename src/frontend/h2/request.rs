@@ -6,7 +6,8 @@
 //!
 //! Also here: a stream's request body on its way from the connection's driver to the stream's
 //! handler (`body_channel`), and reading it whole into the proxy's collector (memory, then a
-//! spool file, up to `server.max_body_size`).
+//! spool file, up to `server.max_body_size`), asking the driver first for the interim 100 a
+//! client that sent `Expect: 100-continue` waits for.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

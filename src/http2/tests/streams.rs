@@ -362,7 +362,13 @@ fn the_body_after_an_over_large_head_still_flows() {
     assert_eq!(p.one_frame().kind, kind::HEADERS);
     p.send(&data(1, b"hello", true)).unwrap();
     match &p.events()[..] {
-        [Event::Data { id: 1, data, end_stream: true }] => assert_eq!(&data[..], b"hello"),
+        [
+            Event::Data {
+                id: 1,
+                data,
+                end_stream: true,
+            },
+        ] => assert_eq!(&data[..], b"hello"),
         e => panic!("expected the body, got {e:?}"),
     }
     p.conn.release(1, 5);
@@ -377,7 +383,10 @@ fn an_interim_response_comes_before_the_final_one() {
     request_of(p.events());
     p.conn.send_interim(1, 100);
     let f = p.one_frame();
-    assert_eq!((f.kind, f.id, f.flags), (kind::HEADERS, 1, flag::END_HEADERS));
+    assert_eq!(
+        (f.kind, f.id, f.flags),
+        (kind::HEADERS, 1, flag::END_HEADERS)
+    );
     assert_eq!(f.fields, [(":status".to_string(), "100".to_string())]);
     p.send(&data(1, b"abc", true)).unwrap();
     p.events();

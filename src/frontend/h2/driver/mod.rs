@@ -281,7 +281,8 @@ impl Driver {
                     self.shrunk = false;
                 }
                 Event::HeadTooLarge { id, end_stream } => {
-                    self.streams.open(id, Err(ParseError::HeadTooLarge), end_stream);
+                    self.streams
+                        .open(id, Err(ParseError::HeadTooLarge), end_stream);
                     self.shrunk = false;
                 }
                 Event::Data {
