@@ -8,7 +8,9 @@
 //! `ulp_unavailable` — on a kernel with the `tls` ULP the reason is `http2`, which
 //! tests/ktls_vm.rs covers); proxied GET (Content-Length and chunked app bodies), POST with
 //! and without a length (the app logs the body's SHA-256), a body over the limit (413), an
-//! X-Accel-Redirect; and a graceful shutdown that lets an HTTP/2 download finish.
+//! X-Accel-Redirect; a request head over the header list limit (a 40 KiB field) answered
+//! 431 on a connection that then serves the next request; and a graceful shutdown that lets
+//! an HTTP/2 download finish.
 //!
 //! Every external command is bounded (CMD_TIMEOUT, curl --max-time), metrics are polled to a
 //! bound (DEADLINE); no test asserts a duration.
@@ -516,6 +518,62 @@ fn h2_request_body_over_the_limit_gets_413_and_never_reaches_the_app() {
     let not_found = fx.out("internal.out");
     let got = fetch(&srv, "/internal/x", &not_found, &["--data-binary", &data]);
     assert_eq!(got.code, 404, "internal locations are not for clients");
+}
+
+#[test]
+fn h2_a_request_head_over_the_limit_gets_431_and_the_connection_goes_on() {
+    assert_kernel_without_ktls();
+    let fx = Fx::new();
+    std::fs::write(fx.root.join("small.txt"), b"still here\n").unwrap();
+    let srv = fx.start_static();
+    let base = srv.metrics();
+    // 40 KiB, over the 16 KiB header list limit. (Not 70 KiB: curl 7.88's nghttp2 will not
+    // send a head whose uncompressed size passes 64 KiB, and fails the transfer itself.)
+    let big = format!("X-Big: {}", "a".repeat(40 * 1024));
+    let url = srv.url("/static/small.txt");
+    let (refused, after) = (fx.out("431.out"), fx.out("after.out"));
+    let resolve = srv.resolve();
+    let got = curl_ok(
+        srv.curl(&[
+            "--http2",
+            "-H",
+            &big,
+            "-o",
+            refused.to_str().unwrap(),
+            "-w",
+            W,
+            &url,
+            "--next",
+            "-k",
+            "--resolve",
+            &resolve,
+            "--http2",
+            "-o",
+            after.to_str().unwrap(),
+            "-w",
+            W,
+            &url,
+        ]),
+        "an over-large head, then a request on the same connection",
+    );
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].code, got[0].version.as_str()), (431, "2"));
+    assert_eq!(
+        (got[1].code, got[1].version.as_str(), got[1].connects),
+        (200, "2", 0),
+        "the second request reuses the connection"
+    );
+    assert_eq!(std::fs::read(&after).unwrap(), b"still here\n");
+    let now = after_responses(&srv, &base, &[("source", "internal"), ("code", "4xx")], 1.0);
+    expect_deltas(
+        &base,
+        &now,
+        &[
+            (RESPONSES, STATIC_OK, 1.0),
+            (CONNS, &[("transport", "tls")], 1.0),
+        ],
+        "431, then a static file, on one connection",
+    );
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! version ferry does not speak: 505); a listener that takes the PROXY protocol; and, in raw
 //! frames sent with the preface in one write, a stream the client resets at once dropped
 //! while the connection goes on serving the next ones; a 4 MiB body the answer (405) does not
-//! need, dropped as it comes with the receive windows reopened.
+//! need, dropped as it comes with the receive windows reopened; `Expect: 100-continue` on a
+//! proxied POST answered with an interim 100 HEADERS before the client sends the body (and
+//! none when the body is refused unread: 413 first).
 //!
 //! One transfer per curl: curl 7.88 (Debian 12's) fails the second transfer on a reused
 //! prior-knowledge connection ("Error in the HTTP2 framing layer", curl/curl#10634, fixed
@@ -32,6 +34,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+
+use ferry::http2::hpack::Decoder;
 
 const H2C: &str = "--http2-prior-knowledge";
 const HTTP_CONNS: &str = "ferry_http_connections_total";
@@ -451,23 +455,56 @@ fn h2c_after_a_proxy_protocol_header() {
     );
 }
 
-/// A HEADERS frame (END_STREAM | END_HEADERS) for `GET path` on stream `id`: HPACK literals
-/// without Huffman coding (RFC 7541 §6.2.1; :method GET and :scheme http from the static
-/// table).
+/// A request HEADERS frame (END_HEADERS, and END_STREAM when `end_stream`) on stream `id`:
+/// :method, :scheme http, :path, :authority localhost, then `fields`, every one an HPACK
+/// literal without indexing or Huffman coding (RFC 7541 §6.2.2), each string under 127
+/// bytes.
+fn request_frame(
+    id: u32,
+    method: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    end_stream: bool,
+) -> Vec<u8> {
+    let pseudo = [
+        (":method", method),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "localhost"),
+    ];
+    let mut block = Vec::new();
+    for (name, value) in pseudo.iter().chain(fields) {
+        block.push(0); // without indexing, a new name
+        for s in [name, value] {
+            assert!(s.len() < 127, "a short string: {s}");
+            block.push(s.len() as u8);
+            block.extend_from_slice(s.as_bytes());
+        }
+    }
+    let flags = if end_stream { 0x05 } else { 0x04 };
+    raw_frame(1, flags, id, &block)
+}
+
+/// A GET on stream `id` with END_STREAM.
 fn get_frame(id: u32, path: &str) -> Vec<u8> {
-    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
-    block.extend_from_slice(path.as_bytes());
-    block.extend_from_slice(&[0x41, 9]);
-    block.extend_from_slice(b"localhost");
-    let mut frame = vec![0, 0, block.len() as u8, 1, 0x05];
+    request_frame(id, "GET", path, &[], true)
+}
+
+/// A frame of `kind` with these flags, on stream `id`.
+fn raw_frame(kind: u8, flags: u8, id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
     frame.extend_from_slice(&id.to_be_bytes());
-    frame.extend_from_slice(&block);
+    frame.extend_from_slice(payload);
     frame
 }
 
-/// Reads frames until a DATA frame with END_STREAM on stream `id`; returns (type, stream,
-/// payload) of every frame read.
-fn frames_until_end_of(stream: &mut TcpStream, id: u32) -> Vec<(u8, u32, Vec<u8>)> {
+/// A frame ferry sent: type, flags, stream, payload.
+type RawFrame = (u8, u8, u32, Vec<u8>);
+
+/// Reads frames until one for which `last` is true; returns every frame read (what came
+/// after it in the same read is dropped: wait for the last frame before the client's turn).
+fn frames_until(stream: &mut TcpStream, last: impl Fn(&RawFrame) -> bool) -> Vec<RawFrame> {
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut bytes = Vec::new();
     let mut frames = Vec::new();
@@ -480,18 +517,27 @@ fn frames_until_end_of(stream: &mut TcpStream, id: u32) -> Vec<(u8, u32, Vec<u8>
             }
             let (kind, flags) = (bytes[3], bytes[4]);
             let sid = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
-            frames.push((kind, sid, bytes[9..9 + len].to_vec()));
+            frames.push((kind, flags, sid, bytes[9..9 + len].to_vec()));
             bytes.drain(..9 + len);
-            if kind == 0 && sid == id && flags & 1 == 1 {
+            if last(frames.last().unwrap()) {
                 return frames;
             }
         }
-        let n = stream
-            .read(&mut buf)
-            .expect("frames until the stream's end");
-        assert!(n > 0, "closed before stream {id} ended: {frames:?}");
+        let n = stream.read(&mut buf).expect("frames until the awaited one");
+        assert!(n > 0, "closed before the awaited frame: {frames:?}");
         bytes.extend_from_slice(&buf[..n]);
     }
+}
+
+/// Reads frames until a DATA frame with END_STREAM on stream `id`; returns (type, stream,
+/// payload) of every frame read.
+fn frames_until_end_of(stream: &mut TcpStream, id: u32) -> Vec<(u8, u32, Vec<u8>)> {
+    frames_until(stream, |(kind, flags, sid, _)| {
+        *kind == 0 && *sid == id && flags & 1 == 1
+    })
+    .into_iter()
+    .map(|(kind, _, sid, payload)| (kind, sid, payload))
+    .collect()
 }
 
 #[test]
@@ -551,4 +597,100 @@ fn h2c_a_body_the_answer_does_not_need_is_read_and_dropped_past_the_windows() {
         &["--data-binary", &data],
     );
     assert_eq!((got.code, status.as_str()), (405, "HTTP/2 405"));
+}
+
+/// A response head ferry sent, decoded.
+#[derive(Debug)]
+struct SentHead {
+    stream: u32,
+    flags: u8,
+    fields: Vec<(String, String)>,
+}
+
+impl SentHead {
+    fn status(&self) -> &str {
+        let status = self.fields.iter().find(|(n, _)| n == ":status");
+        &status.expect(":status").1
+    }
+}
+
+/// ferry's HEADERS frames among `frames` (each a whole block: ferry's heads here are small),
+/// decoded in order with the connection's `decoder`.
+fn heads(decoder: &mut Decoder, frames: &[RawFrame]) -> Vec<SentHead> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    frames
+        .iter()
+        .filter(|(kind, ..)| *kind == 1)
+        .map(|(_, flags, sid, block)| {
+            assert!(flags & 0x4 != 0, "one frame per head");
+            let mut fields = Vec::new();
+            decoder
+                .decode(block, usize::MAX, |n, v| fields.push((text(n), text(v))))
+                .expect("ferry's header block decodes");
+            SentHead {
+                stream: *sid,
+                flags: *flags,
+                fields,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn h2c_expect_100_continue_gets_an_interim_100_when_the_body_is_wanted() {
+    let app = App::start();
+    let srv = ProxyConfig::new(&app.address)
+        .server("max_body_size = \"1MiB\"")
+        .start();
+    let mut conn = TcpStream::connect(srv.addr()).unwrap();
+    let mut decoder = Decoder::new(4096);
+    let mut hello = PREFACE.to_vec();
+    hello.extend_from_slice(SETTINGS);
+    let expect = [("content-length", "5"), ("expect", "100-continue")];
+    hello.extend(request_frame(1, "POST", "/echo?expect", &expect, false));
+    conn.write_all(&hello).unwrap();
+    // The body is held back until ferry asks for it: the interim 100, without END_STREAM.
+    let frames = frames_until(&mut conn, |(kind, _, sid, _)| *kind == 1 && *sid == 1);
+    let got = heads(&mut decoder, &frames);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].stream, got[0].status()), (1, "100"));
+    assert_eq!(
+        got[0].flags & 0x1,
+        0,
+        "an interim response does not end the stream"
+    );
+    assert!(
+        !frames.iter().any(|(kind, ..)| *kind == 0),
+        "no DATA before the body: {frames:?}"
+    );
+    conn.write_all(&raw_frame(0, 0x1, 1, b"hello")).unwrap();
+    let frames = frames_until(&mut conn, |(kind, flags, sid, _)| {
+        *kind == 0 && *sid == 1 && flags & 1 == 1
+    });
+    let got = heads(&mut decoder, &frames);
+    assert_eq!(got.len(), 1, "then the final response: {got:?}");
+    assert_eq!((got[0].stream, got[0].status()), (1, "200"));
+    let body: Vec<u8> = frames
+        .iter()
+        .filter(|(kind, ..)| *kind == 0)
+        .flat_map(|(.., payload)| payload.clone())
+        .collect();
+    let want = format!("ok POST 5 {}", sha256_hex(b"hello"));
+    assert_eq!(String::from_utf8_lossy(&body), want);
+    let seen = app.wait_request("/echo?expect");
+    assert_eq!((seen.body_len, seen.body_complete), (5, true));
+    assert_eq!(
+        seen.header("expect"),
+        None,
+        "ferry answered the expectation"
+    );
+
+    // A body too large to be wanted: the final answer comes first, no 100.
+    let expect = [("content-length", "2000000"), ("expect", "100-continue")];
+    let post = request_frame(3, "POST", "/echo?too-large", &expect, false);
+    conn.write_all(&post).unwrap();
+    let frames = frames_until(&mut conn, |(kind, _, sid, _)| *kind == 1 && *sid == 3);
+    let got = heads(&mut decoder, &frames);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].stream, got[0].status()), (3, "413"));
 }

@@ -13,8 +13,9 @@ use ferry::http2::frame::{PREFACE, kind};
 use ferry::http2::{Connection, Event, Settings};
 use libfuzzer_sys::fuzz_target;
 
-/// A driver's answer to each event: a response echoing the request's size, bodies released
-/// as they come, some streams reset.
+/// A driver's answer to each event: a response echoing the request's size (after an interim
+/// 100 for some), 431 for an over-large head, bodies released as they come, some streams
+/// reset.
 fn drive(conn: &mut Connection, events: &mut Vec<Event>, knobs: u8) {
     for event in events.drain(..) {
         match event {
@@ -25,6 +26,9 @@ fn drive(conn: &mut Connection, events: &mut Vec<Event>, knobs: u8) {
                 if knobs & 1 != 0 && !end_stream {
                     conn.reset(id, 8);
                     continue;
+                }
+                if knobs & 0x80 != 0 && !end_stream {
+                    conn.send_interim(id, 100);
                 }
                 conn.send_headers(id, 200, fields.into_iter(), false);
                 let body = vec![b'x'; size.min(conn.send_capacity(id))];
@@ -38,6 +42,7 @@ fn drive(conn: &mut Connection, events: &mut Vec<Event>, knobs: u8) {
                     });
                 }
             }
+            Event::HeadTooLarge { id, .. } => conn.send_headers(id, 431, std::iter::empty(), true),
             Event::Data { id, data, end_stream } => {
                 conn.release(id, data.len());
                 if end_stream {

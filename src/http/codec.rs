@@ -218,9 +218,7 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
     let keep_alive = !close && (version == Version::Http11 || keep_alive);
     let expect_continue = version == Version::Http11
         && body != BodyLength::Empty
-        && headers
-            .get_all("expect")
-            .any(|v| validate::trim_ows(v).eq_ignore_ascii_case(b"100-continue"));
+        && validate::expects_continue(&headers);
 
     Ok(RequestHead {
         method,

@@ -126,6 +126,12 @@ impl RequestHead {
         std::str::from_utf8(v).ok()
     }
 
+    /// Whether the request carries `Expect: 100-continue`, whatever its version and body
+    /// (`expect_continue` is the HTTP/1.1 answer to that with a body announced).
+    pub fn asks_continue(&self) -> bool {
+        super::validate::expects_continue(&self.headers)
+    }
+
     /// All headers with this name (case-insensitive), in received order.
     pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers.get_all(name)

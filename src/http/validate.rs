@@ -219,6 +219,13 @@ pub(super) fn connection_tokens(headers: &Headers) -> (bool, bool) {
     (close, keep_alive)
 }
 
+/// Whether an `Expect` field asks for 100-continue (RFC 9110 §10.1.1).
+pub(super) fn expects_continue(headers: &Headers) -> bool {
+    headers
+        .get_all("expect")
+        .any(|v| trim_ows(v).eq_ignore_ascii_case(b"100-continue"))
+}
+
 pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());

@@ -24,6 +24,9 @@ pub enum Event {
         head: Head,
         end_stream: bool,
     },
+    /// A new stream whose request head decoded past `max_header_list_size` (its fields
+    /// dropped): answer it, 431 (RFC 9113 §10.5.1). Any body that follows comes as `Data`.
+    HeadTooLarge { id: u32, end_stream: bool },
     /// Request body bytes. They count against ferry's receive windows until the driver calls
     /// `release(id, n)`.
     Data {

@@ -15,7 +15,8 @@
 //! which turns the complete frames at its front into `Event`s (a request head, body bytes,
 //! a reset, GOAWAY) and leaves any partial frame there; hand each event to its stream's
 //! handler (one task per connection: handlers are state machines the driver polls, not
-//! tasks); for each response call `send_headers`, then `send_data` / `send_data_with` up to
+//! tasks), and answer `HeadTooLarge` with 431; for each response call `send_interim` for a
+//! 100 if the client waits for one, `send_headers`, then `send_data` / `send_data_with` up to
 //! `send_capacity(id)` (a file is pread straight into the frame), or `end_stream`; call
 //! `release` as request-body bytes are consumed so the client may send more; when
 //! `take_window_opened` says so, retry streams blocked on flow control. A `ConnError` from

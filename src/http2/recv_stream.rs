@@ -2,7 +2,9 @@
 //! with trailers, DATA carries its body. Stream ids, the concurrency limit, the header
 //! block's bound, padding, receive flow control and Content-Length (§8.1.1) are checked
 //! here. Every header block is decoded, even one that is refused or ignored: the HPACK
-//! dynamic table must stay in step with the client's.
+//! dynamic table must stay in step with the client's. A request head over
+//! `max_header_list_size` still opens its stream, as `Event::HeadTooLarge` without its
+//! fields, for the driver to answer 431 (RFC 9113 §10.5.1).
 
 use bytes::{Buf, BytesMut};
 
@@ -14,8 +16,12 @@ use super::hpack::HpackError;
 use super::stream::{Closed, Stream};
 
 /// Bytes a header block may take beyond `max_header_list_size` (HPACK can encode a field in
-/// fewer bytes than it counts for, never in many more): past it, the client is flooding.
+/// fewer bytes than it counts for, never in many more).
 const BLOCK_SLACK: usize = 16 * 1024;
+/// Bytes a header block may take at least, over the list limit or not: an over-large head
+/// (a big cookie) this long is still read to its end and answered 431. Past both bounds
+/// the client is flooding (CONTINUATION without end).
+const MIN_BLOCK_BOUND: usize = 128 * 1024;
 
 impl Connection {
     pub(super) fn on_headers(
@@ -80,8 +86,8 @@ impl Connection {
     }
 
     fn extend_block(&mut self, fragment: &[u8]) -> Result<(), ConnError> {
-        if self.block.len() + fragment.len() > self.ours.max_header_list_size as usize + BLOCK_SLACK
-        {
+        let bound = (self.ours.max_header_list_size as usize + BLOCK_SLACK).max(MIN_BLOCK_BOUND);
+        if self.block.len() + fragment.len() > bound {
             return Err(fail(
                 code::ENHANCE_YOUR_CALM,
                 "header block too large (CONTINUATION flood)",
@@ -117,7 +123,9 @@ impl Connection {
         // Sized like the previous head (requests on a connection look alike), so the head
         // usually costs its two allocations and no reallocation.
         let (bytes, fields) = self.head_hint;
-        let mut head = HeadBuilder::with_capacity(bytes.max(2 * block.len()), fields);
+        // Never more than the list limit: the builder keeps no field past it.
+        let bytes = bytes.max(2 * block.len()).min(max_list);
+        let mut head = HeadBuilder::with_capacity(bytes, fields);
         let too_large = compression(self.decoder.decode(block, max_list, |n, v| head.push(n, v)))?;
         if self.going_away.is_some_and(|last| p.id > last) {
             self.streams.note_closed(p.id, Closed::ByUs);
@@ -126,8 +134,19 @@ impl Connection {
         if self.streams.len() >= self.ours.max_concurrent_streams as usize {
             return self.refuse(p.id, code::REFUSED_STREAM);
         }
-        if too_large || p.self_dependent {
+        if p.self_dependent {
             return self.refuse(p.id, code::PROTOCOL_ERROR);
+        }
+        if too_large {
+            // §10.5.1: answered (431) rather than reset. The fields were not kept, so the
+            // Content-Length of a body that may follow is unknown: the body is dropped.
+            // A refused head is no progress: the empty-frame count goes on.
+            self.open_stream(p, None);
+            events.push(Event::HeadTooLarge {
+                id: p.id,
+                end_stream: p.end_stream,
+            });
+            return Ok(());
         }
         let Ok(head) = head.finish() else {
             return self.refuse(p.id, code::PROTOCOL_ERROR);
@@ -135,18 +154,9 @@ impl Connection {
         if p.end_stream && head.content_length().is_some_and(|n| n > 0) {
             return self.refuse(p.id, code::PROTOCOL_ERROR); // §8.1.1
         }
-        let recv_window = if self.settings_acked {
-            i64::from(self.ours.initial_window_size)
-        } else {
-            // The client may use the default window until it has our SETTINGS.
-            i64::from(self.ours.initial_window_size.max(frame::DEFAULT_WINDOW))
-        };
         let (bytes, fields) = head.size();
         self.head_hint = (bytes + bytes / 8 + 16, fields + 2);
-        let mut stream = Stream::new(p.id, self.peer_initial_window, recv_window);
-        stream.recv_closed = p.end_stream;
-        stream.content_length = head.content_length();
-        self.streams.insert(stream);
+        self.open_stream(p, head.content_length());
         self.empty_frames = 0;
         events.push(Event::Request {
             id: p.id,
@@ -154,6 +164,20 @@ impl Connection {
             end_stream: p.end_stream,
         });
         Ok(())
+    }
+
+    /// Stream `p.id` opens (half-closed remote when its HEADERS ended it).
+    fn open_stream(&mut self, p: Partial, content_length: Option<u64>) {
+        let recv_window = if self.settings_acked {
+            i64::from(self.ours.initial_window_size)
+        } else {
+            // The client may use the default window until it has our SETTINGS.
+            i64::from(self.ours.initial_window_size.max(frame::DEFAULT_WINDOW))
+        };
+        let mut stream = Stream::new(p.id, self.peer_initial_window, recv_window);
+        stream.recv_closed = p.end_stream;
+        stream.content_length = content_length;
+        self.streams.insert(stream);
     }
 
     /// A stream refused before its request was given to the driver.

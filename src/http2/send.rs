@@ -1,8 +1,9 @@
 //! What ferry writes: the one output buffer of a connection (appended to in place, its
 //! capacity dropped when it drains past `RELEASE_ABOVE` so an idle connection holds little),
-//! response HEADERS encoded straight into it, DATA frames (a file pread straight into the
-//! frame by `send_data_with`), resets, GOAWAY and the WINDOW_UPDATEs that reopen the
-//! client's receive windows as the driver consumes request bodies.
+//! response HEADERS (and interim 1xx ones) encoded straight into it, DATA frames (a file
+//! pread straight into the frame by `send_data_with`), resets, GOAWAY and the
+//! WINDOW_UPDATEs that reopen the client's receive windows as the driver consumes request
+//! bodies.
 
 use super::conn::Connection;
 use super::frame::{self, FrameHeader, code, flag, kind};
@@ -66,17 +67,42 @@ impl Connection {
             return;
         }
         s.headers_sent = true;
+        let end_flag = if end_stream { flag::END_STREAM } else { 0 };
+        self.encode_headers(id, status, fields, end_flag);
+        if end_stream {
+            self.close_local(id);
+        }
+    }
+
+    /// An interim response (1xx, e.g. 100 Continue) on stream `id`: HEADERS without
+    /// END_STREAM, which `send_headers` follows with the final response (RFC 9113 §8.1).
+    /// Nothing is sent for a stream that is closed, reset, or already answered.
+    pub fn send_interim(&mut self, id: u32, status: u16) {
+        debug_assert!((100..200).contains(&status), "not an interim status");
+        let Some(s) = self.streams.get(id) else {
+            return;
+        };
+        if s.send_closed || s.headers_sent {
+            return;
+        }
+        self.encode_headers(id, status, std::iter::empty(), 0);
+    }
+
+    /// Encodes a response head into the output as HEADERS (+ CONTINUATION).
+    fn encode_headers<'a>(
+        &mut self,
+        id: u32,
+        status: u16,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        end_flag: u8,
+    ) {
         let start = self.out.len();
         self.out.extend_from_slice(&[0; frame::HEADER_LEN]);
         self.encoder.encode_status(status, &mut self.out);
         for (name, value) in fields {
             self.encoder.encode(name, value, &mut self.out);
         }
-        let end_flag = if end_stream { flag::END_STREAM } else { 0 };
         self.frame_block(start, id, end_flag);
-        if end_stream {
-            self.close_local(id);
-        }
     }
 
     /// Writes the HEADERS frame header at `start` for the block after it, moving the block's

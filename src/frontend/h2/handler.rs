@@ -1,7 +1,8 @@
-//! One stream's handler: its request head converted and checked (`request`), routed (or
-//! redirected to https on an h2c listener that redirects), and for the app forwarded through
-//! the proxy with its body read whole. The driver keeps every handler of its connection in
-//! one set and polls them; a handler is a future, never a task.
+//! One stream's handler: its request head converted and checked (`request`; a head the core
+//! found over the list limit is answered 431 as it stands), routed (or redirected to https on
+//! an h2c listener that redirects), and for the app forwarded through the proxy with its body
+//! read whole. The driver keeps every handler of its connection in one set and polls them; a
+//! handler is a future, never a task.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::request::{self, BodyRx};
 use super::stream::ConnState;
 use crate::frontend::shared::Shared;
-use crate::http::RequestHead;
+use crate::http::{ParseError, RequestHead};
 use crate::http2::Head;
 use crate::ingress::{Client, identify};
 use crate::metrics::{Source, TransportKind};
@@ -37,10 +38,11 @@ pub(super) enum Answer {
 /// One stream's handler, polled by the driver in its set: the stream's id and its answer.
 pub(super) type Handler = Pin<Box<dyn Future<Output = (u32, Answer)> + Send>>;
 
+/// `head`: the request head, or why the core refused it (answered with its status).
 pub(super) fn handler(
     conn: Arc<ConnState>,
     id: u32,
-    head: Head,
+    head: Result<Head, ParseError>,
     end_stream: bool,
     body: Option<BodyRx>,
 ) -> Handler {
@@ -50,15 +52,14 @@ pub(super) fn handler(
 /// Answers one stream's request; `body`: its request body, unless HEADERS ended the stream.
 async fn answer(
     conn: &ConnState,
-    head: Head,
+    head: Result<Head, ParseError>,
     end_stream: bool,
     mut body: Option<BodyRx>,
 ) -> Answer {
     let started = Instant::now();
     let shared = &conn.shared;
     let peer = conn.peer;
-    let parsed = request::parse_head(&head, end_stream, conn.kind.scheme());
-    drop(head);
+    let parsed = head.and_then(|head| request::parse_head(&head, end_stream, conn.kind.scheme()));
     let mut req = match parsed {
         Ok(req) => req,
         Err(err) => {
@@ -117,8 +118,11 @@ async fn forward(
         return Ok(Reply::error(404, Source::Internal));
     };
     let timeout = client_timeout(shared);
+    // Called only when the body is wanted: a cached or refused answer goes out without the
+    // interim 100, as on HTTP/1.1.
+    let expect = req.expect_continue;
     let read: BodyRead = Box::new(move |collector| {
-        Box::pin(async move { request::read_into(body, collector, timeout).await })
+        Box::pin(async move { request::read_into(body, collector, expect, timeout).await })
     });
     match proxy
         .forward(&shared.router, req, ClientBody::Whole(read), conn.peer, to)

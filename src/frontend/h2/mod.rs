@@ -15,8 +15,11 @@
 //!
 //! Requests for the app go through the same `proxy` as HTTP/1.1 ones, their body read whole
 //! first (memory, then a spool file; 413 past `server.max_body_size`) and sent on ferry's own
-//! HTTP/1.1 client (`handler`). A body the answer did not need is read and dropped (up to
-//! 64 MiB), so the stream ends normally.
+//! HTTP/1.1 client (`handler`). A client that sent `Expect: 100-continue` gets an interim 100
+//! HEADERS when its body is about to be read, none when the answer comes without it. A body
+//! the answer did not need is read and dropped (up to 64 MiB), so the stream ends normally.
+//! A request head over the header list limit is answered 431 (RFC 9113 §10.5.1), like every
+//! other refused head, and the connection goes on.
 //!
 //! The connection closes when idle (`header_timeout` before the first request,
 //! `keepalive_timeout` after), when a stream stalls for `send_timeout`, or on shutdown, which

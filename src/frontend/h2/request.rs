@@ -6,7 +6,8 @@
 //!
 //! Also here: a stream's request body on its way from the connection's driver to the stream's
 //! handler (`body_channel`), and reading it whole into the proxy's collector (memory, then a
-//! spool file, up to `server.max_body_size`).
+//! spool file, up to `server.max_body_size`), asking the driver first for the interim 100 a
+//! client that sent `Expect: 100-continue` waits for.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -63,8 +64,9 @@ fn parse_parts<'a, I: Iterator<Item = (&'a [u8], &'a [u8])>>(
     if req.body == BodyLength::Empty && !end_stream && req.header("content-length").is_none() {
         req.body = BodyLength::Chunked;
     }
-    // ferry reads an HTTP/2 body whole before forwarding it; no interim response is sent.
-    req.expect_continue = false;
+    // The codec saw no body where the stream delimits it. The interim 100 is sent when the
+    // body is wanted (`read_into`), never for a request answered without it.
+    req.expect_continue = req.body != BodyLength::Empty && req.asks_continue();
     req.scheme = scheme;
     Ok(req)
 }
@@ -135,6 +137,9 @@ struct Queue {
     ended: bool,
     /// The stream is gone (reset, connection closed) before the body ended.
     gone: bool,
+    /// The reader wants the body the client is holding back for `Expect: 100-continue`:
+    /// the driver sends the interim 100.
+    continue_asked: bool,
     /// Bytes the reader has taken, not yet counted back by the driver.
     taken: usize,
     reader: Option<Waker>,
@@ -181,6 +186,11 @@ impl BodyTx {
         let n = std::mem::take(&mut lock(&self.queue).taken);
         self.untaken -= n;
         n
+    }
+
+    /// Whether the reader asked for the body with an interim 100 since the last call.
+    pub fn take_continue(&mut self) -> bool {
+        std::mem::take(&mut lock(&self.queue).continue_asked)
     }
 
     /// Drops the body: the bytes still queued (and those taken but not yet counted) are
@@ -232,18 +242,31 @@ impl BodyRx {
     pub async fn next(&mut self) -> Option<Result<Bytes, BodyGone>> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
+
+    /// Asks the driver for an interim 100 (Continue), unless the body already came whole.
+    /// The driver sees it after polling the handler that asked, before it next writes.
+    pub fn ask_continue(&mut self) {
+        let mut q = lock(&self.queue);
+        q.continue_asked = !q.ended && !q.gone;
+    }
 }
 
 /// Reads the whole body into `collector` (memory, then a spool file; the limit is the
 /// collector's), waiting at most `timeout` for each frame; `None`: the request has none.
+/// `expect_continue`: the client waits for an interim 100 before it sends the body (RFC
+/// 9110 §10.1.1), asked for first.
 pub async fn read_into(
     body: Option<&mut BodyRx>,
     mut collector: Collector,
+    expect_continue: bool,
     timeout: Duration,
 ) -> Result<Held, Refused> {
     let Some(body) = body else {
         return Ok(collector.finish());
     };
+    if expect_continue {
+        body.ask_continue();
+    }
     loop {
         match tokio::time::timeout(timeout, body.next()).await {
             Ok(Some(Ok(data))) => collector.push(&data)?,
@@ -327,10 +350,14 @@ mod tests {
         };
         let req = post(Some("12"), false);
         assert_eq!(req.body, BodyLength::Length(12));
-        assert!(!req.expect_continue);
-        assert_eq!(post(None, false).body, BodyLength::Chunked);
-        assert_eq!(post(None, true).body, BodyLength::Empty);
-        assert_eq!(post(Some("0"), false).body, BodyLength::Empty);
+        assert!(req.expect_continue);
+        let req = post(None, false);
+        assert_eq!(req.body, BodyLength::Chunked);
+        assert!(req.expect_continue, "a body the stream delimits");
+        for req in [post(None, true), post(Some("0"), false)] {
+            assert_eq!(req.body, BodyLength::Empty);
+            assert!(!req.expect_continue, "no body to wait for");
+        }
     }
 
     #[test]

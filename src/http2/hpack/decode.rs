@@ -17,6 +17,10 @@ enum Str {
     Static(&'static [u8]),
 }
 
+/// Scratch capacity kept between blocks; it holds one field at a time, so only an over-long
+/// one grows it past this.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
 /// One connection's HPACK decoder: its dynamic table and a scratch buffer, both reused
 /// across blocks.
 pub struct Decoder {
@@ -79,6 +83,10 @@ impl Decoder {
                 let indexing = first & 0x40 != 0;
                 self.literal(&mut r, indexing, &mut list, &mut field)?;
             }
+        }
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            // An over-long literal (a head answered 431) leaves no large buffer behind.
+            self.scratch = Vec::new();
         }
         if list.size > list.max {
             return Err(HpackError::ListTooLarge);

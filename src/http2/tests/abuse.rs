@@ -1,5 +1,5 @@
 //! The limits against abusive clients: rapid reset, control-frame floods whose answers are
-//! never read, empty frames, CONTINUATION floods.
+//! never read, empty frames, CONTINUATION floods, over-large request heads.
 
 use super::*;
 use crate::http2::frame::{code, flag, kind};
@@ -71,7 +71,7 @@ fn endless_continuation_is_a_flood() {
     let mut p = Peer::new();
     let mut b = frame(kind::HEADERS, 0, 1, &block(&GET));
     let junk = vec![0x00; 8_000];
-    for _ in 0..5 {
+    for _ in 0..17 {
         b.extend(frame(kind::CONTINUATION, 0, 1, &junk));
     }
     let r = p.send(&b);
@@ -95,4 +95,50 @@ fn a_header_block_within_the_bound_passes_through_continuation() {
     bytes.extend(frame(kind::CONTINUATION, flag::END_HEADERS, 1, &b[8_000..]));
     p.send(&bytes).unwrap();
     assert!(matches!(p.events()[..], [Event::Request { id: 1, .. }]));
+}
+
+/// A request head over the list limit, cheap to send: one field indexed, then named many
+/// times by its index.
+fn over_large(id: u32) -> Vec<u8> {
+    let mut b = block(&GET);
+    b.extend(indexed_literal("x-big", &"v".repeat(100)));
+    b.extend([0x80 | 62; 20]);
+    frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id, &b)
+}
+
+fn small_list() -> Settings {
+    Settings {
+        max_header_list_size: 1_000,
+        max_concurrent_streams: 4,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn over_large_heads_count_as_streams() {
+    let mut p = Peer::with(small_list());
+    for id in [1, 3, 5, 7] {
+        p.send(&over_large(id)).unwrap();
+    }
+    assert_eq!(p.events().len(), 4);
+    assert!(p.frames().is_empty());
+    // Unanswered, they hold the concurrency limit like any stream.
+    p.send(&over_large(9)).unwrap();
+    let f = p.one_frame();
+    assert_eq!((f.id, f.code()), (9, code::REFUSED_STREAM));
+    assert!(p.events().is_empty());
+}
+
+#[test]
+fn over_large_heads_reset_at_once_are_a_rapid_reset() {
+    let mut p = Peer::with(small_list());
+    let mut result = Ok(());
+    let mut id = 1;
+    while result.is_ok() && id < 2_000 {
+        let mut b = over_large(id);
+        b.extend(rst(id, code::CANCEL));
+        result = p.send(&b);
+        id += 2;
+    }
+    p.expect_goaway(result, code::ENHANCE_YOUR_CALM);
 }

@@ -85,6 +85,17 @@ pub(super) fn block(fields: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// A literal field with incremental indexing, new name, no Huffman (RFC 7541 §6.2.1): the
+/// client's dynamic table gains it, so ferry's must too.
+pub(super) fn indexed_literal(name: &str, value: &str) -> Vec<u8> {
+    let mut out = vec![0x40];
+    put_int(&mut out, 7, name.len());
+    out.extend_from_slice(name.as_bytes());
+    put_int(&mut out, 7, value.len());
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
 pub(super) const GET: [(&str, &str); 4] = [
     (":method", "GET"),
     (":scheme", "https"),

@@ -256,22 +256,150 @@ fn a_malformed_head_resets_its_stream_without_an_event() {
 }
 
 #[test]
-fn a_head_over_the_list_limit_is_refused() {
+fn a_head_over_the_list_limit_opens_its_stream_for_a_431() {
+    // GET's pseudo-fields count 177 (RFC 9113 §6.5.2), x-big 187, x-more 138.
+    let settings = Settings {
+        max_header_list_size: 400,
+        ..Settings::default()
+    };
+    let mut p = Peer::with(settings);
+    let big = "v".repeat(150);
+    // x-big is indexed: ferry's table must hold it as the client's does.
+    let mut b = block(&GET);
+    b.extend(indexed_literal("x-big", &big));
+    b.extend(block(&[("x-more", &"m".repeat(100))]));
+    p.send(&frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        1,
+        &b,
+    ))
+    .unwrap();
+    assert!(p.frames().is_empty(), "no reset");
+    assert!(matches!(
+        p.events()[..],
+        [Event::HeadTooLarge {
+            id: 1,
+            end_stream: true
+        }]
+    ));
+    assert_eq!(p.conn.active_streams(), 1);
+    p.conn.send_headers(1, 431, std::iter::empty(), true);
+    let f = p.one_frame();
+    assert_eq!(
+        (f.kind, f.id, f.flags),
+        (kind::HEADERS, 1, flag::END_HEADERS | flag::END_STREAM)
+    );
+    assert_eq!(f.fields, [(":status".to_string(), "431".to_string())]);
+    assert_eq!(p.conn.active_streams(), 0);
+    // The next request names the indexed field by its index (62, RFC 7541 §2.3.3), with the
+    // head within the limit again: it decodes to what the client meant.
+    let mut b = block(&GET);
+    b.push(0x80 | 62);
+    p.send(&frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        3,
+        &b,
+    ))
+    .unwrap();
+    let (id, head, _) = request_of(p.events());
+    assert_eq!(id, 3);
+    assert_eq!(
+        head.fields().collect::<Vec<_>>(),
+        [(&b"x-big"[..], big.as_bytes())]
+    );
+}
+
+#[test]
+fn an_over_large_head_across_continuation_is_read_to_its_end() {
+    // A 70 KB cookie (as `curl -H`): over the 16 KiB list limit, within the block bound.
+    let mut p = Peer::new();
+    let cookie = "c".repeat(70_000);
+    let b = block(&[GET[0], GET[1], GET[2], GET[3], ("cookie", &cookie)]);
+    let mut pieces = b.chunks(16_384).peekable();
+    let mut bytes = frame(kind::HEADERS, flag::END_STREAM, 1, pieces.next().unwrap());
+    while let Some(piece) = pieces.next() {
+        let end = if pieces.peek().is_none() {
+            flag::END_HEADERS
+        } else {
+            0
+        };
+        bytes.extend(frame(kind::CONTINUATION, end, 1, piece));
+    }
+    p.send(&bytes).unwrap();
+    assert!(matches!(
+        p.events()[..],
+        [Event::HeadTooLarge {
+            id: 1,
+            end_stream: true
+        }]
+    ));
+    p.conn.send_headers(1, 431, std::iter::empty(), true);
+    p.frames();
+    p.open(3, true);
+}
+
+#[test]
+fn the_body_after_an_over_large_head_still_flows() {
     let settings = Settings {
         max_header_list_size: 200,
         ..Settings::default()
     };
     let mut p = Peer::with(settings);
     let big = "v".repeat(150);
-    p.send(&headers(
-        1,
-        &[GET[0], GET[1], GET[2], GET[3], ("x-big", &big)],
-        true,
-    ))
-    .unwrap();
-    assert_eq!(p.one_frame().code(), code::PROTOCOL_ERROR);
-    assert!(p.events().is_empty());
+    p.send(&post(1, &[("content-length", "5"), ("x-big", &big)]))
+        .unwrap();
+    assert!(matches!(
+        p.events()[..],
+        [Event::HeadTooLarge {
+            id: 1,
+            end_stream: false
+        }]
+    ));
+    // Answered before the body is read; the body comes after and ends the stream.
+    p.conn.send_headers(1, 431, std::iter::empty(), true);
+    assert_eq!(p.one_frame().kind, kind::HEADERS);
+    p.send(&data(1, b"hello", true)).unwrap();
+    match &p.events()[..] {
+        [
+            Event::Data {
+                id: 1,
+                data,
+                end_stream: true,
+            },
+        ] => assert_eq!(&data[..], b"hello"),
+        e => panic!("expected the body, got {e:?}"),
+    }
+    p.conn.release(1, 5);
+    assert_eq!(p.conn.active_streams(), 0);
     p.open(3, true);
+}
+
+#[test]
+fn an_interim_response_comes_before_the_final_one() {
+    let mut p = Peer::new();
+    p.send(&post(1, &[("expect", "100-continue")])).unwrap();
+    request_of(p.events());
+    p.conn.send_interim(1, 100);
+    let f = p.one_frame();
+    assert_eq!(
+        (f.kind, f.id, f.flags),
+        (kind::HEADERS, 1, flag::END_HEADERS)
+    );
+    assert_eq!(f.fields, [(":status".to_string(), "100".to_string())]);
+    p.send(&data(1, b"abc", true)).unwrap();
+    p.events();
+    p.conn.send_headers(1, 200, std::iter::empty(), false);
+    let f = p.one_frame();
+    assert_eq!(f.fields, [(":status".to_string(), "200".to_string())]);
+    // Not after the final response, nor on a stream that is gone.
+    p.conn.send_interim(1, 100);
+    assert!(p.frames().is_empty());
+    p.conn.end_stream(1);
+    p.frames();
+    p.conn.send_interim(1, 100);
+    assert!(p.frames().is_empty());
 }
 
 #[test]

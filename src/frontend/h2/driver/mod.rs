@@ -36,6 +36,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use self::streams::{HIGH_WATER, Streams};
 use super::stream::ConnState;
+use crate::http::ParseError;
 use crate::http2::{ConnError, Connection, Event, Settings};
 use crate::send::pool;
 use crate::transport::Transport;
@@ -276,7 +277,12 @@ impl Driver {
                     head,
                     end_stream,
                 } => {
-                    self.streams.open(id, head, end_stream);
+                    self.streams.open(id, Ok(head), end_stream);
+                    self.shrunk = false;
+                }
+                Event::HeadTooLarge { id, end_stream } => {
+                    self.streams
+                        .open(id, Err(ParseError::HeadTooLarge), end_stream);
                     self.shrunk = false;
                 }
                 Event::Data {

@@ -16,6 +16,7 @@ use crate::frontend::h2::handler::{Answer, Handler, handler};
 use crate::frontend::h2::request::{BodyTx, body_channel};
 use crate::frontend::h2::response::{self, Outgoing, Pumped};
 use crate::frontend::h2::stream::ConnState;
+use crate::http::ParseError;
 use crate::http2::{Connection, Head};
 
 /// RST_STREAM codes (RFC 9113 §7).
@@ -123,9 +124,10 @@ impl Streams {
         }
     }
 
-    /// A new stream: its handler starts.
-    pub(super) fn open(&mut self, id: u32, head: Head, end_stream: bool) {
-        let (tx, rx) = if end_stream {
+    /// A new stream: its handler starts. A head the core refused (`Err`) is answered with
+    /// its error status; its body, if any, is dropped as it comes.
+    pub(super) fn open(&mut self, id: u32, head: Result<Head, ParseError>, end_stream: bool) {
+        let (tx, rx) = if end_stream || head.is_err() {
             (None, None)
         } else {
             let (tx, rx) = body_channel();
@@ -196,9 +198,13 @@ impl Streams {
                 self.answered(core, id, answer);
             }
         }
-        // What the handlers read of their request bodies reopens the client's windows.
+        // What the handlers read of their request bodies reopens the client's windows; a
+        // handler that wants a body held back for `Expect: 100-continue` gets its 100.
         for stream in &mut self.list {
             if let Some(body) = &mut stream.body {
+                if body.take_continue() {
+                    core.send_interim(stream.id, 100);
+                }
                 let n = body.take_consumed();
                 if n > 0 {
                     core.release(stream.id, n);
