@@ -216,9 +216,8 @@ fn build(buf: &[u8]) -> Result<RequestHead, ParseError> {
     let body = validate::framing(version, &headers)?;
     let (close, keep_alive) = validate::connection_tokens(&headers);
     let keep_alive = !close && (version == Version::Http11 || keep_alive);
-    let expect_continue = version == Version::Http11
-        && body != BodyLength::Empty
-        && validate::expects_continue(&headers);
+    let expect_continue =
+        version == Version::Http11 && body != BodyLength::Empty && headers.expects_continue();
 
     Ok(RequestHead {
         method,

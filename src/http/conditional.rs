@@ -7,9 +7,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::headers::trim_ows as trim;
 use super::message::{Method, RequestHead};
 use super::short_text::ShortText;
-use super::validate::trim_ows as trim;
 
 /// Validators of the selected representation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -91,6 +91,12 @@ impl Headers {
         self.get_all(name).next()
     }
 
+    /// Whether an `Expect` field asks for 100-continue (RFC 9110 §10.1.1).
+    pub fn expects_continue(&self) -> bool {
+        self.get_all("expect")
+            .any(|v| trim_ows(v).eq_ignore_ascii_case(b"100-continue"))
+    }
+
     /// The values of every field named `name` (case-insensitive), in received order.
     pub fn get_all<'a, 'n>(
         &'a self,
@@ -209,6 +215,14 @@ impl<'a> IntoIterator for &'a Headers {
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
+}
+
+/// `v` without the optional whitespace (spaces, tabs) around it.
+pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
+    &v[start..end]
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ impl RequestHead {
     /// Whether the request carries `Expect: 100-continue`, whatever its version and body
     /// (`expect_continue` is the HTTP/1.1 answer to that with a body announced).
     pub fn asks_continue(&self) -> bool {
-        super::validate::expects_continue(&self.headers)
+        self.headers.expects_continue()
     }
 
     /// All headers with this name (case-insensitive), in received order.

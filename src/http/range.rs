@@ -5,8 +5,8 @@
 //! Whether a Range header applies at all (method, If-Range) is decided by the
 //! caller (see `conditional::if_range_allows`); reading the bytes is too.
 
+use super::headers::trim_ows as trim;
 use super::response::push_sanitized;
-use super::validate::trim_ows as trim;
 
 /// An inclusive byte range within a representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! Used only by `codec`; byte-level syntax (line endings, token and value
 //! characters, sizes) is checked there and by httparse, not here.
 
-use super::headers::Headers;
+use super::headers::{Headers, trim_ows};
 use super::message::{BodyLength, Method, ParseError, Version};
 use super::short_text::ShortText;
 
@@ -217,20 +217,6 @@ pub(super) fn connection_tokens(headers: &Headers) -> (bool, bool) {
         keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
     }
     (close, keep_alive)
-}
-
-/// Whether an `Expect` field asks for 100-continue (RFC 9110 §10.1.1).
-pub(super) fn expects_continue(headers: &Headers) -> bool {
-    headers
-        .get_all("expect")
-        .any(|v| trim_ows(v).eq_ignore_ascii_case(b"100-continue"))
-}
-
-pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 /// Values of every header with a given name.
