@@ -45,7 +45,8 @@ impl Shared {
     pub fn record(&self, client: &Client, done: Finished<'_>) {
         let duration = done.started.elapsed();
         let (status, source, tally) = (done.status, done.source, done.tally);
-        self.metrics.response(source, status, tally, duration);
+        self.metrics
+            .response(source, status, tally, duration.as_secs_f64());
         if let Some(side) = done.failed {
             self.metrics.incomplete(side);
         }
