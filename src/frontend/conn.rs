@@ -255,12 +255,12 @@ impl Connection {
                 Err(pending) => return Err(Later::Route(pending, started)),
             },
         };
-        let reply = match dispatch {
+        let mut reply = match dispatch {
             Dispatch::Reply(reply) => reply,
             Dispatch::Upstream(to) => return Err(Later::Upstream(to, started)),
         };
         let keep_alive = self.keeps_alive(head, &reply, head.body == BodyLength::Empty);
-        let mut out = self.frame(Some(head), &head.client, reply, keep_alive, started);
+        let mut out = self.frame(Some(head), &head.client, &mut reply, keep_alive, started);
         let written = self.sender.write_now(
             &self.transport,
             &out.head,
@@ -272,7 +272,7 @@ impl Connection {
         let Some(result) = written else {
             return Err(Later::Send(Box::new(out)));
         };
-        match self.finish(Some(head), &head.client, out, result) {
+        match self.finish(Some(head), &head.client, &mut out, result) {
             Some(true) => Ok(true),
             Some(false) => Err(Later::Linger),
             None => Ok(false),
@@ -292,7 +292,7 @@ impl Connection {
             }
             Later::Send(mut out) => {
                 let result = self.send_rest(&mut out).await;
-                let responded = self.finish(Some(head), &head.client, *out, result);
+                let responded = self.finish(Some(head), &head.client, &mut out, result);
                 self.close_unless(responded).await
             }
             Later::Linger => {
@@ -476,11 +476,11 @@ impl Connection {
         &mut self,
         req: Option<&RequestHead>,
         client: &Client,
-        reply: Reply,
+        mut reply: Reply,
         keep_alive: bool,
         started: Instant,
     ) -> Option<bool> {
-        let mut out = self.frame(req, client, reply, keep_alive, started);
+        let mut out = self.frame(req, client, &mut reply, keep_alive, started);
         let written = self.sender.write_now(
             &self.transport,
             &out.head,
@@ -493,7 +493,7 @@ impl Connection {
             Some(result) => result,
             None => self.send_rest(&mut out).await,
         };
-        self.finish(req, client, out, result)
+        self.finish(req, client, &mut out, result)
     }
 
     /// Encodes the head of `reply` into a pooled buffer: Date, Server, X-Request-Id, the
@@ -502,21 +502,23 @@ impl Connection {
         &mut self,
         req: Option<&RequestHead>,
         client: &Client,
-        reply: Reply,
+        reply: &mut Reply,
         mut keep_alive: bool,
         started: Instant,
     ) -> Outgoing {
         let shared = &*self.shared;
+        // By reference: a `Reply` is a few hundred bytes, and a move copies them all.
         let Reply {
             status,
-            own_headers,
-            passed_headers,
-            mut body,
+            ref own_headers,
+            ref passed_headers,
             source,
             head_length,
             rate,
-            notes,
-        } = reply;
+            ..
+        } = *reply;
+        let mut body = std::mem::take(&mut reply.body);
+        let notes = std::mem::take(&mut reply.notes);
         let no_body_status = status == 304 || status == 204 || status < 200;
         let head_request = req.is_some_and(|r| r.method == Method::Head);
         let http10 = req.is_none_or(|r| r.version == Version::Http10);
@@ -529,12 +531,12 @@ impl Connection {
         encoder.header("X-Request-Id", client.request_id.as_str().as_bytes());
         // add_header: the configured values stand in for any of the same name.
         let added = Added::new(shared.router.added_headers(req), status);
-        for (name, value) in &own_headers {
+        for (name, value) in own_headers {
             if !added.replaces(name) {
                 encoder.header(name, value.as_bytes());
             }
         }
-        for (name, value) in &passed_headers {
+        for (name, value) in passed_headers {
             // The app's (or a stored answer's) own ID never stands for this request's.
             if !added.replaces(name) && !name.eq_ignore_ascii_case("x-request-id") {
                 encoder.header(name, value.as_bytes());
@@ -614,21 +616,22 @@ impl Connection {
         &mut self,
         req: Option<&RequestHead>,
         client: &Client,
-        out: Outgoing,
+        out: &mut Outgoing,
         result: Result<(), Failure>,
     ) -> Option<bool> {
-        let Outgoing {
-            head,
+        // By reference: an `Outgoing` is a few hundred bytes, and a move copies them all.
+        let &mut Outgoing {
+            ref mut head,
             status,
             source,
-            notes,
+            ref notes,
             keep_alive,
             announced,
-            tally,
+            ref tally,
             started,
             ..
         } = out;
-        self.sender.put_head_buffer(head);
+        self.sender.put_head_buffer(std::mem::take(head));
         if let Err(err) = &result {
             let peer = self.peer;
             tracing::debug!(%peer, error = %err, sent = tally.total(), of = ?announced, "response not completed");
@@ -639,11 +642,11 @@ impl Connection {
             status,
             source,
             started,
-            tally: &tally,
+            tally,
             failed,
             proto: Proto::Http1,
             tls: self.transport.kind() != TransportKind::Tcp,
-            notes: &notes,
+            notes,
         };
         self.shared.record(client, done);
         result.ok().map(|()| keep_alive)
