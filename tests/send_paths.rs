@@ -495,3 +495,56 @@ fn gib_transfer_metric_deltas() {
         failures.join("\n")
     );
 }
+
+/// A body of one `io.chunk` (16 MiB here: one sendfile call would cover it, and it is more
+/// than a socket's send buffer grows to, tcp_wmem's 4 MiB) to a client with a 4 KiB receive
+/// buffer: the socket cannot take it at once, so the response that began without waiting goes
+/// on as the client reads. It arrives byte for byte, all of it on the sendfile path, and the
+/// connection answers its next request (a small file the socket takes at once).
+#[test]
+fn a_body_the_socket_cannot_take_at_once_goes_on_as_the_client_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = 16 * MIB;
+    write_sizes(tmp.path(), &[big, 4096]);
+    let mut config = Config::static_root(tmp.path()).send_path("sendfile");
+    config.chunk = "16MiB".into();
+    let server = Server::start(&config);
+    let base = server.metrics();
+    let mut c = Conn::connect_small_rcvbuf(server.addr(), 4096);
+    let mut total = 0;
+    for size in [big, 4096, big] {
+        total += get_and_verify(&mut c, size, None, "small receive buffer");
+    }
+    let sent = wait_delta(
+        &server,
+        &base,
+        "ferry_responses_total",
+        &[("path", "sendfile"), ("source", "static"), ("code", "2xx")],
+        3.0,
+    );
+    assert_eq!(sent, 3.0, "responses on the sendfile path");
+    let now = server.metrics();
+    expect_deltas(
+        &base,
+        &now,
+        &[
+            (
+                "ferry_body_bytes_total",
+                &[("path", "sendfile")],
+                total as f64,
+            ),
+            (
+                "ferry_zero_copy_bytes_total",
+                &[("path", "sendfile")],
+                total as f64,
+            ),
+            ("ferry_body_bytes_total", &[("path", "buffered")], 0.0),
+            (
+                "ferry_responses_incomplete_total",
+                &[("side", "client")],
+                0.0,
+            ),
+        ],
+        "small receive buffer",
+    );
+}
