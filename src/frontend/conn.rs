@@ -92,6 +92,9 @@ struct Connection {
     redirect_https: Option<u16>,
     /// Whether HTTP/2's preface, as the first bytes, is h2c (`server.h2c`, plaintext).
     h2c: bool,
+    /// When the last response was recorded: where the keep-alive wait for the next one
+    /// starts.
+    answered_at: Option<Instant>,
 }
 
 /// Serves one connection until it closes, errs or keep-alive ends, inside a `conn` tracing
@@ -139,6 +142,7 @@ async fn serve_connection(
         h2c: shared.server.h2c && kind == TransportKind::Tcp,
         shared,
         shutdown: shutdown.clone(),
+        answered_at: None,
     };
     let mut waits = Waits {
         sleep: pin!(tokio::time::sleep_until(
@@ -396,7 +400,12 @@ impl Connection {
         let (peer, peer_trusted) = (self.peer, self.peer_trusted);
         let h2c = first && self.h2c;
         let header_timeout = shared.server.header_timeout;
-        let entered = tokio::time::Instant::now();
+        // The last response's end, read when it was recorded, else now: a clock read less
+        // per request.
+        let entered = self
+            .answered_at
+            .take()
+            .map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
         // Between requests the keep-alive timer applies; the head timer runs from accept for a
         // new connection, and from the first byte of each later request.
         let idle_deadline = entered + shared.server.keepalive_timeout;
@@ -648,7 +657,7 @@ impl Connection {
             tls: self.transport.kind() != TransportKind::Tcp,
             notes,
         };
-        self.shared.record(client, done);
+        self.answered_at = Some(self.shared.record(client, done));
         result.ok().map(|()| keep_alive)
     }
 
@@ -736,18 +745,20 @@ async fn linger(stream: &mut Transport) {
 }
 
 /// Runs `f` with the Date header value, formatted at most once a second per worker thread.
+/// The second comes from the kernel's coarse clock (its last tick, a few milliseconds at
+/// most behind; no clock source read), which is all a Date needs.
 pub(super) fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
     thread_local! {
         static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     }
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    let second = u64::try_from(now.tv_sec).unwrap_or(0);
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != second || cached.1.is_empty() {
-            *cached = (second, http_date(now));
+            *cached = (second, http_date(UNIX_EPOCH + Duration::from_secs(second)));
         }
         f(&cached.1)
     })

@@ -42,8 +42,10 @@ impl Shared {
 
     /// Records one finished response (HTTP/1.1, HTTP/2 or a tunnel's end) to `client`: its
     /// metrics and its access log line, with the side at fault when it failed.
-    pub fn record(&self, client: &Client, done: Finished<'_>) {
-        let duration = done.started.elapsed();
+    /// Returns when it was recorded (the response's end), for a caller that needs the time.
+    pub fn record(&self, client: &Client, done: Finished<'_>) -> Instant {
+        let now = Instant::now();
+        let duration = now.saturating_duration_since(done.started);
         let (status, source, tally) = (done.status, done.source, done.tally);
         self.metrics
             .response(source, status, tally, duration.as_secs_f64());
@@ -62,6 +64,7 @@ impl Shared {
             notes: done.notes,
             duration,
         });
+        now
     }
 }
 
