@@ -269,23 +269,52 @@ fn open_checked(
     Ok((file, meta))
 }
 
+/// The ETag and Last-Modified texts of a file, kept for the file this thread answered last:
+/// most requests are for the file of the request before (or one of a page's few), and both
+/// texts follow from the key alone (inode, size, modification time).
+fn validator_texts(
+    inode: u64,
+    size: u64,
+    mtime_nanos: i128,
+    modified: SystemTime,
+) -> (ShortText, ShortText) {
+    type Last = Option<((u64, u64, i128), (ShortText, ShortText))>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
+    }
+    let key = (inode, size, mtime_nanos);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((at, texts)) if *at == key => texts.clone(),
+            _ => {
+                let texts = (
+                    strong_etag(inode, size, mtime_nanos),
+                    http_date_text(modified),
+                );
+                *last = Some((key, texts.clone()));
+                texts
+            }
+        }
+    })
+}
+
 /// The reply for an opened file: 200, 206 (one or several ranges), 304, 412 or 416.
 pub fn reply(req: &RequestHead, opened: Opened, expires: Option<Duration>) -> Reply {
     let len = opened.meta.len();
     let modified = opened.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let mtime_nanos =
+        i128::from(opened.meta.mtime()) * 1_000_000_000 + i128::from(opened.meta.mtime_nsec());
+    let (etag, last_modified) = validator_texts(opened.meta.ino(), len, mtime_nanos, modified);
     let validators = Validators {
-        etag: strong_etag(
-            opened.meta.ino(),
-            len,
-            i128::from(opened.meta.mtime()) * 1_000_000_000 + i128::from(opened.meta.mtime_nsec()),
-        ),
+        etag,
         last_modified: modified,
     };
     // The validators and caching headers every 200, 206 and 304 carries; the ETag moves
     // in once the validators are no longer needed. Values are constants or held inline.
     let validator_headers = |etag: ShortText| {
         let mut headers = OwnHeaders::with_capacity(9);
-        headers.push(("Last-Modified", http_date_text(modified)));
+        headers.push(("Last-Modified", last_modified));
         headers.push(("ETag", etag));
         if let Some(max_age) = expires {
             let max_age_text = ShortText::format(format_args!("max-age={}", max_age.as_secs()));
