@@ -1311,3 +1311,62 @@ fn with_the_cache_and_tickets_off_no_session_is_resumed() {
         ],
     );
 }
+
+/// Three hundred pipelined requests for a 16 KiB file (the most a response gives rustls at
+/// once without waiting) and small answers between them, over one TLS connection: every body
+/// arrives byte for byte and in order, each response in one record with its head, including
+/// those written after the socket filled up and the rest of the records went out later.
+#[test]
+fn pipelined_small_responses_over_tls_arrive_whole_and_in_order() {
+    assert_kernel_without_ktls();
+    let fx = Fx::new();
+    let pattern = fx.file("sixteen", 16 * 1024, 77);
+    let srv = fx.start(fx.tls());
+    let base = srv.metrics();
+    let n = 300;
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let (path, close) = match i % 3 {
+            0 | 1 => ("/static/sixteen", ""),
+            _ => ("/static/none", ""),
+        };
+        let close = if i == n - 1 {
+            "Connection: close\r\n"
+        } else {
+            close
+        };
+        requests.extend_from_slice(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{close}\r\n").as_bytes(),
+        );
+    }
+    let out = s_client(srv.https(), &["-alpn", "http/1.1"], &requests);
+    assert!(out.status.success(), "s_client: {}", text(&out.stderr));
+    let mut rest = out.stdout;
+    let want = pattern.bytes(0, 16 * 1024);
+    for i in 0..n {
+        let got = split_response(&rest);
+        if i % 3 == 2 {
+            assert_eq!(got.status, 404, "response {i}");
+        } else {
+            assert_eq!(got.status, 200, "response {i}");
+            assert!(got.body == want, "response {i}: body differs");
+        }
+        rest = got.rest;
+    }
+    assert!(
+        rest.is_empty(),
+        "{} bytes after the last response",
+        rest.len()
+    );
+    let now = after_static_2xx(&srv, &base, f64::from(n / 3 * 2));
+    expect_deltas(
+        &base,
+        &now,
+        &[(
+            BODY_BYTES,
+            &[("path", "tls_buffered")],
+            f64::from(n / 3 * 2) * 16384.0,
+        )],
+        "pipelined over TLS",
+    );
+}

@@ -266,7 +266,7 @@ impl Connection {
         let keep_alive = self.keeps_alive(head, &reply, head.body == BodyLength::Empty);
         let mut out = self.frame(Some(head), &head.client, &mut reply, keep_alive, started);
         let written = self.sender.write_now(
-            &self.transport,
+            &mut self.transport,
             &out.head,
             &mut out.head_sent,
             &mut out.body,
@@ -491,7 +491,7 @@ impl Connection {
     ) -> Option<bool> {
         let mut out = self.frame(req, client, &mut reply, keep_alive, started);
         let written = self.sender.write_now(
-            &self.transport,
+            &mut self.transport,
             &out.head,
             &mut out.head_sent,
             &mut out.body,

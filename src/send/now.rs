@@ -10,11 +10,14 @@ use bytes::Buf;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::{Body, Sender};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use super::{Body, Sender, pool};
 use crate::failure::Failure;
 use crate::metrics::{SendPath, Tally};
 use crate::sys;
-use crate::transport::Transport;
+use crate::transport::{RustlsStream, Transport};
 
 impl Sender {
     /// Writes what the socket takes now of a response to a plain TCP client without a rate
@@ -24,19 +27,21 @@ impl Sender {
     /// is left, for `write_response`. `tally` counts the body bytes written either way.
     pub fn write_now(
         &self,
-        transport: &Transport,
+        transport: &mut Transport,
         head: &[u8],
         head_sent: &mut usize,
         body: &mut Body,
         rate: Option<u64>,
         tally: &mut Tally,
     ) -> Option<Result<(), Failure>> {
-        let Transport::Plain(stream) = transport else {
-            return None;
-        };
         if rate.is_some() {
             return None;
         }
+        let stream = match transport {
+            Transport::Plain(stream) => &*stream,
+            Transport::Tls(tls) => return self.write_now_tls(tls, head, head_sent, body, tally),
+            Transport::Ktls(_) => return None,
+        };
         let done = match body {
             Body::Empty => send_now(stream, head, head_sent, false),
             Body::Bytes(bytes) => {
@@ -85,6 +90,105 @@ impl Sender {
             Ok(()) => Some(Ok(())),
             Err(failed) => failed.map(Err),
         }
+    }
+}
+
+impl Sender {
+    /// `write_now` on userspace TLS: a head with an empty or generated body, or with a file
+    /// body of at most one record that is read through the page cache, goes to rustls as
+    /// plaintext (so head and body share a record) and its records to the socket as far as
+    /// it takes them. Once rustls holds the plaintext, `head` and `body` count as written:
+    /// when the socket fills up, what `write_response` is left with is rustls's flush.
+    fn write_now_tls(
+        &self,
+        tls: &mut RustlsStream,
+        head: &[u8],
+        head_sent: &mut usize,
+        body: &mut Body,
+        tally: &mut Tally,
+    ) -> Option<Result<(), Failure>> {
+        let (socket, conn) = tls.get_mut();
+        if *head_sent > 0 || conn.wants_write() {
+            return None;
+        }
+        let mut writer = conn.writer();
+        let written = match body {
+            Body::Empty => writer.write_all(head),
+            Body::Bytes(bytes) if bytes.len() <= TLS_RECORD => {
+                let written = give(&mut writer, head, bytes);
+                tally.add(SendPath::Memory, bytes.len());
+                written
+            }
+            Body::File(range)
+                if self.file_path == SendPath::TlsBuffered
+                    && !range.direct
+                    && range.len > 0
+                    && range.len <= TLS_RECORD as u64 =>
+            {
+                let len = range.len as usize;
+                let mut buf = pool::take_body(len);
+                let read = match range.file.read_at(&mut buf[..len], range.offset) {
+                    Ok(n) if n == len => {
+                        tally.add(self.file_path, len);
+                        give(&mut writer, head, &buf[..len]).map_err(Failure::from)
+                    }
+                    Ok(_) => Err(Failure::Truncated),
+                    Err(err) => Err(Failure::Disk(err)),
+                };
+                pool::put_body(buf);
+                if let Err(failed) = read {
+                    return Some(Err(failed));
+                }
+                Ok(())
+            }
+            _ => return None,
+        };
+        if let Err(err) = written {
+            return Some(Err(err.into()));
+        }
+        *head_sent = head.len();
+        *body = Body::Empty;
+        let mut socket = NoWait(&socket.io);
+        while conn.wants_write() {
+            match conn.write_tls(&mut socket) {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(err) => return Some(Err(err.into())),
+            }
+        }
+        Some(Ok(()))
+    }
+}
+
+/// Hands rustls `head` and `body` as one piece of plaintext, so that they share a record.
+fn give(writer: &mut impl Write, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let taken = writer.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])?;
+    match taken.checked_sub(head.len()) {
+        Some(of_body) => writer.write_all(&body[of_body..]),
+        None => writer
+            .write_all(&head[taken..])
+            .and_then(|()| writer.write_all(body)),
+    }
+}
+
+/// The most body bytes `write_now_tls` hands rustls at once: one record's plaintext, well
+/// under rustls's buffer limit.
+const TLS_RECORD: usize = 16 * 1024;
+
+/// A client socket as `io::Write` that never waits: a full socket is `WouldBlock`.
+struct NoWait<'a>(&'a TcpStream);
+
+impl io::Write for NoWait<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
