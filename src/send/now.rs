@@ -1,8 +1,10 @@
-//! Writing a small response without waiting: most responses on plain TCP are a head and a
-//! body the socket takes at once (an error, a redirect, a 304, a small file one sendfile(2)
-//! covers). Written here with direct calls, such a response builds no future and arms no
-//! timer; when the socket is full part-way, or the response is of another kind,
-//! `write_response` goes on from where this stopped.
+//! Writing a small response without waiting: most responses are a head and a body the
+//! socket takes at once (an error, a redirect, a 304, a small file). On plain TCP the head
+//! goes with MSG_MORE and the file with one sendfile(2); on userspace TLS head and body go to
+//! rustls as one piece of plaintext and its records to the socket. Written here with direct
+//! calls, such a response builds no future and arms no timer; when the socket is full
+//! part-way, or the response is of another kind, `write_response` goes on from where this
+//! stopped.
 
 use std::io;
 
