@@ -10,11 +10,15 @@
 //! connection preface are no request: the connection is handed back (`Prefaced`, with the
 //! bytes read) for `h2` to serve. Recognising it costs a comparison of bytes read anyway.
 //!
+//! A request the event loop can answer at once — routed, its file opened from the kernel's
+//! caches, its reply framed and taken by the socket whole — is served by plain calls
+//! (`serve_now`), with no future built or moved; what has to wait (an off-loop open, the app,
+//! a full socket, lingering) goes on in a boxed `serve_later` from where it stopped.
+//!
 //! Memory: an idle connection holds no read, head or body buffer. The read buffer comes from
 //! the worker's pool (`send::pool`) when bytes arrive and goes back as soon as it is empty
-//! (bytes of a pipelined request keep it); the rarer, larger steps of a request (proxying,
-//! upgrades, error replies) are boxed, so the connection's task is only as large as its
-//! common path.
+//! (bytes of a pipelined request keep it); the steps that wait are boxed, so the connection's
+//! task is only as large as its loop.
 
 use std::io;
 use std::net::SocketAddr;
@@ -265,14 +269,7 @@ impl Connection {
         };
         let keep_alive = self.keeps_alive(head, &reply, head.body == BodyLength::Empty);
         let mut out = self.frame(Some(head), &head.client, &mut reply, keep_alive, started);
-        let written = self.sender.write_now(
-            &mut self.transport,
-            &out.head,
-            &mut out.head_sent,
-            &mut out.body,
-            out.rate,
-            &mut out.tally,
-        );
+        let written = self.send_now(&mut out);
         let Some(result) = written else {
             return Err(Later::Send(Box::new(out)));
         };
@@ -490,14 +487,7 @@ impl Connection {
         started: Instant,
     ) -> Option<bool> {
         let mut out = self.frame(req, client, &mut reply, keep_alive, started);
-        let written = self.sender.write_now(
-            &mut self.transport,
-            &out.head,
-            &mut out.head_sent,
-            &mut out.body,
-            out.rate,
-            &mut out.tally,
-        );
+        let written = self.send_now(&mut out);
         let result = match written {
             Some(result) => result,
             None => self.send_rest(&mut out).await,
@@ -602,7 +592,20 @@ impl Connection {
         }
     }
 
-    /// Writes what `write_now` left of `out`.
+    /// Writes what the socket takes of `out` now (`Sender::write_now`): `None` leaves the
+    /// rest to `send_rest`.
+    fn send_now(&mut self, out: &mut Outgoing) -> Option<Result<(), Failure>> {
+        self.sender.write_now(
+            &mut self.transport,
+            &out.head,
+            &mut out.head_sent,
+            &mut out.body,
+            out.rate,
+            &mut out.tally,
+        )
+    }
+
+    /// Writes what `send_now` left of `out`.
     async fn send_rest(&mut self, out: &mut Outgoing) -> Result<(), Failure> {
         let (transport, sender, shared) = (&mut self.transport, &mut self.sender, &*self.shared);
         let head = &out.head[out.head_sent..];
