@@ -278,22 +278,13 @@ impl Sender {
     /// it (rustix's `send` is a safe call, so it needs no wrapper in `sys`).
     async fn send_more(&self, stream: &TcpStream, bytes: &[u8]) -> Result<(), Failure> {
         let mut sent = 0;
-        while sent < bytes.len() {
-            match stream.try_io(Interest::WRITABLE, || {
-                Ok(rustix::net::send(
-                    stream,
-                    &bytes[sent..],
-                    rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
-                )?)
-            }) {
-                Ok(n) => sent += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable(stream).await?
-                }
-                Err(err) => return Err(err.into()),
+        loop {
+            match Sender::send_now(stream, bytes, &mut sent, true) {
+                Ok(()) => return Ok(()),
+                Err(None) => self.writable(stream).await?,
+                Err(Some(failed)) => return Err(failed),
             }
         }
-        Ok(())
     }
 
     /// Writes `head` with TCP_CORK set, runs `body`, then uncorks: the head waits for the

@@ -6,14 +6,12 @@
 //! part-way, or the response is of another kind, `write_response` goes on from where this
 //! stopped.
 
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
 use bytes::Buf;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 
 use super::{Body, Sender, pool};
 use crate::failure::Failure;
@@ -22,9 +20,10 @@ use crate::sys;
 use crate::transport::{RustlsStream, Transport};
 
 impl Sender {
-    /// Writes what the socket takes now of a response to a plain TCP client without a rate
-    /// limit whose body is empty, generated, or a file range one capped sendfile(2) covers
-    /// on the sendfile path. `Some`: the response is written, or failed. `None`: it was not
+    /// Writes what the socket takes now of a response without a rate limit: to a plain TCP
+    /// client, one whose body is empty, generated, or a file range one capped sendfile(2)
+    /// covers on the sendfile path; on userspace TLS, see `write_now_tls`; on kTLS, none
+    /// (yet). `Some`: the response is written, or failed. `None`: it was not
     /// of that kind, or the socket filled up; `head[*head_sent..]` and `body` are then what
     /// is left, for `write_response`. `tally` counts the body bytes written either way.
     pub fn write_now(
@@ -45,12 +44,12 @@ impl Sender {
             Transport::Ktls(_) => return None,
         };
         let done = match body {
-            Body::Empty => send_now(stream, head, head_sent, false),
+            Body::Empty => Sender::send_now(stream, head, head_sent, false),
             Body::Bytes(bytes) => {
                 // Head and body leave in one segment: the head goes with MSG_MORE.
-                send_now(stream, head, head_sent, true).and_then(|()| {
+                Sender::send_now(stream, head, head_sent, true).and_then(|()| {
                     let mut sent = 0;
-                    let result = send_now(stream, bytes, &mut sent, false);
+                    let result = Sender::send_now(stream, bytes, &mut sent, false);
                     tally.add(SendPath::Memory, sent);
                     bytes.advance(sent);
                     result
@@ -62,7 +61,7 @@ impl Sender {
                     && range.len > 0
                     && range.len <= self.chunk as u64 =>
             {
-                send_now(stream, head, head_sent, true).and_then(|()| {
+                Sender::send_now(stream, head, head_sent, true).and_then(|()| {
                     let mut offset = range.offset;
                     let result = stream.try_io(Interest::WRITABLE, || {
                         sys::sendfile(stream, &*range.file, &mut offset, range.len as usize)
@@ -194,27 +193,31 @@ impl io::Write for NoWait<'_> {
     }
 }
 
-/// Sends `bytes[*sent..]` as far as the socket takes them now. `Err(None)`: it is full;
-/// `Err(Some)`: the connection failed. `more`: body bytes follow (MSG_MORE).
-fn send_now(
-    stream: &TcpStream,
-    bytes: &[u8],
-    sent: &mut usize,
-    more: bool,
-) -> Result<(), Option<Failure>> {
-    let flags = if more {
-        rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL
-    } else {
-        rustix::net::SendFlags::NOSIGNAL
-    };
-    while *sent < bytes.len() {
-        match stream.try_io(Interest::WRITABLE, || {
-            Ok(rustix::net::send(stream, &bytes[*sent..], flags)?)
-        }) {
-            Ok(n) => *sent += n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(None),
-            Err(err) => return Err(Some(err.into())),
+impl Sender {
+    /// Sends `bytes[*sent..]` as far as the socket takes them now. `Err(None)`: it is full;
+    /// `Err(Some)`: the connection failed. `more`: body bytes follow (MSG_MORE: the kernel holds
+    /// them until a later write without it; rustix's `send` is a safe call, so it needs no
+    /// wrapper in `sys`).
+    pub(super) fn send_now(
+        stream: &TcpStream,
+        bytes: &[u8],
+        sent: &mut usize,
+        more: bool,
+    ) -> Result<(), Option<Failure>> {
+        let flags = if more {
+            rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL
+        } else {
+            rustix::net::SendFlags::NOSIGNAL
+        };
+        while *sent < bytes.len() {
+            match stream.try_io(Interest::WRITABLE, || {
+                Ok(rustix::net::send(stream, &bytes[*sent..], flags)?)
+            }) {
+                Ok(n) => *sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(None),
+                Err(err) => return Err(Some(err.into())),
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
